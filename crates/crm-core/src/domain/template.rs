@@ -1,0 +1,321 @@
+//! Message templates with `{{variable}}` placeholders.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{AccountId, Error, Result, TemplateId};
+
+/// Longest template body, in characters.
+pub const MAX_TEMPLATE_BODY: usize = 4096;
+
+/// What a template is for (WhatsApp's categories, which price differently).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateCategory {
+    /// Promotions and offers.
+    #[default]
+    Marketing,
+    /// Order updates, reminders.
+    Utility,
+    /// One-time passwords.
+    Authentication,
+}
+
+impl TemplateCategory {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateCategory::Marketing => "marketing",
+            TemplateCategory::Utility => "utility",
+            TemplateCategory::Authentication => "authentication",
+        }
+    }
+
+    /// Parses [`TemplateCategory::as_str`] output.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "marketing" => Ok(TemplateCategory::Marketing),
+            "utility" => Ok(TemplateCategory::Utility),
+            "authentication" => Ok(TemplateCategory::Authentication),
+            _ => Err(Error::validation("category", "must be marketing, utility or authentication")),
+        }
+    }
+}
+
+/// A reusable message body with `{{variable}}` placeholders.
+///
+/// ```
+/// use crm_core::{Template, NewTemplate, AccountId};
+/// use std::collections::BTreeMap;
+/// let t = Template::new(AccountId::new(), NewTemplate {
+///     name: "boas_vindas".into(),
+///     body: "Olá {{nome}}, seu pedido {{ pedido }} saiu!".into(),
+///     ..Default::default()
+/// }, chrono::Utc::now())?;
+/// assert_eq!(t.variables, ["nome", "pedido"]);
+/// let vars = BTreeMap::from([("nome".to_string(), "Ana".to_string())]);
+/// let err = t.render(&vars).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid variables: missing pedido");
+/// assert_eq!(t.render_lenient(&vars), "Olá Ana, seu pedido {{ pedido }} saiu!");
+/// # Ok::<(), crm_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// Id.
+    pub id: TemplateId,
+    /// Owning account.
+    pub account_id: AccountId,
+    /// Name: lower-case letters, digits and `_`, 1–512 characters; unique per
+    /// account and language (it is also the provider template's name).
+    pub name: String,
+    /// Language code, e.g. `pt_BR`.
+    pub language: String,
+    /// Category.
+    pub category: TemplateCategory,
+    /// Body with placeholders.
+    pub body: String,
+    /// Placeholder names in order of first appearance.
+    pub variables: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Input for creating or replacing a template.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTemplate {
+    /// Name (required).
+    pub name: String,
+    /// Language; defaults to `pt_BR`.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Category; defaults to marketing.
+    #[serde(default)]
+    pub category: Option<TemplateCategory>,
+    /// Body (required).
+    pub body: String,
+}
+
+/// Variable values by name.
+pub type Variables = BTreeMap<String, String>;
+
+enum Piece<'a> {
+    Literal(&'a str),
+    /// `raw` is the whole `{{ … }}`, `name` the trimmed inside.
+    Var { raw: &'a str, name: &'a str },
+}
+
+fn valid_var_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// Splits `body` into literals and placeholders. With `strict`, a malformed
+/// placeholder (`{{` without `}}`, or a bad name) is an error; otherwise it is
+/// kept as literal text.
+fn tokenize(body: &str, strict: bool) -> Result<Vec<Piece<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            if strict {
+                return Err(Error::validation("body", "has a `{{` without a closing `}}`"));
+            }
+            break;
+        };
+        let name = after[..close].trim();
+        if !valid_var_name(name) {
+            if strict {
+                return Err(Error::validation(
+                    "body",
+                    "placeholder names must be 1 to 64 letters, digits, `_` or `.`",
+                ));
+            }
+            out.push(Piece::Literal(&rest[..open + 2]));
+            rest = after;
+            continue;
+        }
+        if open > 0 {
+            out.push(Piece::Literal(&rest[..open]));
+        }
+        out.push(Piece::Var {
+            raw: &rest[open..open + 2 + close + 2],
+            name,
+        });
+        rest = &after[close + 2..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Literal(rest));
+    }
+    Ok(out)
+}
+
+/// Renders `body` leaving unknown or malformed placeholders untouched.
+pub fn render_lenient(body: &str, vars: &Variables) -> String {
+    let mut s = String::with_capacity(body.len() + 32);
+    for piece in tokenize(body, false).unwrap_or_default() {
+        match piece {
+            Piece::Literal(l) => s.push_str(l),
+            Piece::Var { raw, name } => s.push_str(vars.get(name).map_or(raw, String::as_str)),
+        }
+    }
+    s
+}
+
+/// Renders `body` strictly: every placeholder must have a value.
+/// [`Error::Validation`] on `variables` names every missing one, or on `body`
+/// when a placeholder is malformed.
+pub fn render_strict(body: &str, vars: &Variables) -> Result<String> {
+    let pieces = tokenize(body, true)?;
+    let missing: BTreeSet<&str> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Var { name, .. } if !vars.contains_key(*name) => Some(*name),
+            _ => None,
+        })
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.into_iter().collect();
+        return Err(Error::validation("variables", format!("missing {}", names.join(", "))));
+    }
+    let mut s = String::with_capacity(body.len() + 32);
+    for piece in pieces {
+        match piece {
+            Piece::Literal(l) => s.push_str(l),
+            Piece::Var { name, .. } => s.push_str(&vars[name]),
+        }
+    }
+    Ok(s)
+}
+
+fn validate_template_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 512 || !n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(Error::validation("name", "must be 1 to 512 lower-case letters, digits or _"));
+    }
+    Ok(n.to_owned())
+}
+
+fn validate_language(lang: &str) -> Result<String> {
+    let l = lang.trim();
+    let (base, region) = match l.split_once('_') {
+        Some((b, r)) => (b, Some(r)),
+        None => (l, None),
+    };
+    let ok = (2..=3).contains(&base.len())
+        && base.bytes().all(|b| b.is_ascii_lowercase())
+        && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()));
+    if !ok {
+        return Err(Error::validation("language", "must look like pt_BR, en_US or es"));
+    }
+    Ok(l.to_owned())
+}
+
+impl Template {
+    /// Validates `input` into a template; [`Error::Validation`] on `name`,
+    /// `language` or `body` (empty, too long, or a malformed placeholder).
+    pub fn new(account_id: AccountId, input: NewTemplate, now: DateTime<Utc>) -> Result<Self> {
+        let mut t = Template {
+            id: TemplateId::new(),
+            account_id,
+            name: String::new(),
+            language: String::new(),
+            category: TemplateCategory::default(),
+            body: String::new(),
+            variables: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        t.replace(input, now)?;
+        Ok(t)
+    }
+
+    /// Replaces name, language, category and body, validating first (on error
+    /// `self` is unchanged).
+    pub fn replace(&mut self, input: NewTemplate, now: DateTime<Utc>) -> Result<()> {
+        let name = validate_template_name(&input.name)?;
+        let language = validate_language(input.language.as_deref().unwrap_or("pt_BR"))?;
+        if input.body.trim().is_empty() {
+            return Err(Error::validation("body", "must not be empty"));
+        }
+        if input.body.chars().count() > MAX_TEMPLATE_BODY {
+            return Err(Error::validation("body", format!("must be at most {MAX_TEMPLATE_BODY} characters")));
+        }
+        let mut variables: Vec<String> = Vec::new();
+        for piece in tokenize(&input.body, true)? {
+            if let Piece::Var { name, .. } = piece {
+                if !variables.iter().any(|v| v == name) {
+                    variables.push(name.to_owned());
+                }
+            }
+        }
+        self.name = name;
+        self.language = language;
+        self.category = input.category.unwrap_or_default();
+        self.body = input.body;
+        self.variables = variables;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Strict render: see [`render_strict`].
+    pub fn render(&self, vars: &Variables) -> Result<String> {
+        render_strict(&self.body, vars)
+    }
+
+    /// Lenient render: see [`render_lenient`].
+    pub fn render_lenient(&self, vars: &Variables) -> String {
+        render_lenient(&self.body, vars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Variables {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn strict_names_every_missing_variable() {
+        let err = render_strict("{{a}} {{b}} {{c}} {{a}}", &vars(&[("b", "1")])).unwrap_err();
+        assert_eq!(err.to_string(), "invalid variables: missing a, c");
+        assert_eq!(render_strict("{{a}}-{{ a }}", &vars(&[("a", "x")])).unwrap(), "x-x");
+    }
+
+    #[test]
+    fn lenient_leaves_unknown_and_malformed_alone() {
+        let v = vars(&[("nome", "Ana")]);
+        assert_eq!(render_lenient("Oi {{nome}} {{x}} {{ bad name }} {{", &v), "Oi Ana {{x}} {{ bad name }} {{");
+        assert_eq!(render_lenient("", &v), "");
+        assert_eq!(render_lenient("{{nome}}{{nome}}", &v), "AnaAna");
+    }
+
+    #[test]
+    fn values_are_not_re_expanded() {
+        let v = vars(&[("a", "{{b}}"), ("b", "no")]);
+        assert_eq!(render_strict("{{a}}", &v).unwrap(), "{{b}}");
+    }
+
+    #[test]
+    fn construction_validates() {
+        let now = Utc::now();
+        let a = AccountId::new();
+        let mk = |name: &str, body: &str, lang: Option<&str>| {
+            Template::new(a, NewTemplate { name: name.into(), body: body.into(), language: lang.map(Into::into), category: None }, now)
+        };
+        assert!(mk("ok_1", "Olá {{1}}", None).is_ok());
+        assert!(mk("Bad Name", "x", None).is_err());
+        assert!(mk("ok", "  ", None).is_err());
+        assert!(mk("ok", "{{unclosed", None).is_err());
+        assert!(mk("ok", "{{ two words }}", None).is_err());
+        assert!(mk("ok", "x", Some("portuguese")).is_err());
+        assert!(mk("ok", "x", Some("en")).is_ok());
+        assert!(mk("ok", &"x".repeat(MAX_TEMPLATE_BODY + 1), None).is_err());
+        assert_eq!(mk("ok", "{{b}}{{a}}{{b}}", None).unwrap().variables, ["b", "a"]);
+    }
+}

@@ -1,0 +1,71 @@
+//! # crm-core
+//!
+//! The heart of crm, a toolkit for WhatsApp-first customer-engagement
+//! backends: domain types validated at construction, the ports (object-safe
+//! `#[async_trait]` traits used as `Arc<dyn Port>`) that adapters implement,
+//! the [`Crm`] application service that runs the flows users call, in-memory
+//! adapters good enough to run a server, and — with the `testing` feature —
+//! the conformance suites every adapter must pass.
+//!
+//! `crm-core` does no I/O of its own: databases, HTTP clients and browsers
+//! live in adapter crates that depend on it.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use crm_core::{Crm, MemoryStore, RecordingMessenger, MessageContent, NewContact};
+//! use std::sync::Arc;
+//!
+//! let messenger = Arc::new(RecordingMessenger::new());
+//! let crm = Crm::builder()
+//!     .store(Arc::new(MemoryStore::new()))
+//!     .messenger(messenger.clone())
+//!     .build()?;
+//! let account = crm.create_account("Loja da Ana").await?;
+//! let contact = crm.create_contact(account.id, NewContact {
+//!     name: "João".into(),
+//!     phone: "+55 11 98765-4321".into(),
+//!     ..Default::default()
+//! }).await?;
+//! let message = crm.send_message(account.id, contact.id, MessageContent::text("Olá, João!")).await?;
+//! assert_eq!(message.status, crm_core::MessageStatus::Sent);
+//! assert_eq!(messenger.sent().len(), 1);
+//! # Ok::<(), crm_core::Error>(()) }).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+pub mod domain;
+mod error;
+mod id;
+pub mod memory;
+pub mod ports;
+mod service;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use async_trait::async_trait;
+
+pub use domain::account::{Account, Email, Role, User};
+pub use domain::contact::{
+    Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, Metadata, NewContact, OptIn, OptInStatus, Page,
+    PageRequest, Tag, MAX_METADATA_BYTES, MAX_TAGS,
+};
+pub use domain::credentials::{sha256_hex, ApiKey, ApiKeyToken, PasswordHash};
+pub use domain::event::{Event, EventType};
+pub use domain::message::{
+    Direction, Interactive, ListRow, ListSection, MediaKind, MediaRef, Message, MessageContent, MessageError,
+    MessageKind, MessageStatus, ReplyButton, StatusUpdate, MAX_TEXT_LEN,
+};
+pub use domain::phone::Phone;
+pub use domain::template::{render_lenient, render_strict, NewTemplate, Template, TemplateCategory, Variables};
+pub use error::{BoxError, Error, Result};
+pub use id::{AccountId, ApiKeyId, ContactId, EventId, MessageId, TemplateId, UserId};
+pub use memory::{GcraLimiter, MemoryStore, RecordingMessenger, SentMessage};
+pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::health::{Health, HealthCheck, HealthStatus};
+pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
+pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
+pub use ports::store::{
+    AccountStore, Claim, ClaimToken, ContactStore, EventStore, ImportReport, MessageStore, RejectedRow, Store,
+    TemplateStore,
+};
+pub use service::{Crm, CrmBuilder, InboundMessage, Inbound};

@@ -1,0 +1,10 @@
+//! In-memory adapters for every port: good enough to run a server, and the
+//! reference the conformance suites are written against.
+
+mod limiter;
+mod messenger;
+mod store;
+
+pub use limiter::GcraLimiter;
+pub use messenger::{RecordingMessenger, SentMessage};
+pub use store::MemoryStore;

@@ -1,0 +1,259 @@
+//! The store ports: persistence split by aggregate, each mutation writing its
+//! [`Event`] in the same transaction (the outbox).
+//!
+//! Every method that touches tenant data takes the [`AccountId`] first, and a
+//! row of another account behaves exactly as a missing row ([`Error::NotFound`]).
+//! Conformance suites for all of this live in `crm_core::testing::store`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Duration;
+
+use crate::{
+    Account, AccountId, ApiKey, ApiKeyId, Contact, ContactId, ContactQuery, Email, Event, EventId, HealthCheck, Message,
+    MessageId, Page, PageRequest, Phone, Result, StatusUpdate, Template, TemplateId, User, UserId,
+};
+
+#[allow(unused_imports)]
+use crate::Error;
+
+/// Accounts, users and API keys.
+#[async_trait]
+pub trait AccountStore: Send + Sync + Debug + 'static {
+    /// Stores a new account and its `event`.
+    async fn create_account(&self, account: &Account, event: &Event) -> Result<()>;
+
+    /// The account; [`Error::NotFound`] when missing.
+    async fn get_account(&self, id: AccountId) -> Result<Account>;
+
+    /// Stores a new user. [`Error::Conflict`] when the e-mail is taken in any account.
+    async fn create_user(&self, user: &User, event: &Event) -> Result<()>;
+
+    /// A user of the account; [`Error::NotFound`] when missing or in another account.
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<User>;
+
+    /// The user with this login e-mail, in any account (for login).
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>>;
+
+    /// Users of the account, by id.
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>>;
+
+    /// Stores a new API key. [`Error::Conflict`] when its prefix is taken.
+    async fn create_api_key(&self, key: &ApiKey, event: &Event) -> Result<()>;
+
+    /// The key with this prefix, in any account (for authentication).
+    async fn find_api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>>;
+
+    /// Keys of the account (revoked ones included), by id.
+    async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>>;
+
+    /// Sets `revoked_at` and records `event`. [`Error::NotFound`] when the key is
+    /// missing or in another account; revoking a revoked key keeps the first
+    /// time, writes no event and returns the key.
+    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId, at: DateTime<Utc>, event: &Event) -> Result<ApiKey>;
+}
+
+/// Contacts.
+#[async_trait]
+pub trait ContactStore: Send + Sync + Debug + 'static {
+    /// Stores a new contact (`version` 0) and its event. [`Error::Conflict`]
+    /// when the account already has a contact with this phone.
+    async fn insert_contact(&self, contact: &Contact, event: &Event) -> Result<()>;
+
+    /// Replaces a contact whose stored `version` equals `contact.version`,
+    /// storing `version + 1`, and records `event`. Returns the stored contact.
+    /// [`Error::NotFound`] when missing; [`Error::Conflict`] when the version is
+    /// stale or the new phone belongs to another contact of the account.
+    async fn update_contact(&self, contact: &Contact, event: &Event) -> Result<Contact>;
+
+    /// Deletes a contact with its messages and records `event`.
+    /// [`Error::NotFound`] when missing.
+    async fn delete_contact(&self, account: AccountId, id: ContactId, event: &Event) -> Result<()>;
+
+    /// One contact; [`Error::NotFound`] when missing.
+    async fn get_contact(&self, account: AccountId, id: ContactId) -> Result<Contact>;
+
+    /// The contact with this (canonical) phone.
+    async fn find_contact_by_phone(&self, account: AccountId, phone: &Phone) -> Result<Option<Contact>>;
+
+    /// Contacts matching `query` ([`ContactQuery::matches`]) in id order,
+    /// after the page cursor. Pages are stable under concurrent inserts: a
+    /// contact is never skipped or repeated because another was added.
+    async fn list_contacts(&self, account: AccountId, query: &ContactQuery) -> Result<Page<Contact>>;
+
+    /// Inserts many new contacts of one account in batches. Each rejected row
+    /// (phone already in the account or repeated within `contacts`) is reported
+    /// by its index; the others are stored, each with its event from `events`
+    /// (same index). Storage failures abort the whole import: nothing is
+    /// written. [`Error::Validation`] when the two slices differ in length or a
+    /// contact belongs to another account.
+    async fn import_contacts(&self, account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<ImportReport>;
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Rows stored.
+    pub imported: usize,
+    /// Rows refused, with their index in the input and why.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// One refused import row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// Position in the input (0-based).
+    pub index: usize,
+    /// Why.
+    pub reason: String,
+}
+
+/// Messages.
+#[async_trait]
+pub trait MessageStore: Send + Sync + Debug + 'static {
+    /// Stores a message and its event, and moves the contact's
+    /// `last_inbound_at`/`last_outbound_at` (by direction) forward to
+    /// `created_at` in the same transaction. [`Error::NotFound`] when the
+    /// contact is missing; [`Error::Conflict`] when the account already has a
+    /// message with this provider id.
+    async fn insert_message(&self, message: &Message, event: &Event) -> Result<()>;
+
+    /// One message; [`Error::NotFound`] when missing.
+    async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message>;
+
+    /// The message with this provider id.
+    async fn find_message_by_provider_id(&self, account: AccountId, provider_message_id: &str) -> Result<Option<Message>>;
+
+    /// Applies `update` atomically when the stored status is one of
+    /// [`MessageStatus::predecessors`](crate::MessageStatus::predecessors) of
+    /// `update.status` (setting the matching timestamp, the error for
+    /// `failed`, and the provider id when none is stored), then records
+    /// `event`. Returns the new message, or `None` (and no event) when the
+    /// transition is not allowed. [`Error::NotFound`] when missing;
+    /// [`Error::Conflict`] when the provider id belongs to another message.
+    async fn update_message_status(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        update: &StatusUpdate,
+        event: &Event,
+    ) -> Result<Option<Message>>;
+
+    /// A contact's thread, oldest first (id order), after the page cursor.
+    /// [`Error::NotFound`] when the contact is missing.
+    async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>>;
+}
+
+/// Templates.
+#[async_trait]
+pub trait TemplateStore: Send + Sync + Debug + 'static {
+    /// Stores a template and its event. [`Error::Conflict`] when the account has
+    /// one with the same name and language.
+    async fn insert_template(&self, template: &Template, event: &Event) -> Result<()>;
+
+    /// Replaces a template and records `event`. [`Error::NotFound`] when
+    /// missing; [`Error::Conflict`] on a name/language clash.
+    async fn update_template(&self, template: &Template, event: &Event) -> Result<()>;
+
+    /// Deletes a template and records `event`. [`Error::NotFound`] when missing.
+    async fn delete_template(&self, account: AccountId, id: TemplateId, event: &Event) -> Result<()>;
+
+    /// One template; [`Error::NotFound`] when missing.
+    async fn get_template(&self, account: AccountId, id: TemplateId) -> Result<Template>;
+
+    /// The template with this name and language.
+    async fn find_template(&self, account: AccountId, name: &str, language: &str) -> Result<Option<Template>>;
+
+    /// Templates in id order after the page cursor.
+    async fn list_templates(&self, account: AccountId, page: &PageRequest) -> Result<Page<Template>>;
+}
+
+/// The event log and its outbox.
+///
+/// Events are appended only by the other stores' mutations. Consumers
+/// (webhooks, automation, analytics) are registered by name; from then on
+/// every appended event is also queued for each registered consumer, in the
+/// same transaction. A consumer claims queued items with a lease: while the
+/// lease holds no other process gets the item; an item is gone once acked;
+/// an item whose lease expired is handed out again (at-least-once delivery).
+#[async_trait]
+pub trait EventStore: Send + Sync + Debug + 'static {
+    /// The account's events after `after` (exclusive) in id order, at most `limit` (1..=1000).
+    async fn list_events(&self, account: AccountId, after: Option<EventId>, limit: u32) -> Result<Vec<Event>>;
+
+    /// All accounts' events after `after`, in id order, at most `limit` (1..=1000).
+    async fn read_all_events(&self, after: Option<EventId>, limit: u32) -> Result<Vec<Event>>;
+
+    /// Registers a consumer (idempotent). Events appended afterwards are queued for it.
+    async fn register_consumer(&self, consumer: &str) -> Result<()>;
+
+    /// Claims up to `limit` (1..=1000) of the consumer's queued items that are
+    /// due and not leased, oldest event first, leasing them for `lease`.
+    /// Concurrent callers never receive the same item while its lease holds.
+    async fn claim(&self, consumer: &str, limit: u32, lease: Duration) -> Result<Vec<Claim>>;
+
+    /// Removes a claimed item. [`Error::Conflict`] when the lease was lost
+    /// (expired and claimed again by someone else), [`Error::NotFound`] when the
+    /// item no longer exists.
+    async fn ack(&self, claim: &ClaimToken) -> Result<()>;
+
+    /// Gives a claimed item back, due again after `retry_in`, recording `error`.
+    /// Same errors as [`EventStore::ack`].
+    async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()>;
+
+    /// Items queued for the consumer (leased or not): the queue depth.
+    async fn pending(&self, consumer: &str) -> Result<u64>;
+}
+
+/// Identifies one lease on one outbox item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClaimToken {
+    /// The consumer.
+    pub consumer: String,
+    /// The event.
+    pub event_id: EventId,
+    /// Unique per claim; a later claim of the same item gets a new one.
+    pub lease_id: uuid::Uuid,
+}
+
+/// An outbox item handed to a consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// Pass to [`EventStore::ack`] or [`EventStore::nack`].
+    pub token: ClaimToken,
+    /// The event.
+    pub event: Event,
+    /// 1 on the first claim, +1 each time it is claimed again.
+    pub attempt: u32,
+    /// The error recorded by the last `nack`.
+    pub last_error: Option<String>,
+}
+
+/// Every store port in one object, plus its health probe.
+///
+/// Adapters implement the parts; this trait is implemented for them
+/// automatically. Use as `Arc<dyn Store>`; upcast to a part with
+/// `let contacts: Arc<dyn ContactStore> = store.clone();`.
+pub trait Store: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
+
+impl<T> Store for T where T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
+
+/// Checks a `limit` argument of the event methods.
+pub fn check_event_limit(limit: u32) -> Result<()> {
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::Error::validation("limit", "must be between 1 and 1000"));
+    }
+    Ok(())
+}
+
+/// Checks a consumer name: 1–64 of `[a-z0-9_.-]`.
+pub fn check_consumer_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    if !ok {
+        return Err(crate::Error::validation("consumer", "must be 1 to 64 of a-z, 0-9, _ . -"));
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Conformance suite for [`crate::RateLimiter`] adapters.
