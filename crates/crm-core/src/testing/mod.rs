@@ -3,13 +3,13 @@
 //!
 //! A new adapter is done when its whole suite passes:
 //!
-//! ```ignore
+//! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use crm_core::{MemoryStore, testing};
 //! use std::sync::Arc;
 //! testing::store::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn crm_core::Store> }).await;
 //! # });
-//! ```ignore
+//! ```
 //!
 //! Suites panic (with a message naming the behaviour) on the first deviation,
 //! like any test assertion.
