@@ -96,27 +96,17 @@ impl Error {
 
     /// A [`Error::Conflict`] for `entity`.
     pub fn conflict(entity: &'static str, reason: impl Into<String>) -> Self {
-        Error::Conflict {
-            entity,
-            reason: reason.into(),
-        }
+        Error::Conflict { entity, reason: reason.into() }
     }
 
     /// A [`Error::Validation`] for `field`.
     pub fn validation(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
-        Error::Validation {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Error::Validation { field: field.into(), reason: reason.into() }
     }
 
     /// A [`Error::Storage`] wrapping a driver error.
     pub fn storage(message: impl Into<String>, transient: bool, source: impl Into<BoxError>) -> Self {
-        Error::Storage {
-            message: message.into(),
-            transient,
-            source: Some(source.into()),
-        }
+        Error::Storage { message: message.into(), transient, source: Some(source.into()) }
     }
 
     /// Whether retrying the same operation later may succeed.

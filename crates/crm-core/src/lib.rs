@@ -46,17 +46,17 @@ pub use async_trait::async_trait;
 
 pub use domain::account::{Account, Email, Role, User};
 pub use domain::contact::{
-    Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, Metadata, NewContact, OptIn, OptInStatus, Page,
-    PageRequest, Tag, MAX_METADATA_BYTES, MAX_TAGS,
+    Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, MAX_METADATA_BYTES, MAX_TAGS, Metadata, NewContact,
+    OptIn, OptInStatus, Page, PageRequest, Tag,
 };
-pub use domain::credentials::{sha256_hex, ApiKey, ApiKeyToken, PasswordHash};
+pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, sha256_hex};
 pub use domain::event::{Event, EventType};
 pub use domain::message::{
-    Direction, Interactive, ListRow, ListSection, MediaKind, MediaRef, Message, MessageContent, MessageError,
-    MessageKind, MessageStatus, ReplyButton, StatusUpdate, MAX_TEXT_LEN,
+    Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MediaKind, MediaRef, Message, MessageContent,
+    MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
 };
 pub use domain::phone::Phone;
-pub use domain::template::{render_lenient, render_strict, NewTemplate, Template, TemplateCategory, Variables};
+pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
 pub use error::{BoxError, Error, Result};
 pub use id::{AccountId, ApiKeyId, ContactId, EventId, MessageId, TemplateId, UserId};
 pub use memory::{GcraLimiter, MemoryStore, RecordingMessenger, SentMessage};
@@ -68,4 +68,4 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, EventStore, ImportReport, MessageStore, RejectedRow, Store,
     TemplateStore,
 };
-pub use service::{Crm, CrmBuilder, InboundMessage, Inbound};
+pub use service::{Crm, CrmBuilder, Inbound, InboundMessage};

@@ -6,8 +6,8 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, ApiKeyToken, Clock, Contact, ContactId, ContactPatch, ContactQuery,
-    Error, Event, EventId, EventType, ImportReport, Message, MessageContent, MessageError, MessageId, MessageStatus,
+    Account, AccountId, ApiKey, ApiKeyId, ApiKeyToken, Clock, Contact, ContactId, ContactPatch, ContactQuery, Error,
+    Event, EventId, EventType, ImportReport, Message, MessageContent, MessageError, MessageId, MessageStatus,
     Messenger, NewContact, NewTemplate, OutboundMessage, Page, PageRequest, Phone, RejectedRow, Result, Role,
     StatusUpdate, Store, SystemClock, Template, TemplateId, User, UserId, Variables,
 };
@@ -150,7 +150,14 @@ impl Crm {
 
     /// Creates a user with a hashed password (`user.created`, without the hash).
     /// [`Error::Conflict`] when the e-mail is registered.
-    pub async fn create_user(&self, account: AccountId, email: &str, name: &str, role: Role, password: &str) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        account: AccountId,
+        email: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<User> {
         let user = User::new(account, email, name, role, password, self.now())?;
         let event = self.event(
             account,
@@ -256,7 +263,11 @@ impl Crm {
             }
             let event = self.event(account, EventType::CONTACT_UPDATED, &contact);
             match self.store.update_contact(&contact, &event).await {
-                Err(Error::Conflict { reason, .. }) if attempt < CONTACT_UPDATE_ATTEMPTS && reason.contains("changed") => continue,
+                Err(Error::Conflict { reason, .. })
+                    if attempt < CONTACT_UPDATE_ATTEMPTS && reason.contains("changed") =>
+                {
+                    continue;
+                }
                 other => return other,
             }
         }
@@ -299,10 +310,8 @@ impl Crm {
                 Err(e) => rejected.push(RejectedRow { index, reason: e.to_string() }),
             }
         }
-        let events: Vec<Event> = contacts
-            .iter()
-            .map(|c| Event::new(account, EventType::CONTACT_CREATED, c, now))
-            .collect();
+        let events: Vec<Event> =
+            contacts.iter().map(|c| Event::new(account, EventType::CONTACT_CREATED, c, now)).collect();
         let mut report = self.store.import_contacts(account, &contacts, &events).await?;
         for r in &mut report.rejected {
             r.index = positions[r.index];
@@ -321,7 +330,12 @@ impl Crm {
     /// (`message.status_updated`). A provider failure is recorded on the
     /// message and returned as `Ok` with status `failed`; validation and
     /// storage problems are errors and nothing is sent.
-    pub async fn send_message(&self, account: AccountId, contact_id: ContactId, content: MessageContent) -> Result<Message> {
+    pub async fn send_message(
+        &self,
+        account: AccountId,
+        contact_id: ContactId,
+        content: MessageContent,
+    ) -> Result<Message> {
         let contact = self.store.get_contact(account, contact_id).await?;
         let now = self.now();
         let message = Message::outbound(account, contact_id, content, now)?;
@@ -402,22 +416,14 @@ impl Crm {
         language: &str,
         variables: Variables,
     ) -> Result<Message> {
-        let template = self
-            .store
-            .find_template(account, name, language)
-            .await?
-            .ok_or(Error::not_found("template"))?;
+        let template = self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
         let contact = self.store.get_contact(account, contact_id).await?;
         let mut vars = contact_variables(&contact);
         vars.extend(variables);
         let rendered = template.render(&vars)?;
         let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
-        let content = MessageContent::Template {
-            name: template.name,
-            language: template.language,
-            variables: used,
-            rendered,
-        };
+        let content =
+            MessageContent::Template { name: template.name, language: template.language, variables: used, rendered };
         self.send_message(account, contact_id, content).await
     }
 
@@ -450,10 +456,7 @@ impl Crm {
                     Ok(c) => (c, true),
                     // Created concurrently by another inbound message.
                     Err(Error::Conflict { .. }) => (
-                        self.store
-                            .find_contact_by_phone(account, &phone)
-                            .await?
-                            .ok_or(Error::not_found("contact"))?,
+                        self.store.find_contact_by_phone(account, &phone).await?.ok_or(Error::not_found("contact"))?,
                         false,
                     ),
                     Err(e) => return Err(e),
@@ -481,11 +484,8 @@ impl Crm {
             }
             Err(Error::Conflict { .. }) if inbound.provider_message_id.is_some() => {
                 let pid = inbound.provider_message_id.as_deref().unwrap_or_default();
-                let existing = self
-                    .store
-                    .find_message_by_provider_id(account, pid)
-                    .await?
-                    .ok_or(Error::not_found("message"))?;
+                let existing =
+                    self.store.find_message_by_provider_id(account, pid).await?.ok_or(Error::not_found("message"))?;
                 Ok(Inbound { message: existing, contact, contact_created, duplicate: true })
             }
             Err(e) => Err(e),
@@ -531,7 +531,12 @@ impl Crm {
     }
 
     /// A contact's thread, oldest first.
-    pub async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>> {
+    pub async fn list_thread(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        page: &PageRequest,
+    ) -> Result<Page<Message>> {
         self.store.list_thread(account, contact, page).await
     }
 
@@ -583,10 +588,7 @@ impl Crm {
 pub fn contact_variables(contact: &Contact) -> Variables {
     let mut v = Variables::new();
     v.insert("name".into(), contact.name.clone());
-    v.insert(
-        "first_name".into(),
-        contact.name.split_whitespace().next().unwrap_or(&contact.name).to_owned(),
-    );
+    v.insert("first_name".into(), contact.name.split_whitespace().next().unwrap_or(&contact.name).to_owned());
     v.insert("phone".into(), contact.phone.to_string());
     if let Some(e) = &contact.email {
         v.insert("email".into(), e.to_string());
@@ -600,5 +602,5 @@ fn key_payload(k: &ApiKey) -> serde_json::Value {
 
 /// A valid argon2id hash of a random string, verified against when a login
 /// e-mail is unknown so both paths cost the same.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0+2mOwzvRkFsvQjPNYxUNb8z4KJqhKaFw3BfEGvbq0s";
-
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0+2mOwzvRkFsvQjPNYxUNb8z4KJqhKaFw3BfEGvbq0s";

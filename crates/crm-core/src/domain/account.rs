@@ -20,11 +20,7 @@ pub struct Account {
 impl Account {
     /// A new account; [`Error::Validation`] on `name` when it is blank or too long.
     pub fn new(name: &str, now: DateTime<Utc>) -> Result<Self> {
-        Ok(Self {
-            id: AccountId::new(),
-            name: validate_name("name", name, 200)?,
-            created_at: now,
-        })
+        Ok(Self { id: AccountId::new(), name: validate_name("name", name, 200)?, created_at: now })
     }
 }
 
@@ -65,7 +61,10 @@ impl Email {
         }
         let labels_ok = domain.split('.').count() >= 2
             && domain.split('.').all(|l| {
-                !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
             });
         if !labels_ok {
             return bad("has an invalid domain");

@@ -293,10 +293,7 @@ fn parse_metadata(value: serde_json::Value) -> Result<Metadata> {
     };
     let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(Error::validation(
-            "metadata",
-            format!("is {size} bytes; at most {MAX_METADATA_BYTES} allowed"),
-        ));
+        return Err(Error::validation("metadata", format!("is {size} bytes; at most {MAX_METADATA_BYTES} allowed")));
     }
     Ok(map)
 }
@@ -527,10 +524,7 @@ impl PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self {
-            after: None,
-            limit: Self::DEFAULT_LIMIT,
-        }
+        Self { after: None, limit: Self::DEFAULT_LIMIT }
     }
 }
 
@@ -571,11 +565,7 @@ mod tests {
     use serde_json::json;
 
     fn new(name: &str, phone: &str) -> NewContact {
-        NewContact {
-            name: name.into(),
-            phone: phone.into(),
-            ..Default::default()
-        }
+        NewContact { name: name.into(), phone: phone.into(), ..Default::default() }
     }
 
     #[test]
@@ -610,11 +600,7 @@ mod tests {
         let now = Utc::now();
         let mut c = Contact::new(AccountId::new(), new("Ana", "+5511987654321"), now).unwrap();
         let before = c.clone();
-        let patch = ContactPatch {
-            name: Some("Ana Maria".into()),
-            lead_score: Some(500),
-            ..Default::default()
-        };
+        let patch = ContactPatch { name: Some("Ana Maria".into()), lead_score: Some(500), ..Default::default() };
         assert!(c.apply(patch, now).is_err());
         assert_eq!(c, before);
         let patch = ContactPatch {
@@ -649,10 +635,7 @@ mod tests {
         let mut n = new("Ana Souza", "+5511987654321");
         n.email = Some("ana@loja.com.br".into());
         let c = Contact::new(AccountId::new(), n, now).unwrap();
-        let q = |t: &str| ContactQuery {
-            search: ContactSearch::parse(t).unwrap(),
-            ..Default::default()
-        };
+        let q = |t: &str| ContactQuery { search: ContactSearch::parse(t).unwrap(), ..Default::default() };
         assert!(q("ana").matches(&c));
         assert!(q("ANA S").matches(&c));
         assert!(!q("souza").matches(&c));

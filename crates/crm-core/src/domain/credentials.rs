@@ -13,9 +13,8 @@ use crate::{AccountId, ApiKeyId, Error, Result, Role};
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Config {
-        message: format!("the operating system's random number generator failed: {e}"),
-    })
+    getrandom::fill(buf)
+        .map_err(|e| Error::Config { message: format!("the operating system's random number generator failed: {e}") })
 }
 
 /// Lower-case hex of `bytes`.
@@ -64,9 +63,7 @@ impl PasswordHash {
         argon2id()
             .hash_password_with_salt(password.as_bytes(), &salt)
             .map(|h| PasswordHash(h.to_string()))
-            .map_err(|e| Error::Config {
-                message: format!("password hashing failed: {e}"),
-            })
+            .map_err(|e| Error::Config { message: format!("password hashing failed: {e}") })
     }
 
     /// Wraps a PHC string read from storage.

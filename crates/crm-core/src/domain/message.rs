@@ -337,16 +337,16 @@ impl MessageContent {
     pub fn preview(&self) -> String {
         match self {
             MessageContent::Text { body } => body.clone(),
-            MessageContent::Media { caption, kind, .. } => caption.clone().unwrap_or_else(|| format!("[{kind:?}]").to_lowercase()),
+            MessageContent::Media { caption, kind, .. } => {
+                caption.clone().unwrap_or_else(|| format!("[{kind:?}]").to_lowercase())
+            }
             MessageContent::Location { name, .. } => name.clone().unwrap_or_else(|| "[location]".into()),
             MessageContent::Contacts { .. } => "[contacts]".into(),
             MessageContent::Reaction { emoji, .. } => emoji.clone(),
             MessageContent::Interactive {
                 interactive: Interactive::Buttons { body, .. } | Interactive::List { body, .. },
             } => body.clone(),
-            MessageContent::Interactive {
-                interactive: Interactive::Reply { title, .. },
-            } => title.clone(),
+            MessageContent::Interactive { interactive: Interactive::Reply { title, .. } } => title.clone(),
             MessageContent::Template { rendered, .. } => rendered.clone(),
         }
     }
@@ -411,7 +411,10 @@ impl MessageContent {
                     check_len("content.button", button, 1, 20)?;
                     let rows: usize = sections.iter().map(|s| s.rows.len()).sum();
                     if sections.is_empty() || sections.len() > 10 || rows == 0 || rows > 10 {
-                        return Err(Error::validation("content.sections", "must hold 1 to 10 sections and 1 to 10 rows"));
+                        return Err(Error::validation(
+                            "content.sections",
+                            "must hold 1 to 10 sections and 1 to 10 rows",
+                        ));
                     }
                     for s in sections {
                         check_len("content.sections.title", &s.title, 0, 24)?;
@@ -488,7 +491,12 @@ impl Message {
     }
 
     /// A new outbound message in `queued`, validating `content`.
-    pub fn outbound(account_id: AccountId, contact_id: ContactId, content: MessageContent, now: DateTime<Utc>) -> Result<Self> {
+    pub fn outbound(
+        account_id: AccountId,
+        contact_id: ContactId,
+        content: MessageContent,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
         content.validate()?;
         Ok(Message {
             id: MessageId::new(),

@@ -201,7 +201,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_numbers() {
-        for bad in ["", "abc", "+12", "+0123456789", "+1234567890123456", "+55 01 98765-4321", "+55 11 88765-43210", "+55 11 123", "1@2", "+55+11"] {
+        for bad in [
+            "",
+            "abc",
+            "+12",
+            "+0123456789",
+            "+1234567890123456",
+            "+55 01 98765-4321",
+            "+55 11 88765-43210",
+            "+55 11 123",
+            "1@2",
+            "+55+11",
+        ] {
             let e = Phone::parse(bad).unwrap_err();
             assert!(matches!(e, Error::Validation { ref field, .. } if field == "phone"), "{bad}: {e}");
         }

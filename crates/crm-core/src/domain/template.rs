@@ -105,7 +105,10 @@ pub type Variables = BTreeMap<String, String>;
 enum Piece<'a> {
     Literal(&'a str),
     /// `raw` is the whole `{{ … }}`, `name` the trimmed inside.
-    Var { raw: &'a str, name: &'a str },
+    Var {
+        raw: &'a str,
+        name: &'a str,
+    },
 }
 
 fn valid_var_name(name: &str) -> bool {
@@ -129,10 +132,7 @@ fn tokenize(body: &str, strict: bool) -> Result<Vec<Piece<'_>>> {
         let name = after[..close].trim();
         if !valid_var_name(name) {
             if strict {
-                return Err(Error::validation(
-                    "body",
-                    "placeholder names must be 1 to 64 letters, digits, `_` or `.`",
-                ));
+                return Err(Error::validation("body", "placeholder names must be 1 to 64 letters, digits, `_` or `.`"));
             }
             out.push(Piece::Literal(&rest[..open + 2]));
             rest = after;
@@ -141,10 +141,7 @@ fn tokenize(body: &str, strict: bool) -> Result<Vec<Piece<'_>>> {
         if open > 0 {
             out.push(Piece::Literal(&rest[..open]));
         }
-        out.push(Piece::Var {
-            raw: &rest[open..open + 2 + close + 2],
-            name,
-        });
+        out.push(Piece::Var { raw: &rest[open..open + 2 + close + 2], name });
         rest = &after[close + 2..];
     }
     if !rest.is_empty() {
@@ -306,7 +303,11 @@ mod tests {
         let now = Utc::now();
         let a = AccountId::new();
         let mk = |name: &str, body: &str, lang: Option<&str>| {
-            Template::new(a, NewTemplate { name: name.into(), body: body.into(), language: lang.map(Into::into), category: None }, now)
+            Template::new(
+                a,
+                NewTemplate { name: name.into(), body: body.into(), language: lang.map(Into::into), category: None },
+                now,
+            )
         };
         assert!(mk("ok_1", "Olá {{1}}", None).is_ok());
         assert!(mk("Bad Name", "x", None).is_err());

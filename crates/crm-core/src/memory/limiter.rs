@@ -33,11 +33,7 @@ pub struct GcraLimiter {
 impl GcraLimiter {
     /// A limiter reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
-        }
+        Self { clock, shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(), hasher: RandomState::new() }
     }
 
     /// Keys currently tracked (for tests and metrics).
@@ -67,7 +63,8 @@ pub(crate) fn gcra_step(stored: Option<i128>, now: i128, quota: &Quota, cost: u3
     let t = quota.emission_interval_nanos() as i128;
     let period = quota.period.as_nanos() as i128;
     let tat = stored.unwrap_or(now).max(now);
-    let remaining_at = |tat: i128| u32::try_from(((period - (tat - now)) / t).max(0)).unwrap_or(u32::MAX).min(quota.limit);
+    let remaining_at =
+        |tat: i128| u32::try_from(((period - (tat - now)) / t).max(0)).unwrap_or(u32::MAX).min(quota.limit);
     if cost > quota.limit {
         let d = Decision {
             allowed: false,

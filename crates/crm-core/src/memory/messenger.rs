@@ -50,11 +50,7 @@ impl RecordingMessenger {
 
     /// Makes the next send fail with a provider error.
     pub fn fail_next(&self, code: Option<&str>, reason: &str, transient: bool) {
-        self.lock().failures.push_back(Failure {
-            code: code.map(str::to_owned),
-            reason: reason.to_owned(),
-            transient,
-        });
+        self.lock().failures.push_back(Failure { code: code.map(str::to_owned), reason: reason.to_owned(), transient });
     }
 
     /// Everything accepted so far, in order.
@@ -100,10 +96,7 @@ impl Messenger for RecordingMessenger {
             });
         }
         let provider_message_id = format!("rec.{}", uuid::Uuid::now_v7().simple());
-        inner.sent.push(SentMessage {
-            message: message.clone(),
-            provider_message_id: provider_message_id.clone(),
-        });
+        inner.sent.push(SentMessage { message: message.clone(), provider_message_id: provider_message_id.clone() });
         Ok(SendReceipt { provider_message_id })
     }
 }

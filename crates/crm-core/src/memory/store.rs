@@ -43,28 +43,17 @@ impl State {
         for c in &self.consumers {
             self.outbox.insert(
                 (c.clone(), event.id),
-                OutboxItem {
-                    due_at: DateTime::<Utc>::MIN_UTC,
-                    lease: None,
-                    attempt: 0,
-                    last_error: None,
-                },
+                OutboxItem { due_at: DateTime::<Utc>::MIN_UTC, lease: None, attempt: 0, last_error: None },
             );
         }
     }
 
     fn contact(&self, account: AccountId, id: ContactId) -> Result<&Contact> {
-        self.contacts
-            .get(&id)
-            .filter(|c| c.account_id == account)
-            .ok_or(Error::not_found("contact"))
+        self.contacts.get(&id).filter(|c| c.account_id == account).ok_or(Error::not_found("contact"))
     }
 
     fn message_mut(&mut self, account: AccountId, id: MessageId) -> Result<&mut Message> {
-        self.messages
-            .get_mut(&id)
-            .filter(|m| m.account_id == account)
-            .ok_or(Error::not_found("message"))
+        self.messages.get_mut(&id).filter(|m| m.account_id == account).ok_or(Error::not_found("message"))
     }
 }
 
@@ -93,10 +82,7 @@ impl MemoryStore {
 
     /// An empty store using `clock` for outbox leases.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            state: Arc::default(),
-            clock,
-        }
+        Self { state: Arc::default(), clock }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -112,10 +98,8 @@ fn check_event_account(account: AccountId, event: &Event) -> Result<()> {
 }
 
 fn page_of<T: Clone>(items: impl Iterator<Item = T>, page: &PageRequest, id_of: impl Fn(&T) -> uuid::Uuid) -> Page<T> {
-    let fetched: Vec<T> = items
-        .filter(|i| page.after.is_none_or(|a| id_of(i) > a))
-        .take(page.limit as usize + 1)
-        .collect();
+    let fetched: Vec<T> =
+        items.filter(|i| page.after.is_none_or(|a| id_of(i) > a)).take(page.limit as usize + 1).collect();
     Page::from_overfetch(fetched, page.limit, id_of)
 }
 
@@ -151,12 +135,7 @@ impl AccountStore for MemoryStore {
     }
 
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<User> {
-        self.lock()
-            .users
-            .get(&id)
-            .filter(|u| u.account_id == account)
-            .cloned()
-            .ok_or(Error::not_found("user"))
+        self.lock().users.get(&id).filter(|u| u.account_id == account).cloned().ok_or(Error::not_found("user"))
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
@@ -189,14 +168,16 @@ impl AccountStore for MemoryStore {
         Ok(self.lock().api_keys.values().filter(|k| k.account_id == account).cloned().collect())
     }
 
-    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId, at: DateTime<Utc>, event: &Event) -> Result<ApiKey> {
+    async fn revoke_api_key(
+        &self,
+        account: AccountId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<ApiKey> {
         check_event_account(account, event)?;
         let mut s = self.lock();
-        let key = s
-            .api_keys
-            .get_mut(&id)
-            .filter(|k| k.account_id == account)
-            .ok_or(Error::not_found("api_key"))?;
+        let key = s.api_keys.get_mut(&id).filter(|k| k.account_id == account).ok_or(Error::not_found("api_key"))?;
         if key.revoked_at.is_some() {
             return Ok(key.clone());
         }
@@ -279,15 +260,16 @@ impl ContactStore for MemoryStore {
 
     async fn list_contacts(&self, account: AccountId, query: &ContactQuery) -> Result<Page<Contact>> {
         let s = self.lock();
-        let items = s
-            .contacts
-            .values()
-            .filter(|c| c.account_id == account && query.matches(c))
-            .cloned();
+        let items = s.contacts.values().filter(|c| c.account_id == account && query.matches(c)).cloned();
         Ok(page_of(items, &query.page, |c| c.id.into_uuid()))
     }
 
-    async fn import_contacts(&self, account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<ImportReport> {
+    async fn import_contacts(
+        &self,
+        account: AccountId,
+        contacts: &[Contact],
+        events: &[Event],
+    ) -> Result<ImportReport> {
         if contacts.len() != events.len() {
             return Err(Error::validation("events", "must have one event per contact"));
         }
@@ -302,19 +284,13 @@ impl ContactStore for MemoryStore {
         let mut seen: HashMap<&Phone, usize> = HashMap::new();
         for (index, (c, e)) in contacts.iter().zip(events).enumerate() {
             if let Some(first) = seen.get(&c.phone) {
-                report.rejected.push(RejectedRow {
-                    index,
-                    reason: format!("phone repeats row {first}"),
-                });
+                report.rejected.push(RejectedRow { index, reason: format!("phone repeats row {first}") });
                 continue;
             }
             seen.insert(&c.phone, index);
             let key = (account, c.phone.clone());
             if s.phones.contains_key(&key) || s.contacts.contains_key(&c.id) {
-                report.rejected.push(RejectedRow {
-                    index,
-                    reason: "a contact with this phone already exists".into(),
-                });
+                report.rejected.push(RejectedRow { index, reason: "a contact with this phone already exists".into() });
                 continue;
             }
             let mut stored = c.clone();
@@ -360,21 +336,16 @@ impl MessageStore for MemoryStore {
     }
 
     async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message> {
-        self.lock()
-            .messages
-            .get(&id)
-            .filter(|m| m.account_id == account)
-            .cloned()
-            .ok_or(Error::not_found("message"))
+        self.lock().messages.get(&id).filter(|m| m.account_id == account).cloned().ok_or(Error::not_found("message"))
     }
 
-    async fn find_message_by_provider_id(&self, account: AccountId, provider_message_id: &str) -> Result<Option<Message>> {
+    async fn find_message_by_provider_id(
+        &self,
+        account: AccountId,
+        provider_message_id: &str,
+    ) -> Result<Option<Message>> {
         let s = self.lock();
-        Ok(s
-            .provider_ids
-            .get(&(account, provider_message_id.to_owned()))
-            .and_then(|id| s.messages.get(id))
-            .cloned())
+        Ok(s.provider_ids.get(&(account, provider_message_id.to_owned())).and_then(|id| s.messages.get(id)).cloned())
     }
 
     async fn update_message_status(
@@ -412,11 +383,7 @@ impl MessageStore for MemoryStore {
     async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>> {
         let s = self.lock();
         s.contact(account, contact)?;
-        let items = s
-            .messages
-            .values()
-            .filter(|m| m.account_id == account && m.contact_id == contact)
-            .cloned();
+        let items = s.messages.values().filter(|m| m.account_id == account && m.contact_id == contact).cloned();
         Ok(page_of(items, page, |m| m.id.into_uuid()))
     }
 }
@@ -426,9 +393,10 @@ impl TemplateStore for MemoryStore {
     async fn insert_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
         let mut s = self.lock();
-        let clash = s.templates.values().any(|t| {
-            t.account_id == template.account_id && t.name == template.name && t.language == template.language
-        });
+        let clash = s
+            .templates
+            .values()
+            .any(|t| t.account_id == template.account_id && t.name == template.name && t.language == template.language);
         if clash || s.templates.contains_key(&template.id) {
             return Err(Error::conflict("template", "a template with this name and language exists"));
         }
@@ -474,12 +442,7 @@ impl TemplateStore for MemoryStore {
     }
 
     async fn get_template(&self, account: AccountId, id: TemplateId) -> Result<Template> {
-        self.lock()
-            .templates
-            .get(&id)
-            .filter(|t| t.account_id == account)
-            .cloned()
-            .ok_or(Error::not_found("template"))
+        self.lock().templates.get(&id).filter(|t| t.account_id == account).cloned().ok_or(Error::not_found("template"))
     }
 
     async fn find_template(&self, account: AccountId, name: &str, language: &str) -> Result<Option<Template>> {
@@ -499,10 +462,7 @@ impl TemplateStore for MemoryStore {
 }
 
 fn lease_deadline(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[async_trait]
@@ -524,11 +484,7 @@ impl EventStore for MemoryStore {
         check_event_limit(limit)?;
         let s = self.lock();
         let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-        Ok(s.events
-            .range((start, std::ops::Bound::Unbounded))
-            .take(limit as usize)
-            .map(|(_, e)| e.clone())
-            .collect())
+        Ok(s.events.range((start, std::ops::Bound::Unbounded)).take(limit as usize).map(|(_, e)| e.clone()).collect())
     }
 
     async fn register_consumer(&self, consumer: &str) -> Result<()> {
@@ -559,11 +515,7 @@ impl EventStore for MemoryStore {
             item.lease = Some((lease_id, until));
             item.attempt += 1;
             claims.push(Claim {
-                token: ClaimToken {
-                    consumer: consumer.to_owned(),
-                    event_id: *event_id,
-                    lease_id,
-                },
+                token: ClaimToken { consumer: consumer.to_owned(), event_id: *event_id, lease_id },
                 event: event.clone(),
                 attempt: item.attempt,
                 last_error: item.last_error.clone(),

@@ -12,8 +12,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, Contact, ContactId, ContactQuery, Email, Event, EventId, HealthCheck, Message,
-    MessageId, Page, PageRequest, Phone, Result, StatusUpdate, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, Contact, ContactId, ContactQuery, Email, Event, EventId, HealthCheck,
+    Message, MessageId, Page, PageRequest, Phone, Result, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -52,7 +52,13 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// Sets `revoked_at` and records `event`. [`Error::NotFound`] when the key is
     /// missing or in another account; revoking a revoked key keeps the first
     /// time, writes no event and returns the key.
-    async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId, at: DateTime<Utc>, event: &Event) -> Result<ApiKey>;
+    async fn revoke_api_key(
+        &self,
+        account: AccountId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<ApiKey>;
 }
 
 /// Contacts.
@@ -89,7 +95,8 @@ pub trait ContactStore: Send + Sync + Debug + 'static {
     /// (same index). Storage failures abort the whole import: nothing is
     /// written. [`Error::Validation`] when the two slices differ in length or a
     /// contact belongs to another account.
-    async fn import_contacts(&self, account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<ImportReport>;
+    async fn import_contacts(&self, account: AccountId, contacts: &[Contact], events: &[Event])
+    -> Result<ImportReport>;
 }
 
 /// What an import did.
@@ -124,7 +131,11 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
     async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message>;
 
     /// The message with this provider id.
-    async fn find_message_by_provider_id(&self, account: AccountId, provider_message_id: &str) -> Result<Option<Message>>;
+    async fn find_message_by_provider_id(
+        &self,
+        account: AccountId,
+        provider_message_id: &str,
+    ) -> Result<Option<Message>>;
 
     /// Applies `update` atomically when the stored status is one of
     /// [`MessageStatus::predecessors`](crate::MessageStatus::predecessors) of
