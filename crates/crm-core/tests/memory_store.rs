@@ -1,0 +1,9 @@
+//! The store conformance suite against `MemoryStore`.
+
+use crm_core::{MemoryStore, Store, testing};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_store_suite() {
+    testing::store::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
+}
