@@ -22,3 +22,8 @@ pub use crm_core::*;
 pub mod storage {
     pub use crm_storage::*;
 }
+
+/// The README's code blocks, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
