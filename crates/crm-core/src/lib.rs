@@ -37,6 +37,8 @@ pub mod domain;
 mod error;
 mod id;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod ports;
 mod service;
 #[cfg(feature = "testing")]

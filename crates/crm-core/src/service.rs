@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::{
@@ -12,9 +13,11 @@ use crate::{
     StatusUpdate, Store, SystemClock, Template, TemplateId, User, UserId, Variables,
 };
 
-/// How many times a read-modify-write on a contact is retried after losing an
-/// optimistic-concurrency race.
-const CONTACT_UPDATE_ATTEMPTS: usize = 5;
+/// How many times a read-modify-write on a contact is tried before giving up
+/// on optimistic-concurrency races. A writer only loses a race when another
+/// write committed in between, so with up to this many concurrent writers of
+/// one contact every writer eventually succeeds.
+const CONTACT_UPDATE_ATTEMPTS: usize = 16;
 
 /// Builds a [`Crm`].
 #[derive(Debug, Default)]
@@ -249,24 +252,35 @@ impl Crm {
     /// Reads, changes with `f` and writes a contact, retrying when a concurrent
     /// writer got there first. `f` returns whether it changed anything; when it
     /// did not, nothing is written and no event is recorded.
+    ///
+    /// A lost race is recognised by the stored version having moved on, not by
+    /// the wording of the store's error, so it works the same on every store;
+    /// any other conflict (e.g. the new phone belongs to another contact) is
+    /// returned as is.
     async fn modify_contact<F>(&self, account: AccountId, id: ContactId, mut f: F) -> Result<Contact>
     where
         F: FnMut(&mut Contact, DateTime<Utc>) -> Result<bool> + Send,
     {
+        let mut current = self.store.get_contact(account, id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut contact = self.store.get_contact(account, id).await?;
+            let mut contact = current.clone();
             let now = self.now();
             if !f(&mut contact, now)? {
                 return Ok(contact);
             }
-            let event = self.event(account, EventType::CONTACT_UPDATED, &contact);
+            // The event carries the contact as the store will hold it.
+            let mut stored = contact.clone();
+            stored.version += 1;
+            let event = self.event(account, EventType::CONTACT_UPDATED, &stored);
             match self.store.update_contact(&contact, &event).await {
-                Err(Error::Conflict { reason, .. })
-                    if attempt < CONTACT_UPDATE_ATTEMPTS && reason.contains("changed") =>
-                {
-                    continue;
+                Err(e @ Error::Conflict { .. }) => {
+                    let latest = self.store.get_contact(account, id).await?;
+                    if latest.version == contact.version || attempt >= CONTACT_UPDATE_ATTEMPTS {
+                        return Err(e);
+                    }
+                    current = latest;
                 }
                 other => return other,
             }
@@ -301,12 +315,20 @@ impl Crm {
         let mut rejected = Vec::new();
         let mut contacts = Vec::with_capacity(rows.len());
         let mut positions = Vec::with_capacity(rows.len());
+        // Repeats within the input are found here, where the input's indexes
+        // are known: the store would name the repeated row by its position
+        // among the valid rows only.
+        let mut seen: HashMap<Phone, usize> = HashMap::with_capacity(rows.len());
         for (index, row) in rows.into_iter().enumerate() {
             match Contact::new(account, row, now) {
-                Ok(c) => {
-                    contacts.push(c);
-                    positions.push(index);
-                }
+                Ok(c) => match seen.get(&c.phone) {
+                    Some(first) => rejected.push(RejectedRow { index, reason: format!("phone repeats row {first}") }),
+                    None => {
+                        seen.insert(c.phone.clone(), index);
+                        contacts.push(c);
+                        positions.push(index);
+                    }
+                },
                 Err(e) => rejected.push(RejectedRow { index, reason: e.to_string() }),
             }
         }
@@ -314,7 +336,11 @@ impl Crm {
             contacts.iter().map(|c| Event::new(account, EventType::CONTACT_CREATED, c, now)).collect();
         let mut report = self.store.import_contacts(account, &contacts, &events).await?;
         for r in &mut report.rejected {
-            r.index = positions[r.index];
+            r.index = positions.get(r.index).copied().ok_or_else(|| Error::Storage {
+                message: "the store reported an import row that was not given to it".into(),
+                transient: false,
+                source: None,
+            })?;
         }
         report.rejected.extend(rejected);
         report.rejected.sort_by_key(|r| r.index);
@@ -389,16 +415,24 @@ impl Crm {
                 format!("{} cannot send {} messages", self.messenger.provider(), kind.as_str()),
             ));
         }
-        if let Some(window) = caps.customer_service_window {
-            if kind != crate::MessageKind::Template {
-                let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-                let open = contact.last_inbound_at.is_some_and(|t| now < t + window);
-                if !open {
-                    return Err(Error::validation(
-                        "content.type",
-                        "outside the customer-service window: the contact has not written in the last 24 hours; send a template",
-                    ));
-                }
+        if let Some(window) = caps.customer_service_window
+            && kind != crate::MessageKind::Template
+        {
+            // A window too large to add to a time never closes.
+            let open = contact.last_inbound_at.is_some_and(|t| {
+                chrono::Duration::from_std(window)
+                    .ok()
+                    .and_then(|w| t.checked_add_signed(w))
+                    .is_none_or(|closes| now < closes)
+            });
+            if !open {
+                return Err(Error::validation(
+                    "content.type",
+                    format!(
+                        "outside the customer-service window: the contact has not written in the last {}; send a template",
+                        describe_window(window)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -433,23 +467,37 @@ impl Crm {
     /// message with `duplicate: true` and writes nothing.
     pub async fn record_inbound(&self, account: AccountId, inbound: InboundMessage) -> Result<Inbound> {
         let phone = Phone::parse(&inbound.from)?;
-        if let Some(pid) = &inbound.provider_message_id {
-            if let Some(existing) = self.store.find_message_by_provider_id(account, pid).await? {
-                let contact = self.store.get_contact(account, existing.contact_id).await?;
-                return Ok(Inbound { message: existing, contact, contact_created: false, duplicate: true });
-            }
+        let now = self.now();
+        // Validate the message before anything is written, so a message that
+        // cannot be stored does not leave a new contact behind.
+        let mut message = Message::inbound(
+            account,
+            ContactId::new(),
+            inbound.content,
+            inbound.provider_message_id.clone(),
+            inbound.sent_at.unwrap_or(now),
+            now,
+        )?;
+        if let Some(pid) = &inbound.provider_message_id
+            && let Some(existing) = self.store.find_message_by_provider_id(account, pid).await?
+        {
+            let contact = self.store.get_contact(account, existing.contact_id).await?;
+            return Ok(Inbound { message: existing, contact, contact_created: false, duplicate: true });
         }
         let (contact, contact_created) = match self.store.find_contact_by_phone(account, &phone).await? {
             Some(c) => (c, false),
             None => {
+                // What the provider reports about the sender must not stop the
+                // message from being recorded: an unusable profile name falls
+                // back to the phone, an unusable WhatsApp id is left out.
                 let input = NewContact {
                     name: inbound
                         .profile_name
-                        .clone()
-                        .filter(|n| !n.trim().is_empty())
+                        .as_deref()
+                        .and_then(usable_profile_name)
                         .unwrap_or_else(|| phone.to_string()),
                     phone: phone.to_string(),
-                    whatsapp_id: inbound.whatsapp_id.clone(),
+                    whatsapp_id: inbound.whatsapp_id.as_deref().and_then(usable_whatsapp_id),
                     ..Default::default()
                 };
                 match self.create_contact(account, input).await {
@@ -463,15 +511,7 @@ impl Crm {
                 }
             }
         };
-        let now = self.now();
-        let message = Message::inbound(
-            account,
-            contact.id,
-            inbound.content,
-            inbound.provider_message_id.clone(),
-            inbound.sent_at.unwrap_or(now),
-            now,
-        )?;
+        message.contact_id = contact.id;
         let event = self.event(
             account,
             EventType::MESSAGE_RECEIVED,
@@ -596,6 +636,35 @@ pub fn contact_variables(contact: &Contact) -> Variables {
     v
 }
 
+/// A profile name trimmed to what a contact name allows (control characters
+/// dropped, at most 200 characters); `None` when nothing usable is left.
+fn usable_profile_name(name: &str) -> Option<String> {
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = cleaned.trim().chars().take(200).collect();
+    let cleaned = cleaned.trim_end();
+    (!cleaned.is_empty()).then(|| cleaned.to_owned())
+}
+
+/// The WhatsApp id when it is one a contact may carry (1–64 characters, no
+/// spaces or control characters).
+fn usable_whatsapp_id(id: &str) -> Option<String> {
+    let id = id.trim();
+    let ok = !id.is_empty() && id.len() <= 64 && !id.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then(|| id.to_owned())
+}
+
+/// `24 hours`, `90 minutes`, `45 seconds`.
+fn describe_window(window: std::time::Duration) -> String {
+    let secs = window.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} hours", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} minutes", secs / 60)
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
 fn key_payload(k: &ApiKey) -> serde_json::Value {
     json!({ "id": k.id, "name": k.name, "prefix": k.prefix, "role": k.role, "expires_at": k.expires_at })
 }
@@ -604,3 +673,34 @@ fn key_payload(k: &ApiKey) -> serde_json::Value {
 /// e-mail is unknown so both paths cost the same.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0+2mOwzvRkFsvQjPNYxUNb8z4KJqhKaFw3BfEGvbq0s";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dummy_hash_costs_the_same_as_a_real_one() {
+        // A malformed dummy would fail to parse and return at once, letting
+        // login timing reveal which e-mails exist.
+        let dummy = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).expect("the dummy hash parses");
+        let real = crate::PasswordHash::hash("some password").expect("hashing works");
+        let real = argon2::password_hash::phc::PasswordHash::new(real.as_phc()).expect("a real hash parses");
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params.to_string(), real.params.to_string());
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+    }
+
+    #[test]
+    fn profile_names_and_whatsapp_ids_are_made_usable() {
+        assert_eq!(usable_profile_name("  Ana\u{0}  ").as_deref(), Some("Ana"));
+        assert_eq!(usable_profile_name(" \u{7} "), None);
+        assert_eq!(usable_profile_name(&"é".repeat(300)).map(|n| n.chars().count()), Some(200));
+        assert_eq!(usable_whatsapp_id(" 551187654321 ").as_deref(), Some("551187654321"));
+        assert_eq!(usable_whatsapp_id("55 11"), None);
+        assert_eq!(usable_whatsapp_id(&"1".repeat(65)), None);
+        assert_eq!(describe_window(std::time::Duration::from_secs(24 * 3600)), "24 hours");
+        assert_eq!(describe_window(std::time::Duration::from_secs(90)), "90 seconds");
+        assert_eq!(describe_window(std::time::Duration::from_secs(120)), "2 minutes");
+    }
+}

@@ -8,6 +8,7 @@ use crate::{AccountId, Error, Result, UserId};
 
 /// A tenant: every contact, message, template and key belongs to one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// Id.
     pub id: AccountId,
@@ -103,6 +104,7 @@ impl<'de> Deserialize<'de> for Email {
 /// What a user may do in their account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Read-only access.
     Viewer,

@@ -62,6 +62,7 @@ impl<'de> Deserialize<'de> for Tag {
 /// Where a lead stands in the sales funnel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LeadStage {
     /// Not yet worked.
     #[default]
@@ -117,6 +118,7 @@ impl LeadStage {
 /// Whether a contact agreed to receive messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OptInStatus {
     /// Never asked.
     #[default]
@@ -150,6 +152,7 @@ impl OptInStatus {
 
 /// Opt-in state with when and how it last changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OptIn {
     /// Current state.
     pub status: OptInStatus,
@@ -161,6 +164,7 @@ pub struct OptIn {
 
 /// A person the business talks to, unique per account by [`Phone`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Id.
     pub id: ContactId,
@@ -177,6 +181,7 @@ pub struct Contact {
     /// Tags, normalised and sorted.
     pub tags: BTreeSet<Tag>,
     /// Free-form JSON object, at most 16 KiB serialized.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Metadata,
     /// Lead score, 0–100.
     pub lead_score: u8,
@@ -199,6 +204,7 @@ pub struct Contact {
 /// Input for creating a contact.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewContact {
     /// Display name (required).
     pub name: String,
@@ -234,6 +240,7 @@ pub struct NewContact {
 /// optional field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactPatch {
     /// New name.
     #[serde(default)]
@@ -380,12 +387,11 @@ impl Contact {
         if let Some(source) = patch.opt_in_source {
             next.opt_in.source = parse_source(Some(source))?;
         }
-        if let Some(status) = patch.opt_in {
-            if status != next.opt_in.status {
+        if let Some(status) = patch.opt_in
+            && status != next.opt_in.status {
                 next.opt_in.status = status;
                 next.opt_in.changed_at = Some(now);
             }
-        }
         if next == *self {
             return Ok(false);
         }
@@ -530,6 +536,7 @@ impl Default for PageRequest {
 
 /// One page of results and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// Items in id order.
     pub items: Vec<T>,

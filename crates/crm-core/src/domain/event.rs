@@ -90,6 +90,7 @@ impl fmt::Debug for EventType {
 
 /// Something that happened in an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// UUIDv7: the log's order and cursor.
     pub id: EventId,

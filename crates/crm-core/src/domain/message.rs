@@ -12,6 +12,7 @@ pub const MAX_TEXT_LEN: usize = 4096;
 /// Who sent the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// From the contact to the business.
     Inbound,
@@ -42,6 +43,7 @@ impl Direction {
 /// with `failed` reachable from any state before `read` and terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageStatus {
     /// Stored, not yet accepted by the provider.
     Queued,
@@ -49,7 +51,7 @@ pub enum MessageStatus {
     Sent,
     /// Reached the recipient's device.
     Delivered,
-    /// Read by the recipient (inbound messages are stored as read).
+    /// Read by the recipient.
     Read,
     /// Will not be delivered; terminal.
     Failed,
@@ -111,6 +113,7 @@ impl MessageStatus {
 /// What kind of content a message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageKind {
     /// Plain text.
     Text,
@@ -158,6 +161,7 @@ impl MessageKind {
 /// Media kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MediaKind {
     /// Image.
     Image,
@@ -174,6 +178,7 @@ pub enum MediaKind {
 /// Where media lives: a URL the provider can fetch, a provider media id, or a
 /// key in crm's `MediaStore`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaRef {
     /// `https://…` URL, provider media id, or `media:<key>`.
     pub location: String,
@@ -183,6 +188,7 @@ pub struct MediaRef {
 
 /// One reply button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplyButton {
     /// Id echoed back when tapped (1–256 characters).
     pub id: String,
@@ -192,6 +198,7 @@ pub struct ReplyButton {
 
 /// One row of a list message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListRow {
     /// Id echoed back when chosen.
     pub id: String,
@@ -203,6 +210,7 @@ pub struct ListRow {
 
 /// A titled group of rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListSection {
     /// Section title (≤ 24 characters).
     pub title: String,
@@ -213,6 +221,7 @@ pub struct ListSection {
 /// Interactive content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Interactive {
     /// Up to three reply buttons.
     Buttons {
@@ -242,6 +251,7 @@ pub enum Interactive {
 /// The body of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageContent {
     /// Plain text.
     Text {
@@ -444,6 +454,7 @@ impl MessageContent {
 
 /// Why the provider failed a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageError {
     /// Provider error code, e.g. WhatsApp's `131047`.
     pub code: Option<String>,
@@ -453,6 +464,7 @@ pub struct MessageError {
 
 /// One message in a contact's thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Id.
     pub id: MessageId,
@@ -565,11 +577,10 @@ impl Message {
             }
             MessageStatus::Queued => {}
         }
-        if let Some(pid) = &update.provider_message_id {
-            if self.provider_message_id.is_none() {
+        if let Some(pid) = &update.provider_message_id
+            && self.provider_message_id.is_none() {
                 self.provider_message_id = Some(pid.clone());
             }
-        }
         self.updated_at = update.at;
         true
     }
@@ -577,6 +588,7 @@ impl Message {
 
 /// A status change reported by the provider or the send flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusUpdate {
     /// The new status.
     pub status: MessageStatus,

@@ -50,11 +50,10 @@ impl Phone {
                 return Err(invalid("has more than 15 digits"));
             }
         }
-        if !trimmed.starts_with('+') {
-            if let Some(rest) = digits.strip_prefix("00") {
+        if !trimmed.starts_with('+')
+            && let Some(rest) = digits.strip_prefix("00") {
                 digits = rest.to_owned();
             }
-        }
         Self::from_digits(digits)
     }
 
@@ -69,13 +68,15 @@ impl Phone {
         if trimmed.starts_with('+') || trimmed.starts_with("00") {
             return Self::parse(trimmed);
         }
+        if !trimmed.chars().all(|c| c.is_ascii_digit() || " -.()".contains(c)) {
+            return Err(invalid("may contain only digits, spaces, dashes, dots, parentheses and a leading +"));
+        }
         let national: String = trimmed.chars().filter(char::is_ascii_digit).collect();
         // A national number is shorter than an international one of the same country.
-        let national = national.strip_prefix('0').unwrap_or(&national);
-        let bare = Self::parse(trimmed)?; // validates characters
         if national.len() >= 12 && national.starts_with(country_code) {
-            return Ok(bare);
+            return Self::from_digits(national);
         }
+        let national = national.strip_prefix('0').unwrap_or(&national);
         Self::from_digits(format!("{country_code}{national}"))
     }
 

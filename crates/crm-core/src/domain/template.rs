@@ -12,6 +12,7 @@ pub const MAX_TEMPLATE_BODY: usize = 4096;
 /// What a template is for (WhatsApp's categories, which price differently).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TemplateCategory {
     /// Promotions and offers.
     #[default]
@@ -61,6 +62,7 @@ impl TemplateCategory {
 /// # Ok::<(), crm_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     /// Id.
     pub id: TemplateId,
@@ -86,6 +88,7 @@ pub struct Template {
 /// Input for creating or replacing a template.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTemplate {
     /// Name (required).
     pub name: String,
@@ -243,11 +246,10 @@ impl Template {
         }
         let mut variables: Vec<String> = Vec::new();
         for piece in tokenize(&input.body, true)? {
-            if let Piece::Var { name, .. } = piece {
-                if !variables.iter().any(|v| v == name) {
+            if let Piece::Var { name, .. } = piece
+                && !variables.iter().any(|v| v == name) {
                     variables.push(name.to_owned());
                 }
-            }
         }
         self.name = name;
         self.language = language;

@@ -239,11 +239,10 @@ impl ContactStore for MemoryStore {
         s.phones.remove(&(account, phone));
         let gone: Vec<MessageId> = s.messages.values().filter(|m| m.contact_id == id).map(|m| m.id).collect();
         for mid in gone {
-            if let Some(m) = s.messages.remove(&mid) {
-                if let Some(p) = m.provider_message_id {
+            if let Some(m) = s.messages.remove(&mid)
+                && let Some(p) = m.provider_message_id {
                     s.provider_ids.remove(&(account, p));
                 }
-            }
         }
         s.append(event);
         Ok(())
@@ -310,11 +309,10 @@ impl MessageStore for MemoryStore {
         check_event_account(message.account_id, event)?;
         let mut s = self.lock();
         s.contact(message.account_id, message.contact_id)?;
-        if let Some(p) = &message.provider_message_id {
-            if s.provider_ids.contains_key(&(message.account_id, p.clone())) {
+        if let Some(p) = &message.provider_message_id
+            && s.provider_ids.contains_key(&(message.account_id, p.clone())) {
                 return Err(Error::conflict("message", "provider message id already recorded"));
             }
-        }
         if s.messages.contains_key(&message.id) {
             return Err(Error::conflict("message", "id already exists"));
         }
@@ -363,8 +361,8 @@ impl MessageStore for MemoryStore {
         }
         let mut next = current.clone();
         next.apply_status(update);
-        if current.provider_message_id.is_none() {
-            if let Some(p) = &next.provider_message_id {
+        if current.provider_message_id.is_none()
+            && let Some(p) = &next.provider_message_id {
                 match s.provider_ids.get(&(account, p.clone())) {
                     Some(other) if *other != id => {
                         return Err(Error::conflict("message", "provider message id already recorded"));
@@ -374,7 +372,6 @@ impl MessageStore for MemoryStore {
                     }
                 }
             }
-        }
         *s.message_mut(account, id)? = next.clone();
         s.append(event);
         Ok(Some(next))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 /// How a dependency is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HealthStatus {
     /// Working.
     Healthy,

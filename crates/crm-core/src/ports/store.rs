@@ -101,6 +101,7 @@ pub trait ContactStore: Send + Sync + Debug + 'static {
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Rows stored.
     pub imported: usize,
@@ -110,6 +111,7 @@ pub struct ImportReport {
 
 /// One refused import row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectedRow {
     /// Position in the input (0-based).
     pub index: usize,
