@@ -102,6 +102,11 @@ impl RateLimiter for GcraLimiter {
         if cost == 0 {
             return Err(Error::validation("cost", "must be at least 1"));
         }
+        // `Quota`'s fields are public and it is `Deserialize`, so it may not
+        // have gone through `Quota::new`; a zero limit would divide by zero.
+        if quota.limit == 0 || quota.period < Duration::from_millis(1) {
+            return Err(Error::validation("quota", "limit must be ≥ 1 and period ≥ 1 ms"));
+        }
         let now = self.now_nanos();
         let idx = (self.hasher.hash_one(key) as usize) % SHARDS;
         let mut shard = self.shards[idx].lock().map_err(|_| Error::Storage {
@@ -127,6 +132,7 @@ impl RateLimiter for GcraLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // unwrap is fine in tests
 mod tests {
     use super::*;
     use crate::ManualClock;
@@ -151,5 +157,58 @@ mod tests {
         assert!(l.check_n("k", &q, 0).await.is_err());
         let big = l.check_n("fresh", &q, 5).await.unwrap();
         assert!(!big.allowed && big.retry_after.is_none());
+    }
+
+    #[tokio::test]
+    async fn unvalidated_quota_is_an_error_not_a_panic() {
+        let l = GcraLimiter::new(Arc::new(ManualClock::default()));
+        for q in [Quota { limit: 0, period: Duration::from_secs(1) }, Quota { limit: 1, period: Duration::ZERO }] {
+            assert!(matches!(l.check("k", &q).await, Err(Error::Validation { .. })), "{q:?}");
+        }
+        assert_eq!(l.tracked_keys(), 0);
+    }
+
+    #[tokio::test]
+    async fn capacity_recovers_one_unit_per_interval() {
+        let clock = ManualClock::default();
+        let l = GcraLimiter::new(Arc::new(clock.clone()));
+        let q = Quota::per_second(3).unwrap(); // interval 333_333_333 ns, not exact
+        for expected in [2, 1, 0] {
+            assert_eq!(l.check("k", &q).await.unwrap().remaining, expected);
+        }
+        let d = l.check("k", &q).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.reset_after, Duration::from_nanos(999_999_999));
+        // Two intervals later exactly two units are back.
+        clock.advance(Duration::from_nanos(2 * 333_333_333));
+        let d = l.check_n("k", &q, 3).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 2);
+        // 3 intervals are 1 ns short of the period, so one unit is 1 ns closer.
+        assert_eq!(d.retry_after, Some(Duration::from_nanos(333_333_332)));
+        let d = l.check_n("k", &q, 2).await.unwrap();
+        assert!(d.allowed && d.remaining == 0);
+    }
+
+    #[tokio::test]
+    async fn fully_decayed_keys_are_swept() {
+        let clock = ManualClock::default();
+        let l = GcraLimiter::new(Arc::new(clock.clone()));
+        let q = Quota::per_second(10).unwrap();
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            assert!(l.check(k, &q).await.unwrap().allowed);
+        }
+        assert_eq!(l.tracked_keys(), 100);
+        clock.advance(Duration::from_millis(100));
+        // Enough too-large checks (which store nothing) on the same keys to pass
+        // the sweep point of every shard that holds one.
+        for _ in 0..SWEEP_EVERY {
+            for k in &keys {
+                assert!(!l.check_n(k, &q, 11).await.unwrap().allowed);
+            }
+        }
+        assert_eq!(l.tracked_keys(), 0);
     }
 }
