@@ -1,0 +1,230 @@
+//! `crm-server`: run the crm HTTP server and administer its data.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crm_core::{AccountId, ApiKeyId, Crm, RecordingMessenger, Role};
+use crm_http::{Config, Server};
+use secrecy::ExposeSecret;
+
+/// crm: a WhatsApp-first customer-engagement server.
+///
+/// With nothing configured it runs on embedded defaults: a SQLite database in
+/// ./crm-data/, an in-memory rate limiter and a recording messenger (messages
+/// are stored but not delivered until a WhatsApp provider is configured).
+/// Settings come from defaults, then ./crm.toml (or --config), then environment
+/// variables: DATABASE_URL, REDIS_URL, CRM_LISTEN, PORT, CRM_LOG_FORMAT,
+/// RUST_LOG, CRM_CORS_ORIGINS, CRM_BODY_LIMIT_BYTES, CRM_REQUEST_TIMEOUT_SECS,
+/// CRM_RATE_LIMIT_PER_KEY_PER_MINUTE, CRM_RATE_LIMIT_PER_IP_PER_MINUTE,
+/// CRM_SESSION_TTL_MINUTES, CRM_SHUTDOWN_GRACE_SECS.
+#[derive(Debug, Parser)]
+#[command(name = "crm-server", version, about, long_about)]
+struct Cli {
+    /// A TOML configuration file (default: ./crm.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default). On an empty database it creates an
+    /// account and prints its admin API key once.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts (tenants).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Manage API keys.
+    #[command(name = "api-key")]
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+    /// Manage contacts.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an account and print its id and an owner API key (shown once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print it (shown once).
+    Create {
+        /// The account it acts in.
+        #[arg(long)]
+        account: AccountId,
+        /// A label.
+        #[arg(long)]
+        name: String,
+        /// viewer, agent, admin or owner.
+        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        role: Role,
+    },
+    /// List an account's keys (never their secrets).
+    List {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+        /// The key id (from `api-key list`).
+        #[arg(long)]
+        id: ApiKeyId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Import contacts from a CSV file with a header row. Columns: name, phone
+    /// (required); email, whatsapp_id, tags (separated by `;` or `|`),
+    /// lead_score, lead_stage, opt_in (optional). Valid rows are stored in
+    /// batches; the summary lists every rejected row with its line and reason.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The account to import into.
+        #[arg(long)]
+        account: AccountId,
+        /// Country code for phones written without one (e.g. 55 for Brazil).
+        #[arg(long, default_value = "55")]
+        default_country: String,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("crm-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crm_http::init_tracing(config.log_format, &config.log_filter);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => open(&config).await.map(|_| println!("migrations applied")),
+        Command::Account { command } => account(config, command).await,
+        Command::ApiKey { command } => api_key(config, command).await,
+        Command::Contacts { command } => contacts(config, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crm-server: {}", crm_http_error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn crm_http_error_chain(e: &crm_core::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str("\n  caused by: ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn serve(config: Config) -> crm_core::Result<()> {
+    let mut server = Server::build(config.clone()).await?;
+    let addr = server.local_addr().map_err(|e| crm_core::Error::Config { message: e.to_string() })?;
+    if let Some(b) = server.take_bootstrap() {
+        println!("First start: created account {} with an owner API key (shown only now):", b.account_id);
+        println!("\n    {}\n", b.admin_key.expose());
+        println!("Store it safely; create more keys with `crm-server api-key create`.");
+    }
+    println!("crm listening on http://{addr}");
+    println!("  API docs:  http://{addr}/docs");
+    println!("  try:       curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/contacts");
+    tracing::info!(%addr, database = %crm_http::config::redact_url(config.database_url().expose_secret()), "listening");
+    server.run_until_stopped().await.map_err(|e| crm_core::Error::Config { message: format!("server stopped: {e}") })
+}
+
+async fn open(config: &Config) -> crm_core::Result<Crm> {
+    let store = crm_http::open_store(config.database_url().expose_secret()).await?;
+    Crm::builder().store(store).messenger(std::sync::Arc::new(RecordingMessenger::new())).build()
+}
+
+async fn account(config: Config, command: AccountCommand) -> crm_core::Result<()> {
+    let crm = open(&config).await?;
+    match command {
+        AccountCommand::Create { name } => {
+            let account = crm.create_account(&name).await?;
+            let (_, token) = crm.create_api_key(account.id, "owner (CLI)", Role::Owner, None).await?;
+            println!("account {} ({})", account.id, account.name);
+            println!("owner API key (shown only now): {}", token.expose());
+        }
+    }
+    Ok(())
+}
+
+async fn api_key(config: Config, command: ApiKeyCommand) -> crm_core::Result<()> {
+    let crm = open(&config).await?;
+    match command {
+        ApiKeyCommand::Create { account, name, role } => {
+            crm.store().get_account(account).await?;
+            let (key, token) = crm.create_api_key(account, &name, role, None).await?;
+            println!("key {} ({}, {})", key.id, key.name, key.role.as_str());
+            println!("API key (shown only now): {}", token.expose());
+        }
+        ApiKeyCommand::List { account } => {
+            for k in crm.store().list_api_keys(account).await? {
+                let state = match (k.revoked_at, k.expires_at) {
+                    (Some(t), _) => format!("revoked {}", t.to_rfc3339()),
+                    (None, Some(e)) => format!("expires {}", e.to_rfc3339()),
+                    (None, None) => "active".into(),
+                };
+                println!("{}  crm_{}_…  {:<7} {:<32} {}", k.id, k.prefix, k.role.as_str(), k.name, state);
+            }
+        }
+        ApiKeyCommand::Revoke { account, id } => {
+            let k = crm.revoke_api_key(account, id).await?;
+            println!("revoked {} ({})", k.id, k.name);
+        }
+    }
+    Ok(())
+}
+
+async fn contacts(config: Config, command: ContactsCommand) -> crm_core::Result<()> {
+    let ContactsCommand::Import { file, account, default_country, batch } = command;
+    let crm = open(&config).await?;
+    crm.store().get_account(account).await?;
+    let report = crm_http::import::import_csv(&crm, account, &file, &default_country, batch.max(1), true).await?;
+    println!("imported {} contact(s); rejected {}", report.imported, report.rejected.len());
+    for r in &report.rejected {
+        println!("  line {}: {}", r.line, r.reason);
+    }
+    Ok(())
+}

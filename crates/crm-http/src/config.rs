@@ -1,0 +1,294 @@
+//! Server configuration: defaults → optional `crm.toml` → environment
+//! variables, validated once at start.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crm_core::{Error, Result};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Request limits per client.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per minute for each API key (and burst size).
+    pub per_key_per_minute: u32,
+    /// Requests per minute for each client IP on unauthenticated routes.
+    pub per_ip_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { per_key_per_minute: 600, per_ip_per_minute: 30 }
+    }
+}
+
+/// Everything `crm-server` can be told.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`CRM_LISTEN`; `PORT` sets only the port).
+    pub listen: SocketAddr,
+    /// Store URL (`DATABASE_URL`): `sqlite://…` or `postgres://…`; unset
+    /// means a SQLite file in `data_dir` (see [`Config::database_url`]).
+    pub database_url: Option<SecretString>,
+    /// Redis URL for the rate limiter (`REDIS_URL`); unset means in memory.
+    pub redis_url: Option<SecretString>,
+    /// Folder for the SQLite file and local data (`CRM_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `text` or `json` (`CRM_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info,crm_http=debug` (`RUST_LOG`).
+    pub log_filter: String,
+    /// Allowed CORS origins; empty allows none, `*` allows any (`CRM_CORS_ORIGINS`, comma-separated).
+    pub cors_origins: Vec<String>,
+    /// Per-request timeout in seconds (`CRM_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout_secs: u64,
+    /// Largest request body in bytes (`CRM_BODY_LIMIT_BYTES`).
+    pub body_limit_bytes: usize,
+    /// Rate limits (`CRM_RATE_LIMIT_PER_KEY_PER_MINUTE`, `CRM_RATE_LIMIT_PER_IP_PER_MINUTE`).
+    pub rate_limit: RateLimitConfig,
+    /// Lifetime of a dashboard login token, in minutes (`CRM_SESSION_TTL_MINUTES`).
+    pub session_ttl_minutes: u32,
+    /// Seconds to let in-flight requests finish on shutdown (`CRM_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(self.database_url().expose_secret()))
+            .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u.expose_secret())))
+            .field("data_dir", &self.data_dir)
+            .field("log_format", &self.log_format)
+            .field("cors_origins", &self.cors_origins)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("rate_limit", &self.rate_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            redis_url: None,
+            data_dir: PathBuf::from("crm-data"),
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            cors_origins: Vec::new(),
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            rate_limit: RateLimitConfig::default(),
+            session_ttl_minutes: 12 * 60,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// `scheme://user:***@host…`: a URL with its password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn bad(setting: &str, reason: impl fmt::Display) -> Error {
+    Error::Config { message: format!("{setting}: {reason}") }
+}
+
+impl Config {
+    /// The store URL: `database_url`, or a SQLite file `crm.db` in `data_dir`.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => SecretString::from(format!("sqlite://{}/crm.db?mode=rwc", self.data_dir.display())),
+        }
+    }
+
+    /// Loads defaults, then `file` when given (it must exist) or `./crm.toml`
+    /// when present, then the environment read through `env`. Validates the
+    /// result; [`Error::Config`] names the bad setting.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut cfg = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("crm.toml").exists() => Self::from_file(Path::new("crm.toml"))?,
+            None => Self::default(),
+        };
+        cfg.apply_env(env)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(&path.display().to_string(), e))?;
+        toml::from_str(&text).map_err(|e| bad(&path.display().to_string(), e.message()))
+    }
+
+    /// Applies environment variables over the current values.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("CRM_LISTEN") {
+            self.listen = v.trim().parse().map_err(|_| bad("CRM_LISTEN", "expected an address like 127.0.0.1:8080"))?;
+        }
+        if let Some(v) = get("PORT") {
+            let port: u16 = v.trim().parse().map_err(|_| bad("PORT", "expected a port number"))?;
+            self.listen.set_port(port);
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = get("REDIS_URL") {
+            self.redis_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = get("CRM_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CRM_LOG_FORMAT") {
+            self.log_format = match v.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(bad("CRM_LOG_FORMAT", "expected text or json")),
+            };
+        }
+        if let Some(v) = get("RUST_LOG") {
+            self.log_filter = v;
+        }
+        if let Some(v) = get("CRM_CORS_ORIGINS") {
+            self.cors_origins = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        }
+        let num = |k: &str| -> Result<Option<u64>> {
+            get(k).map(|v| v.trim().parse::<u64>().map_err(|_| bad(k, "expected a whole number"))).transpose()
+        };
+        if let Some(n) = num("CRM_REQUEST_TIMEOUT_SECS")? {
+            self.request_timeout_secs = n;
+        }
+        if let Some(n) = num("CRM_BODY_LIMIT_BYTES")? {
+            self.body_limit_bytes = usize::try_from(n).map_err(|_| bad("CRM_BODY_LIMIT_BYTES", "too large"))?;
+        }
+        if let Some(n) = num("CRM_RATE_LIMIT_PER_KEY_PER_MINUTE")? {
+            self.rate_limit.per_key_per_minute =
+                u32::try_from(n).map_err(|_| bad("CRM_RATE_LIMIT_PER_KEY_PER_MINUTE", "too large"))?;
+        }
+        if let Some(n) = num("CRM_RATE_LIMIT_PER_IP_PER_MINUTE")? {
+            self.rate_limit.per_ip_per_minute =
+                u32::try_from(n).map_err(|_| bad("CRM_RATE_LIMIT_PER_IP_PER_MINUTE", "too large"))?;
+        }
+        if let Some(n) = num("CRM_SESSION_TTL_MINUTES")? {
+            self.session_ttl_minutes = u32::try_from(n).map_err(|_| bad("CRM_SESSION_TTL_MINUTES", "too large"))?;
+        }
+        if let Some(n) = num("CRM_SHUTDOWN_GRACE_SECS")? {
+            self.shutdown_grace_secs = n;
+        }
+        Ok(())
+    }
+
+    /// Checks every setting; [`Error::Config`] names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let db_url = self.database_url();
+        let db = db_url.expose_secret();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(bad("DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        if let Some(r) = &self.redis_url {
+            let r = r.expose_secret();
+            if !(r.starts_with("redis://") || r.starts_with("rediss://")) {
+                return Err(bad("REDIS_URL", "must start with redis:// or rediss://"));
+            }
+        }
+        if !(1..=3600).contains(&self.request_timeout_secs) {
+            return Err(bad("request_timeout_secs", "must be between 1 and 3600"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            return Err(bad("body_limit_bytes", "must be between 1 KiB and 64 MiB"));
+        }
+        if self.rate_limit.per_key_per_minute == 0 || self.rate_limit.per_ip_per_minute == 0 {
+            return Err(bad("rate_limit", "limits must be at least 1 per minute"));
+        }
+        if !(1..=60 * 24 * 30).contains(&self.session_ttl_minutes) {
+            return Err(bad("session_ttl_minutes", "must be between 1 minute and 30 days"));
+        }
+        for o in &self.cors_origins {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(bad("cors_origins", format!("{o:?} is not an origin like https://app.example.com")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let c = Config::load(
+            None,
+            env(&[("PORT", "9000"), ("DATABASE_URL", "postgres://u:pw@127.0.0.1/db"), ("CRM_LOG_FORMAT", "json")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        let d = Config::load(None, env(&[("CRM_DATA_DIR", "/var/lib/crm")])).unwrap();
+        assert_eq!(d.database_url().expose_secret(), "sqlite:///var/lib/crm/crm.db?mode=rwc");
+        assert_eq!(c.log_format, LogFormat::Json);
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("postgres://u:***@127.0.0.1/db"), "{dbg}");
+        assert!(!dbg.contains("pw"), "secrets never printed: {dbg}");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = Config::load(None, env(&[("PORT", "http")])).unwrap_err().to_string();
+        assert!(e.contains("PORT"), "{e}");
+        let e = Config::load(None, env(&[("DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(e.contains("DATABASE_URL"), "{e}");
+        let e = Config::load(None, env(&[("REDIS_URL", "http://x")])).unwrap_err().to_string();
+        assert!(e.contains("REDIS_URL"), "{e}");
+        let e = Config::load(None, env(&[("CRM_CORS_ORIGINS", "example.com")])).unwrap_err().to_string();
+        assert!(e.contains("cors_origins"), "{e}");
+    }
+
+    #[test]
+    fn toml_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("crm-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("crm.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\n[rate_limit]\nper_key_per_minute = 5\n").unwrap();
+        let c = Config::load(Some(&path), env(&[("PORT", "7001")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(c.rate_limit.per_key_per_minute, 5);
+        std::fs::write(&path, "lisen = 1\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "unknown keys are named: {e}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

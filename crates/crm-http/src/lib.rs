@@ -1,0 +1,186 @@
+//! # crm-http
+//!
+//! The crm HTTP server: a JSON REST API under `/api/v1` (contacts, messages,
+//! templates, events, users and API keys), bearer API keys scoped to one
+//! account, per-key and per-IP rate limits with `X-RateLimit-*` headers,
+//! `/health` and `/ready`, an OpenAPI 3.1 document at `/openapi.json` with a
+//! docs page at `/docs`, Prometheus metrics at `/metrics`, and errors as
+//! `application/problem+json`.
+//!
+//! Embed it with [`router`] over your own [`AppState`], or run it with
+//! [`Server::build`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = crm_http::Config::load(None, |k| std::env::var(k).ok())?;
+//! let server = crm_http::Server::build(config).await?;
+//! println!("listening on port {}", server.port());
+//! server.run_until_stopped().await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod auth;
+pub mod config;
+mod error;
+mod extract;
+pub mod import;
+pub mod metrics;
+mod routes;
+mod server;
+mod state;
+
+pub use auth::Principal;
+pub use config::{Config, LogFormat, RateLimitConfig};
+pub use error::{ApiError, Problem};
+pub use server::{Bootstrap, Server, init_tracing, open_store};
+pub use state::{AppState, Settings};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "crm", description = "WhatsApp-first customer engagement API. Authenticate with `Authorization: Bearer <api key>`."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "contacts", description = "People the business talks to"),
+        (name = "messages", description = "Sending and reading messages"),
+        (name = "templates", description = "Reusable message bodies"),
+        (name = "events", description = "The event log"),
+        (name = "admin", description = "Account, users and API keys"),
+        (name = "auth", description = "Dashboard login"),
+        (name = "system", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// Routes that need a bearer token.
+fn authed_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::contacts::router())
+        .merge(routes::messages::router())
+        .merge(routes::templates::router())
+        .merge(routes::events::router())
+        .merge(routes::admin::router())
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", authed_routes().merge(routes::admin::public_router()))
+        .merge(routes::system::router())
+}
+
+/// The whole application over `state`: routes, auth, rate limits, problem
+/// errors, tracing, request ids, compression, CORS, timeouts and body limits.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let authed = authed_routes().layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let public = routes::admin::public_router().layer(middleware::from_fn_with_state(state.clone(), auth::limit_by_ip));
+    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", authed.merge(public))
+        .merge(routes::system::router())
+        .split_for_parts();
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
+
+    let cors = if settings.cors_origins.iter().any(|o| o == "*") {
+        CorsLayer::new().allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> = settings.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        CorsLayer::new().allow_origin(origins)
+    }
+    .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+    .expose_headers([
+        REQUEST_ID.clone(),
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderName::from_static("x-ratelimit-reset"),
+        header::RETRY_AFTER,
+    ]);
+
+    app.merge(docs)
+        .fallback(|| async { ApiError::not_found("no route matches this path") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), route, request_id = id)
+                })
+                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let res = next.run(req).await;
+    state.metrics().observe_request(&method, &route, res.status().as_u16(), start.elapsed());
+    res
+}
+
+/// Gives error responses produced below the handlers (timeouts, limits) a
+/// problem body, so every 4xx/5xx answers `application/problem+json`.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !res.headers().contains_key(header::CONTENT_TYPE) {
+        let (parts, _) = res.into_parts();
+        let mut fresh = match status.as_u16() {
+            413 => ApiError::payload_too_large("the request body exceeds the configured limit"),
+            405 => ApiError::method_not_allowed(),
+            503 => ApiError::new(status, "unavailable", "Service unavailable", "the request took too long"),
+            _ => ApiError::new(status, "error", "Error", status.canonical_reason().unwrap_or("error")),
+        }
+        .into_response();
+        for (k, v) in parts.headers.iter() {
+            if k != header::CONTENT_LENGTH {
+                fresh.headers_mut().entry(k).or_insert(v.clone());
+            }
+        }
+        return fresh;
+    }
+    res
+}

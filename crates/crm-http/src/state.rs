@@ -1,0 +1,94 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_core::{Crm, HealthCheck, RateLimiter};
+
+use crate::metrics::Metrics;
+
+/// Settings handlers need at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Requests per minute per API key.
+    pub per_key_per_minute: u32,
+    /// Requests per minute per IP on unauthenticated routes.
+    pub per_ip_per_minute: u32,
+    /// Login token lifetime.
+    pub session_ttl: Duration,
+    /// Largest request body.
+    pub body_limit_bytes: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Allowed CORS origins.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            per_key_per_minute: 600,
+            per_ip_per_minute: 30,
+            session_ttl: Duration::from_secs(12 * 3600),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Everything a handler can reach: the [`Crm`] service, the limiter, the
+/// readiness probes and the metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub crm: Crm,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub probes: Vec<Arc<dyn HealthCheck>>,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    pub outbox_consumers: Vec<String>,
+}
+
+impl AppState {
+    /// State over a service and a limiter; the store and messenger are probed
+    /// for readiness, plus any `extra_probes` (Redis, …).
+    pub fn new(
+        crm: Crm,
+        limiter: Arc<dyn RateLimiter>,
+        extra_probes: Vec<Arc<dyn HealthCheck>>,
+        settings: Settings,
+    ) -> Self {
+        let mut probes: Vec<Arc<dyn HealthCheck>> = vec![crm.store().clone(), crm.messenger().clone()];
+        probes.extend(extra_probes);
+        Self {
+            inner: Arc::new(Inner {
+                crm,
+                limiter,
+                probes,
+                metrics: Metrics::default(),
+                settings,
+                outbox_consumers: Vec::new(),
+            }),
+        }
+    }
+
+    /// The service.
+    pub fn crm(&self) -> &Crm {
+        &self.inner.crm
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
