@@ -191,6 +191,13 @@ pub trait TemplateStore: Send + Sync + Debug + 'static {
 /// same transaction. A consumer claims queued items with a lease: while the
 /// lease holds no other process gets the item; an item is gone once acked;
 /// an item whose lease expired is handed out again (at-least-once delivery).
+///
+/// Reading the log after a cursor (`list_events`, `read_all_events`) is a
+/// feed for people and dashboards: event ids are minted before their
+/// transaction commits, so with concurrent writers an event can become
+/// visible after a later-numbered one, and a reader at the very head of the
+/// log may step past it. Anything that must see every event (webhooks,
+/// automation) uses the outbox, which has no such gap.
 #[async_trait]
 pub trait EventStore: Send + Sync + Debug + 'static {
     /// The account's events after `after` (exclusive) in id order, at most `limit` (1..=1000).
