@@ -1,0 +1,95 @@
+//! Maps sqlx errors into [`crm_core::Error`] without leaking SQL parameters.
+
+use crm_core::Error;
+
+/// Whether `e` is a unique (or primary key) violation; returns the name of the
+/// violated constraint or the driver's message, to tell which key clashed.
+pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            Some(db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a database error is worth retrying (busy/locked database,
+/// serialization failure, deadlock, lost or refused connection).
+fn transient_code(code: &str) -> bool {
+    // SQLite: primary result codes BUSY (5) and LOCKED (6), also as extended codes.
+    if let Ok(n) = code.parse::<i64>() {
+        return matches!(n & 0xff, 5 | 6);
+    }
+    // PostgreSQL SQLSTATEs: serialization failure, deadlock, connection
+    // exceptions, insufficient resources, operator intervention.
+    matches!(code, "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03")
+        || code.starts_with("08")
+        || code.starts_with("53")
+}
+
+/// The [`Error::Conflict`] for a violated unique key, named by its constraint
+/// (PostgreSQL) or by the driver message listing its columns (SQLite), with
+/// the memory store's reasons.
+fn conflict_on(key: &str) -> Error {
+    let (entity, reason) = if key.contains("api_keys") {
+        ("api_key", "prefix already exists")
+    } else if key.contains("users") {
+        ("user", "e-mail already registered")
+    } else if key.contains("templates") {
+        ("template", "a template with this name and language exists")
+    } else if key.contains("contacts") {
+        if key.contains("phone") {
+            ("contact", "a contact with this phone already exists")
+        } else {
+            ("contact", "id already exists")
+        }
+    } else if key.contains("messages") {
+        if key.contains("provider") {
+            ("message", "provider message id already recorded")
+        } else {
+            ("message", "id already exists")
+        }
+    } else if key.contains("accounts") {
+        ("account", "id already exists")
+    } else if key.contains("events") {
+        ("event", "id already exists")
+    } else {
+        ("record", "a record with this key already exists")
+    };
+    Error::conflict(entity, reason)
+}
+
+/// Wraps a driver error as [`Error::Storage`], `what` naming the operation.
+///
+/// Unique violations become [`Error::Conflict`] naming the entity and key.
+pub(crate) fn db(what: &'static str, e: sqlx::Error) -> Error {
+    if let Some(key) = unique_violation(&e) {
+        return conflict_on(&key);
+    }
+    let transient = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| transient_code(&c)),
+        _ => false,
+    };
+    let kind = match &e {
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection",
+        sqlx::Error::PoolClosed => "the connection pool is closed",
+        sqlx::Error::Io(_) => "i/o error talking to the database",
+        sqlx::Error::Database(_) => "the database refused the statement",
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "a stored value could not be decoded",
+        sqlx::Error::Tls(_) => "tls error talking to the database",
+        sqlx::Error::Migrate(_) => "migration failed",
+        _ => "database error",
+    };
+    Error::storage(format!("{what}: {kind}"), transient, e)
+}
+
+/// An [`Error::Storage`] for a stored value that does not parse back into the domain.
+pub(crate) fn corrupt(column: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Storage { message: format!("stored {column} is invalid: {e}"), transient: false, source: None }
+}
+
+/// Maps a migration failure.
+pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> Error {
+    Error::storage("running migrations failed", false, e)
+}
