@@ -37,7 +37,13 @@ string_schema!(
     None,
     Some(r"^\+[1-9][0-9]{7,14}$")
 );
-string_schema!(crate::Email, "Lower-cased e-mail address", "ana@example.com", Some(SchemaFormat::KnownFormat(KnownFormat::Email)), None);
+string_schema!(
+    crate::Email,
+    "Lower-cased e-mail address",
+    "ana@example.com",
+    Some(SchemaFormat::KnownFormat(KnownFormat::Email)),
+    None
+);
 string_schema!(crate::Tag, "Lower-cased tag, 1–64 characters, no commas", "vip", None, None);
 string_schema!(crate::EventType, "Dotted event name", "contact.created", None, None);
 

@@ -376,21 +376,31 @@ impl Crm {
             whatsapp_id: contact.whatsapp_id.clone(),
             content: message.content.clone(),
         };
-        let update = match self.messenger.send(&outbound).await {
-            Ok(receipt) => StatusUpdate {
-                status: MessageStatus::Sent,
-                at: self.now(),
-                provider_message_id: Some(receipt.provider_message_id),
-                error: None,
-            },
+        let sent = self.messenger.send(&outbound).await.and_then(|receipt| {
+            let id = receipt.provider_message_id;
+            if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+                return Err(Error::Provider {
+                    provider: self.messenger.provider().to_owned().into(),
+                    transient: false,
+                    code: None,
+                    message: "the provider answered with an unusable message id".into(),
+                    source: None,
+                });
+            }
+            Ok(id)
+        });
+        let update = match sent {
+            Ok(id) => {
+                StatusUpdate { status: MessageStatus::Sent, at: self.now(), provider_message_id: Some(id), error: None }
+            }
             Err(e) => StatusUpdate {
                 status: MessageStatus::Failed,
                 at: self.now(),
                 provider_message_id: None,
-                error: Some(match e {
+                error: Some(clean_error(match e {
                     Error::Provider { code, message, .. } => MessageError { code, reason: message },
                     other => MessageError { code: Some(other.kind().into()), reason: other.to_string() },
-                }),
+                })),
             },
         };
         let mut expected = message.clone();
@@ -549,6 +559,7 @@ impl Crm {
             .find_message_by_provider_id(account, provider_message_id)
             .await?
             .ok_or(Error::not_found("message"))?;
+        let error = error.map(clean_error);
         self.update_status(account, message, StatusUpdate { status, at, provider_message_id: None, error }).await
     }
 
@@ -621,6 +632,13 @@ impl Crm {
     pub async fn list_events(&self, account: AccountId, after: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
         self.store.list_events(account, after, limit).await
     }
+}
+
+/// Strips control characters (other than line breaks) and bounds the length
+/// of a provider's failure so any store can keep it.
+fn clean_error(e: MessageError) -> MessageError {
+    let tidy = |s: String| -> String { s.chars().filter(|c| !c.is_control() || *c == '\n').take(1000).collect() };
+    MessageError { code: e.code.map(|c| tidy(c).chars().take(64).collect()), reason: tidy(e.reason) }
 }
 
 /// Variables every template can use for a contact: `name`, `first_name`,

@@ -611,9 +611,8 @@ impl ContactStore for PgStore {
         let updated = sqlx::query(
             "UPDATE contacts SET name = $1, name_lower = $2, phone = $3, email = $4, whatsapp_id = $5, tags = $6, \
              metadata = $7, lead_score = $8, lead_stage = $9, opt_in_status = $10, opt_in_changed_at = $11, \
-             opt_in_source = $12, last_inbound_at = $13, last_outbound_at = $14, updated_at = $15, \
-             version = version + 1 \
-             WHERE id = $16 AND account_id = $17 AND version = $18 RETURNING *",
+             opt_in_source = $12, updated_at = $13, version = version + 1 \
+             WHERE id = $14 AND account_id = $15 AND version = $16 RETURNING *",
         )
         .bind(&contact.name)
         .bind(contact.name.to_lowercase())
@@ -627,8 +626,6 @@ impl ContactStore for PgStore {
         .bind(contact.opt_in.status.as_str())
         .bind(contact.opt_in.changed_at)
         .bind(contact.opt_in.source.as_deref())
-        .bind(contact.last_inbound_at)
-        .bind(contact.last_outbound_at)
         .bind(contact.updated_at)
         .bind(id)
         .bind(contact.account_id.into_uuid())

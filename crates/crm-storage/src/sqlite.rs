@@ -588,7 +588,7 @@ impl ContactStore for SqliteStore {
         let updated = sqlx::query(
             "UPDATE contacts SET name = ?, name_lower = ?, phone = ?, email = ?, whatsapp_id = ?, tags = ?, \
              metadata = ?, lead_score = ?, lead_stage = ?, opt_in_status = ?, opt_in_changed_at = ?, \
-             opt_in_source = ?, last_inbound_at = ?, last_outbound_at = ?, updated_at = ?, version = version + 1 \
+             opt_in_source = ?, updated_at = ?, version = version + 1 \
              WHERE id = ? AND account_id = ? AND version = ? RETURNING *",
         )
         .bind(v.name)
@@ -603,8 +603,6 @@ impl ContactStore for SqliteStore {
         .bind(v.opt_in_status)
         .bind(v.opt_in_changed_at)
         .bind(v.opt_in_source)
-        .bind(v.last_inbound_at)
-        .bind(v.last_outbound_at)
         .bind(v.updated_at)
         .bind(v.id)
         .bind(v.account_id)

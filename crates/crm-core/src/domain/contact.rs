@@ -206,7 +206,8 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewContact {
-    /// Display name (required).
+    /// Display name (required), 1–200 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     /// Phone in international form (required).
     pub phone: String,
@@ -298,7 +299,11 @@ fn parse_metadata(value: serde_json::Value) -> Result<Metadata> {
     let serde_json::Value::Object(map) = value else {
         return Err(Error::validation("metadata", "must be a JSON object"));
     };
-    let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+    let text = serde_json::to_string(&map).unwrap_or_default();
+    if text.contains("\\u0000") {
+        return Err(Error::validation("metadata", "must not contain NUL characters"));
+    }
+    let size = text.len();
     if size > MAX_METADATA_BYTES {
         return Err(Error::validation("metadata", format!("is {size} bytes; at most {MAX_METADATA_BYTES} allowed")));
     }

@@ -364,6 +364,9 @@ impl MessageContent {
     /// Checks WhatsApp's limits; [`Error::Validation`] names the field
     /// (`content.body`, `content.buttons`, …).
     pub fn validate(&self) -> Result<()> {
+        if serde_json::to_string(self).is_ok_and(|t| t.contains("\\u0000")) {
+            return Err(Error::validation("content", "must not contain NUL characters"));
+        }
         match self {
             MessageContent::Text { body } => {
                 if body.trim().is_empty() {
@@ -541,6 +544,9 @@ impl Message {
         content.validate()?;
         if let Some(id) = &provider_message_id {
             check_len("provider_message_id", id, 1, 256)?;
+            if id.chars().any(char::is_control) {
+                return Err(Error::validation("provider_message_id", "must not contain control characters"));
+            }
         }
         Ok(Message {
             id: MessageId::new(),
@@ -578,9 +584,10 @@ impl Message {
             MessageStatus::Queued => {}
         }
         if let Some(pid) = &update.provider_message_id
-            && self.provider_message_id.is_none() {
-                self.provider_message_id = Some(pid.clone());
-            }
+            && self.provider_message_id.is_none()
+        {
+            self.provider_message_id = Some(pid.clone());
+        }
         self.updated_at = update.at;
         true
     }
@@ -632,6 +639,23 @@ mod tests {
         assert!(!m.apply_status(&up(Delivered)));
         assert_eq!(m.status, Read);
         assert_eq!(m.provider_message_id.as_deref(), Some("wamid.1"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        assert!(MessageContent::text("a\0b").validate().is_err());
+        let now = Utc::now();
+        assert!(
+            Message::inbound(
+                AccountId::new(),
+                ContactId::new(),
+                MessageContent::text("x"),
+                Some("w\0".into()),
+                now,
+                now
+            )
+            .is_err()
+        );
     }
 
     #[test]

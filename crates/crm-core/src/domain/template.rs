@@ -90,7 +90,8 @@ pub struct Template {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTemplate {
-    /// Name (required).
+    /// Name (required): lower-case letters, digits or `_`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9_]{1,512}$"))]
     pub name: String,
     /// Language; defaults to `pt_BR`.
     #[serde(default)]
@@ -240,6 +241,9 @@ impl Template {
         let language = validate_language(input.language.as_deref().unwrap_or("pt_BR"))?;
         if input.body.trim().is_empty() {
             return Err(Error::validation("body", "must not be empty"));
+        }
+        if input.body.contains('\0') {
+            return Err(Error::validation("body", "must not contain NUL characters"));
         }
         if input.body.chars().count() > MAX_TEMPLATE_BODY {
             return Err(Error::validation("body", format!("must be at most {MAX_TEMPLATE_BODY} characters")));

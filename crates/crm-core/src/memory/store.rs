@@ -38,6 +38,14 @@ struct State {
 }
 
 impl State {
+    /// Event ids are unique: a mutation carrying a stored event's id is refused.
+    fn ensure_new(&self, event: &Event) -> Result<()> {
+        if self.events.contains_key(&event.id) {
+            return Err(Error::conflict("event", "id already exists"));
+        }
+        Ok(())
+    }
+
     fn append(&mut self, event: &Event) {
         self.events.insert(event.id, event.clone());
         for c in &self.consumers {
@@ -108,6 +116,7 @@ impl AccountStore for MemoryStore {
     async fn create_account(&self, account: &Account, event: &Event) -> Result<()> {
         check_event_account(account.id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         if s.accounts.contains_key(&account.id) {
             return Err(Error::conflict("account", "id already exists"));
         }
@@ -123,6 +132,7 @@ impl AccountStore for MemoryStore {
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
         check_event_account(user.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         if !s.accounts.contains_key(&user.account_id) {
             return Err(Error::not_found("account"));
         }
@@ -149,6 +159,7 @@ impl AccountStore for MemoryStore {
     async fn create_api_key(&self, key: &ApiKey, event: &Event) -> Result<()> {
         check_event_account(key.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         if !s.accounts.contains_key(&key.account_id) {
             return Err(Error::not_found("account"));
         }
@@ -177,6 +188,7 @@ impl AccountStore for MemoryStore {
     ) -> Result<ApiKey> {
         check_event_account(account, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let key = s.api_keys.get_mut(&id).filter(|k| k.account_id == account).ok_or(Error::not_found("api_key"))?;
         if key.revoked_at.is_some() {
             return Ok(key.clone());
@@ -193,6 +205,7 @@ impl ContactStore for MemoryStore {
     async fn insert_contact(&self, contact: &Contact, event: &Event) -> Result<()> {
         check_event_account(contact.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let key = (contact.account_id, contact.phone.clone());
         if s.phones.contains_key(&key) {
             return Err(Error::conflict("contact", "a contact with this phone already exists"));
@@ -211,6 +224,7 @@ impl ContactStore for MemoryStore {
     async fn update_contact(&self, contact: &Contact, event: &Event) -> Result<Contact> {
         check_event_account(contact.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let current = s.contact(contact.account_id, contact.id)?.clone();
         if current.version != contact.version {
             return Err(Error::conflict("contact", "it was changed by someone else; reload and retry"));
@@ -226,6 +240,8 @@ impl ContactStore for MemoryStore {
         let mut stored = contact.clone();
         stored.version = current.version + 1;
         stored.created_at = current.created_at;
+        stored.last_inbound_at = current.last_inbound_at;
+        stored.last_outbound_at = current.last_outbound_at;
         s.contacts.insert(contact.id, stored.clone());
         s.append(event);
         Ok(stored)
@@ -234,15 +250,17 @@ impl ContactStore for MemoryStore {
     async fn delete_contact(&self, account: AccountId, id: ContactId, event: &Event) -> Result<()> {
         check_event_account(account, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let phone = s.contact(account, id)?.phone.clone();
         s.contacts.remove(&id);
         s.phones.remove(&(account, phone));
         let gone: Vec<MessageId> = s.messages.values().filter(|m| m.contact_id == id).map(|m| m.id).collect();
         for mid in gone {
             if let Some(m) = s.messages.remove(&mid)
-                && let Some(p) = m.provider_message_id {
-                    s.provider_ids.remove(&(account, p));
-                }
+                && let Some(p) = m.provider_message_id
+            {
+                s.provider_ids.remove(&(account, p));
+            }
         }
         s.append(event);
         Ok(())
@@ -279,6 +297,9 @@ impl ContactStore for MemoryStore {
             check_event_account(account, e)?;
         }
         let mut s = self.lock();
+        for e in events {
+            s.ensure_new(e)?;
+        }
         let mut report = ImportReport::default();
         let mut seen: HashMap<&Phone, usize> = HashMap::new();
         for (index, (c, e)) in contacts.iter().zip(events).enumerate() {
@@ -308,11 +329,13 @@ impl MessageStore for MemoryStore {
     async fn insert_message(&self, message: &Message, event: &Event) -> Result<()> {
         check_event_account(message.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         s.contact(message.account_id, message.contact_id)?;
         if let Some(p) = &message.provider_message_id
-            && s.provider_ids.contains_key(&(message.account_id, p.clone())) {
-                return Err(Error::conflict("message", "provider message id already recorded"));
-            }
+            && s.provider_ids.contains_key(&(message.account_id, p.clone()))
+        {
+            return Err(Error::conflict("message", "provider message id already recorded"));
+        }
         if s.messages.contains_key(&message.id) {
             return Err(Error::conflict("message", "id already exists"));
         }
@@ -355,6 +378,7 @@ impl MessageStore for MemoryStore {
     ) -> Result<Option<Message>> {
         check_event_account(account, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let current = s.message_mut(account, id)?.clone();
         if !current.status.can_become(update.status) {
             return Ok(None);
@@ -362,16 +386,17 @@ impl MessageStore for MemoryStore {
         let mut next = current.clone();
         next.apply_status(update);
         if current.provider_message_id.is_none()
-            && let Some(p) = &next.provider_message_id {
-                match s.provider_ids.get(&(account, p.clone())) {
-                    Some(other) if *other != id => {
-                        return Err(Error::conflict("message", "provider message id already recorded"));
-                    }
-                    _ => {
-                        s.provider_ids.insert((account, p.clone()), id);
-                    }
+            && let Some(p) = &next.provider_message_id
+        {
+            match s.provider_ids.get(&(account, p.clone())) {
+                Some(other) if *other != id => {
+                    return Err(Error::conflict("message", "provider message id already recorded"));
+                }
+                _ => {
+                    s.provider_ids.insert((account, p.clone()), id);
                 }
             }
+        }
         *s.message_mut(account, id)? = next.clone();
         s.append(event);
         Ok(Some(next))
@@ -390,6 +415,7 @@ impl TemplateStore for MemoryStore {
     async fn insert_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let clash = s
             .templates
             .values()
@@ -405,6 +431,7 @@ impl TemplateStore for MemoryStore {
     async fn update_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         let existing = s
             .templates
             .get(&template.id)
@@ -430,6 +457,7 @@ impl TemplateStore for MemoryStore {
     async fn delete_template(&self, account: AccountId, id: TemplateId, event: &Event) -> Result<()> {
         check_event_account(account, event)?;
         let mut s = self.lock();
+        s.ensure_new(event)?;
         if s.templates.get(&id).is_none_or(|t| t.account_id != account) {
             return Err(Error::not_found("template"));
         }

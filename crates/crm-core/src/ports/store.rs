@@ -3,6 +3,8 @@
 //!
 //! Every method that touches tenant data takes the [`AccountId`] first, and a
 //! row of another account behaves exactly as a missing row ([`Error::NotFound`]).
+//! Event ids are unique: a mutation whose event id is already in the log is
+//! [`Error::Conflict`] and changes nothing.
 //! Conformance suites for all of this live in `crm_core::testing::store`.
 
 use async_trait::async_trait;
@@ -70,6 +72,9 @@ pub trait ContactStore: Send + Sync + Debug + 'static {
 
     /// Replaces a contact whose stored `version` equals `contact.version`,
     /// storing `version + 1`, and records `event`. Returns the stored contact.
+    /// `created_at`, `last_inbound_at` and `last_outbound_at` keep their stored
+    /// values: activity times are moved only by [`MessageStore::insert_message`],
+    /// so an edit made from an older copy never closes a messaging window.
     /// [`Error::NotFound`] when missing; [`Error::Conflict`] when the version is
     /// stale or the new phone belongs to another contact of the account.
     async fn update_contact(&self, contact: &Contact, event: &Event) -> Result<Contact>;

@@ -587,6 +587,15 @@ pub async fn messages_move_contact_activity_forward(store: Arc<dyn Store>) {
     let got = store.get_contact(a, c.id).await.expect("get");
     assert_eq!(got.last_inbound_at, Some(t1), "[messages] last_inbound_at is the newest inbound time");
     assert_eq!(got.last_outbound_at, Some(out.created_at), "[messages] last_outbound_at set");
+
+    // An edit made from a copy read before the messages keeps the activity times.
+    let mut stale_copy = c.clone();
+    stale_copy.name = "Ana Editada".into();
+    let stored = store.update_contact(&stale_copy, &ev(a, EventType::CONTACT_UPDATED)).await.expect("update");
+    assert_eq!(stored.last_inbound_at, Some(t1), "[messages] update_contact keeps last_inbound_at");
+    assert_eq!(stored.last_outbound_at, Some(out.created_at), "[messages] update_contact keeps last_outbound_at");
+    let got = store.get_contact(a, c.id).await.expect("get");
+    assert_eq!(got, stored, "[messages] stored contact equals update's result");
 }
 
 /// Threads list oldest first with keyset pages, per contact.
@@ -865,6 +874,13 @@ pub async fn failed_mutations_write_no_event(store: Arc<dyn Store>) {
         .insert_message(&outbound(&contact(a, "x", "+5511900000001"), "x"), &ev(a, EventType::MESSAGE_QUEUED))
         .await;
     assert_eq!(events_of(&store, a).await, before, "[events] failed mutations append nothing");
+
+    let reused = before.last().expect("events").clone();
+    let fresh = contact(a, "Reuso", "+5511900000002");
+    let err = store.insert_contact(&fresh, &reused).await.expect_err("reused event id");
+    assert!(is_conflict(&err), "[events] a reused event id is Conflict, got {err}");
+    assert!(is_not_found(&store.get_contact(a, fresh.id).await.expect_err("x")), "[events] nothing stored");
+    assert_eq!(events_of(&store, a).await, before, "[events] log unchanged");
 }
 
 /// Event listing: cursor, limit bounds, per-account and global reads.
