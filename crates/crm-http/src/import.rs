@@ -119,17 +119,29 @@ pub async fn import_csv(
     let mut report = CsvReport::default();
     let mut pending: Vec<(usize, NewContact)> = Vec::with_capacity(batch);
     let mut record = csv::StringRecord::new();
+    // Canonical phone (as `row_to_contact` writes it) → the line it first appeared on.
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     loop {
         let line = reader.position().line() as usize;
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => match row_to_contact(&cols, &record, default_country) {
-                Ok(c) => pending.push((record.position().map_or(line, |p| p.line() as usize), c)),
-                Err(e) => report.rejected.push(RejectedLine {
-                    line: record.position().map_or(line, |p| p.line() as usize),
-                    reason: e.to_string(),
-                }),
-            },
+            Ok(true) => {
+                let at = record.position().map_or(line, |p| p.line() as usize);
+                match row_to_contact(&cols, &record, default_country) {
+                    // Repeats are found here, across batches, and named by the
+                    // file line they repeat (the service only knows batch rows).
+                    Ok(c) => match first_line.get(&c.phone) {
+                        Some(first) => report
+                            .rejected
+                            .push(RejectedLine { line: at, reason: format!("phone repeats line {first}") }),
+                        None => {
+                            first_line.insert(c.phone.clone(), at);
+                            pending.push((at, c));
+                        }
+                    },
+                    Err(e) => report.rejected.push(RejectedLine { line: at, reason: e.to_string() }),
+                }
+            }
             Err(e) => report.rejected.push(RejectedLine { line, reason: format!("unreadable row: {e}") }),
         }
         if pending.len() >= batch {

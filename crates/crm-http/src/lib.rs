@@ -80,7 +80,78 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    ProblemResponses.modify(&mut doc);
+    doc
+}
+
+/// Documents the problem responses every operation can give beyond its own
+/// (400/422 for bad input, 401/403 and 429 through the auth and rate-limit
+/// layers, 413/415 for bodies, 404 for ids, 503 when a dependency fails), as
+/// `application/problem+json`, and fills in empty response descriptions.
+/// Runs on the finished document: `ApiDoc`'s own modifiers run before the
+/// routes are merged in.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Ref;
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let is_problem = |c: &RefOr<utoipa::openapi::Content>| match c {
+            RefOr::T(c) => matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+            RefOr::Ref(_) => false,
+        };
+        let describe = |code: &str| {
+            code.parse::<u16>()
+                .ok()
+                .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("Response")
+                .to_owned()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/");
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let mut codes: Vec<u16> = Vec::new();
+                if api {
+                    codes.extend([400, 422, 429, 503]);
+                    if op.security.is_some() {
+                        codes.extend([401, 403]);
+                    }
+                }
+                if op.request_body.is_some() {
+                    codes.extend([413, 415]);
+                }
+                if path.contains('{') {
+                    codes.push(404);
+                }
+                for code in codes {
+                    op.responses.responses.entry(code.to_string()).or_insert_with(|| {
+                        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(describe(&code.to_string()))
+                                .content(PROBLEM, content)
+                                .build(),
+                        )
+                    });
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    if response.description.is_empty() {
+                        response.description = describe(code);
+                    }
+                    if response.content.get("application/json").is_some_and(is_problem)
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Routes that need a bearer token.
@@ -109,6 +180,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", authed.merge(public))
         .merge(routes::system::router())
         .split_for_parts();
+    let mut doc = doc;
+    ProblemResponses.modify(&mut doc);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
 
     let cors = if settings.cors_origins.iter().any(|o| o == "*") {
@@ -131,9 +204,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes))
+        // Inside the problem and metrics layers, so a timed-out request gets a
+        // problem body and is counted.
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(

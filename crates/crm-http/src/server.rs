@@ -53,7 +53,7 @@ impl Server {
     pub async fn build_with_listener(config: Config, listener: TcpListener) -> Result<Self> {
         let db_url = config.database_url().expose_secret().to_owned();
         let store = open_store(&db_url).await.map_err(|e| match e {
-            Error::Config { message } => Error::Config { message },
+            Error::Config { message } => Error::Config { message: format!("DATABASE_URL: {message}") },
             other => Error::Config { message: format!("DATABASE_URL ({}): {other}", redact_url(&db_url)) },
         })?;
         let (limiter, extra_probes) = limiter_from(&config).await?;
@@ -94,8 +94,13 @@ impl Server {
 
     /// Serves until SIGINT or SIGTERM, then stops accepting and lets
     /// in-flight requests finish (up to the grace period).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_with_shutdown(shutdown_signal()).await
+    ///
+    /// The signal handlers are installed by this call, before the returned
+    /// future first runs, so a signal sent after the caller announced the
+    /// server (e.g. printed its address) is never lost to the default action,
+    /// which would kill the process. Call it inside a Tokio runtime.
+    pub fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.run_with_shutdown(shutdown_signal())
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
@@ -149,24 +154,33 @@ async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
     Ok(Some(Bootstrap { account_id: account.id, admin_key: token }))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGINT or SIGTERM. The handlers are registered now, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn recv(s: std::io::Result<Signal>) {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let (int, term) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        async move {
+            tokio::select! {
+                () = recv(int) => {},
+                () = recv(term) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

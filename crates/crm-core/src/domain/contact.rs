@@ -393,10 +393,11 @@ impl Contact {
             next.opt_in.source = parse_source(Some(source))?;
         }
         if let Some(status) = patch.opt_in
-            && status != next.opt_in.status {
-                next.opt_in.status = status;
-                next.opt_in.changed_at = Some(now);
-            }
+            && status != next.opt_in.status
+        {
+            next.opt_in.status = status;
+            next.opt_in.changed_at = Some(now);
+        }
         if next == *self {
             return Ok(false);
         }

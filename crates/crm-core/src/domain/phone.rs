@@ -51,9 +51,10 @@ impl Phone {
             }
         }
         if !trimmed.starts_with('+')
-            && let Some(rest) = digits.strip_prefix("00") {
-                digits = rest.to_owned();
-            }
+            && let Some(rest) = digits.strip_prefix("00")
+        {
+            digits = rest.to_owned();
+        }
         Self::from_digits(digits)
     }
 

@@ -251,9 +251,10 @@ impl Template {
         let mut variables: Vec<String> = Vec::new();
         for piece in tokenize(&input.body, true)? {
             if let Piece::Var { name, .. } = piece
-                && !variables.iter().any(|v| v == name) {
-                    variables.push(name.to_owned());
-                }
+                && !variables.iter().any(|v| v == name)
+            {
+                variables.push(name.to_owned());
+            }
         }
         self.name = name;
         self.language = language;

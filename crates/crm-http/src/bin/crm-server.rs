@@ -160,7 +160,10 @@ fn crm_http_error_chain(e: &crm_core::Error) -> String {
 async fn serve(config: Config) -> crm_core::Result<()> {
     let mut server = Server::build(config.clone()).await?;
     let addr = server.local_addr().map_err(|e| crm_core::Error::Config { message: e.to_string() })?;
-    if let Some(b) = server.take_bootstrap() {
+    let bootstrap = server.take_bootstrap();
+    // Installs the SIGINT/SIGTERM handlers before anything announces the server.
+    let run = server.run_until_stopped();
+    if let Some(b) = bootstrap {
         println!("First start: created account {} with an owner API key (shown only now):", b.account_id);
         println!("\n    {}\n", b.admin_key.expose());
         println!("Store it safely; create more keys with `crm-server api-key create`.");
@@ -169,7 +172,7 @@ async fn serve(config: Config) -> crm_core::Result<()> {
     println!("  API docs:  http://{addr}/docs");
     println!("  try:       curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/contacts");
     tracing::info!(%addr, database = %crm_http::config::redact_url(config.database_url().expose_secret()), "listening");
-    server.run_until_stopped().await.map_err(|e| crm_core::Error::Config { message: format!("server stopped: {e}") })
+    run.await.map_err(|e| crm_core::Error::Config { message: format!("server stopped: {e}") })
 }
 
 async fn open(config: &Config) -> crm_core::Result<Crm> {

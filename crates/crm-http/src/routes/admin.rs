@@ -75,10 +75,13 @@ impl From<ApiKey> for ApiKeyView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     email: String,
+    #[schema(min_length = 1)]
     name: String,
     role: Role,
     /// 8–128 characters; stored as an argon2id hash.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
@@ -87,6 +90,7 @@ pub(crate) struct NewUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApiKey {
     /// A label.
+    #[schema(min_length = 1)]
     name: String,
     /// Defaults to `agent`; cannot exceed the caller's role.
     #[serde(default)]

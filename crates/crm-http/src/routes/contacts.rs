@@ -39,6 +39,7 @@ pub(crate) struct ListContacts {
     /// Cursor from the previous page's `next_cursor`.
     cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
@@ -49,6 +50,7 @@ pub(crate) struct PageParams {
     /// Cursor from the previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 

@@ -25,6 +25,7 @@ pub(crate) struct ListEvents {
     /// The id of the last event already seen.
     after: Option<EventId>,
     /// How many, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

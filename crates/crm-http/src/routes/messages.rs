@@ -61,6 +61,7 @@ pub(crate) struct ListMessages {
     /// Cursor from the previous page's `next_cursor`.
     cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 

@@ -1,0 +1,18 @@
+//! crm-http's integration tests, in one binary: handler tests over
+//! `router(state)` with `oneshot`, end-to-end tests against a server on
+//! 127.0.0.1:0 over SQLite and PostgreSQL (`CRM_TEST_DATABASE_URL`), and the
+//! `crm-server` command line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod admin;
+mod cli;
+mod contacts;
+mod e2e;
+mod errors;
+mod messages;
+mod ratelimit;
+mod system;
+mod templates;
+mod tenancy;
