@@ -25,6 +25,7 @@ pub struct CrmBuilder {
     store: Option<Arc<dyn Store>>,
     messenger: Option<Arc<dyn Messenger>>,
     clock: Option<Arc<dyn Clock>>,
+    default_country: Option<String>,
 }
 
 impl CrmBuilder {
@@ -46,12 +47,29 @@ impl CrmBuilder {
         self
     }
 
-    /// [`Error::Config`] when the store or messenger is missing.
+    /// Country code (digits, e.g. `"55"`) for phones people type without
+    /// one, such as `(11) 98765-4321`, in contacts created, updated, imported
+    /// or looked up through the service. Unset, such input is read as an
+    /// international number. Provider ids (inbound messages) are always
+    /// international.
+    pub fn default_country(mut self, country_code: impl Into<String>) -> Self {
+        self.default_country = Some(country_code.into());
+        self
+    }
+
+    /// [`Error::Config`] when the store or messenger is missing, or the
+    /// default country is not 1 to 3 digits.
     pub fn build(self) -> Result<Crm> {
+        if let Some(cc) = &self.default_country
+            && (!(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(Error::Config { message: format!("default country {cc:?} must be 1 to 3 digits") });
+        }
         Ok(Crm {
             store: self.store.ok_or_else(|| Error::Config { message: "Crm needs a store".into() })?,
             messenger: self.messenger.ok_or_else(|| Error::Config { message: "Crm needs a messenger".into() })?,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            default_country: self.default_country,
         })
     }
 }
@@ -95,6 +113,7 @@ pub struct Crm {
     store: Arc<dyn Store>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
+    default_country: Option<String>,
 }
 
 fn contact_summary(c: &Contact) -> serde_json::Value {
@@ -135,6 +154,21 @@ impl Crm {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Parses a phone typed by a person, applying the default country.
+    fn parse_phone(&self, input: &str) -> Result<Phone> {
+        match &self.default_country {
+            Some(cc) => Phone::parse_with_default_country(input, cc),
+            None => Phone::parse(input),
+        }
+    }
+
+    fn normalize(&self, mut input: NewContact) -> Result<NewContact> {
+        if self.default_country.is_some() {
+            input.phone = self.parse_phone(&input.phone)?.to_string();
+        }
+        Ok(input)
     }
 
     fn event(&self, account: AccountId, kind: EventType, data: &impl Serialize) -> Event {
@@ -227,7 +261,7 @@ impl Crm {
     /// Creates a contact (`contact.created`). [`Error::Conflict`] when the phone
     /// (in any of its forms) already belongs to a contact of the account.
     pub async fn create_contact(&self, account: AccountId, input: NewContact) -> Result<Contact> {
-        let contact = Contact::new(account, input, self.now())?;
+        let contact = Contact::new(account, self.normalize(input)?, self.now())?;
         let event = self.event(account, EventType::CONTACT_CREATED, &contact);
         self.store.insert_contact(&contact, &event).await?;
         Ok(contact)
@@ -240,7 +274,7 @@ impl Crm {
 
     /// The contact with this phone, in any form [`Phone::parse`] accepts.
     pub async fn find_contact_by_phone(&self, account: AccountId, phone: &str) -> Result<Option<Contact>> {
-        let phone = Phone::parse(phone)?;
+        let phone = self.parse_phone(phone)?;
         self.store.find_contact_by_phone(account, &phone).await
     }
 
@@ -288,7 +322,12 @@ impl Crm {
     }
 
     /// Applies a partial update (`contact.updated` when anything changed).
-    pub async fn update_contact(&self, account: AccountId, id: ContactId, patch: ContactPatch) -> Result<Contact> {
+    pub async fn update_contact(&self, account: AccountId, id: ContactId, mut patch: ContactPatch) -> Result<Contact> {
+        if let Some(p) = &patch.phone
+            && self.default_country.is_some()
+        {
+            patch.phone = Some(self.parse_phone(p)?.to_string());
+        }
         self.modify_contact(account, id, |c, now| c.apply(patch.clone(), now)).await
     }
 
@@ -320,7 +359,7 @@ impl Crm {
         // among the valid rows only.
         let mut seen: HashMap<Phone, usize> = HashMap::with_capacity(rows.len());
         for (index, row) in rows.into_iter().enumerate() {
-            match Contact::new(account, row, now) {
+            match self.normalize(row).and_then(|row| Contact::new(account, row, now)) {
                 Ok(c) => match seen.get(&c.phone) {
                     Some(first) => rejected.push(RejectedRow { index, reason: format!("phone repeats row {first}") }),
                     None => {

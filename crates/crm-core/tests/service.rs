@@ -1487,3 +1487,47 @@ async fn the_outbox_hands_mutations_to_a_consumer() {
     assert_eq!(claimed[0].event.event_type, EventType::CONTACT_DELETED);
     assert_eq!(validation_field(store.register_consumer("Bad Name").await), "consumer");
 }
+
+#[tokio::test]
+async fn default_country_reads_national_numbers() {
+    let crm = crm_core::Crm::builder()
+        .store(std::sync::Arc::new(crm_core::MemoryStore::new()))
+        .messenger(std::sync::Arc::new(crm_core::RecordingMessenger::new()))
+        .default_country("55")
+        .build()
+        .unwrap();
+    let account = crm.create_account("Loja").await.unwrap();
+    let c = crm
+        .create_contact(
+            account.id,
+            crm_core::NewContact { name: "Ana".into(), phone: "(11) 8765-4321".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.phone.as_str(), "+5511987654321");
+    let found = crm.find_contact_by_phone(account.id, "11 98765-4321").await.unwrap();
+    assert_eq!(found.map(|f| f.id), Some(c.id));
+    let moved = crm
+        .update_contact(
+            account.id,
+            c.id,
+            crm_core::ContactPatch { phone: Some("21 99876-5432".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.phone.as_str(), "+5521998765432");
+    let intl = crm
+        .create_contact(
+            account.id,
+            crm_core::NewContact { name: "Bob".into(), phone: "+1 415 555 0100".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(intl.phone.as_str(), "+14155550100");
+    let bad = crm_core::Crm::builder()
+        .store(std::sync::Arc::new(crm_core::MemoryStore::new()))
+        .messenger(std::sync::Arc::new(crm_core::RecordingMessenger::new()))
+        .default_country("BR")
+        .build();
+    assert!(matches!(bad, Err(crm_core::Error::Config { .. })));
+}

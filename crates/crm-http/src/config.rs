@@ -65,6 +65,9 @@ pub struct Config {
     pub session_ttl_minutes: u32,
     /// Seconds to let in-flight requests finish on shutdown (`CRM_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
+    /// Country code for phones typed without one, e.g. `(11) 98765-4321`
+    /// (`CRM_DEFAULT_COUNTRY`; default `55`, Brazil; `none` to require `+`).
+    pub default_country: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             session_ttl_minutes: 12 * 60,
             shutdown_grace_secs: 20,
+            default_country: Some("55".into()),
         }
     }
 }
@@ -199,6 +203,10 @@ impl Config {
         if let Some(n) = num("CRM_SESSION_TTL_MINUTES")? {
             self.session_ttl_minutes = u32::try_from(n).map_err(|_| bad("CRM_SESSION_TTL_MINUTES", "too large"))?;
         }
+        if let Some(v) = get("CRM_DEFAULT_COUNTRY") {
+            let v = v.trim().trim_start_matches('+');
+            self.default_country = (!v.eq_ignore_ascii_case("none")).then(|| v.to_owned());
+        }
         if let Some(n) = num("CRM_SHUTDOWN_GRACE_SECS")? {
             self.shutdown_grace_secs = n;
         }
@@ -229,6 +237,11 @@ impl Config {
         }
         if !(1..=60 * 24 * 30).contains(&self.session_ttl_minutes) {
             return Err(bad("session_ttl_minutes", "must be between 1 minute and 30 days"));
+        }
+        if let Some(cc) = &self.default_country
+            && (!(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(bad("CRM_DEFAULT_COUNTRY", "expected a country calling code like 55, or none"));
         }
         for o in &self.cors_origins {
             if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -273,6 +286,9 @@ mod tests {
         assert!(e.contains("DATABASE_URL"), "{e}");
         let e = Config::load(None, env(&[("REDIS_URL", "http://x")])).unwrap_err().to_string();
         assert!(e.contains("REDIS_URL"), "{e}");
+        let e = Config::load(None, env(&[("CRM_DEFAULT_COUNTRY", "BR")])).unwrap_err().to_string();
+        assert!(e.contains("CRM_DEFAULT_COUNTRY"), "{e}");
+        assert_eq!(Config::load(None, env(&[("CRM_DEFAULT_COUNTRY", "none")])).unwrap().default_country, None);
         let e = Config::load(None, env(&[("CRM_CORS_ORIGINS", "example.com")])).unwrap_err().to_string();
         assert!(e.contains("cors_origins"), "{e}");
     }

@@ -58,7 +58,11 @@ impl Server {
         })?;
         let (limiter, extra_probes) = limiter_from(&config).await?;
         let messenger: Arc<dyn Messenger> = Arc::new(RecordingMessenger::new());
-        let crm = Crm::builder().store(store).messenger(messenger).build()?;
+        let mut builder = Crm::builder().store(store).messenger(messenger);
+        if let Some(cc) = &config.default_country {
+            builder = builder.default_country(cc.clone());
+        }
+        let crm = builder.build()?;
         let bootstrap = bootstrap(&crm).await?;
         let settings = Settings {
             per_key_per_minute: config.rate_limit.per_key_per_minute,

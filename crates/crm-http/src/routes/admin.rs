@@ -193,6 +193,10 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> ApiResult<Json<ApiKeyView>> {
     principal.require(Role::Admin)?;
+    let keys = state.crm().store().list_api_keys(principal.account_id).await?;
+    let target = keys.iter().find(|k| k.id == id).ok_or(crm_core::Error::not_found("api_key"))?;
+    // Nobody revokes a key more powerful than their own.
+    principal.require(target.role)?;
     Ok(Json(state.crm().revoke_api_key(principal.account_id, id).await?.into()))
 }
 

@@ -159,6 +159,21 @@ async fn roles_bound_what_a_key_can_do() {
         .problem(422, "validation");
     let account = h.api.get("/api/v1/account").bearer(&viewer).send().await.ok_json(200);
     assert_eq!(account["id"], a.to_string());
+
+    // An admin cannot revoke an owner's key; the owner can revoke an admin's.
+    let owner2_id = k_owner2_id(&h, a).await;
+    let path = format!("/api/v1/api-keys/{owner2_id}");
+    h.api.delete(&path).bearer(&admin).send().await.problem(403, "forbidden");
+    let still = h.crm().store().list_api_keys(a).await.unwrap();
+    assert!(still.iter().find(|k| k.id.to_string() == owner2_id).unwrap().revoked_at.is_none(), "nothing revoked");
+    let admin2 = still.iter().find(|k| k.name == "admin2").unwrap().id;
+    let revoked = h.api.delete(&format!("/api/v1/api-keys/{admin2}")).bearer(&owner).send().await.ok_json(200);
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+}
+
+async fn k_owner2_id(h: &Harness, a: crm_core::AccountId) -> String {
+    let keys = h.crm().store().list_api_keys(a).await.unwrap();
+    keys.iter().find(|k| k.name == "owner2").unwrap().id.to_string()
 }
 
 /// Create a user through the API, log in, use the token; wrong passwords are 401.
