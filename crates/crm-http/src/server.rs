@@ -57,7 +57,7 @@ impl Server {
             other => Error::Config { message: format!("DATABASE_URL ({}): {other}", redact_url(&db_url)) },
         })?;
         let (limiter, extra_probes) = limiter_from(&config).await?;
-        let messenger: Arc<dyn Messenger> = Arc::new(RecordingMessenger::new());
+        let messenger: Arc<dyn Messenger> = Arc::new(RecordingMessenger::new().keep_last(100));
         let mut builder = Crm::builder().store(store).messenger(messenger);
         if let Some(cc) = &config.default_country {
             builder = builder.default_country(cc.clone());

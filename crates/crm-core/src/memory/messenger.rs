@@ -27,6 +27,7 @@ struct Inner {
     sent: Vec<SentMessage>,
     failures: VecDeque<Failure>,
     capabilities: Option<Capabilities>,
+    keep_last: Option<usize>,
 }
 
 /// Accepts every message and remembers it; can be told to fail the next sends
@@ -45,6 +46,13 @@ impl RecordingMessenger {
     /// Reports these capabilities instead of [`Capabilities::everything`].
     pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
         self.lock().capabilities = Some(capabilities);
+        self
+    }
+
+    /// Remembers only the last `n` messages (a server running on this double
+    /// must not grow without bound); by default it remembers all.
+    pub fn keep_last(self, n: usize) -> Self {
+        self.lock().keep_last = Some(n);
         self
     }
 
@@ -97,6 +105,35 @@ impl Messenger for RecordingMessenger {
         }
         let provider_message_id = format!("rec.{}", uuid::Uuid::now_v7().simple());
         inner.sent.push(SentMessage { message: message.clone(), provider_message_id: provider_message_id.clone() });
+        if let Some(n) = inner.keep_last
+            && inner.sent.len() > n
+        {
+            let excess = inner.sent.len() - n;
+            inner.sent.drain(..excess);
+        }
         Ok(SendReceipt { provider_message_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountId, MessageContent, MessageId, Phone};
+
+    #[tokio::test]
+    async fn keep_last_bounds_the_record() {
+        let m = RecordingMessenger::new().keep_last(2);
+        for i in 0..5 {
+            let msg = OutboundMessage {
+                account_id: AccountId::new(),
+                message_id: MessageId::new(),
+                to: Phone::parse("+5511987654321").unwrap(),
+                whatsapp_id: None,
+                content: MessageContent::text(format!("m{i}")),
+            };
+            m.send(&msg).await.unwrap();
+        }
+        let bodies: Vec<String> = m.sent().iter().map(|s| s.message.content.preview()).collect();
+        assert_eq!(bodies, ["m3", "m4"]);
     }
 }
