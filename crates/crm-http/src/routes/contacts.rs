@@ -88,16 +88,16 @@ async fn list_contacts(
 
 /// Create a contact.
 #[utoipa::path(post, path = "/contacts", tag = "contacts", request_body = NewContact,
-    responses((status = 201, body = Contact), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Contact, headers(("location" = String, description = "URL of the new contact"))), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn create_contact(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(body): ApiJson<NewContact>,
-) -> ApiResult<(StatusCode, Json<Contact>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Contact>)> {
     principal.require(Role::Agent)?;
     let c = state.crm().create_contact(principal.account_id, body).await?;
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/api/v1/contacts/{}", c.id))], Json(c)))
 }
 
 /// Get a contact.

@@ -68,13 +68,13 @@ pub(crate) struct ListMessages {
 /// Send a message. Returns 201 with the stored message; a provider refusal is
 /// recorded on it (`status: failed` with `error`), not returned as an error.
 #[utoipa::path(post, path = "/messages", tag = "messages", request_body = SendMessage,
-    responses((status = 201, body = Message), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Message, headers(("location" = String, description = "URL of the new message"))), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn send_message(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(body): ApiJson<SendMessage>,
-) -> ApiResult<(StatusCode, Json<Message>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Message>)> {
     principal.require(Role::Agent)?;
     let account = principal.account_id;
     let message = match (body.text, body.template, body.content) {
@@ -89,7 +89,11 @@ async fn send_message(
         _ => return Err(ApiError::validation("body", "send exactly one of text, template or content")),
     };
     state.metrics().observe_message(if message.status == MessageStatus::Failed { "failed" } else { "sent" });
-    Ok((StatusCode::CREATED, Json(message)))
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, format!("/api/v1/messages/{}", message.id))],
+        Json(message),
+    ))
 }
 
 /// Messages of a contact, oldest first.

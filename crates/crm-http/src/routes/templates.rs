@@ -66,15 +66,16 @@ async fn list_templates(
 
 /// Create a template.
 #[utoipa::path(post, path = "/templates", tag = "templates", request_body = NewTemplate,
-    responses((status = 201, body = Template), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Template, headers(("location" = String, description = "URL of the new template"))), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn create_template(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(body): ApiJson<NewTemplate>,
-) -> ApiResult<(StatusCode, Json<Template>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Template>)> {
     principal.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(state.crm().create_template(principal.account_id, body).await?)))
+    let t = state.crm().create_template(principal.account_id, body).await?;
+    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/api/v1/templates/{}", t.id))], Json(t)))
 }
 
 /// Get a template.

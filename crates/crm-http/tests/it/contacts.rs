@@ -13,7 +13,7 @@ fn names(page: &Value) -> Vec<String> {
 
 /// Create, read, partial update, tag, untag, delete.
 pub async fn crud(api: &Api, token: &str) {
-    let created = api
+    let resp = api
         .post("/api/v1/contacts")
         .bearer(token)
         .json(json!({
@@ -26,9 +26,10 @@ pub async fn crud(api: &Api, token: &str) {
             "lead_stage": "qualified",
         }))
         .send()
-        .await
-        .ok_json(201);
+        .await;
+    let created = resp.ok_json(201);
     let cid = id(&created);
+    assert_eq!(resp.header("location"), Some(format!("/api/v1/contacts/{cid}")), "Location names the new contact");
     assert_eq!(created["phone"], "+5511987654321", "{created}");
     assert_eq!(created["tags"], json!(["lead", "vip"]), "{created}");
     assert_eq!(created["lead_stage"], "qualified");
