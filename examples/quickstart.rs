@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .await?;
-    println!("contact  {} {} tags={:?}", contact.id, contact.phone, contact.tags);
+    let tags: Vec<&str> = contact.tags.iter().map(|t| t.as_str()).collect();
+    println!("contact  {} {} tags={}", contact.id, contact.phone, tags.join(","));
 
     let sent = crm
         .send_message(account.id, contact.id, MessageContent::text("Olá Maria! Seu pão de queijo está pronto."))
