@@ -26,8 +26,8 @@ use crm_core::{
 
 use crate::error::{corrupt, db, migrate};
 use crate::rows::{
-    HEALTH_TIMEOUT, MAX_ERROR_CHARS, check_event_account, check_import, duration_micros, escape_like, json_from,
-    metadata_from, plan_import, prefix_upper_bound, stored, tags_from, to_json,
+    HEALTH_TIMEOUT, MAX_ERROR_CHARS, check_event_account, check_import, duration_micros, escape_like, import_report,
+    json_from, metadata_from, plan_import, prefix_upper_bound, stored, tags_from, to_json,
 };
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -275,11 +275,16 @@ async fn insert_tags(tx: &mut Tx, account: AccountId, id: ContactId, tags: Vec<S
     Ok(())
 }
 
-/// Inserts many contacts (version 0) with their tags, one UNNEST statement per table.
-async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact]) -> Result<()> {
-    let n = contacts.len();
+/// Offers import rows to the database in one statement (one round trip): each
+/// contact (version 0) is inserted unless its phone or id is taken, also by a
+/// concurrent write (`ON CONFLICT DO NOTHING` waits for an uncommitted one
+/// and skips the row if it commits); only the contacts inserted get their
+/// tags, event and outbox rows. `rows` must be in phone order (see
+/// `plan_import`), so concurrent imports take the phone key in one order.
+/// Returns the ids of the contacts inserted.
+async fn import_batch(tx: &mut Tx, account: AccountId, rows: &[(&Contact, &Event)]) -> Result<Vec<Uuid>> {
+    let n = rows.len();
     let mut ids = Vec::with_capacity(n);
-    let mut accounts = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
     let mut lowers = Vec::with_capacity(n);
     let mut phones = Vec::with_capacity(n);
@@ -296,50 +301,73 @@ async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact]) -> Result<()> {
     let mut outbound = Vec::with_capacity(n);
     let mut created = Vec::with_capacity(n);
     let mut updated = Vec::with_capacity(n);
-    let (mut tag_contacts, mut tag_accounts, mut tag_names) = (Vec::new(), Vec::new(), Vec::new());
-    for c in contacts {
+    let mut event_ids = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut occurred = Vec::with_capacity(n);
+    for (c, e) in rows {
         ids.push(c.id.into_uuid());
-        accounts.push(c.account_id.into_uuid());
-        names.push(c.name.clone());
+        names.push(c.name.as_str());
         lowers.push(c.name.to_lowercase());
-        phones.push(c.phone.as_str().to_owned());
-        emails.push(c.email.as_ref().map(|e| e.as_str().to_owned()));
-        was.push(c.whatsapp_id.clone());
+        phones.push(c.phone.as_str());
+        emails.push(c.email.as_ref().map(Email::as_str));
+        was.push(c.whatsapp_id.as_deref());
         // Tags never contain commas (Tag::parse refuses them).
         tags.push(tag_strings(c).join(","));
         metas.push(to_json("metadata", &c.metadata)?);
         scores.push(i16::from(c.lead_score));
-        stages.push(c.lead_stage.as_str().to_owned());
-        opt_status.push(c.opt_in.status.as_str().to_owned());
+        stages.push(c.lead_stage.as_str());
+        opt_status.push(c.opt_in.status.as_str());
         opt_changed.push(c.opt_in.changed_at);
-        opt_source.push(c.opt_in.source.clone());
+        opt_source.push(c.opt_in.source.as_deref());
         inbound.push(c.last_inbound_at);
         outbound.push(c.last_outbound_at);
         created.push(c.created_at);
         updated.push(c.updated_at);
-        for t in &c.tags {
-            tag_contacts.push(c.id.into_uuid());
-            tag_accounts.push(c.account_id.into_uuid());
-            tag_names.push(t.as_str().to_owned());
-        }
+        event_ids.push(e.id.into_uuid());
+        event_types.push(e.event_type.as_str());
+        payloads.push(&e.payload);
+        occurred.push(e.occurred_at);
     }
-    sqlx::query(
-        "INSERT INTO contacts (id, account_id, name, name_lower, phone, email, whatsapp_id, tags, metadata, \
-         lead_score, lead_stage, opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, last_outbound_at, \
-         created_at, updated_at, version) \
-         SELECT id, account_id, name, name_lower, phone, email, whatsapp_id, \
-                CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ',') END, metadata, \
-                lead_score, lead_stage, opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, \
-                last_outbound_at, created_at, updated_at, 0 \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                     $9::jsonb[], $10::smallint[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], \
-                     $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[]) \
-           AS t(id, account_id, name, name_lower, phone, email, whatsapp_id, tags, metadata, lead_score, lead_stage, \
-                opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, last_outbound_at, created_at, \
-                updated_at)",
+    // `input` is read twice, so PostgreSQL materializes it once. The sibling
+    // INSERTs see one snapshot; the outbox's foreign key is checked at the end
+    // of the statement, when the events are there.
+    sqlx::query_scalar(
+        "WITH input AS ( \
+             SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                                  $8::text[], $9::jsonb[], $10::smallint[], $11::text[], $12::text[], \
+                                  $13::timestamptz[], $14::text[], $15::timestamptz[], $16::timestamptz[], \
+                                  $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::text[], $21::jsonb[], \
+                                  $22::timestamptz[]) WITH ORDINALITY \
+               AS t(id, name, name_lower, phone, email, whatsapp_id, tags, metadata, lead_score, lead_stage, \
+                    opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, last_outbound_at, \
+                    created_at, updated_at, event_id, event_type, payload, occurred_at, ord) \
+         ), inserted AS ( \
+             INSERT INTO contacts (id, account_id, name, name_lower, phone, email, whatsapp_id, tags, metadata, \
+                 lead_score, lead_stage, opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, \
+                 last_outbound_at, created_at, updated_at, version) \
+             SELECT id, $1, name, name_lower, phone, email, whatsapp_id, \
+                    CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ',') END, metadata, \
+                    lead_score, lead_stage, opt_in_status, opt_in_changed_at, opt_in_source, last_inbound_at, \
+                    last_outbound_at, created_at, updated_at, 0 \
+             FROM input ORDER BY ord \
+             ON CONFLICT DO NOTHING \
+             RETURNING id, tags \
+         ), tagged AS ( \
+             INSERT INTO contact_tags (account_id, contact_id, tag) \
+             SELECT $1, i.id, t.tag FROM inserted i CROSS JOIN LATERAL unnest(i.tags) AS t(tag) \
+         ), appended AS ( \
+             INSERT INTO events (id, account_id, type, payload, occurred_at) \
+             SELECT input.event_id, $1, input.event_type, input.payload, input.occurred_at \
+             FROM input JOIN inserted ON inserted.id = input.id \
+             RETURNING id \
+         ), queued AS ( \
+             INSERT INTO outbox (consumer, event_id) SELECT c.name, a.id FROM outbox_consumers c CROSS JOIN appended a \
+         ) \
+         SELECT id FROM inserted",
     )
+    .bind(account.into_uuid())
     .bind(ids)
-    .bind(accounts)
     .bind(names)
     .bind(lowers)
     .bind(phones)
@@ -356,22 +384,13 @@ async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact]) -> Result<()> {
     .bind(outbound)
     .bind(created)
     .bind(updated)
-    .execute(&mut **tx)
+    .bind(event_ids)
+    .bind(event_types)
+    .bind(payloads)
+    .bind(occurred)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(|e| db("importing contacts", e))?;
-    if !tag_names.is_empty() {
-        sqlx::query(
-            "INSERT INTO contact_tags (account_id, contact_id, tag) \
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[])",
-        )
-        .bind(tag_accounts)
-        .bind(tag_contacts)
-        .bind(tag_names)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db("importing contact tags", e))?;
-    }
-    Ok(())
+    .map_err(|e| db("importing contacts", e))
 }
 
 /// Appends one event and queues it for every registered consumer.
@@ -389,25 +408,6 @@ async fn append(tx: &mut Tx, e: &Event) -> Result<()> {
     .execute(&mut **tx)
     .await
     .map_err(|e| db("appending an event", e))?;
-    Ok(())
-}
-
-/// Appends many events and queues each for every registered consumer.
-async fn append_events(tx: &mut Tx, events: &[&Event]) -> Result<()> {
-    sqlx::query(
-        "WITH e AS (INSERT INTO events (id, account_id, type, payload, occurred_at) \
-                    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[]) \
-                    RETURNING id) \
-         INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e",
-    )
-    .bind(events.iter().map(|e| e.id.into_uuid()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.account_id.into_uuid()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str().to_owned()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| db("appending events", e))?;
     Ok(())
 }
 
@@ -748,32 +748,15 @@ impl ContactStore for PgStore {
         events: &[Event],
     ) -> Result<ImportReport> {
         check_import(account, contacts, events)?;
+        let (candidates, rejected) = plan_import(contacts);
+        let mut inserted = HashSet::with_capacity(candidates.len());
         let mut tx = self.write().await?;
-        let phones: HashSet<String> =
-            sqlx::query_scalar("SELECT phone FROM contacts WHERE account_id = $1 AND phone = ANY($2)")
-                .bind(account.into_uuid())
-                .bind(contacts.iter().map(|c| c.phone.as_str().to_owned()).collect::<Vec<_>>())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db("importing contacts", e))?
-                .into_iter()
-                .collect();
-        let ids: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM contacts WHERE id = ANY($1)")
-            .bind(contacts.iter().map(|c| c.id.into_uuid()).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db("importing contacts", e))?
-            .into_iter()
-            .collect();
-        let (accepted, rejected) = plan_import(contacts, &phones, &ids);
-        for chunk in accepted.chunks(IMPORT_BATCH) {
-            let cs: Vec<&Contact> = chunk.iter().map(|&i| &contacts[i]).collect();
-            let es: Vec<&Event> = chunk.iter().map(|&i| &events[i]).collect();
-            insert_contacts(&mut tx, &cs).await?;
-            append_events(&mut tx, &es).await?;
+        for chunk in candidates.chunks(IMPORT_BATCH) {
+            let rows: Vec<(&Contact, &Event)> = chunk.iter().map(|&i| (&contacts[i], &events[i])).collect();
+            inserted.extend(import_batch(&mut tx, account, &rows).await?);
         }
         commit(tx).await?;
-        Ok(ImportReport { imported: accepted.len(), rejected })
+        Ok(import_report(contacts, &candidates, &inserted, rejected))
     }
 }
 

@@ -2,7 +2,7 @@
 //! planning, LIKE escaping and time arithmetic.
 
 use chrono::{DateTime, Utc};
-use crm_core::{AccountId, Contact, Error, Event, Metadata, RejectedRow, Result, Tag};
+use crm_core::{AccountId, Contact, Error, Event, ImportReport, Metadata, RejectedRow, Result, Tag};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
@@ -104,15 +104,16 @@ pub(crate) fn check_import(account: AccountId, contacts: &[Contact], events: &[E
     Ok(())
 }
 
-/// Decides which import rows to store, given the phones and ids already in
-/// the account; returns the indexes to insert and the rejected rows, with the
-/// memory store's reasons.
-pub(crate) fn plan_import(
-    contacts: &[Contact],
-    existing_phones: &HashSet<String>,
-    existing_ids: &HashSet<uuid::Uuid>,
-) -> (Vec<usize>, Vec<RejectedRow>) {
-    let mut accepted = Vec::with_capacity(contacts.len());
+/// Why an import row was refused when its phone (or id) is already stored,
+/// as the memory store words it.
+pub(crate) const PHONE_TAKEN: &str = "a contact with this phone already exists";
+
+/// Picks the import rows to offer to the database: refuses, with the memory
+/// store's reasons, a row whose phone or id repeats an earlier row. The
+/// candidates come back ordered by phone, so concurrent imports take the
+/// `(account_id, phone)` key in one global order and cannot deadlock on it.
+pub(crate) fn plan_import(contacts: &[Contact]) -> (Vec<usize>, Vec<RejectedRow>) {
+    let mut candidates = Vec::with_capacity(contacts.len());
     let mut rejected = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut ids: HashSet<uuid::Uuid> = HashSet::new();
@@ -122,15 +123,35 @@ pub(crate) fn plan_import(
             continue;
         }
         seen.insert(c.phone.as_str(), index);
-        let id = c.id.into_uuid();
-        if existing_phones.contains(c.phone.as_str()) || existing_ids.contains(&id) || ids.contains(&id) {
-            rejected.push(RejectedRow { index, reason: "a contact with this phone already exists".into() });
+        if !ids.insert(c.id.into_uuid()) {
+            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
             continue;
         }
-        ids.insert(id);
-        accepted.push(index);
+        candidates.push(index);
     }
-    (accepted, rejected)
+    candidates.sort_unstable_by(|&a, &b| contacts[a].phone.as_str().cmp(contacts[b].phone.as_str()));
+    (candidates, rejected)
+}
+
+/// The report once the candidates were offered with `ON CONFLICT DO NOTHING`:
+/// those whose id came back in `inserted` were stored; the others met a stored
+/// (or concurrently inserted) contact with their phone or id.
+pub(crate) fn import_report(
+    contacts: &[Contact],
+    candidates: &[usize],
+    inserted: &HashSet<uuid::Uuid>,
+    mut rejected: Vec<RejectedRow>,
+) -> ImportReport {
+    let mut imported = 0;
+    for &index in candidates {
+        if inserted.contains(&contacts[index].id.into_uuid()) {
+            imported += 1;
+        } else {
+            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
+        }
+    }
+    rejected.sort_unstable_by_key(|r| r.index);
+    ImportReport { imported, rejected }
 }
 
 /// Microseconds since the epoch (SQLite stores times this way).

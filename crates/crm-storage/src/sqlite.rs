@@ -25,8 +25,8 @@ use crm_core::{
 
 use crate::error::{db, migrate};
 use crate::rows::{
-    BATCH, HEALTH_TIMEOUT, MAX_ERROR_CHARS, check_event_account, check_import, duration_micros, from_micros, json_from,
-    metadata_from, micros, plan_import, prefix_upper_bound, stored, tags_from, to_json,
+    BATCH, HEALTH_TIMEOUT, MAX_ERROR_CHARS, check_event_account, check_import, duration_micros, from_micros,
+    import_report, json_from, metadata_from, micros, plan_import, prefix_upper_bound, stored, tags_from, to_json,
 };
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
@@ -327,17 +327,38 @@ impl ContactValues {
     }
 }
 
-/// Inserts contacts (version 0) with one multi-row statement.
-async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact]) -> Result<()> {
+/// What an insert does with a contact whose phone or id is taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// The statement fails ([`Error::Conflict`]).
+    Fail,
+    /// The row is skipped (`ON CONFLICT DO NOTHING`).
+    Skip,
+}
+
+/// Inserts contacts (version 0) with one multi-row statement, then the tags
+/// of those inserted. Returns the ids inserted.
+async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact], taken: Taken) -> Result<HashSet<Uuid>> {
     if contacts.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let values = contacts.iter().map(|c| ContactValues::of(c)).collect::<Result<Vec<_>>>()?;
     let mut b = QueryBuilder::<Sqlite>::new(format!("INSERT INTO contacts ({CONTACT_COLUMNS}) "));
     b.push_values(values, |sep, v| v.push(sep));
-    b.build().execute(&mut **tx).await.map_err(|e| db("inserting contacts", e))?;
+    if taken == Taken::Skip {
+        b.push(" ON CONFLICT DO NOTHING");
+    }
+    b.push(" RETURNING id");
+    let inserted = b
+        .build_query_scalar::<Uuid>()
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(|e| db("inserting contacts", e))?
+        .into_iter()
+        .collect::<HashSet<_>>();
     let tags: Vec<(Uuid, Uuid, &str)> = contacts
         .iter()
+        .filter(|c| inserted.contains(&c.id.into_uuid()))
         .flat_map(|c| c.tags.iter().map(move |t| (c.account_id.into_uuid(), c.id.into_uuid(), t.as_str())))
         .collect();
     for chunk in tags.chunks(BATCH) {
@@ -347,7 +368,7 @@ async fn insert_contacts(tx: &mut Tx, contacts: &[&Contact]) -> Result<()> {
         });
         b.build().execute(&mut **tx).await.map_err(|e| db("inserting contact tags", e))?;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// Appends events and queues each for every registered consumer.
@@ -576,7 +597,7 @@ impl ContactStore for SqliteStore {
     async fn insert_contact(&self, contact: &Contact, event: &Event) -> Result<()> {
         check_event_account(contact.account_id, event)?;
         let mut tx = self.write().await?;
-        insert_contacts(&mut tx, &[contact]).await?;
+        insert_contacts(&mut tx, &[contact], Taken::Fail).await?;
         append(&mut tx, event).await?;
         commit(tx).await
     }
@@ -731,39 +752,22 @@ impl ContactStore for SqliteStore {
         events: &[Event],
     ) -> Result<ImportReport> {
         check_import(account, contacts, events)?;
+        // The same path as PostgreSQL: offer the rows with ON CONFLICT DO
+        // NOTHING and write tags, events and outbox rows only for those
+        // inserted. (BEGIN IMMEDIATE already keeps other writers out.)
+        let (candidates, rejected) = plan_import(contacts);
+        let mut inserted = HashSet::with_capacity(candidates.len());
         let mut tx = self.write().await?;
-        let mut phones = HashSet::new();
-        let mut ids = HashSet::new();
-        for chunk in contacts.chunks(BATCH) {
-            let mut b = QueryBuilder::<Sqlite>::new("SELECT phone FROM contacts WHERE account_id = ");
-            b.push_bind(account.into_uuid()).push(" AND phone IN (");
-            let mut sep = b.separated(", ");
-            for c in chunk {
-                sep.push_bind(c.phone.as_str().to_owned());
-            }
-            b.push(")");
-            for r in b.build().fetch_all(&mut *tx).await.map_err(|e| db("importing contacts", e))? {
-                phones.insert(get::<String>(&r, "phone")?);
-            }
-            let mut b = QueryBuilder::<Sqlite>::new("SELECT id FROM contacts WHERE id IN (");
-            let mut sep = b.separated(", ");
-            for c in chunk {
-                sep.push_bind(c.id.into_uuid());
-            }
-            b.push(")");
-            for r in b.build().fetch_all(&mut *tx).await.map_err(|e| db("importing contacts", e))? {
-                ids.insert(get::<Uuid>(&r, "id")?);
-            }
-        }
-        let (accepted, rejected) = plan_import(contacts, &phones, &ids);
-        for chunk in accepted.chunks(BATCH) {
+        for chunk in candidates.chunks(BATCH) {
             let cs: Vec<&Contact> = chunk.iter().map(|&i| &contacts[i]).collect();
-            let es: Vec<&Event> = chunk.iter().map(|&i| &events[i]).collect();
-            insert_contacts(&mut tx, &cs).await?;
+            let new = insert_contacts(&mut tx, &cs, Taken::Skip).await?;
+            let es: Vec<&Event> =
+                chunk.iter().filter(|&&i| new.contains(&contacts[i].id.into_uuid())).map(|&i| &events[i]).collect();
             append_events(&mut tx, &es).await?;
+            inserted.extend(new);
         }
         commit(tx).await?;
-        Ok(ImportReport { imported: accepted.len(), rejected })
+        Ok(import_report(contacts, &candidates, &inserted, rejected))
     }
 }
 

@@ -14,6 +14,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
 fn url(test: &str) -> Option<String> {
     crm_core::testing::service_url("CRM_TEST_DATABASE_URL", test)
 }
@@ -150,6 +152,16 @@ async fn import_failure_rolls_everything_back() {
     assert!(store.list_contacts(a, &ContactQuery::default()).await.unwrap().items.is_empty());
     assert!(store.list_events(a, None, 10).await.unwrap().is_empty());
     assert_eq!(store.pending("hooks").await.unwrap(), 0);
+    drop(store);
+    drop_schemas(&url, schemas.into_inner().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_races_concurrent_inserts() {
+    let Some(url) = url("postgres import_races_concurrent_inserts") else { return };
+    let schemas = Mutex::new(Vec::new());
+    let store = Arc::new(fresh(&url, &schemas).await);
+    support::imports_race_inserts(store.clone()).await;
     drop(store);
     drop_schemas(&url, schemas.into_inner().unwrap()).await;
 }

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 fn temp_db() -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("crm-sqlite-test-{}", uuid::Uuid::now_v7().simple()));
     let url = format!("sqlite://{}/nested/crm.db?mode=rwc", dir.display());
@@ -168,4 +170,13 @@ async fn import_failure_rolls_everything_back() {
     assert_eq!(store.pending("hooks").await.unwrap(), 0);
     let q = ContactQuery { page: PageRequest::first(1).unwrap(), ..Default::default() };
     assert!(store.list_contacts(a, &q).await.unwrap().next_cursor.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_races_concurrent_inserts_on_a_file() {
+    let (dir, url) = temp_db();
+    let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    support::imports_race_inserts(store.clone()).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
 }
