@@ -534,7 +534,25 @@ impl Crm {
             return Ok(Inbound { message: existing, contact, contact_created: false, duplicate: true });
         }
         let (contact, contact_created) = match self.store.find_contact_by_phone(account, &phone).await? {
-            Some(c) => (c, false),
+            // Learn the WhatsApp id the provider uses for this contact (for
+            // older Brazilian numbers it lacks the 9th digit, and replies must
+            // go to it). Failing to record it must not lose the message.
+            Some(c) => match inbound.whatsapp_id.as_deref().and_then(usable_whatsapp_id) {
+                Some(wa) if c.whatsapp_id.as_deref() != Some(wa.as_str()) => {
+                    let learned = self
+                        .modify_contact(account, c.id, |c, now| {
+                            if c.whatsapp_id.as_deref() == Some(wa.as_str()) {
+                                return Ok(false);
+                            }
+                            c.whatsapp_id = Some(wa.clone());
+                            c.updated_at = now;
+                            Ok(true)
+                        })
+                        .await;
+                    (learned.unwrap_or(c), false)
+                }
+                _ => (c, false),
+            },
             None => {
                 // What the provider reports about the sender must not stop the
                 // message from being recorded: an unusable profile name falls

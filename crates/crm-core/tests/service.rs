@@ -1531,3 +1531,43 @@ async fn default_country_reads_national_numbers() {
         .build();
     assert!(matches!(bad, Err(crm_core::Error::Config { .. })));
 }
+
+#[tokio::test]
+async fn inbound_messages_teach_the_contacts_whatsapp_id() {
+    let messenger = crm_core::RecordingMessenger::new();
+    let crm = crm_core::Crm::builder()
+        .store(std::sync::Arc::new(crm_core::MemoryStore::new()))
+        .messenger(std::sync::Arc::new(messenger.clone()))
+        .build()
+        .unwrap();
+    let account = crm.create_account("Loja").await.unwrap();
+    let c = crm
+        .create_contact(
+            account.id,
+            crm_core::NewContact { name: "Ana".into(), phone: "+5511987654321".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.whatsapp_id, None);
+    let inbound = |pid: &str, wa: Option<&str>| crm_core::InboundMessage {
+        from: "551187654321".into(),
+        whatsapp_id: wa.map(Into::into),
+        profile_name: Some("Ana".into()),
+        provider_message_id: Some(pid.into()),
+        content: crm_core::MessageContent::text("oi"),
+        sent_at: None,
+    };
+    let got = crm.record_inbound(account.id, inbound("w1", Some("551187654321"))).await.unwrap();
+    assert!(!got.contact_created);
+    assert_eq!(got.contact.id, c.id);
+    assert_eq!(got.contact.whatsapp_id.as_deref(), Some("551187654321"), "learned from the provider");
+    let events = crm.list_events(account.id, None, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["account.created", "contact.created", "contact.updated", "message.received"]);
+    // The same id again changes nothing; replies go to the learned id.
+    crm.record_inbound(account.id, inbound("w2", Some("551187654321"))).await.unwrap();
+    crm.record_inbound(account.id, inbound("w3", Some("not valid id"))).await.unwrap();
+    assert_eq!(crm.list_events(account.id, None, 100).await.unwrap().len(), 6, "no extra contact.updated");
+    crm.send_message(account.id, c.id, crm_core::MessageContent::text("olá")).await.unwrap();
+    assert_eq!(messenger.sent()[0].message.whatsapp_id.as_deref(), Some("551187654321"));
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crm_core::{
-    AccountId, ApiKeyToken, Crm, Error, GcraLimiter, HealthCheck, Messenger, RateLimiter, RecordingMessenger, Result,
-    Role, Store,
+    Account, AccountId, ApiKeyToken, Crm, Error, Event, EventType, GcraLimiter, HealthCheck, Messenger, RateLimiter,
+    RecordingMessenger, Result, Role, Store,
 };
 
 use crate::config::{Config, LogFormat, redact_url};
@@ -148,12 +148,27 @@ async fn limiter_from(config: &Config) -> Result<(Arc<dyn RateLimiter>, Vec<Arc<
     }
 }
 
-/// On an empty database, creates an account and an admin key.
+/// The id of the account created on the first start.
+pub const BOOTSTRAP_ACCOUNT: AccountId =
+    AccountId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001));
+
+/// On an empty database, creates an account and an owner key.
 async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
     if !crm.store().read_all_events(None, 1).await?.is_empty() {
         return Ok(None);
     }
-    let account = crm.create_account("Default").await?;
+    // A fixed id makes the first start idempotent: when several servers start
+    // on one empty database at once, exactly one creates the account (the
+    // others hit the primary key) and prints a key.
+    let now = crm.clock().now();
+    let mut account = Account::new("Default", now)?;
+    account.id = BOOTSTRAP_ACCOUNT;
+    let event = Event::new(account.id, EventType::ACCOUNT_CREATED, &account, now);
+    match crm.store().create_account(&account, &event).await {
+        Ok(()) => {}
+        Err(Error::Conflict { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    }
     let (_, token) = crm.create_api_key(account.id, "admin (created at first start)", Role::Owner, None).await?;
     Ok(Some(Bootstrap { account_id: account.id, admin_key: token }))
 }

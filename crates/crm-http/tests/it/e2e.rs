@@ -216,3 +216,37 @@ fn crm_http_error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Several servers starting at once on one empty database create exactly one
+/// first account and print exactly one key; a later start creates nothing.
+#[tokio::test]
+async fn first_start_bootstrap_happens_once_under_a_race() {
+    let dir = temp_dir("bootstrap-race");
+    let url = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
+    let config = || crm_http::Config {
+        database_url: Some(secrecy::SecretString::from(url.clone())),
+        ..crm_http::Config::default()
+    };
+    // Migrate first so the race is about the bootstrap, not table creation.
+    crm_http::open_store(&url).await.unwrap();
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let cfg = config();
+        starts.push(tokio::spawn(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut server = crm_http::Server::build_with_listener(cfg, listener).await.unwrap();
+            server.take_bootstrap().map(|b| b.account_id)
+        }));
+    }
+    let mut created = Vec::new();
+    for s in starts {
+        created.extend(s.await.unwrap());
+    }
+    assert_eq!(created, vec![crm_http::BOOTSTRAP_ACCOUNT], "exactly one start bootstraps");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut again = crm_http::Server::build_with_listener(config(), listener).await.unwrap();
+    assert!(again.take_bootstrap().is_none(), "a later start creates nothing");
+    let store = crm_http::open_store(&url).await.unwrap();
+    let keys = store.list_api_keys(crm_http::BOOTSTRAP_ACCOUNT).await.unwrap();
+    assert_eq!(keys.len(), 1, "one owner key");
+}
