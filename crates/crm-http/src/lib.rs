@@ -81,8 +81,42 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_router().split_for_parts().1;
-    ProblemResponses.modify(&mut doc);
+    finish_document(&mut doc);
     doc
+}
+
+/// What runs on the finished document (after the routes are merged in).
+fn finish_document(doc: &mut utoipa::openapi::OpenApi) {
+    ProblemResponses.modify(doc);
+    ResourceLinks.modify(doc);
+}
+
+/// OpenAPI links from each create operation's 201 to the operations that take
+/// the new resource's id, so clients (and schemathesis' stateful phase) can
+/// follow `$response.body#/id` instead of guessing ids.
+struct ResourceLinks;
+
+impl Modify for ResourceLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::Link;
+        let links: [(&str, &[&str]); 3] = [
+            (
+                "/api/v1/contacts",
+                &["get_contact", "update_contact", "delete_contact", "add_tags", "remove_tags", "contact_thread"],
+            ),
+            ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
+            ("/api/v1/messages", &["get_message"]),
+        ];
+        for (path, targets) in links {
+            let Some(op) = openapi.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
+            let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else { continue };
+            for target in targets {
+                let link = Link::builder().operation_id(*target).parameter("id", "$response.body#/id").build();
+                created.links.insert(target.to_string(), RefOr::T(link));
+            }
+        }
+    }
 }
 
 /// Documents the problem responses every operation can give beyond its own
@@ -181,7 +215,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::system::router())
         .split_for_parts();
     let mut doc = doc;
-    ProblemResponses.modify(&mut doc);
+    finish_document(&mut doc);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
 
     let cors = if settings.cors_origins.iter().any(|o| o == "*") {

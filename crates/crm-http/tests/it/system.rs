@@ -248,3 +248,30 @@ async fn request_timeout_is_a_problem() {
     let h = Harness::memory_with(settings(|s| s.request_timeout = Duration::from_secs(1)), vec![Arc::new(Slow)]);
     h.api.get("/ready").send().await.problem(503, "unavailable");
 }
+
+/// Every create operation links to the operations taking the new id, and every
+/// link names an operation that exists.
+#[test]
+fn openapi_links_point_at_real_operations() {
+    let doc = serde_json::to_value(crm_http::openapi()).unwrap();
+    let mut operation_ids = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                operation_ids.insert(id.to_owned());
+            }
+        }
+    }
+    let mut linked = 0;
+    for (path, count) in [("/api/v1/contacts", 6), ("/api/v1/templates", 4), ("/api/v1/messages", 1)] {
+        let links = doc["paths"][path]["post"]["responses"]["201"]["links"].as_object().unwrap();
+        assert_eq!(links.len(), count, "{path}");
+        for link in links.values() {
+            let target = link["operationId"].as_str().unwrap();
+            assert!(operation_ids.contains(target), "{path} links to unknown operation {target}");
+            assert_eq!(link["parameters"]["id"], "$response.body#/id");
+            linked += 1;
+        }
+    }
+    assert_eq!(linked, 11);
+}
