@@ -150,7 +150,7 @@ impl From<crm_core::Error> for ApiError {
                 )
             }
             other @ (E::Storage { .. } | E::Config { .. }) => {
-                let chain = error_chain(&other);
+                let chain = error_chain(&other, ": ");
                 tracing::error!(error = %chain, "internal error");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -167,12 +167,13 @@ impl From<crm_core::Error> for ApiError {
     }
 }
 
-/// `error: cause: cause…` for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes joined by `separator` (`": "` for log lines,
+/// `"\n  caused by: "` for the CLI).
+pub fn error_chain(e: &dyn std::error::Error, separator: &str) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
+        s.push_str(separator);
         s.push_str(&c.to_string());
         cur = c.source();
     }

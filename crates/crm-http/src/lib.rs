@@ -32,7 +32,7 @@ mod state;
 
 pub use auth::Principal;
 pub use config::{Config, LogFormat, RateLimitConfig};
-pub use error::{ApiError, Problem};
+pub use error::{ApiError, Problem, error_chain};
 pub use server::{BOOTSTRAP_ACCOUNT, Bootstrap, Server, init_tracing, open_store};
 pub use state::{AppState, Settings};
 

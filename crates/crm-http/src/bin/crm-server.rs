@@ -140,21 +140,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("crm-server: {}", crm_http_error_chain(&e));
+            eprintln!("crm-server: {}", crm_http::error_chain(&e, "\n  caused by: "));
             ExitCode::FAILURE
         }
     }
-}
-
-fn crm_http_error_chain(e: &crm_core::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str("\n  caused by: ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn serve(config: Config) -> crm_core::Result<()> {
