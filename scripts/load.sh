@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of crm-server on 127.0.0.1, each scenario beside a bare axum +
 # sqlx baseline running the same SQL against the same database
-# (crates/crm-http/examples/baseline.rs).
+# (crm-http/examples/baseline.rs).
 #
 # Scenarios: GET one contact, list contacts by tag (first page of 50 out of
 # 1,000 tagged among 10,000 contacts), POST a text message. Run on SQLite and,

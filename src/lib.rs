@@ -12,7 +12,11 @@
 //! | `sqlite` (default) | [`storage::SqliteStore`] |
 //! | `postgres` | [`storage::PgStore`] |
 //! | `redis` | [`storage::RedisLimiter`] |
+//! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
+//!
+//! An app that serves the API over PostgreSQL needs only
+//! `crm = { version = "0.1", features = ["server", "postgres"] }`.
 #![warn(missing_docs)]
 
 pub use crm_core::*;
@@ -21,6 +25,13 @@ pub use crm_core::*;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub mod storage {
     pub use crm_storage::*;
+}
+
+/// The HTTP server: REST API, API keys, tenancy, rate limits, health,
+/// OpenAPI (re-exports `crm-http`).
+#[cfg(feature = "server")]
+pub mod server {
+    pub use crm_http::*;
 }
 
 /// The README's code blocks, compiled as doctests.
