@@ -65,6 +65,8 @@ pub enum Error {
         code: Option<String>,
         /// Provider's reason, stripped of credentials.
         message: String,
+        /// How long the provider asked to wait before retrying (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
         /// The underlying client error.
         #[source]
         source: Option<BoxError>,
@@ -150,6 +152,7 @@ mod tests {
             transient: false,
             code: Some("131047".into()),
             message: "re-engagement message".into(),
+            retry_after: None,
             source: None,
         };
         assert_eq!(e.to_string(), "whatsapp-cloud error 131047: re-engagement message");
@@ -158,6 +161,7 @@ mod tests {
             transient: true,
             code: None,
             message: "timeout".into(),
+            retry_after: Some(Duration::from_secs(3)),
             source: None,
         };
         assert_eq!(e.to_string(), "x error: timeout");

@@ -111,6 +111,16 @@ typed_id!(
     "template"
 );
 typed_id!(
+    /// Identifies a [`Channel`](crate::Channel).
+    ChannelId,
+    "channel"
+);
+typed_id!(
+    /// Identifies a durable [`Job`](crate::Job).
+    JobId,
+    "job"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

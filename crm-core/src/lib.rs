@@ -35,11 +35,14 @@
 
 pub mod domain;
 mod error;
+pub mod governor;
 mod id;
 pub mod memory;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod ports;
+pub mod secrets;
+pub mod workers;
 mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -47,12 +50,15 @@ pub mod testing;
 pub use async_trait::async_trait;
 
 pub use domain::account::{Account, Email, Role, User};
+pub use domain::channel::{
+    Channel, ChannelKind, ChannelPatch, ChannelView, MAX_CHANNELS_PER_ACCOUNT, NewChannel, Pacing, Throttle, WarmupStep,
+};
 pub use domain::contact::{
     Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, MAX_METADATA_BYTES, MAX_TAGS, Metadata, NewContact,
     OptIn, OptInStatus, Page, PageRequest, Tag,
 };
 pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, sha256_hex};
-pub use domain::event::{Event, EventType};
+pub use domain::event::{Event, EventFilter, EventType};
 pub use domain::message::{
     Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MediaKind, MediaRef, Message, MessageContent,
     MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
@@ -60,9 +66,12 @@ pub use domain::message::{
 pub use domain::phone::Phone;
 pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
 pub use error::{BoxError, Error, Result};
-pub use id::{AccountId, ApiKeyId, ContactId, EventId, MessageId, TemplateId, UserId};
-pub use memory::{GcraLimiter, MemoryStore, RecordingMessenger, SentMessage};
+pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, TemplateId, UserId};
+pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
+pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
+pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};

@@ -59,6 +59,8 @@ macro_rules! uuid_schema {
 }
 
 uuid_schema!(
+    crate::ChannelId,
+    crate::JobId,
     crate::AccountId,
     crate::UserId,
     crate::ApiKeyId,

@@ -6,12 +6,20 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::channels::ChannelRegistry;
+use crate::secrets::Keyring;
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, ApiKeyToken, Clock, Contact, ContactId, ContactPatch, ContactQuery, Error,
-    Event, EventId, EventType, ImportReport, Message, MessageContent, MessageError, MessageId, MessageStatus,
-    Messenger, NewContact, NewTemplate, OutboundMessage, Page, PageRequest, Phone, RejectedRow, Result, Role,
-    StatusUpdate, Store, SystemClock, Template, TemplateId, User, UserId, Variables,
+    Account, AccountId, ApiKey, ApiKeyId, ApiKeyToken, Channel, Clock, Contact, ContactId, ContactPatch, ContactQuery,
+    Error, Event, EventId, EventType, GcraLimiter, Governor, GovernorConfig, ImportReport, Message, MessageError,
+    MessageId, MessageStatus, Messenger, MessengerFactory, NewContact, NewTemplate, Page, PageRequest, Phone,
+    RateLimiter, RejectedRow, Result, Role, StatusUpdate, Store, SystemClock, Template, TemplateId, User, UserId,
+    Variables,
 };
+
+mod channels;
+mod sending;
+
+pub use sending::{DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest};
 
 /// How many times a read-modify-write on a contact is tried before giving up
 /// on optimistic-concurrency races. A writer only loses a race when another
@@ -26,6 +34,12 @@ pub struct CrmBuilder {
     messenger: Option<Arc<dyn Messenger>>,
     clock: Option<Arc<dyn Clock>>,
     default_country: Option<String>,
+    factories: Vec<Arc<dyn MessengerFactory>>,
+    keyring: Option<Keyring>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    governor: Option<GovernorConfig>,
+    send_deadline: Option<std::time::Duration>,
+    max_send_attempts: Option<u32>,
 }
 
 impl CrmBuilder {
@@ -35,9 +49,50 @@ impl CrmBuilder {
         self
     }
 
-    /// The messenger (required).
+    /// The fallback messenger: sends of accounts without any channel go
+    /// through it (a library app with one WhatsApp number needs nothing
+    /// else). A `Crm` needs a fallback messenger or a messenger factory.
     pub fn messenger(mut self, messenger: Arc<dyn Messenger>) -> Self {
         self.messenger = Some(messenger);
+        self
+    }
+
+    /// Registers the factory of a channel kind; adapter crates provide them
+    /// (the `recording` kind is [`RecordingFactory`](crate::RecordingFactory)).
+    pub fn messenger_factory(mut self, factory: Arc<dyn MessengerFactory>) -> Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// The keys channel (and other) credentials are sealed with. Without
+    /// one, channels cannot store credentials.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Where the send governor counts (default: in this process). Give a
+    /// shared limiter (Redis) when several processes send through the same channels.
+    pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The send governor's settings.
+    pub fn governor(mut self, config: GovernorConfig) -> Self {
+        self.governor = Some(config);
+        self
+    }
+
+    /// How long a queued message may keep retrying before it fails (default 24 hours).
+    pub fn send_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.send_deadline = Some(deadline);
+        self
+    }
+
+    /// Attempts per queued message before it fails (default 10).
+    pub fn max_send_attempts(mut self, attempts: u32) -> Self {
+        self.max_send_attempts = Some(attempts);
         self
     }
 
@@ -57,19 +112,36 @@ impl CrmBuilder {
         self
     }
 
-    /// [`Error::Config`] when the store or messenger is missing, or the
-    /// default country is not 1 to 3 digits.
+    /// [`Error::Config`] when the store is missing, there is neither a
+    /// messenger nor a messenger factory, the default country is not 1 to 3
+    /// digits, or the attempts are 0.
     pub fn build(self) -> Result<Crm> {
         if let Some(cc) = &self.default_country
             && (!(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
         {
             return Err(Error::Config { message: format!("default country {cc:?} must be 1 to 3 digits") });
         }
+        if self.messenger.is_none() && self.factories.is_empty() {
+            return Err(Error::Config { message: "Crm needs a messenger or a messenger factory".into() });
+        }
+        if self.max_send_attempts == Some(0) {
+            return Err(Error::Config { message: "max_send_attempts must be at least 1".into() });
+        }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let limiter = self.limiter.unwrap_or_else(|| Arc::new(GcraLimiter::new(clock.clone())));
+        let governor = Governor::new(limiter, clock.clone()).with_config(self.governor.unwrap_or_default());
         Ok(Crm {
             store: self.store.ok_or_else(|| Error::Config { message: "Crm needs a store".into() })?,
-            messenger: self.messenger.ok_or_else(|| Error::Config { message: "Crm needs a messenger".into() })?,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            fallback: self.messenger,
+            clock,
             default_country: self.default_country,
+            channels: Arc::new(ChannelRegistry::new(self.factories, self.keyring, governor)),
+            dispatch: Arc::new(DispatchState {
+                notify: Arc::new(tokio::sync::Notify::new()),
+                registered: tokio::sync::OnceCell::new(),
+                deadline: self.send_deadline.unwrap_or(std::time::Duration::from_secs(24 * 3600)),
+                max_attempts: self.max_send_attempts.unwrap_or(10),
+            }),
         })
     }
 }
@@ -111,9 +183,22 @@ pub struct Inbound {
 #[derive(Debug, Clone)]
 pub struct Crm {
     store: Arc<dyn Store>,
-    messenger: Arc<dyn Messenger>,
+    fallback: Option<Arc<dyn Messenger>>,
     clock: Arc<dyn Clock>,
     default_country: Option<String>,
+    channels: Arc<ChannelRegistry>,
+    dispatch: Arc<DispatchState>,
+}
+
+/// What the send pipeline shares between clones of one service.
+#[derive(Debug)]
+struct DispatchState {
+    /// Woken when this process queues a message.
+    notify: Arc<tokio::sync::Notify>,
+    /// Set once the dispatcher's consumer is registered.
+    registered: tokio::sync::OnceCell<()>,
+    deadline: std::time::Duration,
+    max_attempts: u32,
 }
 
 fn contact_summary(c: &Contact) -> serde_json::Value {
@@ -142,9 +227,14 @@ impl Crm {
         &self.store
     }
 
-    /// The messenger.
-    pub fn messenger(&self) -> &Arc<dyn Messenger> {
-        &self.messenger
+    /// The fallback messenger, when one was given.
+    pub fn messenger(&self) -> Option<&Arc<dyn Messenger>> {
+        self.fallback.as_ref()
+    }
+
+    /// The channel registry (factories, keyring, governor).
+    pub fn channels(&self) -> &ChannelRegistry {
+        &self.channels
     }
 
     /// The clock.
@@ -388,133 +478,27 @@ impl Crm {
 
     // ----- messages ----------------------------------------------------------------
 
-    /// Sends a message to a contact: validates it (content, capabilities,
-    /// opt-in, the customer-service window), stores it as `queued`
-    /// (`message.queued`), calls the messenger, then records `sent` with the
-    /// provider id or `failed` with the provider's code and reason
-    /// (`message.status_updated`). A provider failure is recorded on the
-    /// message and returned as `Ok` with status `failed`; validation and
-    /// storage problems are errors and nothing is sent.
-    pub async fn send_message(
-        &self,
-        account: AccountId,
-        contact_id: ContactId,
-        content: MessageContent,
-    ) -> Result<Message> {
-        let contact = self.store.get_contact(account, contact_id).await?;
-        let now = self.now();
-        let message = Message::outbound(account, contact_id, content, now)?;
-        self.check_sendable(&contact, &message, now)?;
-        let event = self.event(account, EventType::MESSAGE_QUEUED, &message);
-        self.store.insert_message(&message, &event).await?;
-
-        let outbound = OutboundMessage {
-            account_id: account,
-            message_id: message.id,
-            to: contact.phone.clone(),
-            whatsapp_id: contact.whatsapp_id.clone(),
-            content: message.content.clone(),
-        };
-        let sent = self.messenger.send(&outbound).await.and_then(|receipt| {
-            let id = receipt.provider_message_id;
-            if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
-                return Err(Error::Provider {
-                    provider: self.messenger.provider().to_owned().into(),
-                    transient: false,
-                    code: None,
-                    message: "the provider answered with an unusable message id".into(),
-                    source: None,
-                });
-            }
-            Ok(id)
-        });
-        let update = match sent {
-            Ok(id) => {
-                StatusUpdate { status: MessageStatus::Sent, at: self.now(), provider_message_id: Some(id), error: None }
-            }
-            Err(e) => StatusUpdate {
-                status: MessageStatus::Failed,
-                at: self.now(),
-                provider_message_id: None,
-                error: Some(clean_error(match e {
-                    Error::Provider { code, message, .. } => MessageError { code, reason: message },
-                    other => MessageError { code: Some(other.kind().into()), reason: other.to_string() },
-                })),
-            },
-        };
-        let mut expected = message.clone();
-        expected.apply_status(&update);
-        let event = self.event(account, EventType::MESSAGE_STATUS_UPDATED, &status_payload(&expected));
-        match self.store.update_message_status(account, message.id, &update, &event).await? {
-            Some(m) => Ok(m),
-            // A status webhook overtook us; what is stored is newer.
-            None => self.store.get_message(account, message.id).await,
-        }
-    }
-
-    fn check_sendable(&self, contact: &Contact, message: &Message, now: DateTime<Utc>) -> Result<()> {
-        if contact.opt_in.status == crate::OptInStatus::OptedOut {
-            return Err(Error::validation("contact.opt_in", "the contact opted out of messages"));
-        }
-        let caps = self.messenger.capabilities();
-        let kind = message.kind();
-        if !caps.kinds.contains(&kind) {
-            return Err(Error::validation(
-                "content.type",
-                format!("{} cannot send {} messages", self.messenger.provider(), kind.as_str()),
-            ));
-        }
-        if let Some(window) = caps.customer_service_window
-            && kind != crate::MessageKind::Template
-        {
-            // A window too large to add to a time never closes.
-            let open = contact.last_inbound_at.is_some_and(|t| {
-                chrono::Duration::from_std(window)
-                    .ok()
-                    .and_then(|w| t.checked_add_signed(w))
-                    .is_none_or(|closes| now < closes)
-            });
-            if !open {
-                return Err(Error::validation(
-                    "content.type",
-                    format!(
-                        "outside the customer-service window: the contact has not written in the last {}; send a template",
-                        describe_window(window)
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Renders template `name`/`language` with `variables` (strictly: every
-    /// placeholder needs a value) and sends it. The contact's `name`,
-    /// `first_name`, `phone` and `email` are available as variables unless the
-    /// caller sets them.
-    pub async fn send_template(
-        &self,
-        account: AccountId,
-        contact_id: ContactId,
-        name: &str,
-        language: &str,
-        variables: Variables,
-    ) -> Result<Message> {
-        let template = self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
-        let contact = self.store.get_contact(account, contact_id).await?;
-        let mut vars = contact_variables(&contact);
-        vars.extend(variables);
-        let rendered = template.render(&vars)?;
-        let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
-        let content =
-            MessageContent::Template { name: template.name, language: template.language, variables: used, rendered };
-        self.send_message(account, contact_id, content).await
-    }
-
     /// Records a message from a contact (`message.received`), creating the
     /// contact when the phone is new (`contact.created`, named after the
     /// profile name or the phone). A provider id seen before returns the stored
     /// message with `duplicate: true` and writes nothing.
     pub async fn record_inbound(&self, account: AccountId, inbound: InboundMessage) -> Result<Inbound> {
+        self.record_inbound_on(account, None, inbound).await
+    }
+
+    /// [`Crm::record_inbound`] for a message that arrived on `channel`
+    /// (resolved with [`Crm::channel_for_inbound`]): the message records the
+    /// channel, and replies default to it.
+    pub async fn record_inbound_via(&self, channel: &Channel, inbound: InboundMessage) -> Result<Inbound> {
+        self.record_inbound_on(channel.account_id, Some(channel.id), inbound).await
+    }
+
+    async fn record_inbound_on(
+        &self,
+        account: AccountId,
+        channel: Option<crate::ChannelId>,
+        inbound: InboundMessage,
+    ) -> Result<Inbound> {
         let phone = Phone::parse(&inbound.from)?;
         let now = self.now();
         // Validate the message before anything is written, so a message that
@@ -527,6 +511,7 @@ impl Crm {
             inbound.sent_at.unwrap_or(now),
             now,
         )?;
+        message.channel_id = channel;
         if let Some(pid) = &inbound.provider_message_id
             && let Some(existing) = self.store.find_message_by_provider_id(account, pid).await?
         {

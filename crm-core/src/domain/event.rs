@@ -50,6 +50,16 @@ event_types! {
     TEMPLATE_UPDATED = "template.updated";
     /// A template was deleted.
     TEMPLATE_DELETED = "template.deleted";
+    /// A channel was created.
+    CHANNEL_CREATED = "channel.created";
+    /// A channel changed (settings, credentials, pacing, default, enabled).
+    CHANNEL_UPDATED = "channel.updated";
+    /// A channel was deleted.
+    CHANNEL_DELETED = "channel.deleted";
+    /// A channel stopped sending for a while (a daily cap, the provider's throttling).
+    CHANNEL_THROTTLED = "channel.throttled";
+    /// A throttled channel sends again.
+    CHANNEL_RESUMED = "channel.resumed";
 }
 
 impl EventType {
@@ -85,6 +95,63 @@ impl fmt::Display for EventType {
 impl fmt::Debug for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EventType({})", self.0)
+    }
+}
+
+/// Which event types a consumer wants: every type, or a list of exact names
+/// and `prefix.*` patterns (`message.*` matches `message.queued` and
+/// `message.status_updated`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventFilter(Option<Vec<String>>);
+
+impl EventFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        EventFilter(None)
+    }
+
+    /// These names and `prefix.*` patterns. [`Error::Validation`] on
+    /// `event_types` for an empty list (use [`EventFilter::all`]), more than
+    /// 100 entries, or an entry that is neither a valid name nor a pattern.
+    pub fn only<I, S>(types: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list: Vec<String> = Vec::new();
+        for t in types {
+            let t = t.as_ref();
+            let base = t.strip_suffix(".*").unwrap_or(t);
+            // `message.*` checks `message.x`; a name checks itself.
+            let probe = if base.len() == t.len() { t.to_owned() } else { format!("{base}.x") };
+            if base.is_empty() || EventType::custom(probe).is_err() {
+                return Err(Error::validation("event_types", format!("{t:?} is not an event type or a prefix.* pattern")));
+            }
+            if !list.iter().any(|x| x == t) {
+                list.push(t.to_owned());
+            }
+        }
+        if list.is_empty() || list.len() > 100 {
+            return Err(Error::validation("event_types", "give 1 to 100 types or patterns"));
+        }
+        list.sort();
+        Ok(EventFilter(Some(list)))
+    }
+
+    /// The names and patterns; `None` for every event.
+    pub fn types(&self) -> Option<&[String]> {
+        self.0.as_deref()
+    }
+
+    /// Whether `event_type` passes.
+    pub fn matches(&self, event_type: &EventType) -> bool {
+        let Some(list) = &self.0 else { return true };
+        let name = event_type.as_str();
+        list.iter().any(|f| match f.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => f == name,
+        })
     }
 }
 
@@ -132,5 +199,20 @@ mod tests {
         let e = Event::new(AccountId::new(), EventType::CONTACT_CREATED, &serde_json::json!({"a": 1}), Utc::now());
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "contact.created");
+    }
+
+    #[test]
+    fn filters_match_names_and_prefixes() {
+        let f = EventFilter::only(["message.*", "contact.created"]).unwrap();
+        assert!(f.matches(&EventType::MESSAGE_QUEUED));
+        assert!(f.matches(&EventType::MESSAGE_STATUS_UPDATED));
+        assert!(f.matches(&EventType::CONTACT_CREATED));
+        assert!(!f.matches(&EventType::CONTACT_UPDATED));
+        assert!(!EventFilter::only(["message.queued"]).unwrap().matches(&EventType::MESSAGE_RECEIVED));
+        assert!(EventFilter::all().matches(&EventType::CONTACT_DELETED));
+        for bad in [vec![], vec!["*"], vec![".*"], vec!["Message.*"], vec!["nodot"]] {
+            assert!(EventFilter::only(bad.clone()).is_err(), "{bad:?}");
+        }
+        assert_eq!(EventFilter::only(["b.x", "a.x", "b.x"]).unwrap().types().unwrap(), ["a.x", "b.x"]);
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::{AccountId, ContactId, Error, MessageId, Result};
+use crate::{AccountId, ChannelId, ContactId, Error, MessageId, Result};
 
 /// Longest WhatsApp text body, in characters.
 pub const MAX_TEXT_LEN: usize = 4096;
@@ -481,6 +481,15 @@ pub struct Message {
     pub content: MessageContent,
     /// Delivery status.
     pub status: MessageStatus,
+    /// The channel it went (or goes) through; `None` for messages of the
+    /// service's fallback messenger.
+    #[serde(default)]
+    pub channel_id: Option<ChannelId>,
+    /// The caller's reference for an outbound message (an HTTP
+    /// `Idempotency-Key`); unique per account when present, so a retried
+    /// request finds the first message instead of creating a second one.
+    #[serde(default)]
+    pub client_reference: Option<String>,
     /// The provider's id (`wamid.…`); unique per account when present.
     pub provider_message_id: Option<String>,
     /// Set when the message failed.
@@ -520,6 +529,8 @@ impl Message {
             direction: Direction::Outbound,
             content,
             status: MessageStatus::Queued,
+            channel_id: None,
+            client_reference: None,
             provider_message_id: None,
             error: None,
             created_at: now,
@@ -555,6 +566,8 @@ impl Message {
             direction: Direction::Inbound,
             content,
             status: MessageStatus::Delivered,
+            channel_id: None,
+            client_reference: None,
             provider_message_id,
             error: None,
             created_at: sent_at,
@@ -564,6 +577,17 @@ impl Message {
             failed_at: None,
             updated_at: now,
         })
+    }
+
+    /// Sets the caller's reference: 1–255 printable ASCII characters
+    /// (what an `Idempotency-Key` header may carry).
+    pub fn with_client_reference(mut self, reference: impl Into<String>) -> Result<Self> {
+        let r = reference.into();
+        if !(1..=255).contains(&r.len()) || !r.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(Error::validation("client_reference", "must be 1 to 255 printable ASCII characters without spaces"));
+        }
+        self.client_reference = Some(r);
+        Ok(self)
     }
 
     /// Applies `update` in memory following the status machine; returns

@@ -4,7 +4,11 @@ use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::{Capabilities, Error, Health, HealthCheck, Messenger, OutboundMessage, Result, SendReceipt};
+use crate::secrets::Credentials;
+use crate::{
+    Capabilities, Channel, ChannelKind, Error, Health, HealthCheck, Messenger, MessengerFactory, OutboundMessage, Result,
+    SendReceipt,
+};
 
 /// One message the [`RecordingMessenger`] accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +104,7 @@ impl Messenger for RecordingMessenger {
                 transient: f.transient,
                 code: f.code,
                 message: f.reason,
+                retry_after: None,
                 source: None,
             });
         }
@@ -112,6 +117,51 @@ impl Messenger for RecordingMessenger {
             inner.sent.drain(..excess);
         }
         Ok(SendReceipt { provider_message_id })
+    }
+
+    async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {
+        let inner = self.lock();
+        Ok(inner
+            .sent
+            .iter()
+            .rev()
+            .find(|s| s.message.message_id == message.message_id)
+            .map(|s| SendReceipt { provider_message_id: s.provider_message_id.clone() }))
+    }
+}
+
+/// The [`MessengerFactory`] of the `recording` channel kind: every channel
+/// of this kind sends through one shared [`RecordingMessenger`], so a test
+/// (or the server's quick start) sees every message in one place.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFactory {
+    messenger: RecordingMessenger,
+}
+
+impl RecordingFactory {
+    /// A factory whose channels all send through `messenger`.
+    pub fn new(messenger: RecordingMessenger) -> Self {
+        Self { messenger }
+    }
+
+    /// The shared messenger.
+    pub fn messenger(&self) -> &RecordingMessenger {
+        &self.messenger
+    }
+}
+
+#[async_trait]
+impl MessengerFactory for RecordingFactory {
+    fn kind(&self) -> &str {
+        ChannelKind::RECORDING
+    }
+
+    fn validate(&self, _channel: &Channel, _credentials: Option<&Credentials>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn build(&self, _channel: &Channel, _credentials: Credentials) -> Result<Arc<dyn Messenger>> {
+        Ok(Arc::new(self.messenger.clone()))
     }
 }
 
@@ -130,6 +180,7 @@ mod tests {
                 to: Phone::parse("+5511987654321").unwrap(),
                 whatsapp_id: None,
                 content: MessageContent::text(format!("m{i}")),
+                new_recipient: false,
             };
             m.send(&msg).await.unwrap();
         }

@@ -6,5 +6,5 @@ mod messenger;
 mod store;
 
 pub use limiter::GcraLimiter;
-pub use messenger::{RecordingMessenger, SentMessage};
+pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};
 pub use store::MemoryStore;

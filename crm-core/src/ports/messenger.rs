@@ -22,6 +22,10 @@ pub struct OutboundMessage {
     pub whatsapp_id: Option<String>,
     /// What to send (already validated).
     pub content: MessageContent,
+    /// Whether the recipient got nothing from the account in the last 24
+    /// hours: such a send counts toward a channel's daily unique-recipient cap.
+    #[serde(default)]
+    pub new_recipient: bool,
 }
 
 /// What the provider answered when it accepted a message.
@@ -41,6 +45,9 @@ pub struct Capabilities {
     pub customer_service_window: Option<Duration>,
     /// Sustained messages per second the provider accepts for one sender.
     pub max_messages_per_second: Option<u32>,
+    /// Least time between two messages to the same recipient the provider
+    /// accepts (WhatsApp Cloud's pair rate: 6 s).
+    pub pair_interval: Option<Duration>,
     /// Whether it manages groups.
     pub groups: bool,
 }
@@ -55,6 +62,7 @@ impl Capabilities {
                 .collect(),
             customer_service_window: None,
             max_messages_per_second: None,
+            pair_interval: None,
             groups: false,
         }
     }
@@ -81,6 +89,7 @@ impl Capabilities {
 ///     to: Phone::parse("+5511987654321")?,
 ///     whatsapp_id: None,
 ///     content: MessageContent::text("Olá!"),
+///     new_recipient: true,
 /// }).await?;
 /// assert_eq!(messenger.sent().len(), 1);
 /// assert!(receipt.provider_message_id.starts_with("rec."));
@@ -94,6 +103,18 @@ pub trait Messenger: HealthCheck {
     /// What it supports.
     fn capabilities(&self) -> Capabilities;
 
-    /// Sends one message.
+    /// Sends one message. Providers that accept an idempotency key get
+    /// `message.message_id` as that key, so a repeated send is not delivered twice.
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt>;
+
+    /// Whether the provider already accepted this message (crm's
+    /// `message_id`), for providers that can tell: the dispatcher asks before
+    /// sending again a message whose earlier attempt ended without a
+    /// recorded answer (the process died between the provider's acceptance
+    /// and the write). `Ok(None)` means "not known to have been sent"; the
+    /// default, for providers that cannot tell, always answers that.
+    async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {
+        let _ = message;
+        Ok(None)
+    }
 }

@@ -1,7 +1,9 @@
 //! Ports: the object-safe traits every adapter implements.
 
+pub mod channels;
 pub mod clock;
 pub mod health;
+pub mod jobs;
 pub mod messenger;
 pub mod rate_limiter;
 pub mod store;

@@ -1,0 +1,584 @@
+//! Sending: the asynchronous pipeline (queue → dispatcher worker) and the
+//! immediate send, both through a channel's governed messenger.
+//!
+//! `queue_message` validates, stores the message as `queued` with its
+//! `message.queued` event in one transaction and returns; the
+//! [`Dispatcher`] (an outbox consumer of `message.queued`) sends it through
+//! the channel's governor and records `sent` or `failed`. Transient provider
+//! errors retry with backoff that honours the provider's retry-after, up to
+//! [`CrmBuilder::max_send_attempts`](super::CrmBuilder::max_send_attempts)
+//! and [`CrmBuilder::send_deadline`](super::CrmBuilder::send_deadline);
+//! permanent errors fail the message at once with the provider's code.
+//!
+//! **The one at-least-once window.** When a provider accepts a message and
+//! the process dies before `sent` is recorded, the outbox item's lease
+//! expires and another worker claims it. Before sending again, the
+//! dispatcher asks the messenger whether it already accepted crm's message
+//! id ([`Messenger::find_receipt`]); providers that take crm's id as an
+//! idempotency key de-duplicate by themselves. A provider that can do
+//! neither may deliver that one message twice.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Crm, clean_error, contact_summary, describe_window};
+use crate::workers::{EventWorker, Outcome, WorkerOptions};
+use crate::{
+    AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType,
+    GovernedMessenger, Message, MessageContent, MessageError, MessageId, MessageKind, MessageStatus, Messenger,
+    OutboundMessage, Paced, Result, SendReceipt, StatusUpdate, Throttle, Variables, Verdict,
+};
+
+/// The outbox consumer name of the dispatcher.
+pub const DISPATCH_CONSUMER: &str = "dispatch";
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A message to send: to whom, what, through which channel, and the
+/// caller's reference that makes a retried request idempotent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendRequest {
+    /// The recipient.
+    pub contact_id: ContactId,
+    /// What to send.
+    pub content: MessageContent,
+    /// The channel; `None` uses the account's default channel.
+    pub channel_id: Option<ChannelId>,
+    /// An idempotency key: a second request with the same reference returns
+    /// the first message instead of sending another.
+    pub client_reference: Option<String>,
+}
+
+impl SendRequest {
+    /// `content` to `contact_id` through the default channel.
+    pub fn new(contact_id: ContactId, content: MessageContent) -> Self {
+        Self { contact_id, content, channel_id: None, client_reference: None }
+    }
+
+    /// Through this channel.
+    pub fn via(mut self, channel: ChannelId) -> Self {
+        self.channel_id = Some(channel);
+        self
+    }
+
+    /// With this idempotency key.
+    pub fn reference(mut self, reference: impl Into<String>) -> Self {
+        self.client_reference = Some(reference.into());
+        self
+    }
+}
+
+/// What queueing did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    /// The message (for a replay, the first one, as it is now).
+    pub message: Message,
+    /// Whether an earlier request with the same reference created it.
+    pub replayed: bool,
+}
+
+/// Where a message goes out.
+#[derive(Debug, Clone)]
+pub(crate) enum Route {
+    /// A channel, through its governor.
+    Channel(Channel, Arc<GovernedMessenger>),
+    /// The service's fallback messenger (no channel).
+    Fallback(Arc<dyn Messenger>),
+}
+
+impl Route {
+    fn messenger(&self) -> &dyn Messenger {
+        match self {
+            Route::Channel(_, m) => m.inner().as_ref(),
+            Route::Fallback(m) => m.as_ref(),
+        }
+    }
+
+    fn channel_id(&self) -> Option<ChannelId> {
+        match self {
+            Route::Channel(c, _) => Some(c.id),
+            Route::Fallback(_) => None,
+        }
+    }
+}
+
+struct Prepared {
+    contact: Contact,
+    route: Route,
+    message: Message,
+    new_recipient: bool,
+}
+
+fn unusable_receipt(provider: &str) -> Error {
+    Error::Provider {
+        provider: provider.to_owned().into(),
+        transient: false,
+        code: None,
+        message: "the provider answered with an unusable message id".into(),
+        retry_after: None,
+        source: None,
+    }
+}
+
+fn check_receipt(provider: &str, receipt: SendReceipt) -> Result<String> {
+    let id = receipt.provider_message_id;
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(unusable_receipt(provider));
+    }
+    Ok(id)
+}
+
+fn error_of(e: &Error) -> MessageError {
+    clean_error(match e {
+        Error::Provider { code, message, .. } => MessageError { code: code.clone(), reason: message.clone() },
+        other => MessageError { code: Some(other.kind().into()), reason: other.to_string() },
+    })
+}
+
+fn describe(d: Duration) -> String {
+    describe_window(d)
+}
+
+impl Crm {
+    /// Where an account's message goes: the given channel, else the
+    /// account's default channel, else the fallback messenger.
+    pub(crate) async fn route(&self, account: AccountId, channel: Option<ChannelId>) -> Result<Route> {
+        let channel = match channel {
+            Some(id) => Some(self.store.get_channel(account, id).await?),
+            None => self.store.default_channel(account).await?,
+        };
+        match (channel, &self.fallback) {
+            (Some(c), _) => {
+                if !c.enabled {
+                    return Err(Error::validation("channel_id", format!("channel {} is disabled", c.id)));
+                }
+                let m = self.channels.messenger(&c).await?;
+                Ok(Route::Channel(c, m))
+            }
+            (None, Some(m)) => Ok(Route::Fallback(m.clone())),
+            (None, None) => Err(Error::validation(
+                "channel_id",
+                "the account has no channel to send through; create one (POST /api/v1/channels)",
+            )),
+        }
+    }
+
+    /// Checks that `message` may go to `contact` through a messenger with
+    /// `caps`: opt-in, supported kind, and the customer-service window
+    /// (free-form messages only while it is open; templates always).
+    pub(crate) fn check_sendable(
+        &self,
+        contact: &Contact,
+        message: &Message,
+        caps: &Capabilities,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if contact.opt_in.status == crate::OptInStatus::OptedOut {
+            return Err(Error::validation("contact.opt_in", "the contact opted out of messages"));
+        }
+        let kind = message.kind();
+        if !caps.kinds.contains(&kind) {
+            return Err(Error::validation("content.type", format!("{provider} cannot send {} messages", kind.as_str())));
+        }
+        if let Some(window) = caps.customer_service_window
+            && kind != MessageKind::Template
+        {
+            // A window too large to add to a time never closes.
+            let open = contact.last_inbound_at.is_some_and(|t| {
+                chrono::Duration::from_std(window).ok().and_then(|w| t.checked_add_signed(w)).is_none_or(|closes| now < closes)
+            });
+            if !open {
+                return Err(Error::validation(
+                    "content.type",
+                    format!(
+                        "outside the customer-service window: the contact has not written in the last {}; send a template",
+                        describe(window)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn prepare(&self, account: AccountId, req: &SendRequest) -> Result<Prepared> {
+        let contact = self.store.get_contact(account, req.contact_id).await?;
+        let route = self.route(account, req.channel_id).await?;
+        let now = self.now();
+        let mut message = Message::outbound(account, contact.id, req.content.clone(), now)?;
+        message.channel_id = route.channel_id();
+        if let Some(r) = &req.client_reference {
+            message = message.with_client_reference(r.clone())?;
+        }
+        let messenger = route.messenger();
+        self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
+        let new_recipient =
+            contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
+        Ok(Prepared { contact, route, message, new_recipient })
+    }
+
+    /// The stored message for a repeated reference, when it asked for the
+    /// same thing; [`Error::Conflict`] when the reference was used for another message.
+    async fn replay(&self, account: AccountId, req: &SendRequest) -> Result<Option<Message>> {
+        let Some(r) = &req.client_reference else { return Ok(None) };
+        let Some(m) = self.store.find_message_by_client_reference(account, r).await? else { return Ok(None) };
+        let same = m.contact_id == req.contact_id
+            && m.content == req.content
+            && (req.channel_id.is_none() || req.channel_id == m.channel_id);
+        if !same {
+            return Err(Error::conflict("message", "this idempotency key was already used for a different message"));
+        }
+        Ok(Some(m))
+    }
+
+    fn queued_event(&self, p: &Prepared) -> Event {
+        self.event(
+            p.message.account_id,
+            EventType::MESSAGE_QUEUED,
+            &json!({ "message": p.message, "contact": contact_summary(&p.contact), "new_recipient": p.new_recipient }),
+        )
+    }
+
+    /// Queues a message for the dispatcher: validates it (content, opt-in,
+    /// the channel's capabilities and customer-service window), stores it as
+    /// `queued` with its `message.queued` event in one transaction, and
+    /// returns. A request whose `client_reference` was seen before returns
+    /// the first message (`replayed: true`); [`Error::Conflict`] when that
+    /// reference was used for a different message.
+    ///
+    /// The message is sent by a runtime running the [`Dispatcher`]
+    /// ([`Crm::dispatcher`]), in this process or another one on the same store.
+    pub async fn queue_message(&self, account: AccountId, req: SendRequest) -> Result<Queued> {
+        if let Some(m) = self.replay(account, &req).await? {
+            return Ok(Queued { message: m, replayed: true });
+        }
+        let p = self.prepare(account, &req).await?;
+        self.ensure_dispatch_consumer().await?;
+        let event = self.queued_event(&p);
+        match self.store.insert_message(&p.message, &event).await {
+            Ok(()) => {
+                self.dispatch.notify.notify_one();
+                Ok(Queued { message: p.message, replayed: false })
+            }
+            // The same reference, stored concurrently by another request.
+            Err(e @ Error::Conflict { .. }) if req.client_reference.is_some() => match self.replay(account, &req).await? {
+                Some(m) => Ok(Queued { message: m, replayed: true }),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Registers the dispatcher's outbox consumer once per service, so a
+    /// queued message is never missed by a dispatcher that starts later.
+    async fn ensure_dispatch_consumer(&self) -> Result<()> {
+        self.dispatch
+            .registered
+            .get_or_try_init(|| async {
+                self.store.register_consumer(DISPATCH_CONSUMER, &Dispatcher::filter()).await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends a message now and returns the provider's answer recorded on it:
+    /// validates it, asks the channel's governor (a message that must wait is
+    /// [`Error::RateLimited`] and nothing is stored), stores it as `queued`
+    /// (`message.queued`), calls the provider once, then records `sent` with
+    /// the provider id or `failed` with the provider's code and reason
+    /// (`message.status_updated`). A provider failure is returned as `Ok`
+    /// with status `failed`; validation and storage problems are errors.
+    /// Use [`Crm::queue_message`] for retries and pacing in the background.
+    pub async fn send_message(&self, account: AccountId, contact_id: ContactId, content: MessageContent) -> Result<Message> {
+        self.send_now(account, SendRequest::new(contact_id, content)).await
+    }
+
+    /// [`Crm::send_message`] with a channel and a reference.
+    pub async fn send_now(&self, account: AccountId, req: SendRequest) -> Result<Message> {
+        if let Some(m) = self.replay(account, &req).await? {
+            return Ok(m);
+        }
+        let p = self.prepare(account, &req).await?;
+        if let Route::Channel(channel, governed) = &p.route {
+            let recipient = p.contact.whatsapp_id.as_deref().unwrap_or(p.contact.phone.as_str());
+            let caps = governed.capabilities();
+            match self.channels.governor().admit(channel, &caps, recipient, p.new_recipient).await? {
+                Verdict::Go { jitter } if !jitter.is_zero() => tokio::time::sleep(jitter).await,
+                Verdict::Go { .. } => {}
+                Verdict::Wait { retry_after, .. } => return Err(Error::RateLimited { retry_after }),
+            }
+        }
+        let event = self.queued_event(&p);
+        self.store.insert_message(&p.message, &event).await?;
+        let outbound = self.outbound(&p.contact, &p.message, p.new_recipient);
+        let messenger = p.route.messenger();
+        let sent = messenger.send(&outbound).await.and_then(|r| check_receipt(messenger.provider(), r));
+        let account = p.message.account_id;
+        match sent {
+            Ok(id) => self.record_sent(account, p.message, id).await,
+            Err(e) => self.record_failed(account, p.message, error_of(&e)).await,
+        }
+    }
+
+    fn outbound(&self, contact: &Contact, message: &Message, new_recipient: bool) -> OutboundMessage {
+        OutboundMessage {
+            account_id: message.account_id,
+            message_id: message.id,
+            to: contact.phone.clone(),
+            whatsapp_id: contact.whatsapp_id.clone(),
+            content: message.content.clone(),
+            new_recipient,
+        }
+    }
+
+    async fn record_sent(&self, account: AccountId, message: Message, provider_id: String) -> Result<Message> {
+        let update =
+            StatusUpdate { status: MessageStatus::Sent, at: self.now(), provider_message_id: Some(provider_id), error: None };
+        self.update_status(account, message, update).await
+    }
+
+    async fn record_failed(&self, account: AccountId, message: Message, error: MessageError) -> Result<Message> {
+        let update =
+            StatusUpdate { status: MessageStatus::Failed, at: self.now(), provider_message_id: None, error: Some(error) };
+        self.update_status(account, message, update).await
+    }
+
+    /// Renders template `name`/`language` for a contact (strictly: every
+    /// placeholder needs a value) into message content. The contact's
+    /// `name`, `first_name`, `phone` and `email` are available as variables
+    /// unless the caller sets them.
+    pub async fn render_template_for(
+        &self,
+        account: AccountId,
+        contact_id: ContactId,
+        name: &str,
+        language: &str,
+        variables: Variables,
+    ) -> Result<MessageContent> {
+        let template =
+            self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
+        let contact = self.store.get_contact(account, contact_id).await?;
+        let mut vars = super::contact_variables(&contact);
+        vars.extend(variables);
+        let rendered = template.render(&vars)?;
+        let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
+        Ok(MessageContent::Template { name: template.name, language: template.language, variables: used, rendered })
+    }
+
+    /// Renders a template ([`Crm::render_template_for`]) and sends it now.
+    pub async fn send_template(
+        &self,
+        account: AccountId,
+        contact_id: ContactId,
+        name: &str,
+        language: &str,
+        variables: Variables,
+    ) -> Result<Message> {
+        let content = self.render_template_for(account, contact_id, name, language, variables).await?;
+        self.send_message(account, contact_id, content).await
+    }
+
+    /// The dispatcher worker of this service, to run in a
+    /// [`Runtime`](crate::workers::Runtime).
+    pub fn dispatcher(&self) -> Dispatcher {
+        Dispatcher { crm: self.clone() }
+    }
+
+    /// Sends one queued message (the dispatcher's handler).
+    pub(crate) async fn dispatch(&self, event: &Event, attempt: u32, previous: Option<&str>) -> Outcome {
+        match self.try_dispatch(event, attempt, previous).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Retry { error: e.to_string(), after: None },
+        }
+    }
+
+    async fn fail_queued(&self, account: AccountId, message: Message, code: &str, reason: String) -> Result<Outcome> {
+        self.record_failed(account, message, clean_error(MessageError { code: Some(code.into()), reason })).await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn try_dispatch(&self, event: &Event, attempt: u32, previous: Option<&str>) -> Result<Outcome> {
+        let account = event.account_id;
+        let Some(id) = event.payload["message"]["id"].as_str().and_then(|s| s.parse::<MessageId>().ok()) else {
+            return Ok(Outcome::Fail { error: "the message.queued event names no message".into() });
+        };
+        let new_recipient = event.payload["new_recipient"].as_bool().unwrap_or(false);
+        let message = match self.store.get_message(account, id).await {
+            Ok(m) => m,
+            // Deleted with its contact: nothing to send.
+            Err(Error::NotFound { .. }) => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        if message.status != MessageStatus::Queued {
+            return Ok(Outcome::Done);
+        }
+        let now = self.now();
+        let last = previous.unwrap_or("no answer from the provider");
+        let age = (now - message.created_at).to_std().unwrap_or_default();
+        if age > self.dispatch.deadline {
+            let reason = format!("not sent within {}: {last}", describe(self.dispatch.deadline));
+            return self.fail_queued(account, message, "deadline", reason).await;
+        }
+        let contact = match self.store.get_contact(account, message.contact_id).await {
+            Ok(c) => c,
+            Err(Error::NotFound { .. }) => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        if contact.opt_in.status == crate::OptInStatus::OptedOut {
+            return self.fail_queued(account, message, "opted_out", "the contact opted out of messages".into()).await;
+        }
+        let route = match message.channel_id {
+            Some(cid) => match self.store.get_channel(account, cid).await {
+                Ok(c) if !c.enabled => return Ok(Outcome::Defer { after: Duration::from_secs(60) }),
+                Ok(c) => {
+                    let m = self.channels.messenger(&c).await?;
+                    Route::Channel(c, m)
+                }
+                Err(Error::NotFound { .. }) => {
+                    return self.fail_queued(account, message, "channel", "the channel was deleted".into()).await;
+                }
+                Err(e) => return Err(e),
+            },
+            None => match self.route(account, None).await {
+                Ok(r) => r,
+                Err(e @ Error::Validation { .. }) => {
+                    return self.fail_queued(account, message, "channel", e.to_string()).await;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let messenger = route.messenger();
+        if let Err(e) = self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now) {
+            return self.fail_queued(account, message, "not_sendable", e.to_string()).await;
+        }
+        let outbound = self.outbound(&contact, &message, new_recipient);
+        // An earlier attempt may have been accepted without being recorded.
+        if attempt > 1
+            && let Some(receipt) = messenger.find_receipt(&outbound).await?
+        {
+            let id = check_receipt(messenger.provider(), receipt)?;
+            self.record_sent(account, message, id).await?;
+            return Ok(Outcome::Done);
+        }
+        let sent = match &route {
+            Route::Channel(_, governed) => governed.send_paced(&outbound).await,
+            Route::Fallback(m) => m.send(&outbound).await.map(Paced::Sent),
+        };
+        let provider = messenger.provider().to_owned();
+        match sent {
+            Ok(Paced::Sent(receipt)) => {
+                match check_receipt(&provider, receipt) {
+                    Ok(id) => self.record_sent(account, message, id).await?,
+                    Err(e) => return self.fail_queued(account, message, "provider", e.to_string()).await,
+                };
+                if let Route::Channel(c, _) = &route
+                    && c.throttle.is_some()
+                {
+                    self.set_throttle(c, None).await?;
+                }
+                Ok(Outcome::Done)
+            }
+            Ok(Paced::Wait { retry_after, throttle }) => {
+                if let (Route::Channel(c, _), Some(t)) = (&route, throttle)
+                    && c.throttled_at(now).is_none()
+                {
+                    self.set_throttle(c, Some(t)).await?;
+                }
+                Ok(Outcome::Defer { after: retry_after })
+            }
+            Err(Error::RateLimited { retry_after }) => {
+                if let Route::Channel(c, _) = &route {
+                    let until = now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::minutes(1));
+                    let t = Throttle { reason: format!("{provider} asked to slow down"), since: now, until };
+                    self.set_throttle(c, Some(t)).await?;
+                }
+                Ok(Outcome::Defer { after: retry_after })
+            }
+            Err(e) if e.is_transient() && attempt < self.dispatch.max_attempts => {
+                let after = match &e {
+                    Error::Provider { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                Ok(Outcome::Retry { error: e.to_string(), after })
+            }
+            Err(e) if e.is_transient() => {
+                let error = error_of(&e);
+                let reason = format!("gave up after {attempt} attempts: {}", error.reason);
+                self.record_failed(account, message, MessageError { code: error.code, reason }).await?;
+                Ok(Outcome::Done)
+            }
+            Err(e) => {
+                self.record_failed(account, message, error_of(&e)).await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Sets or clears a channel's throttle (`channel.throttled` / `channel.resumed`).
+    async fn set_throttle(&self, channel: &Channel, throttle: Option<Throttle>) -> Result<()> {
+        let (kind, payload) = match &throttle {
+            Some(t) => (
+                EventType::CHANNEL_THROTTLED,
+                json!({ "id": channel.id, "reason": t.reason, "since": t.since, "until": t.until }),
+            ),
+            None => (EventType::CHANNEL_RESUMED, json!({ "id": channel.id })),
+        };
+        let event = self.event(channel.account_id, kind, &payload);
+        match self.store.set_channel_throttle(channel.account_id, channel.id, throttle.as_ref(), &event).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.channels.forget(channel.id);
+        if let Some(t) = &throttle {
+            tracing::warn!(channel = %channel.id, reason = %t.reason, until = %t.until, "channel throttled");
+        }
+        Ok(())
+    }
+}
+
+/// The outbox consumer that sends queued messages ([`DISPATCH_CONSUMER`]).
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    crm: Crm,
+}
+
+impl Dispatcher {
+    /// The events it consumes: `message.queued`.
+    pub fn filter() -> EventFilter {
+        EventFilter::only([EventType::MESSAGE_QUEUED.as_str()]).unwrap_or_default()
+    }
+
+    /// Options that suit it: the runtime never dead-letters an item before
+    /// the dispatcher has recorded the message as failed.
+    pub fn options(&self) -> WorkerOptions {
+        WorkerOptions {
+            batch: 64,
+            concurrency: 32,
+            max_attempts: self.crm.dispatch.max_attempts + 1,
+            ..WorkerOptions::default()
+        }
+    }
+}
+
+#[async_trait]
+impl EventWorker for Dispatcher {
+    fn name(&self) -> &str {
+        DISPATCH_CONSUMER
+    }
+
+    fn events(&self) -> EventFilter {
+        Self::filter()
+    }
+
+    async fn handle(&self, event: &Event, attempt: u32, previous_error: Option<&str>) -> Outcome {
+        self.crm.dispatch(event, attempt, previous_error).await
+    }
+
+    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.crm.dispatch.notify.clone())
+    }
+}
