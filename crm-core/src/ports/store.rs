@@ -224,7 +224,8 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// item no longer exists.
     async fn ack(&self, claim: &ClaimToken) -> Result<()>;
 
-    /// Gives a claimed item back, due again after `retry_in`, recording `error`.
+    /// Gives a claimed item back, due again after `retry_in`, recording `error`
+    /// (its first [`MAX_NACK_ERROR_CHARS`] characters).
     /// Same errors as [`EventStore::ack`].
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()>;
 
@@ -264,6 +265,53 @@ pub struct Claim {
 pub trait Store: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
 
 impl<T> Store for T where T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
+
+// ----- argument checks every adapter makes ----------------------------------------
+//
+// The checks below belong to the port, not to a backend: every adapter calls
+// them first, before it touches its data, so all adapters refuse the same
+// arguments with the same error.
+
+/// Checks that `event` is written for `account`, the account of the data a
+/// mutation touches: [`Error::Validation`] (field `event`) otherwise.
+///
+/// Every store mutation taking an [`Event`] calls this first.
+///
+/// ```
+/// use crm_core::{AccountId, Event, EventType};
+/// use crm_core::ports::store::check_event_account;
+///
+/// let account = AccountId::new();
+/// let event = Event::new(account, EventType::ACCOUNT_CREATED, &serde_json::json!({}), chrono::Utc::now());
+/// assert!(check_event_account(account, &event).is_ok());
+/// assert!(check_event_account(AccountId::new(), &event).is_err());
+/// ```
+pub fn check_event_account(account: AccountId, event: &Event) -> Result<()> {
+    if event.account_id != account {
+        return Err(crate::Error::validation("event", "belongs to another account"));
+    }
+    Ok(())
+}
+
+/// Checks the arguments of [`ContactStore::import_contacts`]: one event per
+/// contact, and every contact and event of `account`. [`Error::Validation`]
+/// otherwise (nothing may be written then).
+pub fn check_import(account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<()> {
+    if contacts.len() != events.len() {
+        return Err(crate::Error::validation("events", "must have one event per contact"));
+    }
+    for (c, e) in contacts.iter().zip(events) {
+        if c.account_id != account {
+            return Err(crate::Error::validation("contacts", "a contact belongs to another account"));
+        }
+        check_event_account(account, e)?;
+    }
+    Ok(())
+}
+
+/// Longest `error` [`EventStore::nack`] keeps, in characters: a longer one is
+/// cut to its first `MAX_NACK_ERROR_CHARS` characters.
+pub const MAX_NACK_ERROR_CHARS: usize = 1000;
 
 /// Checks a `limit` argument of the event methods.
 pub fn check_event_limit(limit: u32) -> Result<()> {
