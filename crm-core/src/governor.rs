@@ -155,11 +155,8 @@ impl Governor {
             if !d.allowed {
                 let retry_after = d.retry_after.unwrap_or(Duration::from_secs(3600));
                 let until = now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::hours(1));
-                let throttle = Throttle {
-                    reason: format!("daily cap of {cap} unique recipients reached"),
-                    since: now,
-                    until,
-                };
+                let throttle =
+                    Throttle { reason: format!("daily cap of {cap} unique recipients reached"), since: now, until };
                 return Ok(Verdict::Wait { retry_after, throttle: Some(throttle) });
             }
         }
@@ -274,7 +271,8 @@ mod tests {
     };
 
     fn channel(pacing: Pacing, clock: &ManualClock) -> Channel {
-        let input = NewChannel { kind: "recording".into(), name: "c".into(), pacing: Some(pacing), ..Default::default() };
+        let input =
+            NewChannel { kind: "recording".into(), name: "c".into(), pacing: Some(pacing), ..Default::default() };
         Channel::new(AccountId::new(), &input, None, clock.now()).unwrap()
     }
 
@@ -321,7 +319,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_channel_rate_allows_a_small_burst_then_paces() {
-        let (clock, gm, rec) = setup(Pacing { per_second: Some(20), pair_interval_secs: Some(0), ..Default::default() });
+        let (clock, gm, rec) =
+            setup(Pacing { per_second: Some(20), pair_interval_secs: Some(0), ..Default::default() });
         // 20/s with a tenth of a second's burst: 2 at once, then one per 50 ms.
         let mut sent = 0;
         for i in 0..5 {
@@ -373,6 +372,9 @@ mod tests {
         let v = governor.admit(&c, &Capabilities::everything(), "x", false).await.unwrap();
         assert_eq!(v, Verdict::Wait { retry_after: Duration::from_secs(30), throttle: None });
         clock.advance(Duration::from_secs(31));
-        assert!(matches!(governor.admit(&c, &Capabilities::everything(), "x", false).await.unwrap(), Verdict::Go { .. }));
+        assert!(matches!(
+            governor.admit(&c, &Capabilities::everything(), "x", false).await.unwrap(),
+            Verdict::Go { .. }
+        ));
     }
 }

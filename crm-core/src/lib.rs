@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod channels;
 pub mod domain;
 mod error;
 pub mod governor;
@@ -42,10 +43,10 @@ pub mod memory;
 mod openapi;
 pub mod ports;
 pub mod secrets;
-pub mod workers;
 mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workers;
 
 pub use async_trait::async_trait;
 
@@ -66,17 +67,17 @@ pub use domain::message::{
 pub use domain::phone::Phone;
 pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
 pub use error::{BoxError, Error, Result};
+pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, TemplateId, UserId};
 pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
-pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
-pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
+pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::store::{
-    AccountStore, Claim, ClaimToken, ContactStore, EventStore, ImportReport, MessageStore, RejectedRow, Store,
-    TemplateStore,
+    AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
+    Store, TemplateStore,
 };
-pub use service::{Crm, CrmBuilder, Inbound, InboundMessage};
+pub use service::{Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued, SendRequest};

@@ -58,7 +58,11 @@ impl fmt::Debug for SecretKey {
 fn check_key_id(id: &str) -> Result<()> {
     let ok = (1..=32).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(Error::Config { message: format!("secret key id {id:?} must be 1 to 32 of a-z, 0-9, - _") }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config { message: format!("secret key id {id:?} must be 1 to 32 of a-z, 0-9, - _") })
+    }
 }
 
 impl SecretKey {
@@ -245,7 +249,8 @@ impl SealedSecret {
 
     /// Parses the stored form. [`Error::Storage`] when it is not one.
     pub fn decode(text: &str) -> Result<Self> {
-        let corrupt = || Error::Storage { message: "a stored secret is malformed".into(), transient: false, source: None };
+        let corrupt =
+            || Error::Storage { message: "a stored secret is malformed".into(), transient: false, source: None };
         let rest = text.strip_prefix("v1.").ok_or_else(corrupt)?;
         let (key_id, b64) = rest.split_once('.').ok_or_else(corrupt)?;
         check_key_id(key_id).map_err(|_| corrupt())?;
@@ -375,7 +380,8 @@ mod tests {
         let key = SecretKey::generate("prod-2026").unwrap();
         let parsed = SecretKey::parse(&key.export()).unwrap();
         assert_eq!(parsed.key, key.key);
-        let ring = Keyring::parse(&format!("{}, {}", key.export(), SecretKey::generate("old").unwrap().export())).unwrap();
+        let ring =
+            Keyring::parse(&format!("{}, {}", key.export(), SecretKey::generate("old").unwrap().export())).unwrap();
         assert_eq!(ring.active_key_id(), "prod-2026");
         let e = SecretKey::parse("k:c2hvcnQ=").unwrap_err().to_string();
         assert!(e.contains("32 bytes") && !e.contains("c2hvcnQ"), "{e}");

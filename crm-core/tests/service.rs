@@ -793,9 +793,11 @@ async fn send_message_records_the_provider_id_and_events() {
     let events = crm.list_events(account.id, Some(mark), 100).await.unwrap();
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["message.queued", "message.status_updated"]);
-    assert_eq!(events[0].payload["id"], json!(m.id));
-    assert_eq!(events[0].payload["contact_id"], json!(c.id));
-    assert_eq!(events[0].payload["status"], "queued");
+    assert_eq!(events[0].payload["message"]["id"], json!(m.id));
+    assert_eq!(events[0].payload["message"]["contact_id"], json!(c.id));
+    assert_eq!(events[0].payload["message"]["status"], "queued");
+    assert_eq!(events[0].payload["contact"]["id"], json!(c.id));
+    assert_eq!(events[0].payload["new_recipient"], true, "the contact had no outbound message yet");
     assert_eq!(events[1].payload["message_id"], json!(m.id));
     assert_eq!(events[1].payload["contact_id"], json!(c.id));
     assert_eq!(events[1].payload["status"], "sent");
@@ -1426,8 +1428,8 @@ async fn every_mutation_writes_exactly_one_event() {
 #[tokio::test]
 async fn the_outbox_hands_mutations_to_a_consumer() {
     let (crm, store, _, clock, account) = setup().await;
-    store.register_consumer("webhooks").await.unwrap();
-    store.register_consumer("webhooks").await.unwrap();
+    store.register_consumer("webhooks", &crm_core::EventFilter::all()).await.unwrap();
+    store.register_consumer("webhooks", &crm_core::EventFilter::all()).await.unwrap();
     assert_eq!(store.pending("webhooks").await.unwrap(), 0, "earlier events are not queued");
 
     let a = crm.create_contact(account.id, new_contact("Ana", "+5511987654321")).await.unwrap();
@@ -1479,13 +1481,13 @@ async fn the_outbox_hands_mutations_to_a_consumer() {
     assert_eq!(store.pending("webhooks").await.unwrap(), 0);
 
     // A second consumer registered later only sees what comes after.
-    store.register_consumer("automation").await.unwrap();
+    store.register_consumer("automation", &crm_core::EventFilter::all()).await.unwrap();
     crm.delete_contact(account.id, b.id).await.unwrap();
     assert_eq!(store.pending("webhooks").await.unwrap(), 1);
     assert_eq!(store.pending("automation").await.unwrap(), 1);
     let claimed = store.claim("automation", 1, lease).await.unwrap();
     assert_eq!(claimed[0].event.event_type, EventType::CONTACT_DELETED);
-    assert_eq!(validation_field(store.register_consumer("Bad Name").await), "consumer");
+    assert_eq!(validation_field(store.register_consumer("Bad Name", &crm_core::EventFilter::all()).await), "consumer");
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn migrations_are_idempotent() {
     let s = schemas.lock().unwrap()[0].clone();
     // Opening the same schema again applies nothing and keeps working.
     let again = PgStore::connect_with_schema(&url, &s).await.unwrap();
-    again.register_consumer("x").await.unwrap();
+    again.register_consumer("x", &crm_core::EventFilter::all()).await.unwrap();
     assert!(matches!(PgStore::connect_with_schema(&url, "Bad-Name").await, Err(Error::Config { .. })));
     drop(store);
     drop(again);
@@ -106,7 +106,7 @@ async fn concurrent_claimers_never_share_an_item() {
     let Some(url) = url("postgres concurrent_claimers_never_share_an_item") else { return };
     let schemas = Mutex::new(Vec::new());
     let store = Arc::new(fresh(&url, &schemas).await);
-    store.register_consumer("hooks").await.unwrap();
+    store.register_consumer("hooks", &crm_core::EventFilter::all()).await.unwrap();
     let a = AccountId::new();
     let cs: Vec<Contact> = (0..300).map(|i| contact(a, "N", &format!("+5511987{i:06}"))).collect();
     let es: Vec<Event> = cs.iter().map(|c| ev(c.account_id)).collect();
@@ -142,7 +142,7 @@ async fn import_failure_rolls_everything_back() {
     let Some(url) = url("postgres import_failure_rolls_everything_back") else { return };
     let schemas = Mutex::new(Vec::new());
     let store = fresh(&url, &schemas).await;
-    store.register_consumer("hooks").await.unwrap();
+    store.register_consumer("hooks", &crm_core::EventFilter::all()).await.unwrap();
     let a = AccountId::new();
     let cs: Vec<Contact> = (0..50).map(|i| contact(a, "N", &format!("+5511987{i:06}"))).collect();
     let mut es: Vec<Event> = cs.iter().map(|c| ev(c.account_id)).collect();

@@ -49,7 +49,7 @@ async fn conformance_file() {
 async fn memory_databases_are_separate() {
     let a = memory().await;
     let b = memory().await;
-    a.register_consumer("x").await.unwrap();
+    a.register_consumer("x", &crm_core::EventFilter::all()).await.unwrap();
     let acc = Account::new("A", SystemClock.now()).unwrap();
     a.create_account(&acc, &Event::new(acc.id, EventType::ACCOUNT_CREATED, &json!({}), SystemClock.now()))
         .await
@@ -123,7 +123,7 @@ async fn like_wildcards_and_prefixes_are_literal() {
 async fn concurrent_claimers_on_a_file_never_share_an_item() {
     let (dir, url) = temp_db();
     let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    store.register_consumer("hooks").await.unwrap();
+    store.register_consumer("hooks", &crm_core::EventFilter::all()).await.unwrap();
     let a = AccountId::new();
     let cs: Vec<Contact> = (0..200).map(|i| contact(a, "N", &format!("+5511987{i:06}"))).collect();
     let es: Vec<Event> = cs.iter().map(|c| ev(c.account_id)).collect();
@@ -156,7 +156,7 @@ async fn concurrent_claimers_on_a_file_never_share_an_item() {
 #[tokio::test]
 async fn import_failure_rolls_everything_back() {
     let store = memory().await;
-    store.register_consumer("hooks").await.unwrap();
+    store.register_consumer("hooks", &crm_core::EventFilter::all()).await.unwrap();
     let a = AccountId::new();
     let cs: Vec<Contact> = (0..600).map(|i| contact(a, "N", &format!("+5511987{i:06}"))).collect();
     let mut es: Vec<Event> = cs.iter().map(|c| ev(c.account_id)).collect();

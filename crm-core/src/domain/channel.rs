@@ -493,7 +493,11 @@ mod tests {
         let created = t("2026-01-01T00:00:00Z");
         let p = Pacing {
             daily_unique_cap: Some(10_000),
-            warmup: vec![WarmupStep { day: 0, cap: 50 }, WarmupStep { day: 3, cap: 250 }, WarmupStep { day: 7, cap: 1000 }],
+            warmup: vec![
+                WarmupStep { day: 0, cap: 50 },
+                WarmupStep { day: 3, cap: 250 },
+                WarmupStep { day: 7, cap: 1000 },
+            ],
             ..Default::default()
         };
         p.validate().unwrap();
@@ -504,10 +508,8 @@ mod tests {
         let no_cap = Pacing { warmup: vec![WarmupStep { day: 0, cap: 50 }], ..Default::default() };
         assert_eq!(no_cap.daily_cap_at(created, t("2026-02-01T00:00:00Z")), Some(50));
         assert_eq!(Pacing::default().daily_cap_at(created, created), None);
-        let unordered = Pacing {
-            warmup: vec![WarmupStep { day: 3, cap: 1 }, WarmupStep { day: 3, cap: 2 }],
-            ..Default::default()
-        };
+        let unordered =
+            Pacing { warmup: vec![WarmupStep { day: 3, cap: 1 }, WarmupStep { day: 3, cap: 2 }], ..Default::default() };
         assert!(unordered.validate().is_err());
         assert!(Pacing { per_second: Some(0), ..Default::default() }.validate().is_err());
     }

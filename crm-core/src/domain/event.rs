@@ -126,7 +126,10 @@ impl EventFilter {
             // `message.*` checks `message.x`; a name checks itself.
             let probe = if base.len() == t.len() { t.to_owned() } else { format!("{base}.x") };
             if base.is_empty() || EventType::custom(probe).is_err() {
-                return Err(Error::validation("event_types", format!("{t:?} is not an event type or a prefix.* pattern")));
+                return Err(Error::validation(
+                    "event_types",
+                    format!("{t:?} is not an event type or a prefix.* pattern"),
+                ));
             }
             if !list.iter().any(|x| x == t) {
                 list.push(t.to_owned());

@@ -584,7 +584,10 @@ impl Message {
     pub fn with_client_reference(mut self, reference: impl Into<String>) -> Result<Self> {
         let r = reference.into();
         if !(1..=255).contains(&r.len()) || !r.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err(Error::validation("client_reference", "must be 1 to 255 printable ASCII characters without spaces"));
+            return Err(Error::validation(
+                "client_reference",
+                "must be 1 to 255 printable ASCII characters without spaces",
+            ));
         }
         self.client_reference = Some(r);
         Ok(self)

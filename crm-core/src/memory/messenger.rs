@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::secrets::Credentials;
 use crate::{
-    Capabilities, Channel, ChannelKind, Error, Health, HealthCheck, Messenger, MessengerFactory, OutboundMessage, Result,
-    SendReceipt,
+    Capabilities, Channel, ChannelKind, Error, Health, HealthCheck, Messenger, MessengerFactory, OutboundMessage,
+    Result, SendReceipt,
 };
 
 /// One message the [`RecordingMessenger`] accepted.

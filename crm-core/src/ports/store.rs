@@ -14,8 +14,9 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, Contact, ContactId, ContactQuery, Email, Event, EventId, HealthCheck,
-    Message, MessageId, Page, PageRequest, Phone, Result, StatusUpdate, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
+    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, StatusUpdate,
+    Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -131,7 +132,8 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
     /// `last_inbound_at`/`last_outbound_at` (by direction) forward to
     /// `created_at` in the same transaction. [`Error::NotFound`] when the
     /// contact is missing; [`Error::Conflict`] when the account already has a
-    /// message with this provider id.
+    /// message with this provider id or this client reference. The
+    /// message's `channel_id` and `client_reference` are stored as given.
     async fn insert_message(&self, message: &Message, event: &Event) -> Result<()>;
 
     /// One message; [`Error::NotFound`] when missing.
@@ -158,6 +160,10 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
         update: &StatusUpdate,
         event: &Event,
     ) -> Result<Option<Message>>;
+
+    /// The message the account stored with this client reference
+    /// ([`Message::client_reference`], an `Idempotency-Key`).
+    async fn find_message_by_client_reference(&self, account: AccountId, reference: &str) -> Result<Option<Message>>;
 
     /// A contact's thread, oldest first (id order), after the page cursor.
     /// [`Error::NotFound`] when the contact is missing.
@@ -211,8 +217,13 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// All accounts' events after `after`, in id order, at most `limit` (1..=1000).
     async fn read_all_events(&self, after: Option<EventId>, limit: u32) -> Result<Vec<Event>>;
 
-    /// Registers a consumer (idempotent). Events appended afterwards are queued for it.
-    async fn register_consumer(&self, consumer: &str) -> Result<()>;
+    /// Registers a consumer with the events it wants (idempotent;
+    /// registering again replaces the filter). Events appended afterwards
+    /// that pass `filter` are queued for it, in the appending transaction.
+    async fn register_consumer(&self, consumer: &str, filter: &EventFilter) -> Result<()>;
+
+    /// The registered consumers, by name.
+    async fn list_consumers(&self) -> Result<Vec<String>>;
 
     /// Claims up to `limit` (1..=1000) of the consumer's queued items that are
     /// due and not leased, oldest event first, leasing them for `lease`.
@@ -224,12 +235,67 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// item no longer exists.
     async fn ack(&self, claim: &ClaimToken) -> Result<()>;
 
-    /// Gives a claimed item back, due again after `retry_in`, recording `error`.
+    /// Gives a claimed item back, due again after `retry_in`, recording `error`
+    /// (its first [`MAX_NACK_ERROR_CHARS`] characters).
     /// Same errors as [`EventStore::ack`].
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()>;
 
-    /// Items queued for the consumer (leased or not): the queue depth.
+    /// Items queued for the consumer (leased or not, dead letters excluded):
+    /// the queue depth.
     async fn pending(&self, consumer: &str) -> Result<u64>;
+
+    /// Extends a claim's lease to `lease` from now (a worker still running
+    /// its handler). Same errors as [`EventStore::ack`].
+    async fn renew(&self, claim: &ClaimToken, lease: Duration) -> Result<()>;
+
+    /// Gives a claimed item back, due again after `retry_in`, without
+    /// counting the claim as an attempt (`attempt` goes back down by one;
+    /// `last_error` is kept). Same errors as [`EventStore::ack`].
+    async fn release(&self, claim: &ClaimToken, retry_in: Duration) -> Result<()>;
+
+    /// Moves a claimed item to the consumer's dead letters, recording
+    /// `error` (its first [`MAX_NACK_ERROR_CHARS`] characters) and the time:
+    /// it is kept, never claimed, not counted by `pending`, until replayed.
+    /// Same errors as [`EventStore::ack`].
+    async fn bury(&self, claim: &ClaimToken, error: &str) -> Result<()>;
+
+    /// The consumer's dead letters of `account`'s events, in event id order
+    /// after `after`, at most `limit` (1..=1000).
+    async fn list_dead_letters(
+        &self,
+        consumer: &str,
+        account: AccountId,
+        after: Option<EventId>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>>;
+
+    /// Queues a dead letter again, due now with its attempts reset.
+    /// [`Error::NotFound`] when the consumer has no dead letter of
+    /// `account`'s with this event id.
+    async fn replay_dead_letter(&self, consumer: &str, account: AccountId, event: EventId) -> Result<()>;
+
+    /// Queues again every dead letter of `account`'s events that died at or
+    /// after `since`; returns how many.
+    async fn replay_dead_letters_since(&self, consumer: &str, account: AccountId, since: DateTime<Utc>) -> Result<u64>;
+
+    /// Depth, items due now, the oldest due time and dead letters of a consumer.
+    async fn queue_stats(&self, consumer: &str) -> Result<QueueStats>;
+}
+
+/// An outbox item that gave up: kept for inspection and replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetter {
+    /// The consumer it was queued for.
+    pub consumer: String,
+    /// The event.
+    pub event: Event,
+    /// Claims it took.
+    pub attempts: u32,
+    /// Why it gave up.
+    pub error: String,
+    /// When it gave up.
+    pub dead_at: DateTime<Utc>,
 }
 
 /// Identifies one lease on one outbox item.
@@ -261,9 +327,62 @@ pub struct Claim {
 /// Adapters implement the parts; this trait is implemented for them
 /// automatically. Use as `Arc<dyn Store>`; upcast to a part with
 /// `let contacts: Arc<dyn ContactStore> = store.clone();`.
-pub trait Store: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
+pub trait Store:
+    AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+{
+}
 
-impl<T> Store for T where T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + HealthCheck {}
+impl<T> Store for T where
+    T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+{
+}
+
+// ----- argument checks every adapter makes ----------------------------------------
+//
+// The checks below belong to the port, not to a backend: every adapter calls
+// them first, before it touches its data, so all adapters refuse the same
+// arguments with the same error.
+
+/// Checks that `event` is written for `account`, the account of the data a
+/// mutation touches: [`Error::Validation`] (field `event`) otherwise.
+///
+/// Every store mutation taking an [`Event`] calls this first.
+///
+/// ```
+/// use crm_core::{AccountId, Event, EventType};
+/// use crm_core::ports::store::check_event_account;
+///
+/// let account = AccountId::new();
+/// let event = Event::new(account, EventType::ACCOUNT_CREATED, &serde_json::json!({}), chrono::Utc::now());
+/// assert!(check_event_account(account, &event).is_ok());
+/// assert!(check_event_account(AccountId::new(), &event).is_err());
+/// ```
+pub fn check_event_account(account: AccountId, event: &Event) -> Result<()> {
+    if event.account_id != account {
+        return Err(crate::Error::validation("event", "belongs to another account"));
+    }
+    Ok(())
+}
+
+/// Checks the arguments of [`ContactStore::import_contacts`]: one event per
+/// contact, and every contact and event of `account`. [`Error::Validation`]
+/// otherwise (nothing may be written then).
+pub fn check_import(account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<()> {
+    if contacts.len() != events.len() {
+        return Err(crate::Error::validation("events", "must have one event per contact"));
+    }
+    for (c, e) in contacts.iter().zip(events) {
+        if c.account_id != account {
+            return Err(crate::Error::validation("contacts", "a contact belongs to another account"));
+        }
+        check_event_account(account, e)?;
+    }
+    Ok(())
+}
+
+/// Longest `error` [`EventStore::nack`] keeps, in characters: a longer one is
+/// cut to its first `MAX_NACK_ERROR_CHARS` characters.
+pub const MAX_NACK_ERROR_CHARS: usize = 1000;
 
 /// Checks a `limit` argument of the event methods.
 pub fn check_event_limit(limit: u32) -> Result<()> {

@@ -31,7 +31,10 @@ impl Crm {
         factory.validate(&channel, input.credentials.as_ref())?;
         let existing = self.store.list_channels(account).await?;
         if existing.len() >= MAX_CHANNELS_PER_ACCOUNT {
-            return Err(Error::validation("channels", format!("an account may have at most {MAX_CHANNELS_PER_ACCOUNT}")));
+            return Err(Error::validation(
+                "channels",
+                format!("an account may have at most {MAX_CHANNELS_PER_ACCOUNT}"),
+            ));
         }
         if existing.is_empty() {
             channel.is_default = true;

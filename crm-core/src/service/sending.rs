@@ -183,14 +183,20 @@ impl Crm {
         }
         let kind = message.kind();
         if !caps.kinds.contains(&kind) {
-            return Err(Error::validation("content.type", format!("{provider} cannot send {} messages", kind.as_str())));
+            return Err(Error::validation(
+                "content.type",
+                format!("{provider} cannot send {} messages", kind.as_str()),
+            ));
         }
         if let Some(window) = caps.customer_service_window
             && kind != MessageKind::Template
         {
             // A window too large to add to a time never closes.
             let open = contact.last_inbound_at.is_some_and(|t| {
-                chrono::Duration::from_std(window).ok().and_then(|w| t.checked_add_signed(w)).is_none_or(|closes| now < closes)
+                chrono::Duration::from_std(window)
+                    .ok()
+                    .and_then(|w| t.checked_add_signed(w))
+                    .is_none_or(|closes| now < closes)
             });
             if !open {
                 return Err(Error::validation(
@@ -216,8 +222,7 @@ impl Crm {
         }
         let messenger = route.messenger();
         self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
-        let new_recipient =
-            contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
+        let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
         Ok(Prepared { contact, route, message, new_recipient })
     }
 
@@ -265,10 +270,12 @@ impl Crm {
                 Ok(Queued { message: p.message, replayed: false })
             }
             // The same reference, stored concurrently by another request.
-            Err(e @ Error::Conflict { .. }) if req.client_reference.is_some() => match self.replay(account, &req).await? {
-                Some(m) => Ok(Queued { message: m, replayed: true }),
-                None => Err(e),
-            },
+            Err(e @ Error::Conflict { .. }) if req.client_reference.is_some() => {
+                match self.replay(account, &req).await? {
+                    Some(m) => Ok(Queued { message: m, replayed: true }),
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -278,9 +285,7 @@ impl Crm {
     async fn ensure_dispatch_consumer(&self) -> Result<()> {
         self.dispatch
             .registered
-            .get_or_try_init(|| async {
-                self.store.register_consumer(DISPATCH_CONSUMER, &Dispatcher::filter()).await
-            })
+            .get_or_try_init(|| async { self.store.register_consumer(DISPATCH_CONSUMER, &Dispatcher::filter()).await })
             .await
             .map(|_| ())
     }
@@ -293,7 +298,12 @@ impl Crm {
     /// (`message.status_updated`). A provider failure is returned as `Ok`
     /// with status `failed`; validation and storage problems are errors.
     /// Use [`Crm::queue_message`] for retries and pacing in the background.
-    pub async fn send_message(&self, account: AccountId, contact_id: ContactId, content: MessageContent) -> Result<Message> {
+    pub async fn send_message(
+        &self,
+        account: AccountId,
+        contact_id: ContactId,
+        content: MessageContent,
+    ) -> Result<Message> {
         self.send_now(account, SendRequest::new(contact_id, content)).await
     }
 
@@ -336,14 +346,22 @@ impl Crm {
     }
 
     async fn record_sent(&self, account: AccountId, message: Message, provider_id: String) -> Result<Message> {
-        let update =
-            StatusUpdate { status: MessageStatus::Sent, at: self.now(), provider_message_id: Some(provider_id), error: None };
+        let update = StatusUpdate {
+            status: MessageStatus::Sent,
+            at: self.now(),
+            provider_message_id: Some(provider_id),
+            error: None,
+        };
         self.update_status(account, message, update).await
     }
 
     async fn record_failed(&self, account: AccountId, message: Message, error: MessageError) -> Result<Message> {
-        let update =
-            StatusUpdate { status: MessageStatus::Failed, at: self.now(), provider_message_id: None, error: Some(error) };
+        let update = StatusUpdate {
+            status: MessageStatus::Failed,
+            at: self.now(),
+            provider_message_id: None,
+            error: Some(error),
+        };
         self.update_status(account, message, update).await
     }
 
@@ -359,8 +377,7 @@ impl Crm {
         language: &str,
         variables: Variables,
     ) -> Result<MessageContent> {
-        let template =
-            self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
+        let template = self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
         let contact = self.store.get_contact(account, contact_id).await?;
         let mut vars = super::contact_variables(&contact);
         vars.extend(variables);

@@ -20,6 +20,7 @@
 //! claimable again. Shutdown stops claiming, waits for running handlers up
 //! to a grace period, and gives back what is left.
 
+mod outbox;
 mod queue;
 mod runtime;
 
@@ -131,11 +132,7 @@ impl Backoff {
     pub fn nominal(&self, attempt: u32) -> Duration {
         let exp = i32::try_from(attempt.saturating_sub(1).min(64)).unwrap_or(64);
         let secs = self.base.as_secs_f64() * self.factor.max(1.0).powi(exp);
-        if !secs.is_finite() || secs >= self.max.as_secs_f64() {
-            self.max
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        if !secs.is_finite() || secs >= self.max.as_secs_f64() { self.max } else { Duration::from_secs_f64(secs) }
     }
 
     /// The delay after failed attempt `attempt`, with jitter.

@@ -23,7 +23,6 @@ pub struct RuntimeBuilder {
 
 impl RuntimeBuilder {
     /// Runs `worker` as an outbox consumer.
-    #[cfg(any())]
     pub fn event_worker(mut self, worker: Arc<dyn EventWorker>, options: WorkerOptions) -> Self {
         let queue = super::outbox::OutboxQueue::new(self.store.clone(), worker);
         self.queues.push((Arc::new(queue), options));
@@ -31,7 +30,6 @@ impl RuntimeBuilder {
     }
 
     /// Runs `worker` on the jobs of its kind.
-    #[cfg(any())]
     pub fn job_worker(mut self, worker: Arc<dyn JobWorker>, options: WorkerOptions) -> Self {
         let queue = super::outbox::JobQueue::new(self.store.clone(), worker);
         self.queues.push((Arc::new(queue), options));
@@ -170,7 +168,11 @@ impl Runtime {
             if !names.insert(q.name().to_owned()) {
                 return Err(Error::validation("workers", format!("{} is registered twice", q.name())));
             }
-            if !(1..=1000).contains(&o.batch) || o.concurrency == 0 || o.lease < Duration::from_secs(1) || o.max_attempts == 0 {
+            if !(1..=1000).contains(&o.batch)
+                || o.concurrency == 0
+                || o.lease < Duration::from_secs(1)
+                || o.max_attempts == 0
+            {
                 return Err(Error::validation(
                     "workers",
                     format!("{}: batch 1–1000, concurrency ≥ 1, lease ≥ 1 s, max_attempts ≥ 1", q.name()),

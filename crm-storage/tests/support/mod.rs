@@ -42,7 +42,7 @@ async fn all_contacts(store: &Arc<dyn Store>, account: AccountId, mut q: Contact
 /// event and outbox item, and tags only on the contacts stored.
 pub async fn imports_race_inserts(store: Arc<dyn Store>) {
     let a = AccountId::new();
-    store.register_consumer("hooks").await.unwrap();
+    store.register_consumer("hooks", &crm_core::EventFilter::all()).await.unwrap();
     let mut tasks = Vec::new();
     for t in 0..IMPORTERS {
         let store = store.clone();

@@ -1,0 +1,233 @@
+//! Messages: the [`MessageStore`](crate::MessageStore) contract (insert, threads, the status
+//! machine, tenancy) and the thread going with its contact.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{contact, ev, event_count, inbound, insert, is_conflict, is_not_found, new_account, now, outbound, status};
+use crate::{
+    ContactId, EventType, Message, MessageContent, MessageError, MessageStatus, PageRequest, StatusUpdate, Store,
+};
+
+/// Runs every behaviour of this section, each on a fresh store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    messages_insert_and_find(make().await).await;
+    messages_move_contact_activity_forward(make().await).await;
+    message_thread_pagination(make().await).await;
+    message_status_only_moves_forward(make().await).await;
+    message_status_concurrent_updates(make().await).await;
+    message_tenancy(make().await).await;
+    contact_delete_cascades(make().await).await;
+}
+
+/// Messages: insert, get, find by provider id, provider id uniqueness, missing contact.
+pub async fn messages_insert_and_find(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = inbound(&c, "wamid.1", now());
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), m, "[messages] round trip");
+    let found = store.find_message_by_provider_id(a, "wamid.1").await.expect("find");
+    assert_eq!(found.map(|m| m.id), Some(m.id), "[messages] find by provider id");
+    assert!(store.find_message_by_provider_id(a, "wamid.2").await.expect("find").is_none(), "[messages] unknown");
+
+    let dup = inbound(&c, "wamid.1", now());
+    let err = store.insert_message(&dup, &ev(a, EventType::MESSAGE_RECEIVED)).await.expect_err("dup");
+    assert!(is_conflict(&err), "[messages] provider id unique per account, got {err}");
+
+    let rich = Message::outbound(
+        a,
+        c.id,
+        MessageContent::Location { latitude: -23.55, longitude: -46.63, name: Some("Loja".into()), address: None },
+        now(),
+    )
+    .expect("message");
+    store.insert_message(&rich, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    assert_eq!(store.get_message(a, rich.id).await.expect("get"), rich, "[messages] structured content round trip");
+
+    let orphan = outbound(&contact(a, "Ninguém", "+5511900000009"), "x");
+    let err = store.insert_message(&orphan, &ev(a, EventType::MESSAGE_QUEUED)).await.expect_err("orphan");
+    assert!(is_not_found(&err), "[messages] message for a missing contact is NotFound, got {err}");
+}
+
+/// Inserting a message moves the contact's last inbound/outbound time forward only.
+pub async fn messages_move_contact_activity_forward(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let t1 = now();
+    store.insert_message(&inbound(&c, "w1", t1), &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    let older = t1 - chrono::Duration::hours(1);
+    store.insert_message(&inbound(&c, "w0", older), &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    let out = outbound(&c, "oi");
+    store.insert_message(&out, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let got = store.get_contact(a, c.id).await.expect("get");
+    assert_eq!(got.last_inbound_at, Some(t1), "[messages] last_inbound_at is the newest inbound time");
+    assert_eq!(got.last_outbound_at, Some(out.created_at), "[messages] last_outbound_at set");
+
+    // An edit made from a copy read before the messages keeps the activity times.
+    let mut stale_copy = c.clone();
+    stale_copy.name = "Ana Editada".into();
+    let stored = store.update_contact(&stale_copy, &ev(a, EventType::CONTACT_UPDATED)).await.expect("update");
+    assert_eq!(stored.last_inbound_at, Some(t1), "[messages] update_contact keeps last_inbound_at");
+    assert_eq!(stored.last_outbound_at, Some(out.created_at), "[messages] update_contact keeps last_outbound_at");
+    let got = store.get_contact(a, c.id).await.expect("get");
+    assert_eq!(got, stored, "[messages] stored contact equals update's result");
+}
+
+/// Threads list oldest first with keyset pages, per contact.
+pub async fn message_thread_pagination(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    let other = contact(a, "Bia", "+5511912345678");
+    insert(&store, &c).await;
+    insert(&store, &other).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let m = outbound(&c, &format!("msg {i}"));
+        store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+        ids.push(m.id);
+        let noise = outbound(&other, "noise");
+        store.insert_message(&noise, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(3).expect("limit");
+    loop {
+        let got = store.list_thread(a, c.id, &page).await.expect("thread");
+        seen.extend(got.items.iter().map(|m| m.id));
+        match got.next_cursor {
+            Some(cur) => page = PageRequest::new(Some(&cur), 3).expect("cursor"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "[thread] every message once, oldest first, only this contact's");
+    let err = store.list_thread(a, ContactId::new(), &PageRequest::default()).await.expect_err("missing");
+    assert!(is_not_found(&err), "[thread] missing contact is NotFound, got {err}");
+}
+
+/// Status updates follow the machine atomically; refused ones write no event.
+pub async fn message_status_only_moves_forward(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = outbound(&c, "oi");
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let up = |s, pid| status(s, pid);
+    let e = || ev(a, EventType::MESSAGE_STATUS_UPDATED);
+
+    let sent = store.update_message_status(a, m.id, &up(MessageStatus::Sent, Some("wamid.9")), &e()).await;
+    let sent = sent.expect("update").expect("queued → sent applies");
+    assert_eq!(sent.status, MessageStatus::Sent, "[status] sent");
+    assert_eq!(sent.provider_message_id.as_deref(), Some("wamid.9"), "[status] provider id recorded with sent");
+    assert!(sent.sent_at.is_some(), "[status] sent_at set");
+    let found = store.find_message_by_provider_id(a, "wamid.9").await.expect("find").map(|m| m.id);
+    assert_eq!(found, Some(m.id), "[status] provider id is findable after update");
+
+    let read = store.update_message_status(a, m.id, &up(MessageStatus::Read, None), &e()).await.expect("update");
+    let read = read.expect("sent → read applies");
+    assert!(read.read_at.is_some(), "[status] read_at set");
+    let before = event_count(&store, a).await;
+    let late = store.update_message_status(a, m.id, &up(MessageStatus::Delivered, None), &e()).await.expect("ok");
+    assert!(late.is_none(), "[status] a late delivered after read is refused");
+    let fail = StatusUpdate {
+        status: MessageStatus::Failed,
+        at: now(),
+        provider_message_id: None,
+        error: Some(MessageError { code: Some("131026".into()), reason: "undeliverable".into() }),
+    };
+    assert!(store.update_message_status(a, m.id, &fail, &e()).await.expect("ok").is_none(), "[status] read → failed");
+    assert_eq!(event_count(&store, a).await, before, "[status] refused transitions write no event");
+    let got = store.get_message(a, m.id).await.expect("get");
+    assert_eq!(got.status, MessageStatus::Read, "[status] still read");
+    assert_eq!(got, read, "[status] stored message equals the last applied result");
+
+    let m2 = outbound(&c, "dois");
+    store.insert_message(&m2, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let failed = store.update_message_status(a, m2.id, &fail, &e()).await.expect("ok").expect("queued → failed");
+    assert_eq!(failed.error, fail.error, "[status] failure reason recorded");
+    assert!(failed.failed_at.is_some(), "[status] failed_at set");
+    for s in [MessageStatus::Sent, MessageStatus::Delivered, MessageStatus::Read, MessageStatus::Failed] {
+        let r = store.update_message_status(a, m2.id, &up(s, None), &e()).await.expect("ok");
+        assert!(r.is_none(), "[status] failed is terminal ({s:?} refused)");
+    }
+
+    let m3 = outbound(&c, "três");
+    store.insert_message(&m3, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let err = store.update_message_status(a, m3.id, &up(MessageStatus::Sent, Some("wamid.9")), &e()).await;
+    assert!(is_conflict(&err.expect_err("clash")), "[status] another message's provider id is Conflict");
+    assert_eq!(store.get_message(a, m3.id).await.expect("get").status, MessageStatus::Queued, "[status] unchanged");
+    let err = store.update_message_status(a, m3.id.to_owned(), &up(MessageStatus::Queued, None), &e()).await;
+    assert!(err.expect("ok").is_none(), "[status] nothing moves to queued");
+}
+
+/// Racing status updates end in the furthest state, with one event per applied step.
+pub async fn message_status_concurrent_updates(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = outbound(&c, "oi");
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let before = event_count(&store, a).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        let s = [MessageStatus::Sent, MessageStatus::Delivered, MessageStatus::Read][i % 3];
+        let id = m.id;
+        tasks.push(tokio::spawn(async move {
+            store.update_message_status(a, id, &status(s, None), &ev(a, EventType::MESSAGE_STATUS_UPDATED)).await
+        }));
+    }
+    let mut applied = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("update").is_some() {
+            applied += 1;
+        }
+    }
+    assert!((1..=3).contains(&applied), "[status] at most one application per forward step, got {applied}");
+    assert_eq!(store.get_message(a, m.id).await.expect("get").status, MessageStatus::Read, "[status] ends read");
+    assert_eq!(event_count(&store, a).await, before + applied, "[status] one event per applied update");
+}
+
+/// Messages of account A are invisible and immutable from account B.
+pub async fn message_tenancy(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let b = new_account(&store, "B").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = inbound(&c, "wamid.x", now());
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    assert!(is_not_found(&store.get_message(b, m.id).await.expect_err("x")), "[tenancy] get message");
+    assert!(store.find_message_by_provider_id(b, "wamid.x").await.expect("f").is_none(), "[tenancy] provider id");
+    let err = store.list_thread(b, c.id, &PageRequest::default()).await.expect_err("x");
+    assert!(is_not_found(&err), "[tenancy] thread via B");
+    let err = store
+        .update_message_status(b, m.id, &status(MessageStatus::Read, None), &ev(b, EventType::MESSAGE_STATUS_UPDATED))
+        .await
+        .expect_err("x");
+    assert!(is_not_found(&err), "[tenancy] status update via B");
+    let mut foreign = inbound(&c, "wamid.y", now());
+    foreign.account_id = b;
+    let err = store.insert_message(&foreign, &ev(b, EventType::MESSAGE_RECEIVED)).await.expect_err("x");
+    assert!(is_not_found(&err), "[tenancy] B cannot add to A's contact's thread");
+    let own_b = contact(b, "Ana em B", "+5511987654321");
+    insert(&store, &own_b).await;
+    let same_pid = inbound(&own_b, "wamid.x", now());
+    store.insert_message(&same_pid, &ev(b, EventType::MESSAGE_RECEIVED)).await.expect("provider ids are per account");
+}
+
+/// Deleting a contact deletes its thread.
+pub async fn contact_delete_cascades(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = inbound(&c, "wamid.z", now());
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    store.delete_contact(a, c.id, &ev(a, EventType::CONTACT_DELETED)).await.expect("delete");
+    assert!(is_not_found(&store.get_message(a, m.id).await.expect_err("x")), "[cascade] message deleted");
+    assert!(store.find_message_by_provider_id(a, "wamid.z").await.expect("f").is_none(), "[cascade] provider id gone");
+}
