@@ -58,10 +58,15 @@ impl ChannelRegistry {
         })
     }
 
-    /// Seals credentials for `channel`. [`Error::Config`] when no keyring is configured.
+    /// Seals credentials for `channel`. [`Error::Validation`] on
+    /// `credentials` when no keyring is configured (the request cannot be
+    /// served as asked; nothing is stored).
     pub fn seal(&self, channel: &Channel, credentials: &Credentials) -> Result<SealedSecret> {
-        let keyring = self.keyring.as_ref().ok_or_else(|| Error::Config {
-            message: "storing credentials needs a secret key (CRM_SECRET_KEYS); none is configured".into(),
+        let keyring = self.keyring.as_ref().ok_or_else(|| {
+            Error::validation(
+                "credentials",
+                "this server has no secret key to seal credentials with (set CRM_SECRET_KEYS)",
+            )
         })?;
         keyring.seal_credentials(credentials, &channel.secret_context())
     }

@@ -68,6 +68,28 @@ pub struct Config {
     /// Country code for phones typed without one, e.g. `(11) 98765-4321`
     /// (`CRM_DEFAULT_COUNTRY`; default `55`, Brazil; `none` to require `+`).
     pub default_country: Option<String>,
+    /// The keys credentials are sealed with (`CRM_SECRET_KEYS`):
+    /// comma-separated `<id>:<base64 of 32 bytes>`, the first one active.
+    /// Unset: read from `secret_keys_file`.
+    pub secret_keys: Option<SecretString>,
+    /// A file holding the keys in the same form (`CRM_SECRET_KEYS_FILE`;
+    /// default `<data_dir>/secret.keys`). On the embedded defaults (no
+    /// `DATABASE_URL`) the server creates it with a fresh key on first start.
+    pub secret_keys_file: Option<PathBuf>,
+    /// Run the background workers (the message dispatcher, …) in `serve`
+    /// (`CRM_WORKERS`, default true); `false` for web-only processes while
+    /// `crm-server worker` processes do the work.
+    pub workers: bool,
+    /// Where `crm-server worker` serves `/health`, `/ready` and `/metrics`
+    /// (`CRM_WORKER_LISTEN`); unset: no HTTP in worker processes.
+    pub worker_listen: Option<SocketAddr>,
+    /// Messages sent at once by one process (`CRM_DISPATCH_CONCURRENCY`, default 32).
+    pub dispatch_concurrency: usize,
+    /// Attempts per queued message before it fails (`CRM_SEND_MAX_ATTEMPTS`, default 10).
+    pub send_max_attempts: u32,
+    /// Seconds a queued message may keep retrying before it fails
+    /// (`CRM_SEND_DEADLINE_SECS`, default 86400).
+    pub send_deadline_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -82,6 +104,8 @@ impl fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("rate_limit", &self.rate_limit)
+            .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[redacted]"))
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +126,13 @@ impl Default for Config {
             session_ttl_minutes: 12 * 60,
             shutdown_grace_secs: 20,
             default_country: Some("55".into()),
+            secret_keys: None,
+            secret_keys_file: None,
+            workers: true,
+            worker_listen: None,
+            dispatch_concurrency: 32,
+            send_max_attempts: 10,
+            send_deadline_secs: 24 * 3600,
         }
     }
 }
@@ -123,6 +154,16 @@ fn bad(setting: &str, reason: impl fmt::Display) -> Error {
 }
 
 impl Config {
+    /// Whether the store is the embedded default (no `DATABASE_URL`).
+    pub fn embedded_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// Where the secret keys file is: `secret_keys_file`, or `secret.keys` in `data_dir`.
+    pub fn secret_keys_path(&self) -> PathBuf {
+        self.secret_keys_file.clone().unwrap_or_else(|| self.data_dir.join("secret.keys"))
+    }
+
     /// The store URL: `database_url`, or a SQLite file `crm.db` in `data_dir`.
     pub fn database_url(&self) -> SecretString {
         match &self.database_url {
@@ -210,6 +251,33 @@ impl Config {
         if let Some(n) = num("CRM_SHUTDOWN_GRACE_SECS")? {
             self.shutdown_grace_secs = n;
         }
+        if let Some(v) = get("CRM_SECRET_KEYS") {
+            self.secret_keys = Some(SecretString::from(v));
+        }
+        if let Some(v) = get("CRM_SECRET_KEYS_FILE") {
+            self.secret_keys_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CRM_WORKERS") {
+            self.workers = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(bad("CRM_WORKERS", "expected true or false")),
+            };
+        }
+        if let Some(v) = get("CRM_WORKER_LISTEN") {
+            self.worker_listen = Some(
+                v.trim().parse().map_err(|_| bad("CRM_WORKER_LISTEN", "expected an address like 127.0.0.1:8081"))?,
+            );
+        }
+        if let Some(n) = num("CRM_DISPATCH_CONCURRENCY")? {
+            self.dispatch_concurrency = usize::try_from(n).map_err(|_| bad("CRM_DISPATCH_CONCURRENCY", "too large"))?;
+        }
+        if let Some(n) = num("CRM_SEND_MAX_ATTEMPTS")? {
+            self.send_max_attempts = u32::try_from(n).map_err(|_| bad("CRM_SEND_MAX_ATTEMPTS", "too large"))?;
+        }
+        if let Some(n) = num("CRM_SEND_DEADLINE_SECS")? {
+            self.send_deadline_secs = n;
+        }
         Ok(())
     }
 
@@ -242,6 +310,18 @@ impl Config {
             && (!(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
         {
             return Err(bad("CRM_DEFAULT_COUNTRY", "expected a country calling code like 55, or none"));
+        }
+        if !(1..=1000).contains(&self.dispatch_concurrency) {
+            return Err(bad("CRM_DISPATCH_CONCURRENCY", "must be between 1 and 1000"));
+        }
+        if !(1..=100).contains(&self.send_max_attempts) {
+            return Err(bad("CRM_SEND_MAX_ATTEMPTS", "must be between 1 and 100"));
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.send_deadline_secs) {
+            return Err(bad("CRM_SEND_DEADLINE_SECS", "must be between 60 seconds and 30 days"));
+        }
+        if let Some(k) = &self.secret_keys {
+            crm_core::secrets::Keyring::parse(k.expose_secret()).map_err(|e| bad("CRM_SECRET_KEYS", e))?;
         }
         for o in &self.cors_origins {
             if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {

@@ -33,7 +33,7 @@ mod state;
 pub use auth::Principal;
 pub use config::{Config, LogFormat, RateLimitConfig};
 pub use error::{ApiError, Problem, error_chain};
-pub use server::{BOOTSTRAP_ACCOUNT, Bootstrap, Server, init_tracing, open_store};
+pub use server::{BOOTSTRAP_ACCOUNT, Bootstrap, Parts, Server, ServerBuilder, init_tracing, open_store, run_worker};
 pub use state::{AppState, Settings};
 
 use axum::Router;
@@ -59,6 +59,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "contacts", description = "People the business talks to"),
         (name = "messages", description = "Sending and reading messages"),
         (name = "templates", description = "Reusable message bodies"),
+        (name = "channels", description = "The account's connections to messaging providers"),
+        (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "admin", description = "Account, users and API keys"),
         (name = "auth", description = "Dashboard login"),
@@ -100,17 +102,19 @@ impl Modify for ResourceLinks {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
         use utoipa::openapi::link::Link;
-        let links: [(&str, &[&str]); 3] = [
+        let links: [(&str, &[&str]); 4] = [
             (
                 "/api/v1/contacts",
                 &["get_contact", "update_contact", "delete_contact", "add_tags", "remove_tags", "contact_thread"],
             ),
             ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
+            ("/api/v1/channels", &["get_channel", "update_channel", "delete_channel"]),
             ("/api/v1/messages", &["get_message"]),
         ];
         for (path, targets) in links {
             let Some(op) = openapi.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
-            let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else { continue };
+            let code = if op.responses.responses.contains_key("201") { "201" } else { "202" };
+            let Some(RefOr::T(created)) = op.responses.responses.get_mut(code) else { continue };
             for target in targets {
                 let link = Link::builder().operation_id(*target).parameter("id", "$response.body#/id").build();
                 created.links.insert(target.to_string(), RefOr::T(link));
@@ -194,6 +198,8 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::contacts::router())
         .merge(routes::messages::router())
         .merge(routes::templates::router())
+        .merge(routes::channels::router())
+        .merge(routes::workers::router())
         .merge(routes::events::router())
         .merge(routes::admin::router())
 }
@@ -207,7 +213,18 @@ fn api_router() -> OpenApiRouter<AppState> {
 /// The whole application over `state`: routes, auth, rate limits, problem
 /// errors, tracing, request ids, compression, CORS, timeouts and body limits.
 pub fn router(state: AppState) -> Router {
-    let settings = state.settings().clone();
+    router_with(state, Vec::new())
+}
+
+/// `/health`, `/ready` and `/metrics` alone (what a worker process serves).
+pub fn system_router(state: AppState) -> Router {
+    let (app, _) = OpenApiRouter::new().merge(routes::system::router()).split_for_parts();
+    layered(app, state)
+}
+
+/// [`router`] plus `extra` routes (an adapter's inbound webhooks), merged
+/// at the top level outside `/api/v1` authentication.
+pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let authed = authed_routes().layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let public = routes::admin::public_router().layer(middleware::from_fn_with_state(state.clone(), auth::limit_by_ip));
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -217,6 +234,16 @@ pub fn router(state: AppState) -> Router {
     let mut doc = doc;
     finish_document(&mut doc);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
+    let mut app = app.merge(docs);
+    for r in extra {
+        app = app.merge(r);
+    }
+    layered(app, state)
+}
+
+/// The layers every route gets, then the state.
+fn layered(app: Router<AppState>, state: AppState) -> Router {
+    let settings = state.settings().clone();
 
     let cors = if settings.cors_origins.iter().any(|o| o == "*") {
         CorsLayer::new().allow_origin(AllowOrigin::any())
@@ -234,8 +261,7 @@ pub fn router(state: AppState) -> Router {
         header::RETRY_AFTER,
     ]);
 
-    app.merge(docs)
-        .fallback(|| async { ApiError::not_found("no route matches this path") })
+    app.fallback(|| async { ApiError::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes))
         // Inside the problem and metrics layers, so a timed-out request gets a

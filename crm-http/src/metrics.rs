@@ -5,6 +5,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use crm_core::workers::WorkerStats;
+
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -51,13 +54,14 @@ impl Metrics {
         h.sum += secs;
     }
 
-    /// Counts an outbound message by its outcome (`sent` or `failed`).
+    /// Counts an outbound message by its outcome (`queued`).
     pub fn observe_message(&self, outcome: &'static str) {
         *self.lock().messages.entry(outcome).or_default() += 1;
     }
 
-    /// Renders every metric, plus the given gauges (`name{labels}` → value).
-    pub fn render(&self, gauges: &[(String, f64)]) -> String {
+    /// Renders every metric, with the worker runtime's counters and queues
+    /// (the lag of a queue is `now` minus its oldest due item's due time).
+    pub fn render(&self, workers: &[WorkerStats], now: DateTime<Utc>) -> String {
         let m = self.lock();
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP crm_http_requests_total HTTP requests by method, route and status.\n");
@@ -84,18 +88,63 @@ impl Metrics {
         }
         out.push_str("# HELP crm_messages_total Outbound messages by outcome.\n");
         out.push_str("# TYPE crm_messages_total counter\n");
-        for outcome in ["sent", "failed"] {
+        for outcome in ["queued"] {
             let n = m.messages.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(out, "crm_messages_total{{outcome=\"{outcome}\"}} {n}");
         }
-        if !gauges.is_empty() {
-            out.push_str("# HELP crm_outbox_pending Events queued in the outbox per consumer.\n");
-            out.push_str("# TYPE crm_outbox_pending gauge\n");
-            for (series, v) in gauges {
-                let _ = writeln!(out, "{series} {v}");
-            }
-        }
+        drop(m);
+        render_workers(&mut out, workers, now);
         out
+    }
+}
+
+/// Worker names come from the workers registered at start (a closed set).
+fn render_workers(out: &mut String, workers: &[WorkerStats], now: DateTime<Utc>) {
+    if workers.is_empty() {
+        return;
+    }
+    out.push_str("# HELP crm_worker_items_total Items handled by each background worker, by result.\n");
+    out.push_str("# TYPE crm_worker_items_total counter\n");
+    for w in workers {
+        let name = escape(&w.name);
+        for (result, n) in [
+            ("claimed", w.claimed),
+            ("done", w.done),
+            ("retried", w.retried),
+            ("deferred", w.deferred),
+            ("dead_lettered", w.dead_lettered),
+            ("panicked", w.panics),
+            ("lost_lease", w.lost_leases),
+            ("store_error", w.store_errors),
+        ] {
+            let _ = writeln!(out, "crm_worker_items_total{{worker=\"{name}\",result=\"{result}\"}} {n}");
+        }
+    }
+    out.push_str("# HELP crm_worker_in_flight Items each worker is handling now.\n");
+    out.push_str("# TYPE crm_worker_in_flight gauge\n");
+    for w in workers {
+        let _ = writeln!(out, "crm_worker_in_flight{{worker=\"{}\"}} {}", escape(&w.name), w.in_flight);
+    }
+    let queues: Vec<_> = workers.iter().filter_map(|w| w.queue.map(|q| (escape(&w.name), q))).collect();
+    for (metric, help) in [
+        ("crm_queue_depth", "Items waiting or running per worker queue (all processes)."),
+        ("crm_queue_due", "Items due now and not leased."),
+        ("crm_queue_lag_seconds", "Age of the oldest due item (0 when none is due)."),
+        ("crm_queue_dead_letters", "Dead letters kept per worker queue."),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        for (name, q) in &queues {
+            let v = match metric {
+                "crm_queue_depth" => q.depth as f64,
+                "crm_queue_due" => q.due as f64,
+                "crm_queue_lag_seconds" => {
+                    q.oldest_due_at.map_or(0.0, |t| (now - t).to_std().map_or(0.0, |d| d.as_secs_f64()))
+                }
+                _ => q.dead as f64,
+            };
+            let _ = writeln!(out, "{metric}{{worker=\"{name}\"}} {v}");
+        }
     }
 }
 
@@ -108,15 +157,29 @@ mod tests {
         let m = Metrics::default();
         m.observe_request("GET", "/api/v1/contacts/{id}", 200, Duration::from_millis(3));
         m.observe_request("GET", "/api/v1/contacts/{id}", 404, Duration::from_millis(30));
-        m.observe_message("sent");
-        let text = m.render(&[("crm_outbox_pending{consumer=\"webhooks\"}".into(), 2.0)]);
+        m.observe_message("queued");
+        let now = Utc::now();
+        let worker = WorkerStats {
+            name: "outbox:dispatch".into(),
+            done: 3,
+            queue: Some(crm_core::QueueStats {
+                depth: 2,
+                due: 1,
+                oldest_due_at: Some(now - chrono::Duration::seconds(4)),
+                dead: 1,
+            }),
+            ..Default::default()
+        };
+        let text = m.render(&[worker], now);
         assert!(
             text.contains("crm_http_requests_total{method=\"GET\",route=\"/api/v1/contacts/{id}\",status=\"404\"} 1")
         );
         assert!(text.contains("le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("le=\"0.05\"} 2"), "{text}");
-        assert!(text.contains("crm_messages_total{outcome=\"sent\"} 1"));
-        assert!(text.contains("crm_messages_total{outcome=\"failed\"} 0"));
-        assert!(text.contains("crm_outbox_pending{consumer=\"webhooks\"} 2"));
+        assert!(text.contains("crm_messages_total{outcome=\"queued\"} 1"));
+        assert!(text.contains("crm_worker_items_total{worker=\"outbox:dispatch\",result=\"done\"} 3"), "{text}");
+        assert!(text.contains("crm_queue_depth{worker=\"outbox:dispatch\"} 2"), "{text}");
+        assert!(text.contains("crm_queue_lag_seconds{worker=\"outbox:dispatch\"} 4"), "{text}");
+        assert!(text.contains("crm_queue_dead_letters{worker=\"outbox:dispatch\"} 1"), "{text}");
     }
 }

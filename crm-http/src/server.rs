@@ -1,15 +1,21 @@
-//! Building and running the server.
+//! Building and running the server: the builder that takes adapters (store,
+//! limiter, messenger factories, workers, routes), and the defaults the
+//! binary assembles from configuration.
 
+use axum::Router;
 use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use crm_core::secrets::{Keyring, SecretKey};
+use crm_core::workers::{EventWorker, JobWorker, Runtime, RuntimeHandle, WorkerOptions};
 use crm_core::{
-    Account, AccountId, ApiKeyToken, Crm, Error, Event, EventType, GcraLimiter, HealthCheck, Messenger, RateLimiter,
-    RecordingMessenger, Result, Role, Store,
+    Account, AccountId, ApiKeyToken, Clock, Crm, Error, Event, EventType, GcraLimiter, HealthCheck, MessengerFactory,
+    NewChannel, RateLimiter, RecordingFactory, RecordingMessenger, Result, Role, Store,
 };
 
 use crate::config::{Config, LogFormat, redact_url};
@@ -30,40 +36,186 @@ pub struct Bootstrap {
     pub admin_key: ApiKeyToken,
 }
 
-/// The server, bound and ready to run.
+/// Composes a server: every adapter can be given, and what is not given is
+/// assembled from the [`Config`] (store from `DATABASE_URL`, limiter from
+/// `REDIS_URL`, keys from `CRM_SECRET_KEYS`, …). Adapter crates contribute
+/// their messenger factories, inbound routes and workers here.
+///
+/// ```no_run
+/// # async fn run(my_factory: std::sync::Arc<dyn crm_core::MessengerFactory>) -> crm_core::Result<()> {
+/// let config = crm_http::Config::load(None, |k| std::env::var(k).ok())?;
+/// let server = crm_http::Server::builder(config)
+///     .messenger_factory(my_factory)
+///     .routes(axum::Router::new().route("/hooks/my-provider", axum::routing::post(|| async { "ok" })))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
-pub struct Server {
-    listener: TcpListener,
-    state: AppState,
-    grace: Duration,
-    bootstrap: Option<Bootstrap>,
+pub struct ServerBuilder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    keyring: Option<Keyring>,
+    clock: Option<Arc<dyn Clock>>,
+    factories: Vec<Arc<dyn MessengerFactory>>,
+    event_workers: Vec<(Arc<dyn EventWorker>, WorkerOptions)>,
+    job_workers: Vec<(Arc<dyn JobWorker>, WorkerOptions)>,
+    routes: Vec<Router<AppState>>,
+    probes: Vec<Arc<dyn HealthCheck>>,
+    recording: RecordingMessenger,
 }
 
-impl Server {
-    /// Opens the store and limiter from `config`, creates an account and an
-    /// admin key on an empty database, and binds `config.listen`.
-    pub async fn build(config: Config) -> Result<Self> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| Error::Config { message: format!("CRM_LISTEN: cannot listen on {}: {e}", config.listen) })?;
-        Self::build_with_listener(config, listener).await
+/// Everything a process needs, assembled but not serving yet.
+#[derive(Debug)]
+pub struct Parts {
+    /// The state handlers run over (it holds the runtime, when workers run).
+    pub state: AppState,
+    /// Routes contributed by adapters, merged at the top level.
+    pub routes: Vec<Router<AppState>>,
+    /// What the first start created.
+    pub bootstrap: Option<Bootstrap>,
+    /// The messenger behind the `recording` channel kind.
+    pub recording: RecordingMessenger,
+}
+
+impl ServerBuilder {
+    /// The store (default: opened from `DATABASE_URL`).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
-    /// Like [`Server::build`] over an already bound listener (tests bind port 0).
-    pub async fn build_with_listener(config: Config, listener: TcpListener) -> Result<Self> {
-        let db_url = config.database_url().expose_secret().to_owned();
-        let store = open_store(&db_url).await.map_err(|e| match e {
-            Error::Config { message } => Error::Config { message: format!("DATABASE_URL: {message}") },
-            other => Error::Config { message: format!("DATABASE_URL ({}): {other}", redact_url(&db_url)) },
+    /// The rate limiter for API quotas and the send governor (default:
+    /// Redis from `REDIS_URL`, else in memory).
+    pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The keys credentials are sealed with (default: `CRM_SECRET_KEYS`, or
+    /// the secret keys file).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The clock (default: the system's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A messenger factory for one more channel kind. The `recording`
+    /// kind is always there.
+    pub fn messenger_factory(mut self, factory: Arc<dyn MessengerFactory>) -> Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// An outbox consumer to run beside the dispatcher.
+    pub fn event_worker(mut self, worker: Arc<dyn EventWorker>, options: WorkerOptions) -> Self {
+        self.event_workers.push((worker, options));
+        self
+    }
+
+    /// A job worker to run beside the dispatcher.
+    pub fn job_worker(mut self, worker: Arc<dyn JobWorker>, options: WorkerOptions) -> Self {
+        self.job_workers.push((worker, options));
+        self
+    }
+
+    /// Routes merged at the top level, outside `/api/v1` authentication
+    /// (inbound provider webhooks verify their own signatures). They get
+    /// the request id, tracing, metrics and error layers like every route.
+    pub fn routes(mut self, routes: Router<AppState>) -> Self {
+        self.routes.push(routes);
+        self
+    }
+
+    /// One more readiness probe.
+    pub fn probe(mut self, probe: Arc<dyn HealthCheck>) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
+    /// Binds `config.listen` and assembles the server.
+    pub async fn build(self) -> Result<Server> {
+        let listener = TcpListener::bind(self.config.listen).await.map_err(|e| Error::Config {
+            message: format!("CRM_LISTEN: cannot listen on {}: {e}", self.config.listen),
         })?;
-        let (limiter, extra_probes) = limiter_from(&config).await?;
-        let messenger: Arc<dyn Messenger> = Arc::new(RecordingMessenger::new().keep_last(100));
-        let mut builder = Crm::builder().store(store).messenger(messenger);
+        self.build_with_listener(listener).await
+    }
+
+    /// Assembles the server over an already bound listener (tests bind port 0).
+    pub async fn build_with_listener(self, listener: TcpListener) -> Result<Server> {
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        let run_workers = self.config.workers;
+        let parts = self.assemble(run_workers).await?;
+        Ok(Server { listener, parts, grace })
+    }
+
+    /// Assembles everything without binding: the service, the state and,
+    /// when `workers` is true, the running worker runtime.
+    pub async fn assemble(self, workers: bool) -> Result<Parts> {
+        let config = &self.config;
+        let store = match self.store {
+            Some(s) => s,
+            None => {
+                let db_url = config.database_url().expose_secret().to_owned();
+                open_store(&db_url).await.map_err(|e| match e {
+                    Error::Config { message } => Error::Config { message: format!("DATABASE_URL: {message}") },
+                    other => Error::Config { message: format!("DATABASE_URL ({}): {other}", redact_url(&db_url)) },
+                })?
+            }
+        };
+        let mut probes = self.probes;
+        let limiter = match self.limiter {
+            Some(l) => l,
+            None => {
+                let (l, p) = limiter_from(config).await?;
+                probes.extend(p);
+                l
+            }
+        };
+        let keyring = match self.keyring {
+            Some(k) => Some(k),
+            None => keyring_from(config)?,
+        };
+        let mut builder = Crm::builder()
+            .store(store.clone())
+            .limiter(limiter.clone())
+            .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())))
+            .send_deadline(Duration::from_secs(config.send_deadline_secs))
+            .max_send_attempts(config.send_max_attempts);
+        for f in self.factories {
+            builder = builder.messenger_factory(f);
+        }
+        if let Some(k) = keyring {
+            builder = builder.keyring(k);
+        }
+        if let Some(c) = self.clock {
+            builder = builder.clock(c);
+        }
         if let Some(cc) = &config.default_country {
             builder = builder.default_country(cc.clone());
         }
         let crm = builder.build()?;
         let bootstrap = bootstrap(&crm).await?;
+        let runtime = if workers {
+            let dispatcher = crm.dispatcher();
+            let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
+            let mut rb = Runtime::builder(store).event_worker(Arc::new(dispatcher), options);
+            for (w, o) in self.event_workers {
+                rb = rb.event_worker(w, o);
+            }
+            for (w, o) in self.job_workers {
+                rb = rb.job_worker(w, o);
+            }
+            Some(Arc::new(rb.build().start().await?))
+        } else {
+            None
+        };
         let settings = Settings {
             per_key_per_minute: config.rate_limit.per_key_per_minute,
             per_ip_per_minute: config.rate_limit.per_ip_per_minute,
@@ -72,8 +224,47 @@ impl Server {
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             cors_origins: config.cors_origins.clone(),
         };
-        let state = AppState::new(crm, limiter, extra_probes, settings);
-        Ok(Self { listener, state, grace: Duration::from_secs(config.shutdown_grace_secs), bootstrap })
+        let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
+        Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
+    }
+}
+
+/// The server, bound and ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    parts: Parts,
+    grace: Duration,
+}
+
+impl Server {
+    /// A builder over `config`.
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            store: None,
+            limiter: None,
+            keyring: None,
+            clock: None,
+            factories: Vec::new(),
+            event_workers: Vec::new(),
+            job_workers: Vec::new(),
+            routes: Vec::new(),
+            probes: Vec::new(),
+            recording: RecordingMessenger::new().keep_last(100),
+        }
+    }
+
+    /// Assembles everything from `config` (see [`ServerBuilder`]), creates
+    /// an account, an owner key and a `recording` channel on an empty
+    /// database, and binds `config.listen`.
+    pub async fn build(config: Config) -> Result<Self> {
+        Self::builder(config).build().await
+    }
+
+    /// Like [`Server::build`] over an already bound listener (tests bind port 0).
+    pub async fn build_with_listener(config: Config, listener: TcpListener) -> Result<Self> {
+        Self::builder(config).build_with_listener(listener).await
     }
 
     /// The bound port.
@@ -88,16 +279,23 @@ impl Server {
 
     /// The state the routes run over.
     pub fn state(&self) -> &AppState {
-        &self.state
+        &self.parts.state
+    }
+
+    /// The messenger behind the `recording` channel kind (what the quick
+    /// start's messages went to).
+    pub fn recording(&self) -> &RecordingMessenger {
+        &self.parts.recording
     }
 
     /// What the first start created, if this start created it.
     pub fn take_bootstrap(&mut self) -> Option<Bootstrap> {
-        self.bootstrap.take()
+        self.parts.bootstrap.take()
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops accepting and lets
-    /// in-flight requests finish (up to the grace period).
+    /// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight
+    /// requests finish and the workers finish their running items (up to the
+    /// grace period each; what is left is given back to the queue).
     ///
     /// The signal handlers are installed by this call, before the returned
     /// future first runs, so a signal sent after the caller announced the
@@ -109,26 +307,76 @@ impl Server {
 
     /// Serves until `signal` completes, then shuts down gracefully.
     pub async fn run_with_shutdown(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let app = crate::router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = self.parts.state.clone();
+        let app = crate::router_with(state.clone(), self.parts.routes)
+            .into_make_service_with_connect_info::<SocketAddr>();
         let grace = self.grace;
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            signal.await;
-            tracing::info!("shutting down: no new connections; finishing in-flight requests");
-            let _ = tx.send(());
-        });
-        let mut serve = std::pin::pin!(serve.into_future());
-        tokio::select! {
-            r = &mut serve => r,
-            () = async {
-                let _ = rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!("grace period over; dropping remaining connections");
-                Ok(())
-            }
+        let served = serve_gracefully(self.listener, app, signal, grace).await;
+        if let Some(rt) = state.runtime() {
+            let report = rt.shutdown(grace).await;
+            tracing::info!(finished = report.finished, released = report.released, "workers stopped");
+        }
+        served
+    }
+}
+
+async fn serve_gracefully(
+    listener: TcpListener,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    signal: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let _ = tx.send(());
+    });
+    let mut serve = std::pin::pin!(serve.into_future());
+    tokio::select! {
+        r = &mut serve => r,
+        () = async {
+            let _ = rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("grace period over; dropping remaining connections");
+            Ok(())
         }
     }
+}
+
+/// A worker process: runs the workers and, when `config.worker_listen` is
+/// set, serves `/health`, `/ready` and `/metrics` there, until SIGINT or
+/// SIGTERM; then lets running items finish within the grace period.
+pub async fn run_worker(builder: ServerBuilder) -> Result<()> {
+    let grace = Duration::from_secs(builder.config.shutdown_grace_secs);
+    let listen = builder.config.worker_listen;
+    let signal = shutdown_signal();
+    let parts = builder.assemble(true).await?;
+    let state = parts.state.clone();
+    let names = state.runtime().map(|r| r.worker_names()).unwrap_or_default();
+    tracing::info!(workers = ?names, "worker process running");
+    match listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config { message: format!("CRM_WORKER_LISTEN: cannot listen on {addr}: {e}") })?;
+            println!("crm worker: {} running; /health, /ready and /metrics on http://{addr}", names.join(", "));
+            let app = crate::system_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            serve_gracefully(listener, app, signal, grace)
+                .await
+                .map_err(|e| Error::Config { message: format!("worker HTTP stopped: {e}") })?;
+        }
+        None => {
+            println!("crm worker: {} running", names.join(", "));
+            signal.await;
+        }
+    }
+    if let Some(rt) = state.runtime() {
+        let report = rt.shutdown(grace).await;
+        tracing::info!(finished = report.finished, released = report.released, "workers stopped");
+    }
+    Ok(())
 }
 
 async fn limiter_from(config: &Config) -> Result<(Arc<dyn RateLimiter>, Vec<Arc<dyn HealthCheck>>)> {
@@ -148,11 +396,59 @@ async fn limiter_from(config: &Config) -> Result<(Arc<dyn RateLimiter>, Vec<Arc<
     }
 }
 
+/// The keyring from `CRM_SECRET_KEYS`, else the secret keys file. On the
+/// embedded defaults a missing file is created with a fresh key (and the
+/// server says so); elsewhere a missing file means no keyring (channels
+/// then cannot store credentials, and say why).
+fn keyring_from(config: &Config) -> Result<Option<Keyring>> {
+    if let Some(keys) = &config.secret_keys {
+        return Keyring::parse(keys.expose_secret()).map(Some).map_err(|e| Error::Config {
+            message: format!("CRM_SECRET_KEYS: {e}"),
+        });
+    }
+    let path = config.secret_keys_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Keyring::parse(&text)
+            .map(Some)
+            .map_err(|e| Error::Config { message: format!("{}: {e}", path.display()) }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.embedded_database() => {
+            let key = SecretKey::generate(format!("k{}", chrono::Utc::now().format("%Y%m%d")))?;
+            write_secret_file(&path, &key.export())?;
+            eprintln!(
+                "Generated a secret key for channel credentials into {} — back it up with the database; \
+                 credentials cannot be opened without it.",
+                path.display()
+            );
+            Ok(Some(Keyring::new(key)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Config { message: format!("{}: {e}", path.display()) }),
+    }
+}
+
+fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Config { message: format!("writing {}: {e}", path.display()) };
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(fail)?;
+    std::io::Write::write_all(&mut file, format!("{contents}\n").as_bytes()).map_err(fail)
+}
+
 /// The id of the account created on the first start.
 pub const BOOTSTRAP_ACCOUNT: AccountId =
     AccountId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001));
 
-/// On an empty database, creates an account and an owner key.
+/// On an empty database, creates an account, an owner key and a default
+/// channel of the `recording` kind (so the quick start's send works with
+/// nothing configured).
 async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
     if !crm.store().read_all_events(None, 1).await?.is_empty() {
         return Ok(None);
@@ -170,12 +466,18 @@ async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
         Err(e) => return Err(e),
     }
     let (_, token) = crm.create_api_key(account.id, "admin (created at first start)", Role::Owner, None).await?;
+    let channel = NewChannel {
+        kind: crm_core::ChannelKind::RECORDING.into(),
+        name: "Recording (messages are stored, not delivered)".into(),
+        ..Default::default()
+    };
+    crm.create_channel(account.id, channel).await?;
     Ok(Some(Bootstrap { account_id: account.id, admin_key: token }))
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are registered now, not when
 /// the future is first polled.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{Signal, SignalKind, signal};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crm_core::workers::RuntimeHandle;
 use crm_core::{Crm, HealthCheck, RateLimiter};
 
 use crate::metrics::Metrics;
@@ -51,30 +52,42 @@ pub(crate) struct Inner {
     pub probes: Vec<Arc<dyn HealthCheck>>,
     pub metrics: Metrics,
     pub settings: Settings,
-    pub outbox_consumers: Vec<String>,
+    pub runtime: Option<Arc<RuntimeHandle>>,
 }
 
 impl AppState {
-    /// State over a service and a limiter; the store and messenger are probed
-    /// for readiness, plus any `extra_probes` (Redis, …).
+    /// State over a service and a limiter; the store (and the fallback
+    /// messenger, when there is one) are probed for readiness, plus any
+    /// `extra_probes` (Redis, …). Channels are reported by `/ready` too.
     pub fn new(
         crm: Crm,
         limiter: Arc<dyn RateLimiter>,
         extra_probes: Vec<Arc<dyn HealthCheck>>,
         settings: Settings,
     ) -> Self {
-        let mut probes: Vec<Arc<dyn HealthCheck>> = vec![crm.store().clone(), crm.messenger().clone()];
-        probes.extend(extra_probes);
-        Self {
-            inner: Arc::new(Inner {
-                crm,
-                limiter,
-                probes,
-                metrics: Metrics::default(),
-                settings,
-                outbox_consumers: Vec::new(),
-            }),
+        Self::with_runtime(crm, limiter, extra_probes, settings, None)
+    }
+
+    /// [`AppState::new`] with the worker runtime running beside the routes:
+    /// `/metrics` reports its workers and queues.
+    pub fn with_runtime(
+        crm: Crm,
+        limiter: Arc<dyn RateLimiter>,
+        extra_probes: Vec<Arc<dyn HealthCheck>>,
+        settings: Settings,
+        runtime: Option<Arc<RuntimeHandle>>,
+    ) -> Self {
+        let mut probes: Vec<Arc<dyn HealthCheck>> = vec![crm.store().clone()];
+        if let Some(m) = crm.messenger() {
+            probes.push(m.clone());
         }
+        probes.extend(extra_probes);
+        Self { inner: Arc::new(Inner { crm, limiter, probes, metrics: Metrics::default(), settings, runtime }) }
+    }
+
+    /// The worker runtime, when this process runs one.
+    pub fn runtime(&self) -> Option<&Arc<RuntimeHandle>> {
+        self.inner.runtime.as_ref()
     }
 
     /// The service.

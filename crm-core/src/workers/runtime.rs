@@ -144,12 +144,13 @@ pub struct ShutdownReport {
     pub released: u64,
 }
 
-/// The running runtime. Dropping it without [`RuntimeHandle::shutdown`]
-/// stops the loops abruptly (items come back when their leases expire).
+/// The running runtime; share it as `Arc<RuntimeHandle>`. When the process
+/// ends without [`RuntimeHandle::shutdown`], running items come back when
+/// their leases expire.
 #[derive(Debug)]
 pub struct RuntimeHandle {
     stop: watch::Sender<Option<Duration>>,
-    loops: Vec<JoinHandle<ShutdownReport>>,
+    loops: Mutex<Vec<JoinHandle<ShutdownReport>>>,
     workers: Vec<Arc<Worker>>,
 }
 
@@ -196,7 +197,7 @@ impl Runtime {
             workers.push(worker.clone());
             loops.push(tokio::spawn(run(worker, stop.subscribe())));
         }
-        Ok(RuntimeHandle { stop, loops, workers })
+        Ok(RuntimeHandle { stop, loops: Mutex::new(loops), workers })
     }
 }
 
@@ -231,11 +232,13 @@ impl RuntimeHandle {
     }
 
     /// Stops claiming, waits up to `grace` for running handlers, then
-    /// cancels the rest and gives their items back.
-    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+    /// cancels the rest and gives their items back. A second call returns
+    /// an empty report.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let _ = self.stop.send(Some(grace));
+        let loops = std::mem::take(&mut *self.loops.lock().unwrap_or_else(|p| p.into_inner()));
         let mut total = ShutdownReport::default();
-        for l in self.loops {
+        for l in loops {
             if let Ok(r) = l.await {
                 total.finished += r.finished;
                 total.released += r.released;

@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crm_core::{ContactId, Message, MessageContent, MessageId, MessageStatus, Page, Role, Variables};
+use axum::http::HeaderMap;
+use crm_core::{ChannelId, ContactId, Message, MessageContent, MessageId, Page, Role, SendRequest, Variables};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -50,6 +51,9 @@ pub(crate) struct SendMessage {
     /// Any other content (media, location, interactive, …).
     #[serde(default)]
     content: Option<MessageContent>,
+    /// The channel to send through (default: the account's default channel).
+    #[serde(default)]
+    channel_id: Option<ChannelId>,
 }
 
 /// Messages of one contact.
@@ -65,33 +69,61 @@ pub(crate) struct ListMessages {
     limit: Option<u32>,
 }
 
-/// Send a message. Returns 201 with the stored message; a provider refusal is
-/// recorded on it (`status: failed` with `error`), not returned as an error.
+/// Queue a message. Validates it (content, opt-in, the channel's
+/// capabilities and 24-hour customer-service window), stores it as `queued`
+/// and answers 202 at once; the dispatcher sends it through the channel's
+/// governor and records `sent` or `failed` (poll `GET /messages/{id}` or
+/// consume `message.status_updated` events). Send `Idempotency-Key` to make
+/// a retried request return the first message (`Idempotent-Replayed: true`)
+/// instead of sending twice; the same key with a different message is 409.
 #[utoipa::path(post, path = "/messages", tag = "messages", request_body = SendMessage,
-    responses((status = 201, body = Message, headers(("location" = String, description = "URL of the new message"))), (status = 404, body = Problem), (status = 422, body = Problem)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; makes the request safe to retry")),
+    responses((status = 202, body = Message, headers(("location" = String, description = "URL of the message"), ("idempotent-replayed" = String, description = "`true` when an earlier request with the same key created the message"))),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn send_message(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
-) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Message>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 2], Json<Message>)> {
     principal.require(Role::Agent)?;
     let account = principal.account_id;
-    let message = match (body.text, body.template, body.content) {
-        (Some(text), None, None) => {
-            state.crm().send_message(account, body.contact_id, MessageContent::text(text)).await?
-        }
+    let reference = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+                .ok_or_else(|| {
+                    ApiError::validation("Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces")
+                })?
+                .to_owned(),
+        ),
+    };
+    let content = match (body.text, body.template, body.content) {
+        (Some(text), None, None) => MessageContent::text(text),
         (None, Some(t), None) => {
             let language = t.language.unwrap_or_else(|| "pt_BR".into());
-            state.crm().send_template(account, body.contact_id, &t.name, &language, t.variables).await?
+            state.crm().render_template_for(account, body.contact_id, &t.name, &language, t.variables).await?
         }
-        (None, None, Some(content)) => state.crm().send_message(account, body.contact_id, content).await?,
+        (None, None, Some(content)) => content,
         _ => return Err(ApiError::validation("body", "send exactly one of text, template or content")),
     };
-    state.metrics().observe_message(if message.status == MessageStatus::Failed { "failed" } else { "sent" });
+    let mut req = SendRequest::new(body.contact_id, content);
+    req.channel_id = body.channel_id;
+    req.client_reference = reference;
+    let queued = state.crm().queue_message(account, req).await?;
+    if !queued.replayed {
+        state.metrics().observe_message("queued");
+    }
+    let message = queued.message;
     Ok((
-        StatusCode::CREATED,
-        [(axum::http::header::LOCATION, format!("/api/v1/messages/{}", message.id))],
+        StatusCode::ACCEPTED,
+        [
+            (axum::http::header::LOCATION, format!("/api/v1/messages/{}", message.id)),
+            (axum::http::HeaderName::from_static("idempotent-replayed"), queued.replayed.to_string()),
+        ],
         Json(message),
     ))
 }

@@ -1,8 +1,10 @@
 //! Route handlers, grouped by resource.
 
 pub(crate) mod admin;
+pub(crate) mod channels;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod system;
 pub(crate) mod templates;
+pub(crate) mod workers;

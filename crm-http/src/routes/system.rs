@@ -35,12 +35,91 @@ pub(crate) struct Check {
     detail: Option<String>,
 }
 
+/// One channel's state (tenants' channels never fail readiness: a bad token
+/// of one account must not take the server out of rotation).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChannelCheck {
+    /// The channel id.
+    id: String,
+    /// Provider kind.
+    kind: String,
+    /// `active`, `throttled` or `disabled`.
+    state: &'static str,
+    /// The provider's health.
+    health: HealthStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// Channels at a glance.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct ChannelSummary {
+    /// Channels of every account.
+    total: u64,
+    /// Sending.
+    active: u64,
+    /// Held back by the governor or the provider.
+    throttled: u64,
+    /// Turned off.
+    disabled: u64,
+    /// Whose provider probe is unhealthy.
+    unhealthy: u64,
+    /// The first channels (at most 100), each with its state and health.
+    items: Vec<ChannelCheck>,
+}
+
 /// Readiness of every configured dependency.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Readiness {
     /// `ready` when nothing is unhealthy.
     status: &'static str,
     checks: BTreeMap<String, Check>,
+    /// Every account's channels.
+    channels: ChannelSummary,
+}
+
+/// Channels probed by `/ready` (the rest are counted).
+const READY_CHANNELS: usize = 100;
+
+async fn channel_summary(state: &AppState) -> ChannelSummary {
+    let crm = state.crm();
+    let now = crm.clock().now();
+    let mut summary = ChannelSummary::default();
+    let mut after = None;
+    loop {
+        let Ok(batch) = crm.store().list_all_channels(after, 500).await else { break };
+        let Some(last) = batch.last() else { break };
+        after = Some(last.id);
+        for c in &batch {
+            summary.total += 1;
+            let view = crm_core::ChannelView::of(c, now);
+            match view.state {
+                "throttled" => summary.throttled += 1,
+                "disabled" => summary.disabled += 1,
+                _ => summary.active += 1,
+            }
+            if summary.items.len() < READY_CHANNELS {
+                let h = match tokio::time::timeout(PROBE_TIMEOUT, crm.channel_health(c)).await {
+                    Ok(h) => h,
+                    Err(_) => Health::unhealthy(PROBE_TIMEOUT, "timed out"),
+                };
+                if h.status == HealthStatus::Unhealthy {
+                    summary.unhealthy += 1;
+                }
+                summary.items.push(ChannelCheck {
+                    id: c.id.to_string(),
+                    kind: c.kind.to_string(),
+                    state: view.state,
+                    health: h.status,
+                    detail: h.detail,
+                });
+            }
+        }
+        if batch.len() < 500 {
+            break;
+        }
+    }
+    summary
 }
 
 /// Liveness: cheap, touches no dependency.
@@ -82,21 +161,21 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
         all_ok &= h.status != HealthStatus::Unhealthy;
         checks.insert(name, Check { status: h.status, latency_ms: h.latency.as_secs_f64() * 1000.0, detail: h.detail });
     }
+    let channels = channel_summary(&state).await;
     let (code, status) =
         if all_ok { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
-    (code, Json(Readiness { status, checks }))
+    (code, Json(Readiness { status, checks, channels }))
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut gauges = Vec::new();
-    for consumer in &state.inner.outbox_consumers {
-        if let Ok(n) = state.crm().store().pending(consumer).await {
-            gauges.push((format!("crm_outbox_pending{{consumer=\"{consumer}\"}}"), n as f64));
-        }
-    }
-    let body = state.metrics().render(&gauges);
+    let workers = match state.runtime() {
+        Some(rt) => rt.stats().await,
+        None => Vec::new(),
+    };
+    let now = state.crm().clock().now();
+    let body = state.metrics().render(&workers, now);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
