@@ -1,12 +1,24 @@
-//! Backend-neutral helpers shared by the SQL stores: row decoding, import
-//! planning, LIKE escaping and time arithmetic.
+//! Backend-neutral pieces shared by the SQL stores: the [`Columns`] trait the
+//! row decoders are written against, one module of row decoding (and other
+//! dialect-free logic) per aggregate, and time, JSON and health-probe helpers.
+//!
+//! Each dialect implements [`Columns`] for its row type, so its storage
+//! choices (SQLite: INTEGER microseconds, JSON as TEXT; PostgreSQL:
+//! `timestamptz`, `jsonb`, `text[]`) live in that impl and nowhere else.
 
 use chrono::{DateTime, Utc};
-use crm_core::{AccountId, Contact, Error, Event, ImportReport, Metadata, RejectedRow, Result, Tag};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crm_core::{Error, Health, Result};
+use std::future::Future;
 use std::time::Duration;
+use uuid::Uuid;
 
-use crate::error::corrupt;
+use crate::error::{corrupt, db};
+
+pub(crate) mod accounts;
+pub(crate) mod contacts;
+pub(crate) mod events;
+pub(crate) mod messages;
+pub(crate) mod templates;
 
 /// Rows per multi-row statement in batch writes.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
@@ -15,64 +27,65 @@ pub(crate) const BATCH: usize = 500;
 /// How long a health probe may take.
 pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Longest `last_error` kept by `nack`, in characters (as the memory store).
-pub(crate) const MAX_ERROR_CHARS: usize = 1000;
+/// One result row, read column by column in the store's dialect.
+///
+/// The `*_row` decoders of every aggregate take `&impl Columns`, so they are
+/// written once for both SQL stores; a value that is stored but does not
+/// decode is an [`Error::Storage`] naming its column.
+pub(crate) trait Columns {
+    /// A `uuid` (PostgreSQL) or 16-byte BLOB (SQLite) column.
+    fn uuid(&self, col: &'static str) -> Result<Uuid>;
+    /// A text column.
+    fn text(&self, col: &'static str) -> Result<String>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>>;
+    /// A `bigint` (PostgreSQL) or INTEGER (SQLite) column.
+    fn int(&self, col: &'static str) -> Result<i64>;
+    /// A `smallint` (PostgreSQL) or INTEGER (SQLite) column, widened.
+    fn small_int(&self, col: &'static str) -> Result<i64>;
+    /// A `timestamptz` (PostgreSQL) or INTEGER microseconds (SQLite) column.
+    fn time(&self, col: &'static str) -> Result<DateTime<Utc>>;
+    /// A nullable time column.
+    fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>>;
+    /// A `jsonb` (PostgreSQL) or JSON TEXT (SQLite) column.
+    fn json(&self, col: &'static str) -> Result<serde_json::Value>;
+    /// A nullable JSON column.
+    fn opt_json(&self, col: &'static str) -> Result<Option<serde_json::Value>>;
+    /// A `text[]` (PostgreSQL) or JSON array TEXT (SQLite) column.
+    fn text_list(&self, col: &'static str) -> Result<Vec<String>>;
 
-/// The same check the memory store makes: an event belongs to the account it is written for.
-pub(crate) fn check_event_account(account: AccountId, event: &Event) -> Result<()> {
-    if event.account_id != account {
-        return Err(Error::validation("event", "belongs to another account"));
+    /// A text column parsed into a domain value; one that does not parse is corrupt.
+    fn parsed<T>(&self, col: &'static str, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        stored(col, parse(&self.text(col)?))
     }
-    Ok(())
+}
+
+/// Reads column `col` of any sqlx row as `T`.
+pub(crate) fn get<'r, T, R>(r: &'r R, col: &'static str) -> Result<T>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    r.try_get(col).map_err(|e| db("reading a row", e))
+}
+
+/// The store's health: `probe` (a `SELECT 1`) answering within [`HEALTH_TIMEOUT`].
+pub(crate) async fn probe<T>(probe: impl Future<Output = std::result::Result<T, sqlx::Error>>) -> Health {
+    Health::measure(async {
+        match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(db("health probe", e).to_string()),
+            Err(_) => Err(format!("no answer within {HEALTH_TIMEOUT:?}")),
+        }
+    })
+    .await
 }
 
 /// A duration in microseconds, capped at 100 years (so deadlines never overflow).
 pub(crate) fn duration_micros(d: Duration) -> i64 {
     const CAP: u128 = 100 * 365 * 24 * 3600 * 1_000_000;
     i64::try_from(d.as_micros().min(CAP)).unwrap_or(i64::MAX)
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The smallest string greater than every string starting with `prefix`, in
-/// code-point (= UTF-8 byte) order; `None` when there is none.
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut next = u32::from(last) + 1;
-        if (0xD800..=0xDFFF).contains(&next) {
-            next = 0xE000;
-        }
-        if let Some(c) = char::from_u32(next) {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
-/// Parses stored tags.
-pub(crate) fn tags_from(stored: Vec<String>) -> Result<BTreeSet<Tag>> {
-    stored.iter().map(|t| Tag::parse(t).map_err(|e| corrupt("tag", e))).collect()
-}
-
-/// Parses a stored metadata object.
-pub(crate) fn metadata_from(v: serde_json::Value) -> Result<Metadata> {
-    match v {
-        serde_json::Value::Object(m) => Ok(m),
-        _ => Err(corrupt("metadata", "not a JSON object")),
-    }
 }
 
 /// Parses stored JSON into `T`.
@@ -90,70 +103,6 @@ pub(crate) fn stored<T>(column: &'static str, r: Result<T>) -> Result<T> {
     r.map_err(|e| corrupt(column, e))
 }
 
-/// Checks the import arguments exactly as the memory store does.
-pub(crate) fn check_import(account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<()> {
-    if contacts.len() != events.len() {
-        return Err(Error::validation("events", "must have one event per contact"));
-    }
-    for (c, e) in contacts.iter().zip(events) {
-        if c.account_id != account {
-            return Err(Error::validation("contacts", "a contact belongs to another account"));
-        }
-        check_event_account(account, e)?;
-    }
-    Ok(())
-}
-
-/// Why an import row was refused when its phone (or id) is already stored,
-/// as the memory store words it.
-pub(crate) const PHONE_TAKEN: &str = "a contact with this phone already exists";
-
-/// Picks the import rows to offer to the database: refuses, with the memory
-/// store's reasons, a row whose phone or id repeats an earlier row. The
-/// candidates come back ordered by phone, so concurrent imports take the
-/// `(account_id, phone)` key in one global order and cannot deadlock on it.
-pub(crate) fn plan_import(contacts: &[Contact]) -> (Vec<usize>, Vec<RejectedRow>) {
-    let mut candidates = Vec::with_capacity(contacts.len());
-    let mut rejected = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
-    for (index, c) in contacts.iter().enumerate() {
-        if let Some(first) = seen.get(c.phone.as_str()) {
-            rejected.push(RejectedRow { index, reason: format!("phone repeats row {first}") });
-            continue;
-        }
-        seen.insert(c.phone.as_str(), index);
-        if !ids.insert(c.id.into_uuid()) {
-            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
-            continue;
-        }
-        candidates.push(index);
-    }
-    candidates.sort_unstable_by(|&a, &b| contacts[a].phone.as_str().cmp(contacts[b].phone.as_str()));
-    (candidates, rejected)
-}
-
-/// The report once the candidates were offered with `ON CONFLICT DO NOTHING`:
-/// those whose id came back in `inserted` were stored; the others met a stored
-/// (or concurrently inserted) contact with their phone or id.
-pub(crate) fn import_report(
-    contacts: &[Contact],
-    candidates: &[usize],
-    inserted: &HashSet<uuid::Uuid>,
-    mut rejected: Vec<RejectedRow>,
-) -> ImportReport {
-    let mut imported = 0;
-    for &index in candidates {
-        if inserted.contains(&contacts[index].id.into_uuid()) {
-            imported += 1;
-        } else {
-            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
-        }
-    }
-    rejected.sort_unstable_by_key(|r| r.index);
-    ImportReport { imported, rejected }
-}
-
 /// Microseconds since the epoch (SQLite stores times this way).
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -169,20 +118,6 @@ pub(crate) fn from_micros(column: &'static str, m: i64) -> Result<DateTime<Utc>>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upper_bounds() {
-        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
-        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(prefix_upper_bound("\u{D7FF}").as_deref(), Some("\u{E000}"));
-        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
-        assert_eq!(prefix_upper_bound(""), None);
-    }
-
-    #[test]
-    fn like_escaping() {
-        assert_eq!(escape_like(r"a%b_c\d"), r"a\%b\_c\\d");
-    }
 
     #[test]
     fn durations_cap() {

@@ -1,0 +1,148 @@
+//! Decoding contacts, and the dialect-free parts of contact search and import.
+
+use crm_core::{
+    AccountId, Contact, ContactId, Email, ImportReport, LeadStage, Metadata, OptIn, OptInStatus, Phone, RejectedRow,
+    Result, Tag,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::{Columns, stored};
+use crate::error::corrupt;
+
+/// A `contacts` row.
+pub(crate) fn contact_row(r: &impl Columns) -> Result<Contact> {
+    Ok(Contact {
+        id: ContactId::from_uuid(r.uuid("id")?),
+        account_id: AccountId::from_uuid(r.uuid("account_id")?),
+        name: r.text("name")?,
+        phone: r.parsed("phone", Phone::parse)?,
+        email: r.opt_text("email")?.map(|e| stored("email", Email::parse(&e))).transpose()?,
+        whatsapp_id: r.opt_text("whatsapp_id")?,
+        tags: tags_from(r.text_list("tags")?)?,
+        metadata: metadata_from(r.json("metadata")?)?,
+        lead_score: u8::try_from(r.small_int("lead_score")?).map_err(|e| corrupt("lead_score", e))?,
+        lead_stage: r.parsed("lead_stage", LeadStage::parse)?,
+        opt_in: OptIn {
+            status: r.parsed("opt_in_status", OptInStatus::parse)?,
+            changed_at: r.opt_time("opt_in_changed_at")?,
+            source: r.opt_text("opt_in_source")?,
+        },
+        last_inbound_at: r.opt_time("last_inbound_at")?,
+        last_outbound_at: r.opt_time("last_outbound_at")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+/// Parses stored tags.
+fn tags_from(stored: Vec<String>) -> Result<BTreeSet<Tag>> {
+    stored.iter().map(|t| Tag::parse(t).map_err(|e| corrupt("tag", e))).collect()
+}
+
+/// Parses a stored metadata object.
+fn metadata_from(v: serde_json::Value) -> Result<Metadata> {
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(corrupt("metadata", "not a JSON object")),
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The smallest string greater than every string starting with `prefix`, in
+/// code-point (= UTF-8 byte) order; `None` when there is none.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Why an import row was refused when its phone (or id) is already stored,
+/// as the memory store words it.
+pub(crate) const PHONE_TAKEN: &str = "a contact with this phone already exists";
+
+/// Picks the import rows to offer to the database: refuses, with the memory
+/// store's reasons, a row whose phone or id repeats an earlier row. The
+/// candidates come back ordered by phone, so concurrent imports take the
+/// `(account_id, phone)` key in one global order and cannot deadlock on it.
+pub(crate) fn plan_import(contacts: &[Contact]) -> (Vec<usize>, Vec<RejectedRow>) {
+    let mut candidates = Vec::with_capacity(contacts.len());
+    let mut rejected = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
+    for (index, c) in contacts.iter().enumerate() {
+        if let Some(first) = seen.get(c.phone.as_str()) {
+            rejected.push(RejectedRow { index, reason: format!("phone repeats row {first}") });
+            continue;
+        }
+        seen.insert(c.phone.as_str(), index);
+        if !ids.insert(c.id.into_uuid()) {
+            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
+            continue;
+        }
+        candidates.push(index);
+    }
+    candidates.sort_unstable_by(|&a, &b| contacts[a].phone.as_str().cmp(contacts[b].phone.as_str()));
+    (candidates, rejected)
+}
+
+/// The report once the candidates were offered with `ON CONFLICT DO NOTHING`:
+/// those whose id came back in `inserted` were stored; the others met a stored
+/// (or concurrently inserted) contact with their phone or id.
+pub(crate) fn import_report(
+    contacts: &[Contact],
+    candidates: &[usize],
+    inserted: &HashSet<uuid::Uuid>,
+    mut rejected: Vec<RejectedRow>,
+) -> ImportReport {
+    let mut imported = 0;
+    for &index in candidates {
+        if inserted.contains(&contacts[index].id.into_uuid()) {
+            imported += 1;
+        } else {
+            rejected.push(RejectedRow { index, reason: PHONE_TAKEN.into() });
+        }
+    }
+    rejected.sort_unstable_by_key(|r| r.index);
+    ImportReport { imported, rejected }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bounds() {
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    #[test]
+    fn like_escaping() {
+        assert_eq!(escape_like(r"a%b_c\d"), r"a\%b\_c\\d");
+    }
+}
