@@ -8,7 +8,7 @@ use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error,
 
 use super::{PgStore, Tx, append, commit};
 use crate::error::db;
-use crate::rows::accounts::{account_row, api_key_row, user_row};
+use crate::rows::accounts::api_key_row;
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -27,14 +27,7 @@ impl AccountStore for PgStore {
     }
 
     async fn get_account(&self, id: AccountId) -> Result<Account> {
-        sqlx::query("SELECT * FROM accounts WHERE id = $1")
-            .bind(id.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading an account", e))?
-            .map(|r| account_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("account"))
+        crate::rows::accounts::get_account(self, id).await
     }
 
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
@@ -60,36 +53,15 @@ impl AccountStore for PgStore {
     }
 
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<User> {
-        sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a user", e))?
-            .map(|r| user_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("user"))
+        crate::rows::accounts::get_user(self, account, id).await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a user", e))?
-            .map(|r| user_row(&r))
-            .transpose()
+        crate::rows::accounts::find_user_by_email(self, email).await
     }
 
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>> {
-        sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY id")
-            .bind(account.into_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing users", e))?
-            .iter()
-            .map(user_row)
-            .collect()
+        crate::rows::accounts::list_users(self, account).await
     }
 
     async fn create_api_key(&self, key: &ApiKey, event: &Event) -> Result<()> {
@@ -117,24 +89,11 @@ impl AccountStore for PgStore {
     }
 
     async fn find_api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE prefix = $1")
-            .bind(prefix)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading an API key", e))?
-            .map(|r| api_key_row(&r))
-            .transpose()
+        crate::rows::accounts::find_api_key_by_prefix(self, prefix).await
     }
 
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE account_id = $1 ORDER BY id")
-            .bind(account.into_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing API keys", e))?
-            .iter()
-            .map(api_key_row)
-            .collect()
+        crate::rows::accounts::list_api_keys(self, account).await
     }
 
     async fn revoke_api_key(

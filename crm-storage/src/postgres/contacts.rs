@@ -278,26 +278,11 @@ impl ContactStore for PgStore {
     }
 
     async fn get_contact(&self, account: AccountId, id: ContactId) -> Result<Contact> {
-        sqlx::query("SELECT * FROM contacts WHERE id = $1 AND account_id = $2")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a contact", e))?
-            .map(|r| contact_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("contact"))
+        crate::rows::contacts::get_contact(self, account, id).await
     }
 
     async fn find_contact_by_phone(&self, account: AccountId, phone: &Phone) -> Result<Option<Contact>> {
-        sqlx::query("SELECT * FROM contacts WHERE account_id = $1 AND phone = $2")
-            .bind(account.into_uuid())
-            .bind(phone.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a contact", e))?
-            .map(|r| contact_row(&r))
-            .transpose()
+        crate::rows::contacts::find_contact_by_phone(self, account, phone).await
     }
 
     async fn list_contacts(&self, account: AccountId, query: &ContactQuery) -> Result<Page<Contact>> {

@@ -6,7 +6,6 @@
 
 use async_trait::async_trait;
 use std::time::Duration;
-use uuid::Uuid;
 
 use crm_core::ports::store::{MAX_NACK_ERROR_CHARS, check_consumer_name, check_event_limit};
 use crm_core::{AccountId, Claim, ClaimToken, Error, Event, EventId, EventStore, Result};
@@ -19,30 +18,11 @@ use crate::rows::{Columns, duration_micros, get};
 #[async_trait]
 impl EventStore for PgStore {
     async fn list_events(&self, account: AccountId, after: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
-        check_event_limit(limit)?;
-        sqlx::query("SELECT * FROM events WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(account.into_uuid())
-            .bind(after.map_or(Uuid::nil(), EventId::into_uuid))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing events", e))?
-            .iter()
-            .map(event_row)
-            .collect()
+        crate::rows::events::list_events(self, account, after, limit).await
     }
 
     async fn read_all_events(&self, after: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
-        check_event_limit(limit)?;
-        sqlx::query("SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after.map_or(Uuid::nil(), EventId::into_uuid))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("reading events", e))?
-            .iter()
-            .map(event_row)
-            .collect()
+        crate::rows::events::read_all_events(self, after, limit).await
     }
 
     async fn register_consumer(&self, consumer: &str) -> Result<()> {

@@ -12,7 +12,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 use sqlx::{Connection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use crm_core::{AccountId, Error, Event, Health, HealthCheck, Result};
 
 use crate::error::{db, migrate};
-use crate::rows::{Columns, get, probe};
+use crate::rows::{Arg, Columns, Fetch, get, probe};
 
 mod accounts;
 mod contacts;
@@ -187,6 +188,27 @@ async fn exists(tx: &mut Tx, sql: &'static str, id: Uuid, account: AccountId) ->
         .await
         .map_err(|e| db("looking up a row", e))?;
     Ok(row.is_some())
+}
+
+impl Fetch for PgStore {
+    type Row = PgRow;
+
+    async fn fetch_optional(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Option<PgRow>> {
+        bind(sqlx::query(sql), args).fetch_optional(&self.pool).await.map_err(|e| db(what, e))
+    }
+
+    async fn fetch_all(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Vec<PgRow>> {
+        bind(sqlx::query(sql), args).fetch_all(&self.pool).await.map_err(|e| db(what, e))
+    }
+}
+
+/// Binds the arguments of a shared read, in order.
+fn bind(query: Query<'static, Postgres, PgArguments>, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
+    args.into_iter().fold(query, |q, arg| match arg {
+        Arg::Uuid(v) => q.bind(v),
+        Arg::Text(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+    })
 }
 
 #[async_trait]

@@ -7,7 +7,6 @@ use crm_core::{AccountId, Error, Event, Page, PageRequest, Result, Template, Tem
 
 use super::{PgStore, append, commit};
 use crate::error::db;
-use crate::rows::templates::template_row;
 
 #[async_trait]
 impl TemplateStore for PgStore {
@@ -76,38 +75,14 @@ impl TemplateStore for PgStore {
     }
 
     async fn get_template(&self, account: AccountId, id: TemplateId) -> Result<Template> {
-        sqlx::query("SELECT * FROM templates WHERE id = $1 AND account_id = $2")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a template", e))?
-            .map(|r| template_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("template"))
+        crate::rows::templates::get_template(self, account, id).await
     }
 
     async fn find_template(&self, account: AccountId, name: &str, language: &str) -> Result<Option<Template>> {
-        sqlx::query("SELECT * FROM templates WHERE account_id = $1 AND name = $2 AND language = $3")
-            .bind(account.into_uuid())
-            .bind(name)
-            .bind(language)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a template", e))?
-            .map(|r| template_row(&r))
-            .transpose()
+        crate::rows::templates::find_template(self, account, name, language).await
     }
 
     async fn list_templates(&self, account: AccountId, page: &PageRequest) -> Result<Page<Template>> {
-        let rows = sqlx::query("SELECT * FROM templates WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(account.into_uuid())
-            .bind(page.after.unwrap_or_default())
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing templates", e))?;
-        let items = rows.iter().map(template_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |t| t.id.into_uuid()))
+        crate::rows::templates::list_templates(self, account, page).await
     }
 }

@@ -1,12 +1,13 @@
-//! Decoding contacts, and the dialect-free parts of contact search and import.
+//! Contacts: row decoding, the reads both dialects share, and the dialect-free
+//! parts of contact search and import.
 
 use crm_core::{
-    AccountId, Contact, ContactId, Email, ImportReport, LeadStage, Metadata, OptIn, OptInStatus, Phone, RejectedRow,
-    Result, Tag,
+    AccountId, Contact, ContactId, Email, Error, ImportReport, LeadStage, Metadata, OptIn, OptInStatus, Phone,
+    RejectedRow, Result, Tag,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::{Columns, stored};
+use super::{Columns, Fetch, stored};
 use crate::error::corrupt;
 
 /// A `contacts` row.
@@ -126,6 +127,26 @@ pub(crate) fn import_report(
     }
     rejected.sort_unstable_by_key(|r| r.index);
     ImportReport { imported, rejected }
+}
+
+/// [`ContactStore::get_contact`](crm_core::ContactStore::get_contact).
+pub(crate) async fn get_contact(db: &impl Fetch, account: AccountId, id: ContactId) -> Result<Contact> {
+    let sql = "SELECT * FROM contacts WHERE id = $1 AND account_id = $2";
+    let args = vec![id.into_uuid().into(), account.into_uuid().into()];
+    let row = db.fetch_optional("reading a contact", sql, args).await?;
+    row.map(|r| contact_row(&r)).transpose()?.ok_or(Error::not_found("contact"))
+}
+
+/// [`ContactStore::find_contact_by_phone`](crm_core::ContactStore::find_contact_by_phone).
+pub(crate) async fn find_contact_by_phone(
+    db: &impl Fetch,
+    account: AccountId,
+    phone: &Phone,
+) -> Result<Option<Contact>> {
+    let sql = "SELECT * FROM contacts WHERE account_id = $1 AND phone = $2";
+    let args = vec![account.into_uuid().into(), phone.as_str().into()];
+    let row = db.fetch_optional("reading a contact", sql, args).await?;
+    row.map(|r| contact_row(&r)).transpose()
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! Backend-neutral pieces shared by the SQL stores: the [`Columns`] trait the
-//! row decoders are written against, one module of row decoding (and other
-//! dialect-free logic) per aggregate, and time, JSON and health-probe helpers.
+//! row decoders are written against, the [`Fetch`] trait the shared reads run
+//! through, one module per aggregate with its row decoding, its reads and any
+//! other dialect-free logic, and time, JSON and health-probe helpers.
 //!
-//! Each dialect implements [`Columns`] for its row type, so its storage
-//! choices (SQLite: INTEGER microseconds, JSON as TEXT; PostgreSQL:
-//! `timestamptz`, `jsonb`, `text[]`) live in that impl and nowhere else.
+//! Each dialect implements [`Columns`] for its row type and [`Fetch`] for its
+//! store, so its storage choices (SQLite: INTEGER microseconds, JSON as TEXT;
+//! PostgreSQL: `timestamptz`, `jsonb`, `text[]`) live in those impls; what
+//! stays in a dialect's aggregate module is the SQL the dialects really
+//! write differently (writes, search, import, outbox claims).
 
 use chrono::{DateTime, Utc};
 use crm_core::{Error, Health, Result};
@@ -58,6 +61,66 @@ pub(crate) trait Columns {
     fn parsed<T>(&self, col: &'static str, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
         stored(col, parse(&self.text(col)?))
     }
+}
+
+/// A value bound to a placeholder of a shared statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// An id.
+    Uuid(Uuid),
+    /// A text value.
+    Text(String),
+    /// An integer (a limit, a count).
+    Int(i64),
+}
+
+impl From<Uuid> for Arg {
+    fn from(v: Uuid) -> Self {
+        Self::Uuid(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+
+/// A SQL store running a read written once for both dialects: `sql` numbers
+/// its placeholders `$1, $2, …` (PostgreSQL's syntax, which sqlx also binds
+/// by number on SQLite), `args` fills them in order, and `what` names the
+/// operation in a failure.
+pub(crate) trait Fetch: Sync {
+    /// The dialect's row.
+    type Row: Columns + Send;
+
+    /// At most one row.
+    fn fetch_optional(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Option<Self::Row>>> + Send;
+
+    /// Every row.
+    fn fetch_all(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
+}
+
+/// The arguments of a page read: the cursor (or the nil id) and one row more
+/// than the page holds, to tell whether another page follows.
+pub(crate) fn page_args(page: &crm_core::PageRequest) -> [Arg; 2] {
+    [Arg::Uuid(page.after.unwrap_or_default()), Arg::Int(i64::from(page.limit) + 1)]
 }
 
 /// Reads column `col` of any sqlx row as `T`.

@@ -8,7 +8,7 @@ use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error,
 
 use super::{SqliteStore, Tx, append, commit, opt_micros};
 use crate::error::db;
-use crate::rows::accounts::{account_row, api_key_row, user_row};
+use crate::rows::accounts::api_key_row;
 use crate::rows::micros;
 
 #[async_trait]
@@ -28,14 +28,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn get_account(&self, id: AccountId) -> Result<Account> {
-        sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading an account", e))?
-            .map(|r| account_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("account"))
+        crate::rows::accounts::get_account(self, id).await
     }
 
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
@@ -61,36 +54,15 @@ impl AccountStore for SqliteStore {
     }
 
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<User> {
-        sqlx::query("SELECT * FROM users WHERE id = ? AND account_id = ?")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a user", e))?
-            .map(|r| user_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("user"))
+        crate::rows::accounts::get_user(self, account, id).await
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE email = ?")
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a user", e))?
-            .map(|r| user_row(&r))
-            .transpose()
+        crate::rows::accounts::find_user_by_email(self, email).await
     }
 
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>> {
-        sqlx::query("SELECT * FROM users WHERE account_id = ? ORDER BY id")
-            .bind(account.into_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing users", e))?
-            .iter()
-            .map(user_row)
-            .collect()
+        crate::rows::accounts::list_users(self, account).await
     }
 
     async fn create_api_key(&self, key: &ApiKey, event: &Event) -> Result<()> {
@@ -118,24 +90,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn find_api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE prefix = ?")
-            .bind(prefix)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading an API key", e))?
-            .map(|r| api_key_row(&r))
-            .transpose()
+        crate::rows::accounts::find_api_key_by_prefix(self, prefix).await
     }
 
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id")
-            .bind(account.into_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing API keys", e))?
-            .iter()
-            .map(api_key_row)
-            .collect()
+        crate::rows::accounts::list_api_keys(self, account).await
     }
 
     async fn revoke_api_key(

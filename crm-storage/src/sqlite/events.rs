@@ -19,32 +19,11 @@ use crate::rows::{Columns, duration_micros};
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn list_events(&self, account: AccountId, after: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
-        check_event_limit(limit)?;
-        let after = after.map_or(Uuid::nil(), EventId::into_uuid);
-        sqlx::query("SELECT * FROM events WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?")
-            .bind(account.into_uuid())
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing events", e))?
-            .iter()
-            .map(event_row)
-            .collect()
+        crate::rows::events::list_events(self, account, after, limit).await
     }
 
     async fn read_all_events(&self, after: Option<EventId>, limit: u32) -> Result<Vec<Event>> {
-        check_event_limit(limit)?;
-        let after = after.map_or(Uuid::nil(), EventId::into_uuid);
-        sqlx::query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("reading events", e))?
-            .iter()
-            .map(event_row)
-            .collect()
+        crate::rows::events::read_all_events(self, after, limit).await
     }
 
     async fn register_consumer(&self, consumer: &str) -> Result<()> {

@@ -69,15 +69,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message> {
-        sqlx::query("SELECT * FROM messages WHERE id = ? AND account_id = ?")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a message", e))?
-            .map(|r| message_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("message"))
+        crate::rows::messages::get_message(self, account, id).await
     }
 
     async fn find_message_by_provider_id(
@@ -85,14 +77,7 @@ impl MessageStore for SqliteStore {
         account: AccountId,
         provider_message_id: &str,
     ) -> Result<Option<Message>> {
-        sqlx::query("SELECT * FROM messages WHERE account_id = ? AND provider_message_id = ?")
-            .bind(account.into_uuid())
-            .bind(provider_message_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a message", e))?
-            .map(|r| message_row(&r))
-            .transpose()
+        crate::rows::messages::find_message_by_provider_id(self, account, provider_message_id).await
     }
 
     async fn update_message_status(
@@ -154,27 +139,6 @@ impl MessageStore for SqliteStore {
     }
 
     async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>> {
-        let found = sqlx::query("SELECT 1 FROM contacts WHERE id = ? AND account_id = ?")
-            .bind(contact.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a contact", e))?;
-        if found.is_none() {
-            return Err(Error::not_found("contact"));
-        }
-        let rows = sqlx::query(
-            "SELECT * FROM messages WHERE account_id = ? AND contact_id = ? AND id > ? \
-             ORDER BY id LIMIT ?",
-        )
-        .bind(account.into_uuid())
-        .bind(contact.into_uuid())
-        .bind(page.after.unwrap_or_default())
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db("listing a thread", e))?;
-        let items = rows.iter().map(message_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |m| m.id.into_uuid()))
+        crate::rows::messages::list_thread(self, account, contact, page).await
     }
 }

@@ -11,7 +11,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +23,7 @@ use uuid::Uuid;
 use crm_core::{AccountId, Error, Event, Health, HealthCheck, Result};
 
 use crate::error::{corrupt, db, migrate};
-use crate::rows::{BATCH, Columns, from_micros, get, json_from, micros, probe, to_json};
+use crate::rows::{Arg, BATCH, Columns, Fetch, from_micros, get, json_from, micros, probe, to_json};
 
 mod accounts;
 mod contacts;
@@ -220,6 +223,27 @@ async fn exists(tx: &mut Tx, sql: &'static str, id: Uuid, account: AccountId) ->
         .await
         .map_err(|e| db("looking up a row", e))?;
     Ok(row.is_some())
+}
+
+impl Fetch for SqliteStore {
+    type Row = SqliteRow;
+
+    async fn fetch_optional(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Option<SqliteRow>> {
+        bind(sqlx::query(sql), args).fetch_optional(&self.pool).await.map_err(|e| db(what, e))
+    }
+
+    async fn fetch_all(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Vec<SqliteRow>> {
+        bind(sqlx::query(sql), args).fetch_all(&self.pool).await.map_err(|e| db(what, e))
+    }
+}
+
+/// Binds the arguments of a shared read, in order.
+fn bind(query: Query<'static, Sqlite, SqliteArguments>, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
+    args.into_iter().fold(query, |q, arg| match arg {
+        Arg::Uuid(v) => q.bind(v),
+        Arg::Text(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+    })
 }
 
 #[async_trait]

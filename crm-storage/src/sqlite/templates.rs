@@ -8,7 +8,6 @@ use crm_core::{AccountId, Error, Event, Page, PageRequest, Result, Template, Tem
 use super::{SqliteStore, append, commit, json_string};
 use crate::error::db;
 use crate::rows::micros;
-use crate::rows::templates::template_row;
 
 #[async_trait]
 impl TemplateStore for SqliteStore {
@@ -79,38 +78,14 @@ impl TemplateStore for SqliteStore {
     }
 
     async fn get_template(&self, account: AccountId, id: TemplateId) -> Result<Template> {
-        sqlx::query("SELECT * FROM templates WHERE id = ? AND account_id = ?")
-            .bind(id.into_uuid())
-            .bind(account.into_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a template", e))?
-            .map(|r| template_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("template"))
+        crate::rows::templates::get_template(self, account, id).await
     }
 
     async fn find_template(&self, account: AccountId, name: &str, language: &str) -> Result<Option<Template>> {
-        sqlx::query("SELECT * FROM templates WHERE account_id = ? AND name = ? AND language = ?")
-            .bind(account.into_uuid())
-            .bind(name)
-            .bind(language)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("reading a template", e))?
-            .map(|r| template_row(&r))
-            .transpose()
+        crate::rows::templates::find_template(self, account, name, language).await
     }
 
     async fn list_templates(&self, account: AccountId, page: &PageRequest) -> Result<Page<Template>> {
-        let rows = sqlx::query("SELECT * FROM templates WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?")
-            .bind(account.into_uuid())
-            .bind(page.after.unwrap_or_default())
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("listing templates", e))?;
-        let items = rows.iter().map(template_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |t| t.id.into_uuid()))
+        crate::rows::templates::list_templates(self, account, page).await
     }
 }
