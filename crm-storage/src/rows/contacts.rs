@@ -1,35 +1,52 @@
-//! Backend-neutral helpers shared by the SQL stores: row decoding, import
-//! planning, LIKE escaping and time arithmetic.
+//! Contacts: row decoding, the reads both dialects share, and the dialect-free
+//! parts of contact search and import.
 
-use chrono::{DateTime, Utc};
-use crm_core::{AccountId, Contact, Error, Event, ImportReport, Metadata, RejectedRow, Result, Tag};
+use crm_core::{
+    AccountId, Contact, ContactId, Email, Error, ImportReport, LeadStage, Metadata, OptIn, OptInStatus, Phone,
+    RejectedRow, Result, Tag,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
+use super::{Columns, Fetch, stored};
 use crate::error::corrupt;
 
-/// Rows per multi-row statement in batch writes.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) const BATCH: usize = 500;
-
-/// How long a health probe may take.
-pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Longest `last_error` kept by `nack`, in characters (as the memory store).
-pub(crate) const MAX_ERROR_CHARS: usize = 1000;
-
-/// The same check the memory store makes: an event belongs to the account it is written for.
-pub(crate) fn check_event_account(account: AccountId, event: &Event) -> Result<()> {
-    if event.account_id != account {
-        return Err(Error::validation("event", "belongs to another account"));
-    }
-    Ok(())
+/// A `contacts` row.
+pub(crate) fn contact_row(r: &impl Columns) -> Result<Contact> {
+    Ok(Contact {
+        id: ContactId::from_uuid(r.uuid("id")?),
+        account_id: AccountId::from_uuid(r.uuid("account_id")?),
+        name: r.text("name")?,
+        phone: r.parsed("phone", Phone::parse)?,
+        email: r.opt_text("email")?.map(|e| stored("email", Email::parse(&e))).transpose()?,
+        whatsapp_id: r.opt_text("whatsapp_id")?,
+        tags: tags_from(r.text_list("tags")?)?,
+        metadata: metadata_from(r.json("metadata")?)?,
+        lead_score: u8::try_from(r.small_int("lead_score")?).map_err(|e| corrupt("lead_score", e))?,
+        lead_stage: r.parsed("lead_stage", LeadStage::parse)?,
+        opt_in: OptIn {
+            status: r.parsed("opt_in_status", OptInStatus::parse)?,
+            changed_at: r.opt_time("opt_in_changed_at")?,
+            source: r.opt_text("opt_in_source")?,
+        },
+        last_inbound_at: r.opt_time("last_inbound_at")?,
+        last_outbound_at: r.opt_time("last_outbound_at")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+        version: r.int("version")?,
+    })
 }
 
-/// A duration in microseconds, capped at 100 years (so deadlines never overflow).
-pub(crate) fn duration_micros(d: Duration) -> i64 {
-    const CAP: u128 = 100 * 365 * 24 * 3600 * 1_000_000;
-    i64::try_from(d.as_micros().min(CAP)).unwrap_or(i64::MAX)
+/// Parses stored tags.
+fn tags_from(stored: Vec<String>) -> Result<BTreeSet<Tag>> {
+    stored.iter().map(|t| Tag::parse(t).map_err(|e| corrupt("tag", e))).collect()
+}
+
+/// Parses a stored metadata object.
+fn metadata_from(v: serde_json::Value) -> Result<Metadata> {
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(corrupt("metadata", "not a JSON object")),
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -60,48 +77,6 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// Parses stored tags.
-pub(crate) fn tags_from(stored: Vec<String>) -> Result<BTreeSet<Tag>> {
-    stored.iter().map(|t| Tag::parse(t).map_err(|e| corrupt("tag", e))).collect()
-}
-
-/// Parses a stored metadata object.
-pub(crate) fn metadata_from(v: serde_json::Value) -> Result<Metadata> {
-    match v {
-        serde_json::Value::Object(m) => Ok(m),
-        _ => Err(corrupt("metadata", "not a JSON object")),
-    }
-}
-
-/// Parses stored JSON into `T`.
-pub(crate) fn json_from<T: serde::de::DeserializeOwned>(column: &'static str, v: serde_json::Value) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| corrupt(column, e))
-}
-
-/// Serializes a value for a JSON column.
-pub(crate) fn to_json<T: serde::Serialize>(column: &'static str, v: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(v).map_err(|e| Error::validation(column, format!("cannot be serialized: {e}")))
-}
-
-/// Maps a domain parse failure of a stored value.
-pub(crate) fn stored<T>(column: &'static str, r: Result<T>) -> Result<T> {
-    r.map_err(|e| corrupt(column, e))
-}
-
-/// Checks the import arguments exactly as the memory store does.
-pub(crate) fn check_import(account: AccountId, contacts: &[Contact], events: &[Event]) -> Result<()> {
-    if contacts.len() != events.len() {
-        return Err(Error::validation("events", "must have one event per contact"));
-    }
-    for (c, e) in contacts.iter().zip(events) {
-        if c.account_id != account {
-            return Err(Error::validation("contacts", "a contact belongs to another account"));
-        }
-        check_event_account(account, e)?;
-    }
-    Ok(())
 }
 
 /// Why an import row was refused when its phone (or id) is already stored,
@@ -154,16 +129,24 @@ pub(crate) fn import_report(
     ImportReport { imported, rejected }
 }
 
-/// Microseconds since the epoch (SQLite stores times this way).
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
+/// [`ContactStore::get_contact`](crm_core::ContactStore::get_contact).
+pub(crate) async fn get_contact(db: &impl Fetch, account: AccountId, id: ContactId) -> Result<Contact> {
+    let sql = "SELECT * FROM contacts WHERE id = $1 AND account_id = $2";
+    let args = vec![id.into_uuid().into(), account.into_uuid().into()];
+    let row = db.fetch_optional("reading a contact", sql, args).await?;
+    row.map(|r| contact_row(&r)).transpose()?.ok_or(Error::not_found("contact"))
 }
 
-/// The time `m` microseconds after the epoch.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn from_micros(column: &'static str, m: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(m).ok_or_else(|| corrupt(column, "timestamp out of range"))
+/// [`ContactStore::find_contact_by_phone`](crm_core::ContactStore::find_contact_by_phone).
+pub(crate) async fn find_contact_by_phone(
+    db: &impl Fetch,
+    account: AccountId,
+    phone: &Phone,
+) -> Result<Option<Contact>> {
+    let sql = "SELECT * FROM contacts WHERE account_id = $1 AND phone = $2";
+    let args = vec![account.into_uuid().into(), phone.as_str().into()];
+    let row = db.fetch_optional("reading a contact", sql, args).await?;
+    row.map(|r| contact_row(&r)).transpose()
 }
 
 #[cfg(test)]
@@ -182,11 +165,5 @@ mod tests {
     #[test]
     fn like_escaping() {
         assert_eq!(escape_like(r"a%b_c\d"), r"a\%b\_c\\d");
-    }
-
-    #[test]
-    fn durations_cap() {
-        assert_eq!(duration_micros(Duration::from_millis(2)), 2000);
-        assert!(duration_micros(Duration::MAX) > 0);
     }
 }

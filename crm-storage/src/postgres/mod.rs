@@ -1,0 +1,223 @@
+//! `PgStore`: every store port over PostgreSQL.
+//!
+//! Ids are native `uuid` (UUIDv7 sorts by time), times `timestamptz`, JSON
+//! `jsonb`. Outbox leases use the database clock (`now()`), so several
+//! processes sharing one database agree on expiry; claims take rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claimers never block on or share
+//! an item.
+//!
+//! This module connects and holds what every aggregate shares (the write
+//! transaction, the event append with its outbox fan-out, how a row's columns
+//! decode); each port is implemented in its aggregate's module.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, PgPool, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crm_core::{AccountId, Error, Event, Health, HealthCheck, Result};
+
+use crate::error::{db, migrate};
+use crate::rows::{Arg, Columns, Fetch, get, probe};
+
+mod accounts;
+mod contacts;
+mod events;
+mod messages;
+mod templates;
+
+type Tx = sqlx::Transaction<'static, Postgres>;
+
+/// Every store port over PostgreSQL, with versioned migrations applied on
+/// open and an event outbox.
+///
+/// ```no_run
+/// # async fn f() -> crm_core::Result<()> {
+/// let store = crm_storage::PgStore::connect("postgres://crm@127.0.0.1/crm").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db?…`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = parse_url(url)?;
+        Self::open(options).await
+    }
+
+    /// Connects to `url` using `schema` (created when missing) for every table:
+    /// each connection's `search_path` is set to it. Lets several stores (for
+    /// example parallel tests) share one database. `schema` must be 1–63 of
+    /// `a-z`, `0-9`, `_`, not starting with a digit.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self> {
+        let ok = (1..=63).contains(&schema.len())
+            && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err(Error::Config {
+                message: "schema must be 1 to 63 of a-z, 0-9, _ (not starting with a digit)".into(),
+            });
+        }
+        let options = parse_url(url)?;
+        let mut conn =
+            sqlx::PgConnection::connect_with(&options).await.map_err(|e| db("connecting to PostgreSQL", e))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| db("creating a schema", e))?;
+        conn.close().await.map_err(|e| db("closing a connection", e))?;
+        Self::open(options.options([("search_path", schema)])).await
+    }
+
+    async fn open(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| db("connecting to PostgreSQL", e))?;
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool and runs the migrations on it.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent; the constructors already do).
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(migrate)
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write(&self) -> Result<Tx> {
+        self.pool.begin().await.map_err(|e| db("starting a transaction", e))
+    }
+}
+
+fn parse_url(url: &str) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url).map_err(|_| Error::Config { message: "invalid PostgreSQL database URL".into() })
+}
+
+/// Commits a write transaction.
+async fn commit(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(|e| db("committing", e))
+}
+
+/// PostgreSQL's storage choices: `timestamptz`, `jsonb`, `text[]`, a
+/// `smallint` lead score.
+impl Columns for PgRow {
+    fn uuid(&self, col: &'static str) -> Result<Uuid> {
+        get(self, col)
+    }
+
+    fn text(&self, col: &'static str) -> Result<String> {
+        get(self, col)
+    }
+
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>> {
+        get(self, col)
+    }
+
+    fn int(&self, col: &'static str) -> Result<i64> {
+        get(self, col)
+    }
+
+    fn small_int(&self, col: &'static str) -> Result<i64> {
+        get::<i16, _>(self, col).map(i64::from)
+    }
+
+    fn time(&self, col: &'static str) -> Result<DateTime<Utc>> {
+        get(self, col)
+    }
+
+    fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>> {
+        get(self, col)
+    }
+
+    fn json(&self, col: &'static str) -> Result<serde_json::Value> {
+        get(self, col)
+    }
+
+    fn opt_json(&self, col: &'static str) -> Result<Option<serde_json::Value>> {
+        get(self, col)
+    }
+
+    fn text_list(&self, col: &'static str) -> Result<Vec<String>> {
+        get(self, col)
+    }
+}
+
+/// Appends one event and queues it for every registered consumer.
+async fn append(tx: &mut Tx, e: &Event) -> Result<()> {
+    sqlx::query(
+        "WITH e AS (INSERT INTO events (id, account_id, type, payload, occurred_at) \
+                    VALUES ($1, $2, $3, $4, $5) RETURNING id) \
+         INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e",
+    )
+    .bind(e.id.into_uuid())
+    .bind(e.account_id.into_uuid())
+    .bind(e.event_type.as_str())
+    .bind(&e.payload)
+    .bind(e.occurred_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db("appending an event", e))?;
+    Ok(())
+}
+
+/// Whether `sql` (selecting by id, then account) finds a row.
+async fn exists(tx: &mut Tx, sql: &'static str, id: Uuid, account: AccountId) -> Result<bool> {
+    let row = sqlx::query(sql)
+        .bind(id)
+        .bind(account.into_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| db("looking up a row", e))?;
+    Ok(row.is_some())
+}
+
+impl Fetch for PgStore {
+    type Row = PgRow;
+
+    async fn fetch_optional(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Option<PgRow>> {
+        bind(sqlx::query(sql), args).fetch_optional(&self.pool).await.map_err(|e| db(what, e))
+    }
+
+    async fn fetch_all(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Vec<PgRow>> {
+        bind(sqlx::query(sql), args).fetch_all(&self.pool).await.map_err(|e| db(what, e))
+    }
+}
+
+/// Binds the arguments of a shared read, in order.
+fn bind(query: Query<'static, Postgres, PgArguments>, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
+    args.into_iter().fold(query, |q, arg| match arg {
+        Arg::Uuid(v) => q.bind(v),
+        Arg::Text(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+    })
+}
+
+#[async_trait]
+impl HealthCheck for PgStore {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Health {
+        probe(sqlx::query("SELECT 1").execute(&self.pool)).await
+    }
+}

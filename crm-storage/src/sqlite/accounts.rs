@@ -1,0 +1,143 @@
+//! [`AccountStore`] over SQLite: accounts, users and API keys.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crm_core::ports::store::check_event_account;
+use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, User, UserId};
+
+use super::{SqliteStore, Tx, append, commit, opt_micros};
+use crate::error::db;
+use crate::rows::accounts::api_key_row;
+use crate::rows::micros;
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &Account, event: &Event) -> Result<()> {
+        check_event_account(account.id, event)?;
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(account.id.into_uuid())
+            .bind(&account.name)
+            .bind(micros(account.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("creating an account", e))?;
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Account> {
+        crate::rows::accounts::get_account(self, id).await
+    }
+
+    async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
+        check_event_account(user.account_id, event)?;
+        let mut tx = self.write().await?;
+        account_exists(&mut tx, user.account_id).await?;
+        sqlx::query(
+            "INSERT INTO users (id, account_id, email, name, role, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.into_uuid())
+        .bind(user.account_id.into_uuid())
+        .bind(user.email.as_str())
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(user.password_hash.as_phc())
+        .bind(micros(user.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("creating a user", e))?;
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<User> {
+        crate::rows::accounts::get_user(self, account, id).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
+        crate::rows::accounts::find_user_by_email(self, email).await
+    }
+
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>> {
+        crate::rows::accounts::list_users(self, account).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, event: &Event) -> Result<()> {
+        check_event_account(key.account_id, event)?;
+        let mut tx = self.write().await?;
+        account_exists(&mut tx, key.account_id).await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, prefix, hash, role, created_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.id.into_uuid())
+        .bind(key.account_id.into_uuid())
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(key.role.as_str())
+        .bind(micros(key.created_at))
+        .bind(opt_micros(key.expires_at))
+        .bind(opt_micros(key.revoked_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("creating an API key", e))?;
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn find_api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        crate::rows::accounts::find_api_key_by_prefix(self, prefix).await
+    }
+
+    async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>> {
+        crate::rows::accounts::list_api_keys(self, account).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        account: AccountId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<ApiKey> {
+        check_event_account(account, event)?;
+        let mut tx = self.write().await?;
+        let revoked = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL RETURNING *",
+        )
+        .bind(micros(at))
+        .bind(id.into_uuid())
+        .bind(account.into_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("revoking an API key", e))?;
+        if let Some(row) = revoked {
+            let key = api_key_row(&row)?;
+            append(&mut tx, event).await?;
+            commit(tx).await?;
+            return Ok(key);
+        }
+        sqlx::query("SELECT * FROM api_keys WHERE id = ? AND account_id = ?")
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("reading an API key", e))?
+            .map(|r| api_key_row(&r))
+            .transpose()?
+            .ok_or(Error::not_found("api_key"))
+    }
+}
+
+async fn account_exists(tx: &mut Tx, account: AccountId) -> Result<()> {
+    let found = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+        .bind(account.into_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| db("looking up an account", e))?;
+    found.map(|_| ()).ok_or(Error::not_found("account"))
+}
