@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crm_core::secrets::{Keyring, SecretKey};
-use crm_core::workers::{EventWorker, JobWorker, Runtime, RuntimeHandle, WorkerOptions};
+use crm_core::workers::{EventWorker, JobWorker, Runtime, WorkerOptions};
 use crm_core::{
     Account, AccountId, ApiKeyToken, Clock, Crm, Error, Event, EventType, GcraLimiter, HealthCheck, MessengerFactory,
     NewChannel, RateLimiter, RecordingFactory, RecordingMessenger, Result, Role, Store,
@@ -308,8 +308,8 @@ impl Server {
     /// Serves until `signal` completes, then shuts down gracefully.
     pub async fn run_with_shutdown(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.parts.state.clone();
-        let app = crate::router_with(state.clone(), self.parts.routes)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            crate::router_with(state.clone(), self.parts.routes).into_make_service_with_connect_info::<SocketAddr>();
         let grace = self.grace;
         let served = serve_gracefully(self.listener, app, signal, grace).await;
         if let Some(rt) = state.runtime() {
@@ -402,15 +402,15 @@ async fn limiter_from(config: &Config) -> Result<(Arc<dyn RateLimiter>, Vec<Arc<
 /// then cannot store credentials, and say why).
 fn keyring_from(config: &Config) -> Result<Option<Keyring>> {
     if let Some(keys) = &config.secret_keys {
-        return Keyring::parse(keys.expose_secret()).map(Some).map_err(|e| Error::Config {
-            message: format!("CRM_SECRET_KEYS: {e}"),
-        });
+        return Keyring::parse(keys.expose_secret())
+            .map(Some)
+            .map_err(|e| Error::Config { message: format!("CRM_SECRET_KEYS: {e}") });
     }
     let path = config.secret_keys_path();
     match std::fs::read_to_string(&path) {
-        Ok(text) => Keyring::parse(&text)
-            .map(Some)
-            .map_err(|e| Error::Config { message: format!("{}: {e}", path.display()) }),
+        Ok(text) => {
+            Keyring::parse(&text).map(Some).map_err(|e| Error::Config { message: format!("{}: {e}", path.display()) })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.embedded_database() => {
             let key = SecretKey::generate(format!("k{}", chrono::Utc::now().format("%Y%m%d")))?;
             write_secret_file(&path, &key.export())?;

@@ -53,7 +53,8 @@ pub(crate) struct ChannelDetail {
     responses((status = 200, body = ChannelList)), security(("api_key" = [])))]
 async fn list_channels(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ChannelList>> {
     let now = state.crm().clock().now();
-    let items = state.crm().list_channels(principal.account_id).await?.iter().map(|c| ChannelView::of(c, now)).collect();
+    let items =
+        state.crm().list_channels(principal.account_id).await?.iter().map(|c| ChannelView::of(c, now)).collect();
     Ok(Json(ChannelList { items }))
 }
 

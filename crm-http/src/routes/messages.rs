@@ -96,7 +96,10 @@ async fn send_message(
                 .ok()
                 .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
                 .ok_or_else(|| {
-                    ApiError::validation("Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces")
+                    ApiError::validation(
+                        "Idempotency-Key",
+                        "must be 1 to 255 printable ASCII characters without spaces",
+                    )
                 })?
                 .to_owned(),
         ),

@@ -131,8 +131,7 @@ async fn replay_dead_letters(
 ) -> ApiResult<Json<Replayed>> {
     principal.require(Role::Admin)?;
     check_consumer_name(&consumer)?;
-    let replayed =
-        state.crm().store().replay_dead_letters_since(&consumer, principal.account_id, body.since).await?;
+    let replayed = state.crm().store().replay_dead_letters_since(&consumer, principal.account_id, body.since).await?;
     Ok(Json(Replayed { replayed }))
 }
 
@@ -157,7 +156,11 @@ async fn list_jobs(
 /// Get a job.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "workers", params(("id" = JobId, Path)),
     responses((status = 200, body = Job), (status = 404, body = Problem)), security(("api_key" = [])))]
-async fn get_job(State(state): State<AppState>, principal: Principal, ApiPath(id): ApiPath<JobId>) -> ApiResult<Json<Job>> {
+async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<JobId>,
+) -> ApiResult<Json<Job>> {
     principal.require(Role::Admin)?;
     Ok(Json(state.crm().store().get_job(principal.account_id, id).await?))
 }
@@ -165,7 +168,11 @@ async fn get_job(State(state): State<AppState>, principal: Principal, ApiPath(id
 /// Cancel a scheduled or dead job (409 while a worker runs it).
 #[utoipa::path(delete, path = "/jobs/{id}", tag = "workers", params(("id" = JobId, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)), security(("api_key" = [])))]
-async fn cancel_job(State(state): State<AppState>, principal: Principal, ApiPath(id): ApiPath<JobId>) -> ApiResult<StatusCode> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<JobId>,
+) -> ApiResult<StatusCode> {
     principal.require(Role::Admin)?;
     state.crm().store().cancel_job(principal.account_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -174,7 +181,11 @@ async fn cancel_job(State(state): State<AppState>, principal: Principal, ApiPath
 /// Schedule a dead job again, due now with its attempts reset.
 #[utoipa::path(post, path = "/jobs/{id}/replay", tag = "workers", params(("id" = JobId, Path)),
     responses((status = 200, body = Job), (status = 404, body = Problem)), security(("api_key" = [])))]
-async fn replay_job(State(state): State<AppState>, principal: Principal, ApiPath(id): ApiPath<JobId>) -> ApiResult<Json<Job>> {
+async fn replay_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<JobId>,
+) -> ApiResult<Json<Job>> {
     principal.require(Role::Admin)?;
     Ok(Json(state.crm().store().replay_job(principal.account_id, id).await?))
 }

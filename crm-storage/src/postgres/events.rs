@@ -25,7 +25,7 @@ impl EventStore for PgStore {
         crate::rows::events::read_all_events(self, after, limit).await
     }
 
-    async fn register_consumer(&self, consumer: &str) -> Result<()> {
+    async fn register_consumer(&self, consumer: &str, _filter: &crm_core::EventFilter) -> Result<()> {
         check_consumer_name(consumer)?;
         sqlx::query("INSERT INTO outbox_consumers (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind(consumer)
@@ -118,6 +118,50 @@ impl EventStore for PgStore {
             .await
             .map_err(|e| db("counting outbox items", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ---- TEMPORARY stubs: replaced by the workers/outbox change ---------------
+    async fn list_consumers(&self) -> Result<Vec<String>> {
+        Err(crate::rows::not_yet("list_consumers"))
+    }
+
+    async fn renew(&self, _claim: &ClaimToken, _lease: Duration) -> Result<()> {
+        Err(crate::rows::not_yet("renew"))
+    }
+
+    async fn release(&self, _claim: &ClaimToken, _retry_in: Duration) -> Result<()> {
+        Err(crate::rows::not_yet("release"))
+    }
+
+    async fn bury(&self, _claim: &ClaimToken, _error: &str) -> Result<()> {
+        Err(crate::rows::not_yet("bury"))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        _consumer: &str,
+        _account: AccountId,
+        _after: Option<EventId>,
+        _limit: u32,
+    ) -> Result<Vec<crm_core::DeadLetter>> {
+        Err(crate::rows::not_yet("list_dead_letters"))
+    }
+
+    async fn replay_dead_letter(&self, _consumer: &str, _account: AccountId, _event: EventId) -> Result<()> {
+        Err(crate::rows::not_yet("replay_dead_letter"))
+    }
+
+    async fn replay_dead_letters_since(
+        &self,
+        _consumer: &str,
+        _account: AccountId,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        Err(crate::rows::not_yet("replay_dead_letters_since"))
+    }
+
+    async fn queue_stats(&self, _consumer: &str) -> Result<crm_core::QueueStats> {
+        Err(crate::rows::not_yet("queue_stats"))
     }
 }
 

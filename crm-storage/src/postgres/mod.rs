@@ -25,8 +25,10 @@ use crate::error::{db, migrate};
 use crate::rows::{Arg, Columns, Fetch, get, probe};
 
 mod accounts;
+mod channels;
 mod contacts;
 mod events;
+mod jobs;
 mod messages;
 mod templates;
 

@@ -13,6 +13,9 @@ pub(crate) fn message_row(r: &impl Columns) -> Result<Message> {
         direction: r.parsed("direction", Direction::parse)?,
         content: json_from("content", r.json("content")?)?,
         status: r.parsed("status", MessageStatus::parse)?,
+        // TEMPORARY: read from their columns once the channels change adds them.
+        channel_id: None,
+        client_reference: None,
         provider_message_id: r.opt_text("provider_message_id")?,
         error: r.opt_json("error")?.map(|e| json_from("error", e)).transpose()?,
         created_at: r.time("created_at")?,

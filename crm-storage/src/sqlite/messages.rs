@@ -141,4 +141,9 @@ impl MessageStore for SqliteStore {
     async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>> {
         crate::rows::messages::list_thread(self, account, contact, page).await
     }
+
+    // TEMPORARY stub: replaced by the channels/messages change.
+    async fn find_message_by_client_reference(&self, _account: AccountId, _reference: &str) -> Result<Option<Message>> {
+        Err(crate::rows::not_yet("find_message_by_client_reference"))
+    }
 }

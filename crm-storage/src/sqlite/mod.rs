@@ -26,8 +26,10 @@ use crate::error::{corrupt, db, migrate};
 use crate::rows::{Arg, BATCH, Columns, Fetch, from_micros, get, json_from, micros, probe, to_json};
 
 mod accounts;
+mod channels;
 mod contacts;
 mod events;
+mod jobs;
 mod messages;
 mod templates;
 
