@@ -64,6 +64,7 @@ pub struct ServerBuilder {
     routes: Vec<Router<AppState>>,
     probes: Vec<Arc<dyn HealthCheck>>,
     recording: RecordingMessenger,
+    bootstrap: bool,
 }
 
 /// Everything a process needs, assembled but not serving yet.
@@ -139,6 +140,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether an empty database gets its first account, owner key and
+    /// `recording` channel (default true; worker processes and CLI commands
+    /// turn it off, so the key is printed by the server that serves it).
+    pub fn bootstrap(mut self, on: bool) -> Self {
+        self.bootstrap = on;
+        self
+    }
+
     /// Binds `config.listen` and assembles the server.
     pub async fn build(self) -> Result<Server> {
         let listener = TcpListener::bind(self.config.listen).await.map_err(|e| Error::Config {
@@ -201,7 +210,7 @@ impl ServerBuilder {
             builder = builder.default_country(cc.clone());
         }
         let crm = builder.build()?;
-        let bootstrap = bootstrap(&crm).await?;
+        let bootstrap = if self.bootstrap { bootstrap(&crm).await? } else { None };
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
@@ -252,6 +261,7 @@ impl Server {
             routes: Vec::new(),
             probes: Vec::new(),
             recording: RecordingMessenger::new().keep_last(100),
+            bootstrap: true,
         }
     }
 
@@ -352,7 +362,7 @@ pub async fn run_worker(builder: ServerBuilder) -> Result<()> {
     let grace = Duration::from_secs(builder.config.shutdown_grace_secs);
     let listen = builder.config.worker_listen;
     let signal = shutdown_signal();
-    let parts = builder.assemble(true).await?;
+    let parts = builder.bootstrap(false).assemble(true).await?;
     let state = parts.state.clone();
     let names = state.runtime().map(|r| r.worker_names()).unwrap_or_default();
     tracing::info!(workers = ?names, "worker process running");

@@ -18,7 +18,8 @@
 //!
 //! Nothing is lost when a process dies: an item whose lease expires is
 //! claimable again. Shutdown stops claiming, waits for running handlers up
-//! to a grace period, and gives back what is left.
+//! to a grace period, and gives back what is left (due at once, the
+//! interrupted attempt counted).
 
 mod outbox;
 mod queue;

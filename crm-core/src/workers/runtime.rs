@@ -140,7 +140,8 @@ pub struct ShutdownReport {
     /// Handlers that finished within the grace period.
     pub finished: u64,
     /// Items still running at the end of the grace period, cancelled and
-    /// given back (claimable again at once, attempt not counted).
+    /// given back: claimable again at once, the interrupted attempt counted
+    /// (so the next handler knows to check for a half-done effect).
     pub released: u64,
 }
 
@@ -321,10 +322,12 @@ async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -
     while tasks.join_next().await.is_some() {}
     let left: Vec<ItemToken> =
         worker.in_flight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, t)| t).collect();
+    // The interrupted attempt counts (with an error saying so): its effect
+    // may be half done, and the next attempt's handler should check.
     for token in left {
-        match worker.queue.release(&token, Duration::ZERO).await {
+        match worker.queue.retry(&token, Duration::ZERO, "interrupted by a shutdown").await {
             Ok(()) => report.released += 1,
-            Err(e) => worker.count_store_error("releasing at shutdown", &e),
+            Err(e) => worker.count_store_error("giving an item back at shutdown", &e),
         }
     }
     if report.released > 0 {
@@ -666,7 +669,12 @@ mod tests {
         let report = h.shutdown(Duration::from_millis(50)).await;
         assert_eq!(report, ShutdownReport { finished: 0, released: 2 });
         let s = q.state.lock().unwrap();
-        assert!(s.items.values().all(|(attempt, lease, _)| *attempt == 0 && lease.is_none()), "{s:?}");
+        assert!(
+            s.items.values().all(|(attempt, lease, e)| *attempt == 1
+                && lease.is_none()
+                && e.as_deref() == Some("interrupted by a shutdown")),
+            "{s:?}"
+        );
 
         let q = Arc::new(TestQueue { handle_delay: Duration::from_millis(50), ..TestQueue::with_items(2) });
         let h = start(q.clone(), opts()).await;

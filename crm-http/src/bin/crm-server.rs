@@ -4,20 +4,25 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crm_core::{AccountId, ApiKeyId, Crm, RecordingMessenger, Role};
+use crm_core::secrets::SecretKey;
+use crm_core::{AccountId, ApiKeyId, Crm, Role};
 use crm_http::{Config, Server};
 use secrecy::ExposeSecret;
 
 /// crm: a WhatsApp-first customer-engagement server.
 ///
 /// With nothing configured it runs on embedded defaults: a SQLite database in
-/// ./crm-data/, an in-memory rate limiter and a recording messenger (messages
-/// are stored but not delivered until a WhatsApp provider is configured).
+/// ./crm-data/, an in-memory rate limiter, a secret key generated into
+/// ./crm-data/secret.keys, and a channel of the `recording` kind (messages are
+/// stored but not delivered until a WhatsApp channel is added).
 /// Settings come from defaults, then ./crm.toml (or --config), then environment
-/// variables: DATABASE_URL, REDIS_URL, CRM_LISTEN, PORT, CRM_LOG_FORMAT,
-/// RUST_LOG, CRM_CORS_ORIGINS, CRM_BODY_LIMIT_BYTES, CRM_REQUEST_TIMEOUT_SECS,
-/// CRM_RATE_LIMIT_PER_KEY_PER_MINUTE, CRM_RATE_LIMIT_PER_IP_PER_MINUTE,
-/// CRM_SESSION_TTL_MINUTES, CRM_SHUTDOWN_GRACE_SECS, CRM_DEFAULT_COUNTRY.
+/// variables: DATABASE_URL, REDIS_URL, CRM_LISTEN, PORT, CRM_DATA_DIR,
+/// CRM_LOG_FORMAT, RUST_LOG, CRM_CORS_ORIGINS, CRM_BODY_LIMIT_BYTES,
+/// CRM_REQUEST_TIMEOUT_SECS, CRM_RATE_LIMIT_PER_KEY_PER_MINUTE,
+/// CRM_RATE_LIMIT_PER_IP_PER_MINUTE, CRM_SESSION_TTL_MINUTES,
+/// CRM_SHUTDOWN_GRACE_SECS, CRM_DEFAULT_COUNTRY, CRM_SECRET_KEYS,
+/// CRM_SECRET_KEYS_FILE, CRM_WORKERS, CRM_WORKER_LISTEN,
+/// CRM_DISPATCH_CONCURRENCY, CRM_SEND_MAX_ATTEMPTS, CRM_SEND_DEADLINE_SECS.
 #[derive(Debug, Parser)]
 #[command(name = "crm-server", version, about, long_about)]
 struct Cli {
@@ -30,9 +35,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP server (the default). On an empty database it creates an
-    /// account and prints its admin API key once.
-    Serve,
+    /// Run the HTTP server and the background workers (the default). On an
+    /// empty database it creates an account and prints its admin API key once.
+    Serve {
+        /// Serve HTTP only; `crm-server worker` processes send the messages
+        /// (same as CRM_WORKERS=false).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the background workers (the message dispatcher, …) without the
+    /// API, so web and workers scale separately on one PostgreSQL. With
+    /// CRM_WORKER_LISTEN it serves /health, /ready and /metrics there.
+    Worker,
+    /// Manage the keys that seal channel credentials.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage accounts (tenants).
@@ -51,6 +70,20 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a new random key as `<id>:<base64>` for CRM_SECRET_KEYS. To
+    /// rotate: put the new key first and the old one after it, restart, run
+    /// `secrets reseal`, then drop the old key.
+    GenerateKey {
+        /// The key id (1–32 of a-z, 0-9, - _).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Seal every stored credential again with the active (first) key.
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,8 +163,16 @@ async fn main() -> ExitCode {
         }
     };
     crm_http::init_tracing(config.log_format, &config.log_filter);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
+    let result = match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+        Command::Serve { no_workers } => {
+            let mut config = config;
+            if no_workers {
+                config.workers = false;
+            }
+            serve(config).await
+        }
+        Command::Worker => crm_http::run_worker(Server::builder(config)).await,
+        Command::Secrets { command } => secrets(config, command).await,
         Command::Migrate => open(&config).await.map(|_| println!("migrations applied")),
         Command::Account { command } => account(config, command).await,
         Command::ApiKey { command } => api_key(config, command).await,
@@ -164,9 +205,25 @@ async fn serve(config: Config) -> crm_core::Result<()> {
     run.await.map_err(|e| crm_core::Error::Config { message: format!("server stopped: {e}") })
 }
 
+/// The service as the server assembles it (store, keys, channel kinds),
+/// without workers or HTTP.
 async fn open(config: &Config) -> crm_core::Result<Crm> {
-    let store = crm_http::open_store(config.database_url().expose_secret()).await?;
-    Crm::builder().store(store).messenger(std::sync::Arc::new(RecordingMessenger::new())).build()
+    let parts = Server::builder(config.clone()).bootstrap(false).assemble(false).await?;
+    Ok(parts.state.crm().clone())
+}
+
+async fn secrets(config: Config, command: SecretsCommand) -> crm_core::Result<()> {
+    match command {
+        SecretsCommand::GenerateKey { id } => {
+            println!("{}", SecretKey::generate(id)?.export());
+        }
+        SecretsCommand::Reseal => {
+            let crm = open(&config).await?;
+            let n = crm.reseal_credentials().await?;
+            println!("re-sealed the credentials of {n} channel(s)");
+        }
+    }
+    Ok(())
 }
 
 async fn account(config: Config, command: AccountCommand) -> crm_core::Result<()> {

@@ -18,7 +18,7 @@ async fn unauthorized(api: &Api, auth: Option<&str>) {
 
 #[tokio::test]
 async fn missing_garbled_revoked_and_expired_keys_are_401() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     h.api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
     unauthorized(&h.api, None).await;
@@ -89,7 +89,7 @@ async fn missing_garbled_revoked_and_expired_keys_are_401() {
 
 #[tokio::test]
 async fn roles_bound_what_a_key_can_do() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (a, owner) = h.account(Role::Owner).await;
     let admin = h.key(a, Role::Admin).await;
     let agent = h.key(a, Role::Agent).await;
@@ -237,14 +237,14 @@ pub async fn login_flow(api: &Api, admin_token: &str) {
 
 #[tokio::test]
 async fn login_flow_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, admin) = h.account(Role::Admin).await;
     login_flow(&h.api, &admin).await;
 }
 
 #[tokio::test]
 async fn login_tokens_expire_after_the_session_ttl() {
-    let h = Harness::memory_with(settings(|s| s.session_ttl = Duration::from_secs(600)), Vec::new());
+    let h = Harness::memory_with(settings(|s| s.session_ttl = Duration::from_secs(600)), Vec::new()).await;
     let (a, _) = h.account(Role::Admin).await;
     h.crm().create_user(a, "ops@example.com", "Ops", Role::Viewer, "long enough").await.unwrap();
     let session = h

@@ -173,21 +173,21 @@ pub async fn filters_and_pages(api: &Api, token: &str) {
 
 #[tokio::test]
 async fn crud_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     crud(&h.api, &token).await;
 }
 
 #[tokio::test]
 async fn filters_and_keyset_pagination_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     filters_and_pages(&h.api, &token).await;
 }
 
 #[tokio::test]
 async fn mass_assignment_is_rejected_and_nothing_is_stored() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (a, token) = h.account(Role::Owner).await;
     let (other, _) = h.account(Role::Owner).await;
     let base = json!({ "name": "Ana", "phone": "+5511987654321" });
@@ -264,7 +264,7 @@ async fn mass_assignment_is_rejected_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn viewers_read_but_do_not_write() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (a, agent) = h.account(Role::Agent).await;
     let viewer = h.key(a, Role::Viewer).await;
     let c = create_contact(&h.api, &agent, "Ana", 1).await;

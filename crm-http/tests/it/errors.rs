@@ -8,7 +8,7 @@ use crate::helpers::{Harness, contact_body, create_contact, settings};
 
 #[tokio::test]
 async fn bad_request_400_for_malformed_json_query_and_path() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     h.api
         .post("/api/v1/contacts")
@@ -24,7 +24,7 @@ async fn bad_request_400_for_malformed_json_query_and_path() {
 
 #[tokio::test]
 async fn unauthorized_401_names_the_scheme() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let r = h.api.get("/api/v1/contacts").send().await;
     let p = r.problem(401, "unauthorized");
     assert_eq!(r.header("www-authenticate").as_deref(), Some("Bearer"));
@@ -33,7 +33,7 @@ async fn unauthorized_401_names_the_scheme() {
 
 #[tokio::test]
 async fn forbidden_403_for_a_viewer_writing() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Viewer).await;
     let p = h.api.post("/api/v1/contacts").bearer(&token).json(contact_body("Ana", 1)).send().await;
     p.problem(403, "forbidden");
@@ -41,7 +41,7 @@ async fn forbidden_403_for_a_viewer_writing() {
 
 #[tokio::test]
 async fn not_found_404_for_unknown_routes_and_ids() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     h.api.get("/no/such/route").send().await.problem(404, "not-found");
     h.api.get("/api/v1/nothing-here").bearer(&token).send().await.problem(404, "not-found");
@@ -52,7 +52,7 @@ async fn not_found_404_for_unknown_routes_and_ids() {
 
 #[tokio::test]
 async fn method_not_allowed_405_on_known_routes() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     h.api.put("/api/v1/contacts").bearer(&token).json(json!({})).send().await.problem(405, "method-not-allowed");
     h.api.post("/health").send().await.problem(405, "method-not-allowed");
@@ -61,7 +61,7 @@ async fn method_not_allowed_405_on_known_routes() {
 
 #[tokio::test]
 async fn conflict_409_for_a_phone_that_exists_in_another_form() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     h.api
         .post("/api/v1/contacts")
@@ -84,7 +84,7 @@ async fn conflict_409_for_a_phone_that_exists_in_another_form() {
 
 #[tokio::test]
 async fn payload_too_large_413_over_the_body_limit() {
-    let h = Harness::memory_with(settings(|s| s.body_limit_bytes = 1024), Vec::new());
+    let h = Harness::memory_with(settings(|s| s.body_limit_bytes = 1024), Vec::new()).await;
     let (_, token) = h.account(Role::Admin).await;
     let big = json!({ "name": "A".repeat(4000), "phone": "+5511987654321" });
     h.api.post("/api/v1/contacts").bearer(&token).json(big).send().await.problem(413, "payload-too-large");
@@ -96,7 +96,7 @@ async fn payload_too_large_413_over_the_body_limit() {
 
 #[tokio::test]
 async fn unsupported_media_type_415_without_json_content_type() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     let body = serde_json::to_vec(&contact_body("Ana", 1)).unwrap();
     h.api
@@ -116,7 +116,7 @@ async fn unsupported_media_type_415_without_json_content_type() {
 
 #[tokio::test]
 async fn validation_422_names_the_field() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     let p = h
         .api
@@ -144,7 +144,7 @@ async fn validation_422_names_the_field() {
 
 #[tokio::test]
 async fn too_many_requests_429_with_retry_after() {
-    let h = Harness::memory_with(settings(|s| s.per_key_per_minute = 1), Vec::new());
+    let h = Harness::memory_with(settings(|s| s.per_key_per_minute = 1), Vec::new()).await;
     let (_, token) = h.account(Role::Admin).await;
     h.api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
     let r = h.api.get("/api/v1/contacts").bearer(&token).send().await;
@@ -156,7 +156,7 @@ async fn too_many_requests_429_with_retry_after() {
 
 #[tokio::test]
 async fn errors_never_leak_internals() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     let r = h.api.post("/api/v1/contacts").bearer(&token).raw("application/json", b"\x00\xff{".to_vec()).send().await;
     r.problem(400, "bad-request");

@@ -26,7 +26,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crm_core::{AccountId, Crm, GcraLimiter, HealthCheck, ManualClock, MemoryStore, RecordingMessenger, Role};
+use crm_core::workers::{Runtime, WorkerOptions};
+use crm_core::{
+    AccountId, Crm, GcraLimiter, HealthCheck, ManualClock, MemoryStore, RecordingFactory, RecordingMessenger, Role,
+};
 use crm_http::{AppState, Config, Settings};
 
 /// A response, fully read.
@@ -122,6 +125,19 @@ impl Api {
     pub fn http(base: String) -> Self {
         let client = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
         Self { target: Target::Http { client, base } }
+    }
+
+    /// Polls `GET /api/v1/messages/{id}` until the dispatcher has moved the
+    /// message out of `queued`, and returns it (panics after 10 s).
+    pub async fn settled_message(&self, token: &str, message_id: &str) -> Value {
+        for _ in 0..1000 {
+            let m = self.get(&format!("/api/v1/messages/{message_id}")).bearer(token).send().await.ok_json(200);
+            if m["status"] != "queued" {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("message {message_id} is still queued after 10 s");
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call<'_> {
@@ -226,22 +242,35 @@ pub struct Harness {
 
 impl Harness {
     /// In memory, default settings.
-    pub fn memory() -> Self {
-        Self::memory_with(Settings::default(), Vec::new())
+    pub async fn memory() -> Self {
+        Self::memory_with(Settings::default(), Vec::new()).await
     }
 
-    /// In memory, over a manual clock (which also drives the rate limiter).
-    pub fn memory_with(settings: Settings, probes: Vec<Arc<dyn HealthCheck>>) -> Self {
+    /// In memory, over a manual clock (which also drives the rate limiter),
+    /// with the dispatcher running; accounts without channels send through
+    /// the recording messenger (the service's fallback).
+    pub async fn memory_with(settings: Settings, probes: Vec<Arc<dyn HealthCheck>>) -> Self {
         let clock = ManualClock::new(chrono::Utc::now());
         let shared: Arc<dyn crm_core::Clock> = Arc::new(clock.clone());
         let messenger = RecordingMessenger::new();
+        let store = Arc::new(MemoryStore::with_clock(shared.clone()));
         let crm = Crm::builder()
-            .store(Arc::new(MemoryStore::with_clock(shared.clone())))
+            .store(store.clone())
             .messenger(Arc::new(messenger.clone()))
+            .messenger_factory(Arc::new(RecordingFactory::new(messenger.clone())))
             .clock(shared.clone())
             .build()
             .expect("crm");
-        let state = AppState::new(crm, Arc::new(GcraLimiter::new(shared)), probes, settings);
+        let dispatcher = crm.dispatcher();
+        let options = WorkerOptions {
+            poll: Duration::from_millis(5),
+            max_poll: Duration::from_millis(20),
+            ..dispatcher.options()
+        };
+        let runtime =
+            Runtime::builder(store).event_worker(Arc::new(dispatcher), options).build().start().await.expect("runtime");
+        let state =
+            AppState::with_runtime(crm, Arc::new(GcraLimiter::new(shared)), probes, settings, Some(Arc::new(runtime)));
         Self { api: Api::router(state.clone()), state, clock: Some(clock), messenger: Some(messenger), server: None }
     }
 

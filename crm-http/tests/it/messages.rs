@@ -16,7 +16,9 @@ pub async fn send_and_read(api: &Api, token: &str) {
         .json(json!({ "contact_id": cid, "text": "Olá, Ana!" }))
         .send()
         .await
-        .ok_json(201);
+        .ok_json(202);
+    assert_eq!(text["status"], "queued", "{text}");
+    let text = api.settled_message(token, &id(&text)).await;
     assert_eq!(text["status"], "sent", "{text}");
     assert_eq!(text["direction"], "outbound");
     assert_eq!(text["content"], json!({ "type": "text", "body": "Olá, Ana!" }));
@@ -29,7 +31,7 @@ pub async fn send_and_read(api: &Api, token: &str) {
         .json(json!({ "contact_id": cid, "template": { "name": "order_ready", "variables": { "order": "#42" } } }))
         .send()
         .await
-        .ok_json(201);
+        .ok_json(202);
     assert_eq!(templated["content"]["type"], "template", "{templated}");
     assert_eq!(templated["content"]["rendered"], "Oi Ana, seu pedido #42 está pronto");
     assert_eq!(templated["content"]["variables"], json!({ "first_name": "Ana", "order": "#42" }));
@@ -64,8 +66,10 @@ pub async fn send_and_read(api: &Api, token: &str) {
         .json(json!({ "contact_id": cid, "content": { "type": "location", "latitude": -23.5, "longitude": -46.6, "name": null, "address": null } }))
         .send()
         .await
-        .ok_json(201);
+        .ok_json(202);
     assert_eq!(content["content"]["type"], "location");
+    assert_eq!(api.settled_message(token, &id(&templated)).await["status"], "sent");
+    assert_eq!(api.settled_message(token, &id(&content)).await["status"], "sent");
     api.post("/api/v1/messages")
         .bearer(token)
         .json(json!({ "contact_id": cid, "text": "" }))
@@ -137,7 +141,7 @@ pub async fn events_after_cursor(api: &Api, token: &str) {
 
 #[tokio::test]
 async fn send_and_read_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, admin) = h.account(Role::Admin).await;
     send_and_read(&h.api, &admin).await;
     let sent = h.messenger.as_ref().unwrap().sent();
@@ -147,14 +151,14 @@ async fn send_and_read_in_memory() {
 
 #[tokio::test]
 async fn events_after_a_cursor_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     events_after_cursor(&h.api, &token).await;
 }
 
 #[tokio::test]
 async fn opted_out_contacts_are_not_messaged() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     let c = create_contact(&h.api, &token, "Ana", 1).await;
     let cid = id(&c);
@@ -179,7 +183,7 @@ async fn opted_out_contacts_are_not_messaged() {
 
 #[tokio::test]
 async fn a_provider_refusal_is_recorded_on_the_message() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     let c = create_contact(&h.api, &token, "Ana", 1).await;
     h.messenger.as_ref().unwrap().fail_next(Some("131026"), "receiver is not on WhatsApp", false);
@@ -190,10 +194,11 @@ async fn a_provider_refusal_is_recorded_on_the_message() {
         .json(json!({ "contact_id": id(&c), "text": "oi" }))
         .send()
         .await
-        .ok_json(201);
+        .ok_json(202);
+    let m = h.api.settled_message(&token, &id(&m)).await;
     assert_eq!(m["status"], "failed", "{m}");
     assert_eq!(m["error"]["code"], "131026");
     let metrics = h.api.get("/metrics").send().await.expect(200).text();
-    assert!(metrics.contains("crm_messages_total{outcome=\"failed\"} 1"), "{metrics}");
-    assert!(metrics.contains("crm_messages_total{outcome=\"sent\"} 0"), "{metrics}");
+    assert!(metrics.contains("crm_messages_total{outcome=\"queued\"} 1"), "{metrics}");
+    assert!(metrics.contains("crm_worker_items_total{worker=\"outbox:dispatch\",result=\"done\"} 1"), "{metrics}");
 }

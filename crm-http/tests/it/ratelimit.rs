@@ -13,7 +13,7 @@ fn num(r: &Resp, name: &str) -> u64 {
 
 #[tokio::test]
 async fn per_key_quota_then_429_with_headers() {
-    let h = Harness::memory_with(settings(|s| s.per_key_per_minute = 3), Vec::new());
+    let h = Harness::memory_with(settings(|s| s.per_key_per_minute = 3), Vec::new()).await;
     let (a, token) = h.account(Role::Agent).await;
     let other = h.key(a, Role::Agent).await;
     for remaining in [2, 1, 0] {
@@ -49,7 +49,7 @@ async fn per_key_quota_then_429_with_headers() {
 
 #[tokio::test]
 async fn per_ip_limit_on_login() {
-    let h = Harness::memory_with(settings(|s| s.per_ip_per_minute = 2), Vec::new());
+    let h = Harness::memory_with(settings(|s| s.per_ip_per_minute = 2), Vec::new()).await;
     let (a, _) = h.account(Role::Admin).await;
     h.crm().create_user(a, "ana@example.com", "Ana", Role::Agent, "long enough").await.unwrap();
     let login = |peer: &'static str, password: &'static str| {

@@ -38,14 +38,14 @@ impl HealthCheck for Fine {
 
 #[tokio::test]
 async fn health_is_cheap_and_public() {
-    let h = Harness::memory_with(Default::default(), vec![Arc::new(Broken)]);
+    let h = Harness::memory_with(Default::default(), vec![Arc::new(Broken)]).await;
     let v = h.api.get("/health").send().await.ok_json(200);
     assert_eq!(v, serde_json::json!({ "status": "ok" }), "liveness does not probe dependencies");
 }
 
 #[tokio::test]
 async fn ready_reports_every_dependency() {
-    let h = Harness::memory_with(Default::default(), vec![Arc::new(Fine)]);
+    let h = Harness::memory_with(Default::default(), vec![Arc::new(Fine)]).await;
     let v = h.api.get("/ready").send().await.ok_json(200);
     assert_eq!(v["status"], "ready", "{v}");
     assert_eq!(v["checks"]["database"]["status"], "healthy", "{v}");
@@ -57,7 +57,7 @@ async fn ready_reports_every_dependency() {
 
 #[tokio::test]
 async fn ready_is_503_when_a_dependency_is_unhealthy() {
-    let h = Harness::memory_with(Default::default(), vec![Arc::new(Broken), Arc::new(Fine)]);
+    let h = Harness::memory_with(Default::default(), vec![Arc::new(Broken), Arc::new(Fine)]).await;
     let r = h.api.get("/ready").send().await;
     let v = r.ok_json(503);
     assert_eq!(v["status"], "unavailable", "{v}");
@@ -68,7 +68,7 @@ async fn ready_is_503_when_a_dependency_is_unhealthy() {
 
 #[tokio::test]
 async fn metrics_count_by_route_template() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Agent).await;
     let c1 = id(&create_contact(&h.api, &token, "Ana", 1).await);
     let c2 = id(&create_contact(&h.api, &token, "Bia", 2).await);
@@ -82,7 +82,7 @@ async fn metrics_count_by_route_template() {
         .json(serde_json::json!({ "contact_id": c1, "text": "oi" }))
         .send()
         .await
-        .expect(201);
+        .expect(202);
     let r = h.api.get("/metrics").send().await;
     r.expect(200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"), "{:?}", r.header("content-type"));
@@ -103,7 +103,8 @@ async fn metrics_count_by_route_template() {
         ),
         "{text}"
     );
-    assert!(text.contains("crm_messages_total{outcome=\"sent\"} 1"), "{text}");
+    assert!(text.contains("crm_messages_total{outcome=\"queued\"} 1"), "{text}");
+    assert!(text.contains("crm_queue_depth{worker=\"outbox:dispatch\"}"), "{text}");
     for raw in [&c1, &c2] {
         assert!(!text.contains(raw.as_str()), "raw paths never become labels");
     }
@@ -128,6 +129,19 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/templates/{id}", "put"),
     ("/api/v1/templates/{id}", "delete"),
     ("/api/v1/templates/{id}/render", "post"),
+    ("/api/v1/channels", "get"),
+    ("/api/v1/channels", "post"),
+    ("/api/v1/channels/{id}", "get"),
+    ("/api/v1/channels/{id}", "patch"),
+    ("/api/v1/channels/{id}", "delete"),
+    ("/api/v1/channel-kinds", "get"),
+    ("/api/v1/dead-letters", "get"),
+    ("/api/v1/dead-letters/{consumer}/{event_id}/replay", "post"),
+    ("/api/v1/dead-letters/{consumer}/replay", "post"),
+    ("/api/v1/jobs", "get"),
+    ("/api/v1/jobs/{id}", "get"),
+    ("/api/v1/jobs/{id}", "delete"),
+    ("/api/v1/jobs/{id}/replay", "post"),
     ("/api/v1/events", "get"),
     ("/api/v1/account", "get"),
     ("/api/v1/users", "get"),
@@ -143,7 +157,7 @@ const ROUTES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let doc: Value = h.api.get("/openapi.json").send().await.ok_json(200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
@@ -165,7 +179,7 @@ async fn openapi_document_lists_every_route() {
 
 #[tokio::test]
 async fn docs_page_is_served_locally() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let r = h.api.get("/docs/").send().await;
     r.expect(200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
@@ -182,7 +196,7 @@ async fn docs_page_is_served_locally() {
 
 #[tokio::test]
 async fn request_ids_are_set_and_propagated() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let r = h.api.get("/health").send().await;
     let generated = r.header("x-request-id").expect("a request id");
     assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
@@ -194,7 +208,7 @@ async fn request_ids_are_set_and_propagated() {
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let closed = Harness::memory();
+    let closed = Harness::memory().await;
     let r = closed
         .api
         .call(axum::http::Method::OPTIONS, "/api/v1/contacts")
@@ -204,7 +218,8 @@ async fn cors_allows_only_configured_origins() {
         .await;
     assert!(r.header("access-control-allow-origin").is_none(), "no origins by default");
 
-    let open = Harness::memory_with(settings(|s| s.cors_origins = vec!["https://app.example.com".into()]), Vec::new());
+    let open =
+        Harness::memory_with(settings(|s| s.cors_origins = vec!["https://app.example.com".into()]), Vec::new()).await;
     let r = open
         .api
         .call(axum::http::Method::OPTIONS, "/api/v1/contacts")
@@ -224,7 +239,7 @@ async fn cors_allows_only_configured_origins() {
 
 #[tokio::test]
 async fn responses_are_compressed_on_request() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let r = h.api.get("/openapi.json").header("accept-encoding", "gzip").send().await;
     r.expect(200);
     assert_eq!(r.header("content-encoding").as_deref(), Some("gzip"));
@@ -245,7 +260,7 @@ async fn request_timeout_is_a_problem() {
         }
     }
     // A 1-second request timeout cuts a readiness probe that never answers.
-    let h = Harness::memory_with(settings(|s| s.request_timeout = Duration::from_secs(1)), vec![Arc::new(Slow)]);
+    let h = Harness::memory_with(settings(|s| s.request_timeout = Duration::from_secs(1)), vec![Arc::new(Slow)]).await;
     h.api.get("/ready").send().await.problem(503, "unavailable");
 }
 
@@ -263,8 +278,12 @@ fn openapi_links_point_at_real_operations() {
         }
     }
     let mut linked = 0;
-    for (path, count) in [("/api/v1/contacts", 6), ("/api/v1/templates", 4), ("/api/v1/messages", 1)] {
-        let links = doc["paths"][path]["post"]["responses"]["201"]["links"].as_object().unwrap();
+    for (path, count) in
+        [("/api/v1/contacts", 6), ("/api/v1/templates", 4), ("/api/v1/messages", 1), ("/api/v1/channels", 3)]
+    {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        let created = if responses.get("201").is_some() { &responses["201"] } else { &responses["202"] };
+        let links = created["links"].as_object().unwrap();
         assert_eq!(links.len(), count, "{path}");
         for link in links.values() {
             let target = link["operationId"].as_str().unwrap();
@@ -273,5 +292,5 @@ fn openapi_links_point_at_real_operations() {
             linked += 1;
         }
     }
-    assert_eq!(linked, 11);
+    assert_eq!(linked, 14);
 }

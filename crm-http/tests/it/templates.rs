@@ -96,14 +96,14 @@ pub async fn crud_and_render(api: &Api, token: &str) {
 
 #[tokio::test]
 async fn crud_and_render_in_memory() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, token) = h.account(Role::Admin).await;
     crud_and_render(&h.api, &token).await;
 }
 
 #[tokio::test]
 async fn agents_read_and_render_but_do_not_edit_templates() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (a, admin) = h.account(Role::Admin).await;
     let agent = h.key(a, Role::Agent).await;
     let t = create_template(&h.api, &admin, "hello", "Oi {{name}}").await;

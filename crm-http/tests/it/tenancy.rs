@@ -28,7 +28,7 @@ pub async fn suite(h: &Harness) {
         .json(json!({ "contact_id": cid, "text": "Olá" }))
         .send()
         .await
-        .ok_json(201);
+        .ok_json(202);
     let mid = id(&message);
     let template = create_template(api, &a_token, "welcome", "Oi {{first_name}}!").await;
     let tid = id(&template);
@@ -116,7 +116,7 @@ async fn snapshot(h: &Harness, token: &str, cid: &str, tid: &str) -> Vec<Value> 
 
 #[tokio::test]
 async fn other_accounts_ids_answer_404_in_memory() {
-    suite(&Harness::memory()).await;
+    suite(&Harness::memory().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +135,7 @@ async fn other_accounts_ids_answer_404_on_postgres() {
 
 #[tokio::test]
 async fn a_key_only_ever_acts_in_its_own_account() {
-    let h = Harness::memory();
+    let h = Harness::memory().await;
     let (_, a_token) = h.account(Role::Admin).await;
     let (b, _) = h.account(Role::Admin).await;
     let account = h.api.get("/api/v1/account").bearer(&a_token).send().await.ok_json(200);
