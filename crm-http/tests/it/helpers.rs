@@ -258,6 +258,9 @@ impl Harness {
             .store(store.clone())
             .messenger(Arc::new(messenger.clone()))
             .messenger_factory(Arc::new(RecordingFactory::new(messenger.clone())))
+            .keyring(crm_core::secrets::Keyring::new(
+                crm_core::secrets::SecretKey::generate("test").expect("a random key"),
+            ))
             .clock(shared.clone())
             .build()
             .expect("crm");
@@ -274,6 +277,26 @@ impl Harness {
         Self { api: Api::router(state.clone()), state, clock: Some(clock), messenger: Some(messenger), server: None }
     }
 
+    /// A real server composed by `builder` (over a fresh SQLite file unless
+    /// `change` sets another database).
+    pub async fn sqlite_builder(
+        change: impl FnOnce(&mut Config),
+        compose: impl FnOnce(crm_http::ServerBuilder) -> crm_http::ServerBuilder,
+    ) -> Self {
+        let dir = temp_dir("sqlite");
+        let url = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
+        let mut config = Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
+        change(&mut config);
+        let running = Running::start_builder(compose(crm_http::Server::builder(config))).await;
+        Self {
+            api: Api::http(running.base.clone()),
+            state: running.state.clone(),
+            clock: None,
+            messenger: None,
+            server: Some(running),
+        }
+    }
+
     /// A real server on 127.0.0.1:0 over a fresh SQLite file.
     pub async fn sqlite() -> Self {
         Self::sqlite_with(|_| {}).await
@@ -283,7 +306,7 @@ impl Harness {
     pub async fn sqlite_with(change: impl FnOnce(&mut Config)) -> Self {
         let dir = temp_dir("sqlite");
         let url = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
-        let mut config = Config { database_url: Some(url.into()), ..Default::default() };
+        let mut config = Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
         change(&mut config);
         Self::serve(config).await
     }
@@ -293,7 +316,9 @@ impl Harness {
     #[cfg(feature = "postgres")]
     pub async fn postgres(test: &str) -> Option<Self> {
         let url = crm_core::testing::service_url("CRM_TEST_DATABASE_URL", test)?;
-        Some(Self::serve(Config { database_url: Some(pg_schema_url(&url).await.into()), ..Default::default() }).await)
+        let config =
+            Config { database_url: Some(pg_schema_url(&url).await.into()), secret_keys: Some(test_keys()), ..Default::default() };
+        Some(Self::serve(config).await)
     }
 
     /// Without the `postgres` feature there is nothing to run against.
@@ -319,9 +344,12 @@ impl Harness {
         self.state.crm()
     }
 
-    /// A new account and a key of `role` in it.
+    /// A new account with a default channel of the `recording` kind, and a
+    /// key of `role` in it.
     pub async fn account(&self, role: Role) -> (AccountId, String) {
         let account = self.crm().create_account("Tenant").await.expect("account");
+        let channel = crm_core::NewChannel { kind: "recording".into(), name: "Recording".into(), ..Default::default() };
+        self.crm().create_channel(account.id, channel).await.expect("recording channel");
         let token = self.key(account.id, role).await;
         (account.id, token)
     }
@@ -355,8 +383,13 @@ pub struct Running {
 
 impl Running {
     pub async fn start(config: Config) -> Self {
+        Self::start_builder(crm_http::Server::builder(config)).await
+    }
+
+    /// Runs a server composed by `builder` on 127.0.0.1:0.
+    pub async fn start_builder(builder: crm_http::ServerBuilder) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut server = crm_http::Server::build_with_listener(config, listener).await.expect("build server");
+        let mut server = builder.build_with_listener(listener).await.expect("build server");
         let addr = server.local_addr().expect("addr");
         assert_eq!(server.port(), addr.port());
         let boot = server.take_bootstrap().expect("a fresh database bootstraps an account");
@@ -390,6 +423,11 @@ impl Running {
     pub fn into_parts(self) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
         (self.shutdown, self.handle)
     }
+}
+
+/// A fresh key for `CRM_SECRET_KEYS`.
+pub fn test_keys() -> secrecy::SecretString {
+    crm_core::secrets::SecretKey::generate("it").expect("a random key").export().into()
 }
 
 /// A fresh folder under the system temp dir.

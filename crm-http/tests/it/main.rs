@@ -7,6 +7,7 @@
 mod helpers;
 
 mod admin;
+mod channels;
 mod cli;
 mod contacts;
 mod e2e;
