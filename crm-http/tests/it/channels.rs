@@ -161,7 +161,9 @@ pub async fn channels_crud(h: &Harness) {
     // Tenancy: another account sees nothing.
     for (method, path) in [("GET", format!("/api/v1/channels/{cid}")), ("DELETE", format!("/api/v1/channels/{cid}"))] {
         let call = api.call(method.parse().unwrap(), &path).bearer(&viewer);
-        call.send().await.problem(if method == "GET" { 404 } else { 403 }, if method == "GET" { "not-found" } else { "forbidden" });
+        call.send()
+            .await
+            .problem(if method == "GET" { 404 } else { 403 }, if method == "GET" { "not-found" } else { "forbidden" });
     }
     let (_, other_admin) = h.account(Role::Admin).await;
     api.delete(&format!("/api/v1/channels/{cid}")).bearer(&other_admin).send().await.problem(404, "not-found");
@@ -179,7 +181,8 @@ pub async fn channels_crud(h: &Harness) {
 pub async fn idempotent_sends(api: &Api, token: &str, n: u32) {
     let contact = create_contact(api, token, "Bia", n).await;
     let body = json!({ "contact_id": id(&contact), "text": "Seu pedido saiu" });
-    let post = |key: &str, body: Value| api.post("/api/v1/messages").bearer(token).header("idempotency-key", key).json(body);
+    let post =
+        |key: &str, body: Value| api.post("/api/v1/messages").bearer(token).header("idempotency-key", key).json(body);
     let first = post("pedido-42", body.clone()).send().await;
     let m1 = first.ok_json(202);
     assert_eq!(first.header("idempotent-replayed").as_deref(), Some("false"));
@@ -188,7 +191,10 @@ pub async fn idempotent_sends(api: &Api, token: &str, n: u32) {
     assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
     assert_eq!(id(&m1), id(&m2));
     assert_eq!(m2["client_reference"], "pedido-42");
-    post("pedido-42", json!({ "contact_id": id(&contact), "text": "outro texto" })).send().await.problem(409, "conflict");
+    post("pedido-42", json!({ "contact_id": id(&contact), "text": "outro texto" }))
+        .send()
+        .await
+        .problem(409, "conflict");
     let p = post("tem espaço", body.clone()).send().await.problem(422, "validation");
     assert_eq!(p["field"], "Idempotency-Key");
 
@@ -213,7 +219,8 @@ pub async fn idempotent_sends(api: &Api, token: &str, n: u32) {
         ids.insert(id(&t.await.unwrap()));
     }
     assert_eq!(ids.len(), 1, "twelve concurrent requests with one key make one message");
-    let thread = api.get(&format!("/api/v1/contacts/{}/messages", id(&contact))).bearer(token).send().await.ok_json(200);
+    let thread =
+        api.get(&format!("/api/v1/contacts/{}/messages", id(&contact))).bearer(token).send().await.ok_json(200);
     assert_eq!(thread["items"].as_array().unwrap().len(), 2);
     assert_eq!(api.settled_message(token, &id(&m1)).await["status"], "sent");
 }
@@ -328,7 +335,11 @@ impl EventWorker for Audit {
     }
     async fn handle(&self, _event: &Event, _attempt: u32, _previous: Option<&str>) -> Outcome {
         self.seen.fetch_add(1, Ordering::SeqCst);
-        if self.healthy.load(Ordering::SeqCst) { Outcome::Done } else { Outcome::Fail { error: "audit log is down".into() } }
+        if self.healthy.load(Ordering::SeqCst) {
+            Outcome::Done
+        } else {
+            Outcome::Fail { error: "audit log is down".into() }
+        }
     }
 }
 
@@ -344,7 +355,11 @@ impl JobWorker for Report {
         "report"
     }
     async fn run(&self, _job: &Job) -> Outcome {
-        if self.runs.fetch_add(1, Ordering::SeqCst) == 0 { Outcome::Fail { error: "no data yet".into() } } else { Outcome::Done }
+        if self.runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            Outcome::Fail { error: "no data yet".into() }
+        } else {
+            Outcome::Done
+        }
     }
 }
 
@@ -425,12 +440,7 @@ async fn an_app_plugs_in_its_messenger_workers_and_routes() {
     assert_eq!(item["event"]["type"], "contact.created");
     let event_id = item["event"]["id"].as_str().unwrap().to_owned();
     audit.healthy.store(true, Ordering::SeqCst);
-    h.api
-        .post(&format!("/api/v1/dead-letters/audit/{event_id}/replay"))
-        .bearer(&key)
-        .send()
-        .await
-        .expect(204);
+    h.api.post(&format!("/api/v1/dead-letters/audit/{event_id}/replay")).bearer(&key).send().await.expect(204);
     loop_until(|| async {
         let d = h.api.get("/api/v1/dead-letters?consumer=audit").bearer(&key).send().await.ok_json(200);
         d["items"].as_array().unwrap().is_empty().then_some(())
@@ -453,7 +463,8 @@ async fn an_app_plugs_in_its_messenger_workers_and_routes() {
     assert_eq!(replayed["replayed"], 0);
 
     // A durable job fails once (dead), is listed, replayed, and runs.
-    let job = Job::new("report", Some(account), json!({ "month": "2026-11" }), chrono::Utc::now(), chrono::Utc::now()).unwrap();
+    let job = Job::new("report", Some(account), json!({ "month": "2026-11" }), chrono::Utc::now(), chrono::Utc::now())
+        .unwrap();
     h.crm().store().schedule_job(&job).await.unwrap();
     let dead_jobs = loop_until(|| async {
         let d = h.api.get("/api/v1/jobs?state=dead").bearer(&key).send().await.ok_json(200);
@@ -474,7 +485,10 @@ async fn an_app_plugs_in_its_messenger_workers_and_routes() {
     h.api.get("/api/v1/dead-letters").bearer(&agent).send().await.problem(403, "forbidden");
 
     let metrics = h.api.get("/metrics").send().await.text();
-    assert!(metrics.contains("crm_worker_items_total{worker=\"outbox:audit\",result=\"dead_lettered\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("crm_worker_items_total{worker=\"outbox:audit\",result=\"dead_lettered\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("crm_worker_items_total{worker=\"jobs:report\",result=\"done\"} 1"), "{metrics}");
     h.stop().await;
 }

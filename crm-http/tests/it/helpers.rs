@@ -285,7 +285,8 @@ impl Harness {
     ) -> Self {
         let dir = temp_dir("sqlite");
         let url = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
-        let mut config = Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
+        let mut config =
+            Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
         change(&mut config);
         let running = Running::start_builder(compose(crm_http::Server::builder(config))).await;
         Self {
@@ -306,7 +307,8 @@ impl Harness {
     pub async fn sqlite_with(change: impl FnOnce(&mut Config)) -> Self {
         let dir = temp_dir("sqlite");
         let url = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
-        let mut config = Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
+        let mut config =
+            Config { database_url: Some(url.into()), secret_keys: Some(test_keys()), ..Default::default() };
         change(&mut config);
         Self::serve(config).await
     }
@@ -316,8 +318,11 @@ impl Harness {
     #[cfg(feature = "postgres")]
     pub async fn postgres(test: &str) -> Option<Self> {
         let url = crm_core::testing::service_url("CRM_TEST_DATABASE_URL", test)?;
-        let config =
-            Config { database_url: Some(pg_schema_url(&url).await.into()), secret_keys: Some(test_keys()), ..Default::default() };
+        let config = Config {
+            database_url: Some(pg_schema_url(&url).await.into()),
+            secret_keys: Some(test_keys()),
+            ..Default::default()
+        };
         Some(Self::serve(config).await)
     }
 
