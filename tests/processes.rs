@@ -17,14 +17,9 @@
 
 mod support;
 
-use crm::secrets::Credentials;
-use crm::{
-    Crm, MessageContent, MessageId, MessageStatus, NewChannel, NewContact, Pacing, PageRequest, SendRequest, Store,
-};
-use serde_json::json;
-use std::sync::Arc;
+use crm::Pacing;
 use std::time::{Duration, Instant};
-use support::{MockFactory, MockProvider, spawn_worker};
+use support::{MockProvider, drained, fixture, outcomes, spawn_worker};
 
 fn main() {
     if support::worker_main() {
@@ -69,101 +64,10 @@ fn kill(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
-struct Fixture {
-    crm: Crm,
-    store: Arc<dyn Store>,
-    account: crm::AccountId,
-    ids: Vec<MessageId>,
-}
-
-/// An account with a `mock-http` channel and `n` contacts, one message queued to each.
-async fn fixture(url: &str, mock: &MockProvider, lookup: bool, n: u32) -> Fixture {
-    let store: Arc<dyn Store> = crm::storage::connect(url).await.unwrap();
-    let crm = Crm::builder().store(store.clone()).messenger_factory(Arc::new(MockFactory)).build().unwrap();
-    let account = crm.create_account("Loja").await.unwrap().id;
-    let channel = NewChannel {
-        kind: support::KIND.into(),
-        name: "mock".into(),
-        settings: Some(json!({ "base_url": mock.base, "lookup": lookup })),
-        pacing: Some(Pacing { pair_interval_secs: Some(0), ..Default::default() }),
-        credentials: None::<Credentials>,
-        ..Default::default()
-    };
-    crm.create_channel(account, channel).await.unwrap();
-    let rows: Vec<NewContact> = (0..n)
-        .map(|i| NewContact {
-            name: format!("Cliente {i}"),
-            phone: format!("+55119{:08}", 10_000_000 + i),
-            ..Default::default()
-        })
-        .collect();
-    let report = crm.import_contacts(account, rows).await.unwrap();
-    assert_eq!(report.imported, n as usize, "{:?}", report.rejected.first());
-    let mut contacts = Vec::new();
-    let mut page = PageRequest::first(200).unwrap();
-    loop {
-        let q = crm::ContactQuery { page: page.clone(), ..Default::default() };
-        let got = crm.list_contacts(account, &q).await.unwrap();
-        contacts.extend(got.items.iter().map(|c| c.id));
-        match got.next_cursor {
-            Some(c) => page = PageRequest::new(Some(&c), 200).unwrap(),
-            None => break,
-        }
-    }
-    // Queue from 16 tasks at once (one transaction per message).
-    let chunks: Vec<Vec<crm::ContactId>> = contacts.chunks(contacts.len().div_ceil(16)).map(<[_]>::to_vec).collect();
-    let mut tasks = Vec::new();
-    for chunk in chunks {
-        let crm = crm.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
-            for c in chunk {
-                let q = crm.queue_message(account, SendRequest::new(c, MessageContent::text("Promoção de hoje"))).await;
-                ids.push(q.unwrap().message.id);
-            }
-            ids
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.extend(t.await.unwrap());
-    }
-    Fixture { crm, store, account, ids }
-}
-
-/// Waits until the dispatcher's queue is empty (at most `limit`).
-async fn drained(store: &Arc<dyn Store>, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        if store.pending(crm::DISPATCH_CONSUMER).await.unwrap() == 0 {
-            return;
-        }
-        assert!(started.elapsed() < limit, "still {} queued after {limit:?}", store.pending("dispatch").await.unwrap());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Every message is sent or failed with a reason; returns (sent, failed).
-async fn outcomes(f: &Fixture) -> (usize, usize) {
-    let (mut sent, mut failed) = (0, 0);
-    for id in &f.ids {
-        let m = f.crm.get_message(f.account, *id).await.unwrap();
-        match m.status {
-            MessageStatus::Sent => sent += 1,
-            MessageStatus::Failed => {
-                assert!(m.error.as_ref().is_some_and(|e| !e.reason.is_empty()), "failed without a reason: {m:?}");
-                failed += 1;
-            }
-            other => panic!("message {id} ended {other:?}"),
-        }
-    }
-    (sent, failed)
-}
-
 async fn crash(url: &str, label: &str, lookup: bool) {
     const N: u32 = 5_000;
     let mock = MockProvider::start(Duration::from_millis(15)).await;
-    let f = fixture(url, &mock, lookup, N).await;
+    let f = fixture(url, &mock, lookup, N, Pacing { pair_interval_secs: Some(0), ..Default::default() }).await;
     let lease = Duration::from_secs(2);
     let first = spawn_worker(url, lease, None);
     let started = Instant::now();
@@ -217,7 +121,7 @@ async fn three_workers_on_postgres() {
     let Some(url) = pg_database("three_workers_on_postgres").await else { return };
     const N: u32 = 10_000;
     let mock = MockProvider::start(Duration::from_millis(2)).await;
-    let f = fixture(&url, &mock, false, N).await;
+    let f = fixture(&url, &mock, false, N, Pacing { pair_interval_secs: Some(0), ..Default::default() }).await;
     let started = Instant::now();
     let workers: Vec<_> = (0..3).map(|_| spawn_worker(&url, Duration::from_secs(30), None)).collect();
     drained(&f.store, Duration::from_secs(600)).await;

@@ -11,8 +11,9 @@ use crm::async_trait;
 use crm::secrets::Credentials;
 use crm::workers::{Runtime, WorkerOptions};
 use crm::{
-    Capabilities, Channel, Crm, Error, GcraLimiter, Health, HealthCheck, Messenger, MessengerFactory, OutboundMessage,
-    RateLimiter, Result, SendReceipt, Store,
+    Capabilities, Channel, Crm, Error, GcraLimiter, Health, HealthCheck, MessageContent, MessageId, MessageStatus,
+    Messenger, MessengerFactory, NewChannel, NewContact, OutboundMessage, Pacing, PageRequest, RateLimiter, Result,
+    SendReceipt, SendRequest, Store,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -225,4 +226,97 @@ pub fn spawn_worker(db: &str, lease: Duration, redis: Option<&str>) -> std::proc
         cmd.env("CRM_PROC_REDIS", r);
     }
     cmd.spawn().expect("spawn a worker process")
+}
+
+// ----- fixtures --------------------------------------------------------------------------
+
+pub struct Fixture {
+    pub crm: Crm,
+    pub store: Arc<dyn Store>,
+    pub account: crm::AccountId,
+    pub ids: Vec<MessageId>,
+}
+
+/// An account with a `mock-http` channel and `n` contacts, one message queued to each.
+pub async fn fixture(url: &str, mock: &MockProvider, lookup: bool, n: u32, pacing: Pacing) -> Fixture {
+    let store: Arc<dyn Store> = crm::storage::connect(url).await.unwrap();
+    let crm = Crm::builder().store(store.clone()).messenger_factory(Arc::new(MockFactory)).build().unwrap();
+    let account = crm.create_account("Loja").await.unwrap().id;
+    let channel = NewChannel {
+        kind: KIND.into(),
+        name: "mock".into(),
+        settings: Some(json!({ "base_url": mock.base, "lookup": lookup })),
+        pacing: Some(pacing),
+        credentials: None::<Credentials>,
+        ..Default::default()
+    };
+    crm.create_channel(account, channel).await.unwrap();
+    let rows: Vec<NewContact> = (0..n)
+        .map(|i| NewContact {
+            name: format!("Cliente {i}"),
+            phone: format!("+55119{:08}", 10_000_000 + i),
+            ..Default::default()
+        })
+        .collect();
+    let report = crm.import_contacts(account, rows).await.unwrap();
+    assert_eq!(report.imported, n as usize, "{:?}", report.rejected.first());
+    let mut contacts = Vec::new();
+    let mut page = PageRequest::first(200).unwrap();
+    loop {
+        let q = crm::ContactQuery { page: page.clone(), ..Default::default() };
+        let got = crm.list_contacts(account, &q).await.unwrap();
+        contacts.extend(got.items.iter().map(|c| c.id));
+        match got.next_cursor {
+            Some(c) => page = PageRequest::new(Some(&c), 200).unwrap(),
+            None => break,
+        }
+    }
+    // Queue from 16 tasks at once (one transaction per message).
+    let chunks: Vec<Vec<crm::ContactId>> = contacts.chunks(contacts.len().div_ceil(16)).map(<[_]>::to_vec).collect();
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let crm = crm.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for c in chunk {
+                let q = crm.queue_message(account, SendRequest::new(c, MessageContent::text("Promoção de hoje"))).await;
+                ids.push(q.unwrap().message.id);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    Fixture { crm, store, account, ids }
+}
+
+/// Waits until the dispatcher's queue is empty (at most `limit`).
+pub async fn drained(store: &Arc<dyn Store>, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        if store.pending(crm::DISPATCH_CONSUMER).await.unwrap() == 0 {
+            return;
+        }
+        assert!(started.elapsed() < limit, "still {} queued after {limit:?}", store.pending("dispatch").await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message is sent or failed with a reason; returns (sent, failed).
+pub async fn outcomes(f: &Fixture) -> (usize, usize) {
+    let (mut sent, mut failed) = (0, 0);
+    for id in &f.ids {
+        let m = f.crm.get_message(f.account, *id).await.unwrap();
+        match m.status {
+            MessageStatus::Sent => sent += 1,
+            MessageStatus::Failed => {
+                assert!(m.error.as_ref().is_some_and(|e| !e.reason.is_empty()), "failed without a reason: {m:?}");
+                failed += 1;
+            }
+            other => panic!("message {id} ended {other:?}"),
+        }
+    }
+    (sent, failed)
 }
