@@ -1573,3 +1573,40 @@ async fn inbound_messages_teach_the_contacts_whatsapp_id() {
     crm.send_message(account.id, c.id, crm_core::MessageContent::text("olá")).await.unwrap();
     assert_eq!(messenger.sent()[0].message.whatsapp_id.as_deref(), Some("551187654321"));
 }
+
+#[tokio::test]
+async fn the_api_key_cache_saves_reads_and_revocation_is_bounded() {
+    let clock = ManualClock::new(start());
+    let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    let build = || {
+        Crm::builder()
+            .store(store.clone())
+            .messenger(Arc::new(RecordingMessenger::new()))
+            .clock(Arc::new(clock.clone()))
+            .api_key_cache(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    // Two services over one store: two processes of one deployment.
+    let (here, elsewhere) = (build(), build());
+    let account = here.create_account("Loja").await.unwrap();
+    let (key, token) = here.create_api_key(account.id, "k", Role::Agent, None).await.unwrap();
+    assert_eq!(here.authenticate(token.expose()).await.unwrap().id, key.id);
+    assert_eq!(elsewhere.authenticate(token.expose()).await.unwrap().id, key.id);
+    // A wrong secret with a cached prefix is still refused.
+    let forged = format!("crm_{}_{}", key.prefix, "x".repeat(43));
+    assert!(matches!(here.authenticate(&forged).await, Err(Error::Unauthorized)));
+
+    here.revoke_api_key(account.id, key.id).await.unwrap();
+    assert!(matches!(here.authenticate(token.expose()).await, Err(Error::Unauthorized)), "at once where revoked");
+    assert!(elsewhere.authenticate(token.expose()).await.is_ok(), "elsewhere the cached copy still serves…");
+    clock.advance(Duration::from_secs(5));
+    assert!(matches!(elsewhere.authenticate(token.expose()).await, Err(Error::Unauthorized)), "…for at most 5 s");
+
+    // Expiry is checked on every call, cached or not.
+    let soon = start() + chrono::Duration::seconds(60);
+    let (_, t2) = here.create_api_key(account.id, "short", Role::Agent, Some(soon)).await.unwrap();
+    assert!(here.authenticate(t2.expose()).await.is_ok());
+    clock.set(soon + chrono::Duration::seconds(1));
+    assert!(matches!(here.authenticate(t2.expose()).await, Err(Error::Unauthorized)));
+}

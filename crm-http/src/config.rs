@@ -90,6 +90,11 @@ pub struct Config {
     /// Seconds a queued message may keep retrying before it fails
     /// (`CRM_SEND_DEADLINE_SECS`, default 86400).
     pub send_deadline_secs: u64,
+    /// Seconds an API key read for authentication is reused
+    /// (`CRM_API_KEY_CACHE_SECS`, default 5; 0 reads the store on every
+    /// request). A key revoked through this process stops at once; one
+    /// revoked elsewhere (the CLI, another server) within this long.
+    pub api_key_cache_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -133,6 +138,7 @@ impl Default for Config {
             dispatch_concurrency: 32,
             send_max_attempts: 10,
             send_deadline_secs: 24 * 3600,
+            api_key_cache_secs: 5,
         }
     }
 }
@@ -278,6 +284,9 @@ impl Config {
         if let Some(n) = num("CRM_SEND_DEADLINE_SECS")? {
             self.send_deadline_secs = n;
         }
+        if let Some(n) = num("CRM_API_KEY_CACHE_SECS")? {
+            self.api_key_cache_secs = n;
+        }
         Ok(())
     }
 
@@ -319,6 +328,9 @@ impl Config {
         }
         if !(60..=30 * 24 * 3600).contains(&self.send_deadline_secs) {
             return Err(bad("CRM_SEND_DEADLINE_SECS", "must be between 60 seconds and 30 days"));
+        }
+        if self.api_key_cache_secs > 300 {
+            return Err(bad("CRM_API_KEY_CACHE_SECS", "must be at most 300"));
         }
         if let Some(k) = &self.secret_keys {
             crm_core::secrets::Keyring::parse(k.expose_secret()).map_err(|e| bad("CRM_SECRET_KEYS", e))?;

@@ -196,7 +196,8 @@ impl ServerBuilder {
             .limiter(limiter.clone())
             .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())))
             .send_deadline(Duration::from_secs(config.send_deadline_secs))
-            .max_send_attempts(config.send_max_attempts);
+            .max_send_attempts(config.send_max_attempts)
+            .api_key_cache(Duration::from_secs(config.api_key_cache_secs));
         for f in self.factories {
             builder = builder.messenger_factory(f);
         }

@@ -67,18 +67,34 @@ impl Crm {
     }
 
     /// Revokes a key (`api_key.revoked`).
+    /// Revokes a key (`api_key.revoked`). In this process the key stops
+    /// working at once (its cache entry is dropped); other processes with a
+    /// key cache notice within their cache lifetime.
     pub async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<ApiKey> {
         let now = self.now();
         let event = self.event(account, EventType::API_KEY_REVOKED, &json!({ "id": id, "revoked_at": now }));
-        self.store.revoke_api_key(account, id, now, &event).await
+        let key = self.store.revoke_api_key(account, id, now, &event).await?;
+        self.keys.forget(&key.prefix);
+        Ok(key)
     }
 
     /// The key a presented token belongs to, if it is valid now;
-    /// [`Error::Unauthorized`] otherwise.
+    /// [`Error::Unauthorized`] otherwise. With a key cache
+    /// ([`CrmBuilder::api_key_cache`](super::CrmBuilder::api_key_cache)) a
+    /// key read from the store is reused for that long; expiry, revocation
+    /// as read and the secret are checked on every call.
     pub async fn authenticate(&self, presented: &str) -> Result<ApiKey> {
         let prefix = ApiKeyToken::prefix_of(presented).ok_or(Error::Unauthorized)?;
-        let key = self.store.find_api_key_by_prefix(prefix).await?.ok_or(Error::Unauthorized)?;
-        if key.verify(presented, self.now()) { Ok(key) } else { Err(Error::Unauthorized) }
+        let now = self.now();
+        let key = match self.keys.get(prefix, now) {
+            Some(k) => k,
+            None => {
+                let k = self.store.find_api_key_by_prefix(prefix).await?.ok_or(Error::Unauthorized)?;
+                self.keys.put(&k, now);
+                k
+            }
+        };
+        if key.verify(presented, now) { Ok(key) } else { Err(Error::Unauthorized) }
     }
 
     /// A user of the account.

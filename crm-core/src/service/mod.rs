@@ -43,6 +43,7 @@ pub struct CrmBuilder {
     governor: Option<GovernorConfig>,
     send_deadline: Option<std::time::Duration>,
     max_send_attempts: Option<u32>,
+    api_key_cache: Option<std::time::Duration>,
 }
 
 impl CrmBuilder {
@@ -93,6 +94,15 @@ impl CrmBuilder {
         self
     }
 
+    /// Keeps API keys read for authentication this long in memory (default:
+    /// not at all), saving a store read per request. A key revoked through
+    /// this service stops working here at once; a key revoked elsewhere (the
+    /// CLI, another process) keeps working here for at most this long.
+    pub fn api_key_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.api_key_cache = Some(ttl);
+        self
+    }
+
     /// Attempts per queued message before it fails (default 10).
     pub fn max_send_attempts(mut self, attempts: u32) -> Self {
         self.max_send_attempts = Some(attempts);
@@ -139,6 +149,7 @@ impl CrmBuilder {
             clock,
             default_country: self.default_country,
             channels: Arc::new(ChannelRegistry::new(self.factories, self.keyring, governor)),
+            keys: Arc::new(KeyCache::new(self.api_key_cache.unwrap_or_default())),
             dispatch: Arc::new(DispatchState {
                 notify: Arc::new(tokio::sync::Notify::new()),
                 registered: tokio::sync::OnceCell::new(),
@@ -161,6 +172,52 @@ pub struct Crm {
     default_country: Option<String>,
     channels: Arc<ChannelRegistry>,
     dispatch: Arc<DispatchState>,
+    keys: Arc<KeyCache>,
+}
+
+/// Most API keys kept by the key cache; past it the cache starts over.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+/// API keys by prefix, each with when it was read.
+#[derive(Debug)]
+struct KeyCache {
+    ttl: std::time::Duration,
+    keys: std::sync::Mutex<std::collections::HashMap<String, (crate::ApiKey, DateTime<Utc>)>>,
+}
+
+impl KeyCache {
+    fn new(ttl: std::time::Duration) -> Self {
+        Self { ttl, keys: Default::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (crate::ApiKey, DateTime<Utc>)>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, prefix: &str, now: DateTime<Utc>) -> Option<crate::ApiKey> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::zero());
+        let keys = self.lock();
+        let (key, at) = keys.get(prefix)?;
+        (now >= *at && now - *at < ttl).then(|| key.clone())
+    }
+
+    fn put(&self, key: &crate::ApiKey, now: DateTime<Utc>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut keys = self.lock();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(key.prefix.clone(), (key.clone(), now));
+    }
+
+    fn forget(&self, prefix: &str) {
+        self.lock().remove(prefix);
+    }
 }
 
 /// What the send pipeline shares between clones of one service.
