@@ -608,3 +608,18 @@ async fn the_fallback_messenger_serves_accounts_without_channels() {
     assert_eq!(now.status, MessageStatus::Sent);
     rt.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn an_immediate_send_is_left_to_its_caller_by_a_running_dispatcher() {
+    let w = world().await;
+    let rt = run(&w).await;
+    let c = contact(&w, 1).await;
+    let m = w.crm.send_now(w.account, SendRequest::new(c, MessageContent::text("agora"))).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Sent);
+    // The dispatcher got its message.queued too, and held off: sent once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.provider.calls(), [m.id]);
+    let stats = &rt.stats().await[0];
+    assert!(stats.deferred + stats.done >= 1, "{stats:?}");
+    rt.shutdown(Duration::from_secs(1)).await;
+}

@@ -38,6 +38,9 @@ pub const DISPATCH_CONSUMER: &str = "dispatch";
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a dispatcher leaves an immediate send to its caller.
+const IMMEDIATE_HANDOVER: Duration = Duration::from_secs(300);
+
 /// A message to send: to whom, what, through which channel, and the
 /// caller's reference that makes a retried request idempotent.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,12 +243,17 @@ impl Crm {
         Ok(Some(m))
     }
 
-    fn queued_event(&self, p: &Prepared) -> Event {
-        self.event(
-            p.message.account_id,
-            EventType::MESSAGE_QUEUED,
-            &json!({ "message": p.message, "contact": contact_summary(&p.contact), "new_recipient": p.new_recipient }),
-        )
+    /// The `message.queued` event. An immediate send sets `dispatch_after`:
+    /// the dispatcher leaves the message to the caller that long, and only
+    /// takes it over (asking the provider first) if it is still queued then,
+    /// i.e. the caller died mid-send.
+    fn queued_event(&self, p: &Prepared, dispatch_after: Option<DateTime<Utc>>) -> Event {
+        let mut payload =
+            json!({ "message": p.message, "contact": contact_summary(&p.contact), "new_recipient": p.new_recipient });
+        if let Some(t) = dispatch_after {
+            payload["dispatch_after"] = json!(t);
+        }
+        self.event(p.message.account_id, EventType::MESSAGE_QUEUED, &payload)
     }
 
     /// Queues a message for the dispatcher: validates it (content, opt-in,
@@ -263,7 +271,7 @@ impl Crm {
         }
         let p = self.prepare(account, &req).await?;
         self.ensure_dispatch_consumer().await?;
-        let event = self.queued_event(&p);
+        let event = self.queued_event(&p, None);
         match self.store.insert_message(&p.message, &event).await {
             Ok(()) => {
                 self.dispatch.notify.notify_one();
@@ -322,7 +330,9 @@ impl Crm {
                 Verdict::Wait { retry_after, .. } => return Err(Error::RateLimited { retry_after }),
             }
         }
-        let event = self.queued_event(&p);
+        let handover =
+            self.now() + chrono::Duration::from_std(IMMEDIATE_HANDOVER).unwrap_or(chrono::Duration::minutes(5));
+        let event = self.queued_event(&p, Some(handover));
         self.store.insert_message(&p.message, &event).await?;
         let outbound = self.outbound(&p.contact, &p.message, p.new_recipient);
         let messenger = p.route.messenger();
@@ -434,6 +444,12 @@ impl Crm {
             return Ok(Outcome::Done);
         }
         let now = self.now();
+        // An immediate send is its caller's until the handover time.
+        if let Some(after) = event.payload["dispatch_after"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok())
+            && after > now
+        {
+            return Ok(Outcome::Defer { after: (after - now).to_std().unwrap_or(IMMEDIATE_HANDOVER) });
+        }
         let last = previous.unwrap_or("no answer from the provider");
         let age = (now - message.created_at).to_std().unwrap_or_default();
         if age > self.dispatch.deadline {
