@@ -1,9 +1,10 @@
 //! [`ChannelStore`] over PostgreSQL.
 //!
 //! Clearing the old default and storing the new one run under a
-//! transaction-scoped advisory lock per account, so two concurrent writers
-//! making different channels the default cannot both keep the flag (the
-//! partial unique index would refuse the second instead).
+//! transaction-scoped advisory lock per account: two concurrent writers
+//! making different channels the default queue one after the other and both
+//! succeed, where without it neither would see the other's uncommitted row
+//! and the second would fail on the partial unique index.
 
 use async_trait::async_trait;
 

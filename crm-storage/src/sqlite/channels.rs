@@ -13,8 +13,8 @@ use crate::error::db;
 use crate::rows::channels::{STALE, channel_row};
 use crate::rows::micros;
 
-/// A channel's column values as SQLite stores them (JSON as TEXT, times as
-/// microseconds, credentials as their sealed text form).
+/// A channel's JSON columns (as TEXT) and sealed credentials (their text
+/// form) as SQLite stores them.
 struct ChannelValues {
     settings: String,
     credentials: Option<String>,
