@@ -11,6 +11,9 @@ use crm_core::workers::WorkerStats;
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// The outcomes `crm_messages_total` is rendered for (a closed label set).
+const MESSAGE_OUTCOMES: [&str; 1] = ["queued"];
+
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -88,7 +91,7 @@ impl Metrics {
         }
         out.push_str("# HELP crm_messages_total Outbound messages by outcome.\n");
         out.push_str("# TYPE crm_messages_total counter\n");
-        for outcome in ["queued"] {
+        for outcome in MESSAGE_OUTCOMES {
             let n = m.messages.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(out, "crm_messages_total{{outcome=\"{outcome}\"}} {n}");
         }

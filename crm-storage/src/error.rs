@@ -43,9 +43,19 @@ fn conflict_on(key: &str) -> Error {
         } else {
             ("contact", "id already exists")
         }
+    } else if key.contains("channels") {
+        if key.contains("provider") {
+            ("channel", "another channel of this kind has this provider id")
+        } else if key.contains("default") || key.contains("account_id") {
+            ("channel", "another channel of the account is its default")
+        } else {
+            ("channel", "id already exists")
+        }
     } else if key.contains("messages") {
         if key.contains("provider") {
             ("message", "provider message id already recorded")
+        } else if key.contains("client_reference") {
+            ("message", "client reference already used")
         } else {
             ("message", "id already exists")
         }
@@ -92,4 +102,32 @@ pub(crate) fn corrupt(column: &'static str, e: impl std::fmt::Display) -> Error 
 /// Maps a migration failure.
 pub(crate) fn migrate(e: sqlx::migrate::MigrateError) -> Error {
     Error::storage("running migrations failed", false, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(key: &str) -> (String, String) {
+        match conflict_on(key) {
+            Error::Conflict { entity, reason } => (entity.to_owned(), reason),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn channel_and_client_reference_keys_have_the_memory_stores_reasons() {
+        let provider = ("channel".to_owned(), "another channel of this kind has this provider id".to_owned());
+        let reference = ("message".to_owned(), "client reference already used".to_owned());
+        // PostgreSQL names the index; SQLite lists the columns.
+        assert_eq!(reason("channels_kind_provider_key"), provider);
+        assert_eq!(reason("UNIQUE constraint failed: channels.kind, channels.provider_id"), provider);
+        assert_eq!(reason("messages_account_client_reference_key"), reference);
+        assert_eq!(reason("UNIQUE constraint failed: messages.account_id, messages.client_reference"), reference);
+        assert_eq!(reason("channels_pkey").1, "id already exists");
+        assert_eq!(reason("UNIQUE constraint failed: channels.id").1, "id already exists");
+        assert_eq!(reason("channels_account_default_key").0, "channel");
+        assert_eq!(reason("UNIQUE constraint failed: channels.account_id").1, reason("channels_account_default_key").1);
+        assert_eq!(reason("messages_account_provider_key").1, "provider message id already recorded");
+    }
 }

@@ -19,7 +19,9 @@ use crate::Error;
 ///   resolves to one channel: a clash is [`Error::Conflict`] and writes nothing.
 /// - At most one default channel per account: storing a channel with
 ///   `is_default` clears the flag on the account's other channels in the
-///   same transaction.
+///   same transaction. A channel losing the flag this way is changed: its
+///   `version` moves by one and its `updated_at` to the new default's (when
+///   later), so an update from a copy read before is refused as stale.
 /// - Every mutation records its event in the same transaction; a refused
 ///   mutation writes no event.
 #[async_trait]

@@ -87,8 +87,8 @@ pub struct Queued {
 /// Where a message goes out.
 #[derive(Debug, Clone)]
 pub(crate) enum Route {
-    /// A channel, through its governor.
-    Channel(Channel, Arc<GovernedMessenger>),
+    /// A channel, through its governor (boxed: a channel is large).
+    Channel(Box<Channel>, Arc<GovernedMessenger>),
     /// The service's fallback messenger (no channel).
     Fallback(Arc<dyn Messenger>),
 }
@@ -160,7 +160,7 @@ impl Crm {
                     return Err(Error::validation("channel_id", format!("channel {} is disabled", c.id)));
                 }
                 let m = self.channels.messenger(&c).await?;
-                Ok(Route::Channel(c, m))
+                Ok(Route::Channel(Box::new(c), m))
             }
             (None, Some(m)) => Ok(Route::Fallback(m.clone())),
             (None, None) => Err(Error::validation(
@@ -469,7 +469,7 @@ impl Crm {
                 Ok(c) if !c.enabled => return Ok(Outcome::Defer { after: Duration::from_secs(60) }),
                 Ok(c) => {
                     let m = self.channels.messenger(&c).await?;
-                    Route::Channel(c, m)
+                    Route::Channel(Box::new(c), m)
                 }
                 Err(Error::NotFound { .. }) => {
                     return self.fail_queued(account, message, "channel", "the channel was deleted".into()).await;

@@ -1,43 +1,200 @@
-//! [`ChannelStore`] for [`PgStore`]. TEMPORARY stubs, replaced by the channels change.
+//! [`ChannelStore`] over PostgreSQL.
+//!
+//! Clearing the old default and storing the new one run under a
+//! transaction-scoped advisory lock per account: two concurrent writers
+//! making different channels the default queue one after the other and both
+//! succeed, where without it neither would see the other's uncommitted row
+//! and the second would fail on the partial unique index.
 
 use async_trait::async_trait;
 
-use super::PgStore;
-use crm_core::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Event, Result, Throttle};
+use crm_core::ports::store::check_event_account;
+use crm_core::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Error, Event, Result, Throttle};
+
+use super::{PgStore, Tx, append, commit, exists};
+use crate::error::db;
+use crate::rows::channels::{STALE, channel_row};
+use crate::rows::to_json;
+
+/// The advisory-lock key space of "default channel of an account" locks
+/// (the first half of the two-key form, so it cannot meet single-key locks
+/// such as sqlx's migration lock).
+const DEFAULT_LOCK_SPACE: i32 = 0x6368_616e; // "chan"
+
+/// A channel's JSON columns and sealed credentials as PostgreSQL stores them.
+struct ChannelValues {
+    settings: serde_json::Value,
+    credentials: Option<String>,
+    pacing: serde_json::Value,
+    throttle: Option<serde_json::Value>,
+}
+
+impl ChannelValues {
+    fn of(c: &Channel) -> Result<Self> {
+        Ok(Self {
+            settings: to_json("settings", &c.settings)?,
+            credentials: c.credentials.as_ref().map(|s| s.encode()),
+            pacing: to_json("pacing", &c.pacing)?,
+            throttle: c.throttle.as_ref().map(|t| to_json("throttle", t)).transpose()?,
+        })
+    }
+}
+
+/// When `channel` is a default, takes the account's default lock and clears
+/// the flag on the account's other channels (each one's version moves, as
+/// for any change to it).
+async fn demote_others(tx: &mut Tx, channel: &Channel) -> Result<()> {
+    if !channel.is_default {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(DEFAULT_LOCK_SPACE)
+        .bind(channel.account_id.into_uuid().to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db("locking the account's default channel", e))?;
+    sqlx::query(
+        "UPDATE channels SET is_default = false, version = version + 1, updated_at = GREATEST(updated_at, $1) \
+         WHERE account_id = $2 AND id <> $3 AND is_default",
+    )
+    .bind(channel.updated_at)
+    .bind(channel.account_id.into_uuid())
+    .bind(channel.id.into_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db("clearing the default channel", e))?;
+    Ok(())
+}
 
 #[async_trait]
 impl ChannelStore for PgStore {
-    async fn insert_channel(&self, _channel: &Channel, _event: &Event) -> Result<()> {
-        Err(crate::rows::not_yet("insert_channel"))
+    async fn insert_channel(&self, channel: &Channel, event: &Event) -> Result<()> {
+        check_event_account(channel.account_id, event)?;
+        let v = ChannelValues::of(channel)?;
+        let mut tx = self.write().await?;
+        demote_others(&mut tx, channel).await?;
+        sqlx::query(
+            "INSERT INTO channels (id, account_id, kind, name, provider_id, settings, credentials, pacing, \
+             is_default, enabled, throttle, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)",
+        )
+        .bind(channel.id.into_uuid())
+        .bind(channel.account_id.into_uuid())
+        .bind(channel.kind.as_str())
+        .bind(&channel.name)
+        .bind(channel.provider_id.as_deref())
+        .bind(v.settings)
+        .bind(v.credentials)
+        .bind(v.pacing)
+        .bind(channel.is_default)
+        .bind(channel.enabled)
+        .bind(v.throttle)
+        .bind(channel.created_at)
+        .bind(channel.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("inserting a channel", e))?;
+        append(&mut tx, event).await?;
+        commit(tx).await
     }
-    async fn update_channel(&self, _channel: &Channel, _event: &Event) -> Result<Channel> {
-        Err(crate::rows::not_yet("update_channel"))
+
+    async fn update_channel(&self, channel: &Channel, event: &Event) -> Result<Channel> {
+        check_event_account(channel.account_id, event)?;
+        let v = ChannelValues::of(channel)?;
+        let id = channel.id.into_uuid();
+        let mut tx = self.write().await?;
+        demote_others(&mut tx, channel).await?;
+        // `throttle` and `created_at` keep their stored values.
+        let updated = sqlx::query(
+            "UPDATE channels SET kind = $1, name = $2, provider_id = $3, settings = $4, credentials = $5, \
+             pacing = $6, is_default = $7, enabled = $8, updated_at = $9, version = version + 1 \
+             WHERE id = $10 AND account_id = $11 AND version = $12 RETURNING *",
+        )
+        .bind(channel.kind.as_str())
+        .bind(&channel.name)
+        .bind(channel.provider_id.as_deref())
+        .bind(v.settings)
+        .bind(v.credentials)
+        .bind(v.pacing)
+        .bind(channel.is_default)
+        .bind(channel.enabled)
+        .bind(channel.updated_at)
+        .bind(id)
+        .bind(channel.account_id.into_uuid())
+        .bind(channel.version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("updating a channel", e))?;
+        let Some(row) = updated else {
+            let found =
+                exists(&mut tx, "SELECT 1 FROM channels WHERE id = $1 AND account_id = $2", id, channel.account_id)
+                    .await?;
+            return Err(if found { Error::conflict("channel", STALE) } else { Error::not_found("channel") });
+        };
+        let stored = channel_row(&row)?;
+        append(&mut tx, event).await?;
+        commit(tx).await?;
+        Ok(stored)
     }
-    async fn delete_channel(&self, _account: AccountId, _id: ChannelId, _event: &Event) -> Result<()> {
-        Err(crate::rows::not_yet("delete_channel"))
+
+    async fn delete_channel(&self, account: AccountId, id: ChannelId, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM channels WHERE id = $1 AND account_id = $2")
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("deleting a channel", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("channel"));
+        }
+        append(&mut tx, event).await?;
+        commit(tx).await
     }
-    async fn get_channel(&self, _account: AccountId, _id: ChannelId) -> Result<Channel> {
-        Err(crate::rows::not_yet("get_channel"))
+
+    async fn get_channel(&self, account: AccountId, id: ChannelId) -> Result<Channel> {
+        crate::rows::channels::get_channel(self, account, id).await
     }
-    async fn list_channels(&self, _account: AccountId) -> Result<Vec<Channel>> {
-        Err(crate::rows::not_yet("list_channels"))
+
+    async fn list_channels(&self, account: AccountId) -> Result<Vec<Channel>> {
+        crate::rows::channels::list_channels(self, account).await
     }
-    async fn default_channel(&self, _account: AccountId) -> Result<Option<Channel>> {
-        Err(crate::rows::not_yet("default_channel"))
+
+    async fn default_channel(&self, account: AccountId) -> Result<Option<Channel>> {
+        crate::rows::channels::default_channel(self, account).await
     }
-    async fn find_channel_by_provider_id(&self, _kind: &ChannelKind, _provider_id: &str) -> Result<Option<Channel>> {
-        Err(crate::rows::not_yet("find_channel_by_provider_id"))
+
+    async fn find_channel_by_provider_id(&self, kind: &ChannelKind, provider_id: &str) -> Result<Option<Channel>> {
+        crate::rows::channels::find_channel_by_provider_id(self, kind, provider_id).await
     }
-    async fn list_all_channels(&self, _after: Option<ChannelId>, _limit: u32) -> Result<Vec<Channel>> {
-        Err(crate::rows::not_yet("list_all_channels"))
+
+    async fn list_all_channels(&self, after: Option<ChannelId>, limit: u32) -> Result<Vec<Channel>> {
+        crate::rows::channels::list_all_channels(self, after, limit).await
     }
+
     async fn set_channel_throttle(
         &self,
-        _account: AccountId,
-        _id: ChannelId,
-        _throttle: Option<&Throttle>,
-        _event: &Event,
+        account: AccountId,
+        id: ChannelId,
+        throttle: Option<&Throttle>,
+        event: &Event,
     ) -> Result<()> {
-        Err(crate::rows::not_yet("set_channel_throttle"))
+        check_event_account(account, event)?;
+        let throttle = throttle.map(|t| to_json("throttle", t)).transpose()?;
+        let mut tx = self.write().await?;
+        // Not a change of the channel's settings: the version stays.
+        let done = sqlx::query("UPDATE channels SET throttle = $1 WHERE id = $2 AND account_id = $3")
+            .bind(throttle)
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("setting a channel's throttle", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("channel"));
+        }
+        append(&mut tx, event).await?;
+        commit(tx).await
     }
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use crm_core::ports::store::check_event_account;
 use crm_core::{
-    AccountId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page, PageRequest,
-    Result, StatusUpdate,
+    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page,
+    PageRequest, Result, StatusUpdate,
 };
 
 use super::{PgStore, append, commit, exists};
@@ -33,8 +33,9 @@ impl MessageStore for PgStore {
         }
         sqlx::query(
             "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
-             provider_message_id, error, created_at, sent_at, delivered_at, read_at, failed_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             channel_id, client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
+             failed_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(message.id.into_uuid())
         .bind(message.account_id.into_uuid())
@@ -43,6 +44,8 @@ impl MessageStore for PgStore {
         .bind(message.kind().as_str())
         .bind(content)
         .bind(message.status.as_str())
+        .bind(message.channel_id.map(ChannelId::into_uuid))
+        .bind(message.client_reference.as_deref())
         .bind(message.provider_message_id.as_deref())
         .bind(error)
         .bind(message.created_at)
@@ -151,8 +154,7 @@ impl MessageStore for PgStore {
         crate::rows::messages::list_thread(self, account, contact, page).await
     }
 
-    // TEMPORARY stub: replaced by the channels/messages change.
-    async fn find_message_by_client_reference(&self, _account: AccountId, _reference: &str) -> Result<Option<Message>> {
-        Err(crate::rows::not_yet("find_message_by_client_reference"))
+    async fn find_message_by_client_reference(&self, account: AccountId, reference: &str) -> Result<Option<Message>> {
+        crate::rows::messages::find_message_by_client_reference(self, account, reference).await
     }
 }

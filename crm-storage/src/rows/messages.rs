@@ -1,6 +1,8 @@
 //! Messages: row decoding and the reads both dialects share.
 
-use crm_core::{AccountId, ContactId, Direction, Error, Message, MessageId, MessageStatus, Page, PageRequest, Result};
+use crm_core::{
+    AccountId, ChannelId, ContactId, Direction, Error, Message, MessageId, MessageStatus, Page, PageRequest, Result,
+};
 
 use super::{Columns, Fetch, json_from, page_args};
 
@@ -13,9 +15,8 @@ pub(crate) fn message_row(r: &impl Columns) -> Result<Message> {
         direction: r.parsed("direction", Direction::parse)?,
         content: json_from("content", r.json("content")?)?,
         status: r.parsed("status", MessageStatus::parse)?,
-        // TEMPORARY: read from their columns once the channels change adds them.
-        channel_id: None,
-        client_reference: None,
+        channel_id: r.opt_uuid("channel_id")?.map(ChannelId::from_uuid),
+        client_reference: r.opt_text("client_reference")?,
         provider_message_id: r.opt_text("provider_message_id")?,
         error: r.opt_json("error")?.map(|e| json_from("error", e)).transpose()?,
         created_at: r.time("created_at")?,
@@ -43,6 +44,18 @@ pub(crate) async fn find_message_by_provider_id(
 ) -> Result<Option<Message>> {
     let sql = "SELECT * FROM messages WHERE account_id = $1 AND provider_message_id = $2";
     let args = vec![account.into_uuid().into(), provider_message_id.into()];
+    let row = db.fetch_optional("reading a message", sql, args).await?;
+    row.map(|r| message_row(&r)).transpose()
+}
+
+/// [`MessageStore::find_message_by_client_reference`](crm_core::MessageStore::find_message_by_client_reference).
+pub(crate) async fn find_message_by_client_reference(
+    db: &impl Fetch,
+    account: AccountId,
+    reference: &str,
+) -> Result<Option<Message>> {
+    let sql = "SELECT * FROM messages WHERE account_id = $1 AND client_reference = $2";
+    let args = vec![account.into_uuid().into(), reference.into()];
     let row = db.fetch_optional("reading a message", sql, args).await?;
     row.map(|r| message_row(&r)).transpose()
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::error::{corrupt, db};
 
 pub(crate) mod accounts;
+pub(crate) mod channels;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod messages;
@@ -38,6 +39,10 @@ pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) trait Columns {
     /// A `uuid` (PostgreSQL) or 16-byte BLOB (SQLite) column.
     fn uuid(&self, col: &'static str) -> Result<Uuid>;
+    /// A nullable id column.
+    fn opt_uuid(&self, col: &'static str) -> Result<Option<Uuid>>;
+    /// A `boolean` (PostgreSQL) or INTEGER 0/1 (SQLite) column.
+    fn flag(&self, col: &'static str) -> Result<bool>;
     /// A text column.
     fn text(&self, col: &'static str) -> Result<String>;
     /// A nullable text column.

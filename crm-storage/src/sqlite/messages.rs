@@ -5,8 +5,8 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crm_core::ports::store::check_event_account;
 use crm_core::{
-    AccountId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page, PageRequest,
-    Result, StatusUpdate,
+    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page,
+    PageRequest, Result, StatusUpdate,
 };
 
 use super::{SqliteStore, append, commit, exists, json_string, opt_micros};
@@ -27,8 +27,9 @@ impl MessageStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
-             provider_message_id, error, created_at, sent_at, delivered_at, read_at, failed_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             channel_id, client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
+             failed_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(message.id.into_uuid())
         .bind(message.account_id.into_uuid())
@@ -37,6 +38,8 @@ impl MessageStore for SqliteStore {
         .bind(message.kind().as_str())
         .bind(content)
         .bind(message.status.as_str())
+        .bind(message.channel_id.map(ChannelId::into_uuid))
+        .bind(message.client_reference.as_deref())
         .bind(message.provider_message_id.as_deref())
         .bind(error)
         .bind(micros(message.created_at))
@@ -142,8 +145,7 @@ impl MessageStore for SqliteStore {
         crate::rows::messages::list_thread(self, account, contact, page).await
     }
 
-    // TEMPORARY stub: replaced by the channels/messages change.
-    async fn find_message_by_client_reference(&self, _account: AccountId, _reference: &str) -> Result<Option<Message>> {
-        Err(crate::rows::not_yet("find_message_by_client_reference"))
+    async fn find_message_by_client_reference(&self, account: AccountId, reference: &str) -> Result<Option<Message>> {
+        crate::rows::messages::find_message_by_client_reference(self, account, reference).await
     }
 }

@@ -136,6 +136,14 @@ impl Columns for SqliteRow {
         get(self, col)
     }
 
+    fn opt_uuid(&self, col: &'static str) -> Result<Option<Uuid>> {
+        get(self, col)
+    }
+
+    fn flag(&self, col: &'static str) -> Result<bool> {
+        get(self, col)
+    }
+
     fn text(&self, col: &'static str) -> Result<String> {
         get(self, col)
     }

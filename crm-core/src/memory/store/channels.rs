@@ -24,12 +24,15 @@ impl State {
         Ok(())
     }
 
-    /// At most one default per account.
+    /// At most one default per account: a channel losing the flag is changed,
+    /// so its version moves (a stale copy of it cannot take the flag back).
     fn make_default(&mut self, channel: &Channel) {
         if channel.is_default {
             for c in self.channels.values_mut() {
-                if c.account_id == channel.account_id && c.id != channel.id {
+                if c.account_id == channel.account_id && c.id != channel.id && c.is_default {
                     c.is_default = false;
+                    c.version += 1;
+                    c.updated_at = c.updated_at.max(channel.updated_at);
                 }
             }
         }

@@ -1,12 +1,14 @@
 //! Messages: the [`MessageStore`](crate::MessageStore) contract (insert, threads, the status
-//! machine, tenancy) and the thread going with its contact.
+//! machine, tenancy, channel ids and client references) and the thread going
+//! with its contact.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use super::{contact, ev, event_count, inbound, insert, is_conflict, is_not_found, new_account, now, outbound, status};
 use crate::{
-    ContactId, EventType, Message, MessageContent, MessageError, MessageStatus, PageRequest, StatusUpdate, Store,
+    ChannelId, Contact, ContactId, EventType, Message, MessageContent, MessageError, MessageStatus, PageRequest,
+    StatusUpdate, Store,
 };
 
 /// Runs every behaviour of this section, each on a fresh store from `make`.
@@ -22,6 +24,14 @@ where
     message_status_concurrent_updates(make().await).await;
     message_tenancy(make().await).await;
     contact_delete_cascades(make().await).await;
+    message_channel_and_client_reference_roundtrip(make().await).await;
+    message_client_reference_unique_per_account(make().await).await;
+    concurrent_inserts_with_one_client_reference(make().await).await;
+    contact_delete_frees_client_reference(make().await).await;
+}
+
+fn referenced(c: &Contact, text: &str, reference: &str) -> Message {
+    outbound(c, text).with_client_reference(reference).expect("valid client reference")
 }
 
 /// Messages: insert, get, find by provider id, provider id uniqueness, missing contact.
@@ -230,4 +240,155 @@ pub async fn contact_delete_cascades(store: Arc<dyn Store>) {
     store.delete_contact(a, c.id, &ev(a, EventType::CONTACT_DELETED)).await.expect("delete");
     assert!(is_not_found(&store.get_message(a, m.id).await.expect_err("x")), "[cascade] message deleted");
     assert!(store.find_message_by_provider_id(a, "wamid.z").await.expect("f").is_none(), "[cascade] provider id gone");
+}
+
+/// A message's channel id and client reference are stored as given, kept by
+/// status updates, and the reference finds the message.
+pub async fn message_channel_and_client_reference_roundtrip(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let channel = ChannelId::new();
+    let mut m = referenced(&c, "oi", "req-2026-11-30:abc/123");
+    m.channel_id = Some(channel);
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let got = store.get_message(a, m.id).await.expect("get");
+    assert_eq!(got, m, "[client reference] round trip");
+    assert_eq!(got.channel_id, Some(channel), "[client reference] channel id kept (no channel row needed)");
+    let found = store.find_message_by_client_reference(a, "req-2026-11-30:abc/123").await.expect("find");
+    assert_eq!(found.as_ref(), Some(&m), "[client reference] find by client reference");
+    assert!(
+        store.find_message_by_client_reference(a, "req-2026").await.expect("find").is_none(),
+        "[client reference] exact match"
+    );
+    let thread = store.list_thread(a, c.id, &PageRequest::default()).await.expect("thread");
+    assert_eq!(thread.items, vec![m.clone()], "[client reference] thread returns the same message");
+
+    let sent = store
+        .update_message_status(
+            a,
+            m.id,
+            &status(MessageStatus::Sent, Some("wamid.r1")),
+            &ev(a, EventType::MESSAGE_STATUS_UPDATED),
+        )
+        .await
+        .expect("update")
+        .expect("queued → sent");
+    assert_eq!(
+        (sent.channel_id, sent.client_reference.as_deref()),
+        (Some(channel), m.client_reference.as_deref()),
+        "[client reference] a status update keeps both"
+    );
+    assert_eq!(
+        store.get_message(a, m.id).await.expect("get"),
+        sent,
+        "[client reference] stored equals the update's result"
+    );
+
+    let plain = outbound(&c, "sem referência");
+    store.insert_message(&plain, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let got = store.get_message(a, plain.id).await.expect("get");
+    assert_eq!((got.channel_id, got.client_reference), (None, None), "[client reference] absent stays absent");
+    let another = outbound(&c, "também sem");
+    store.insert_message(&another, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("many messages without a reference");
+}
+
+/// A client reference is unique per account: repeating it is Conflict and
+/// writes no event; another account may use it; lookups are per account.
+pub async fn message_client_reference_unique_per_account(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let b = new_account(&store, "B").await;
+    let ca = contact(a, "Ana", "+5511987654321");
+    let ca2 = contact(a, "Bia", "+5511912345678");
+    let cb = contact(b, "Ana em B", "+5511987654321");
+    for c in [&ca, &ca2, &cb] {
+        insert(&store, c).await;
+    }
+    let first = referenced(&ca, "um", "key-1");
+    store.insert_message(&first, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let before = event_count(&store, a).await;
+    for (dup, label) in
+        [(referenced(&ca, "dois", "key-1"), "same contact"), (referenced(&ca2, "dois", "key-1"), "another contact")]
+    {
+        let err = store.insert_message(&dup, &ev(a, EventType::MESSAGE_QUEUED)).await.expect_err("dup");
+        match &err {
+            crate::Error::Conflict { reason, .. } => {
+                assert!(reason.contains("client reference"), "[client reference] the reason names it: {reason}")
+            }
+            other => panic!("[client reference] a repeated reference ({label}) is Conflict, got {other}"),
+        }
+        assert!(
+            is_not_found(&store.get_message(a, dup.id).await.expect_err("x")),
+            "[client reference] nothing stored ({label})"
+        );
+    }
+    assert_eq!(event_count(&store, a).await, before, "[client reference] refused inserts write no event");
+    let got = store.get_contact(a, ca2.id).await.expect("get");
+    assert_eq!(got.last_outbound_at, None, "[client reference] a refused insert does not move the contact's activity");
+
+    let in_b = referenced(&cb, "um em B", "key-1");
+    store.insert_message(&in_b, &ev(b, EventType::MESSAGE_QUEUED)).await.expect("another account may reuse it");
+    let found_a = store.find_message_by_client_reference(a, "key-1").await.expect("find").map(|m| m.id);
+    let found_b = store.find_message_by_client_reference(b, "key-1").await.expect("find").map(|m| m.id);
+    assert_eq!((found_a, found_b), (Some(first.id), Some(in_b.id)), "[client reference] each account finds its own");
+    let c = new_account(&store, "C").await;
+    assert!(
+        store.find_message_by_client_reference(c, "key-1").await.expect("find").is_none(),
+        "[client reference] tenancy"
+    );
+    assert!(
+        store.find_message_by_client_reference(a, "key-2").await.expect("find").is_none(),
+        "[client reference] unknown"
+    );
+}
+
+/// Concurrent inserts carrying one client reference store exactly one message.
+pub async fn concurrent_inserts_with_one_client_reference(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let mut contacts = Vec::new();
+    for i in 0..2 {
+        let c = contact(a, &format!("C{i}"), &super::phone(i));
+        insert(&store, &c).await;
+        contacts.push(c);
+    }
+    let before = event_count(&store, a).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let m = referenced(&contacts[i % 2], &format!("try {i}"), "idem-42");
+        tasks.push(tokio::spawn(async move {
+            store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.map(|()| m.id)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(id) => winners.push(id),
+            Err(e) => assert!(is_conflict(&e), "[concurrency] losers get Conflict, got {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "[concurrency] exactly one message per client reference");
+    let found = store.find_message_by_client_reference(a, "idem-42").await.expect("find").map(|m| m.id);
+    assert_eq!(found, winners.first().copied(), "[concurrency] the reference finds the winner");
+    assert_eq!(event_count(&store, a).await, before + 1, "[concurrency] one message event");
+}
+
+/// Deleting a contact deletes its messages and frees their client references.
+pub async fn contact_delete_frees_client_reference(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = referenced(&c, "oi", "ref-x");
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    store.delete_contact(a, c.id, &ev(a, EventType::CONTACT_DELETED)).await.expect("delete");
+    assert!(
+        store.find_message_by_client_reference(a, "ref-x").await.expect("find").is_none(),
+        "[cascade] reference freed"
+    );
+    let again = contact(a, "Ana de novo", "+5511987654321");
+    insert(&store, &again).await;
+    let m2 = referenced(&again, "oi de novo", "ref-x");
+    store.insert_message(&m2, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("the freed reference is usable again");
+    let found = store.find_message_by_client_reference(a, "ref-x").await.expect("find").map(|m| m.id);
+    assert_eq!(found, Some(m2.id), "[cascade] the reference finds the new message");
 }
