@@ -34,7 +34,10 @@ async fn whole_api(h: &Harness) {
 
     let ready = h.api.get("/ready").send().await.ok_json(200);
     assert_eq!(ready["checks"]["database"]["status"], "healthy", "{ready}");
-    assert_eq!(ready["checks"]["messenger"]["status"], "degraded", "{ready}");
+    assert!(ready["checks"].get("messenger").is_none(), "channels are reported apart: {ready}");
+    assert!(ready["channels"]["total"].as_u64().unwrap() >= 2, "{ready}");
+    let item = &ready["channels"]["items"][0];
+    assert_eq!((item["kind"].as_str(), item["health"].as_str()), (Some("recording"), Some("degraded")), "{ready}");
     let metrics = h.api.get("/metrics").send().await.expect(200).text();
     assert!(metrics.contains(r#"route="/api/v1/contacts/{id}""#), "{metrics}");
     let doc = h.api.get("/openapi.json").send().await.ok_json(200);
@@ -106,12 +109,17 @@ async fn body_limit_applies_to_streamed_bodies() {
          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     s.write_all(head.as_bytes()).await.unwrap();
-    for chunk in bytes.chunks(512) {
-        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
-        s.write_all(chunk).await.unwrap();
-        s.write_all(b"\r\n").await.unwrap();
-    }
-    s.write_all(b"0\r\n\r\n").await.unwrap();
+    // The server may answer 413 and close before the whole body is written:
+    // a broken pipe on the later chunks is expected, the answer is read below.
+    let mut write = async || -> std::io::Result<()> {
+        for chunk in bytes.chunks(512) {
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+            s.write_all(chunk).await?;
+            s.write_all(b"\r\n").await?;
+        }
+        s.write_all(b"0\r\n\r\n").await
+    };
+    let _ = write().await;
     let mut out = String::new();
     let _ = s.read_to_string(&mut out).await;
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");

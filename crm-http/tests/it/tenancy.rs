@@ -30,6 +30,8 @@ pub async fn suite(h: &Harness) {
         .await
         .ok_json(202);
     let mid = id(&message);
+    // Let the dispatcher finish with it, so the snapshots compare settled data.
+    assert_eq!(api.settled_message(&a_token, &mid).await["status"], "sent");
     let template = create_template(api, &a_token, "welcome", "Oi {{first_name}}!").await;
     let tid = id(&template);
     let (key, _) = h.crm().create_api_key(a, "integration", Role::Agent, None).await.unwrap();
