@@ -20,6 +20,7 @@ use crate::error::{corrupt, db};
 pub(crate) mod accounts;
 pub(crate) mod contacts;
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod messages;
 pub(crate) mod templates;
 
@@ -38,6 +39,8 @@ pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) trait Columns {
     /// A `uuid` (PostgreSQL) or 16-byte BLOB (SQLite) column.
     fn uuid(&self, col: &'static str) -> Result<Uuid>;
+    /// A nullable id column.
+    fn opt_uuid(&self, col: &'static str) -> Result<Option<Uuid>>;
     /// A text column.
     fn text(&self, col: &'static str) -> Result<String>;
     /// A nullable text column.
@@ -70,6 +73,8 @@ pub(crate) enum Arg {
     Uuid(Uuid),
     /// A text value.
     Text(String),
+    /// A text value or NULL (an optional filter).
+    OptText(Option<String>),
     /// An integer (a limit, a count).
     Int(i64),
 }
@@ -83,6 +88,12 @@ impl From<Uuid> for Arg {
 impl From<&str> for Arg {
     fn from(v: &str) -> Self {
         Self::Text(v.to_owned())
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Self::OptText(v.map(str::to_owned))
     }
 }
 
@@ -121,6 +132,18 @@ pub(crate) trait Fetch: Sync {
 /// than the page holds, to tell whether another page follows.
 pub(crate) fn page_args(page: &crm_core::PageRequest) -> [Arg; 2] {
     [Arg::Uuid(page.after.unwrap_or_default()), Arg::Int(i64::from(page.limit) + 1)]
+}
+
+/// A queue statistics row (an outbox consumer's or a job kind's): the counts
+/// `depth`, `due` and `dead`, and the time `oldest_due_at`.
+pub(crate) fn queue_stats_row(r: &impl Columns) -> Result<crm_core::QueueStats> {
+    let count = |col| r.int(col).map(|n| u64::try_from(n).unwrap_or(0));
+    Ok(crm_core::QueueStats {
+        depth: count("depth")?,
+        due: count("due")?,
+        oldest_due_at: r.opt_time("oldest_due_at")?,
+        dead: count("dead")?,
+    })
 }
 
 /// Reads column `col` of any sqlx row as `T`.

@@ -2,11 +2,11 @@
 //!
 //! Every function takes a fresh, empty store and checks one behaviour of the
 //! contracts written on [`AccountStore`], [`ContactStore`], [`MessageStore`],
-//! [`TemplateStore`] and [`EventStore`]. The behaviours are grouped in one
-//! section per aggregate ([`accounts`], [`contacts`], [`messages`],
-//! [`templates`], [`events`]), each with its own `run_all`; [`run_all`] here
-//! runs every section and the health probe, each behaviour on a new store
-//! from the factory. A new aggregate brings its own section and one line in
+//! [`TemplateStore`], [`EventStore`] and [`JobStore`]. The behaviours are
+//! grouped in one section per aggregate ([`accounts`], [`contacts`],
+//! [`messages`], [`templates`], [`events`], [`jobs`]), each with its own
+//! `run_all`; [`run_all`] here runs every section and the health probe, each
+//! behaviour on a new store from the factory. A new aggregate brings its own section and one line in
 //! [`run_all`].
 //!
 //! Times are taken from [`SystemClock`] (microsecond precision) so that a
@@ -22,11 +22,12 @@ use crate::{
     MessageStatus, NewContact, PageRequest, StatusUpdate, Store, SystemClock,
 };
 #[allow(unused_imports)] // referenced by the module docs
-use crate::{AccountStore, ContactStore, EventStore, MessageStore, TemplateStore};
+use crate::{AccountStore, ContactStore, EventStore, JobStore, MessageStore, TemplateStore};
 
 pub mod accounts;
 pub mod contacts;
 pub mod events;
+pub mod jobs;
 pub mod messages;
 pub mod templates;
 
@@ -67,6 +68,7 @@ where
     messages::run_all(&make).await;
     templates::run_all(&make).await;
     events::run_all(&make).await;
+    jobs::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
