@@ -236,7 +236,8 @@ pub trait JobStore: Send + Sync + Debug + 'static {
     /// Moves a job to the dead state with `error`. Errors as [`JobStore::renew_job`].
     async fn bury_job(&self, token: &JobToken, error: &str) -> Result<()>;
 
-    /// Schedules a dead job again, due now with its attempts reset.
+    /// Schedules a dead job again, due now with its attempts reset (its
+    /// `last_error` is kept).
     /// [`Error::NotFound`] when the account has no dead job with this id.
     async fn replay_job(&self, account: AccountId, id: JobId) -> Result<Job>;
 

@@ -509,6 +509,7 @@ pub async fn outbox_replay_dead_letters(store: Arc<dyn Store>) {
     let back = claim_one(&store, "w", Duration::from_secs(30)).await;
     assert_eq!(back.token.event_id, ids[0], "[outbox] the replayed item is claimable");
     assert_eq!(back.attempt, 1, "[outbox] attempts reset by a replay");
+    assert_eq!(back.last_error.as_deref(), Some("dead 0"), "[outbox] the error it died with is its last error");
     let err = store.replay_dead_letter("w", a, ids[0]).await.expect_err("not dead any more");
     assert!(is_not_found(&err), "[outbox] replaying a live item is NotFound, got {err}");
     let err = store.replay_dead_letter("w", a, EventId::new()).await.expect_err("unknown");

@@ -321,6 +321,7 @@ pub async fn jobs_bury_and_replay(store: Arc<dyn Store>) {
     let replayed = store.replay_job(a, j.id).await.expect("replay");
     assert_eq!(replayed.state, JobState::Scheduled, "[jobs] scheduled again");
     assert_eq!(replayed.attempt, 0, "[jobs] attempts reset");
+    assert_eq!(replayed.last_error.as_deref(), Some("template rejected"), "[jobs] the last error is kept");
     assert!(replayed.run_at >= before - secs(5), "[jobs] due now: {replayed:?}");
     assert_eq!(store.get_job(a, j.id).await.expect("get"), replayed, "[jobs] replay returns the stored job");
     let again = claim_one(&store, "send", Duration::from_secs(30)).await;
