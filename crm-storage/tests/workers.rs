@@ -18,12 +18,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// One handler call: the attempt and the previous error it was given.
+type Call = (u32, Option<String>);
+
 /// An outbox consumer that records every call and plays a script per event.
 #[derive(Debug, Default)]
 struct RecordingWorker {
     name: String,
     /// Per event: every call's (attempt, previous error).
-    seen: Mutex<HashMap<EventId, Vec<(u32, Option<String>)>>>,
+    seen: Mutex<HashMap<EventId, Vec<Call>>>,
     /// Per event: the outcomes of its next calls (then `Done`).
     script: Mutex<HashMap<EventId, Vec<Outcome>>>,
     delay: Duration,
@@ -34,11 +37,11 @@ impl RecordingWorker {
         Arc::new(Self { name: name.into(), delay, ..Self::default() })
     }
 
-    fn calls(&self, id: EventId) -> Vec<(u32, Option<String>)> {
+    fn calls(&self, id: EventId) -> Vec<Call> {
         self.seen.lock().unwrap().get(&id).cloned().unwrap_or_default()
     }
 
-    fn seen(&self) -> HashMap<EventId, Vec<(u32, Option<String>)>> {
+    fn seen(&self) -> HashMap<EventId, Vec<Call>> {
         self.seen.lock().unwrap().clone()
     }
 }

@@ -588,12 +588,13 @@ mod tests {
         let q = Arc::new(TestQueue { handle_delay: Duration::from_millis(20), ..TestQueue::with_items(20) });
         let h = start(q.clone(), opts()).await;
         until(&q, |s| s.acked.len() == 20).await;
-        let s = q.state.lock().unwrap();
-        let mut handled = s.handled.clone();
-        handled.sort_unstable();
-        assert_eq!(handled, (0..20).collect::<Vec<_>>());
-        assert!(s.max_running <= 3 && s.max_running >= 2, "max running {}", s.max_running);
-        drop(s);
+        {
+            let s = q.state.lock().unwrap();
+            let mut handled = s.handled.clone();
+            handled.sort_unstable();
+            assert_eq!(handled, (0..20).collect::<Vec<_>>());
+            assert!(s.max_running <= 3 && s.max_running >= 2, "max running {}", s.max_running);
+        }
         let stats = h.stats().await;
         assert_eq!((stats[0].claimed, stats[0].done, stats[0].in_flight), (20, 20, 0));
         assert_eq!(h.shutdown(Duration::from_secs(1)).await, ShutdownReport::default());
@@ -611,14 +612,15 @@ mod tests {
         // Retried items are due at once in this queue, so attempts follow immediately.
         let h = start(q.clone(), opts()).await;
         until(&q, |s| s.items.is_empty()).await;
-        let s = q.state.lock().unwrap();
-        assert_eq!(s.acked, vec![0]);
-        // Item 0: the schedule's 1 s, then the handler's 30 s (longer than 2 s).
-        let delays0: Vec<Duration> = s.retried.iter().filter(|(i, _)| *i == 0).map(|(_, d)| *d).collect();
-        assert_eq!(delays0, [Duration::from_secs(1), Duration::from_secs(30)]);
-        assert!(s.dead[&1].starts_with("gave up after 3 attempts: x"), "{}", s.dead[&1]);
-        assert_eq!(s.dead[&2], "never");
-        drop(s);
+        {
+            let s = q.state.lock().unwrap();
+            assert_eq!(s.acked, vec![0]);
+            // Item 0: the schedule's 1 s, then the handler's 30 s (longer than 2 s).
+            let delays0: Vec<Duration> = s.retried.iter().filter(|(i, _)| *i == 0).map(|(_, d)| *d).collect();
+            assert_eq!(delays0, [Duration::from_secs(1), Duration::from_secs(30)]);
+            assert!(s.dead[&1].starts_with("gave up after 3 attempts: x"), "{}", s.dead[&1]);
+            assert_eq!(s.dead[&2], "never");
+        }
         let stats = &h.stats().await[0];
         assert_eq!((stats.retried, stats.dead_lettered, stats.done), (4, 2, 1));
         assert_eq!(stats.queue.unwrap().dead, 2);
@@ -631,10 +633,11 @@ mod tests {
         q.script.lock().unwrap().insert(0, vec![Outcome::Defer { after: Duration::from_millis(1) }; 5]);
         let h = start(q.clone(), opts()).await;
         until(&q, |s| s.acked == [0]).await;
-        let s = q.state.lock().unwrap();
-        assert_eq!(s.released.len(), 5);
-        assert!(s.dead.is_empty(), "five deferrals with max_attempts 3 are not a failure");
-        drop(s);
+        {
+            let s = q.state.lock().unwrap();
+            assert_eq!(s.released.len(), 5);
+            assert!(s.dead.is_empty(), "five deferrals with max_attempts 3 are not a failure");
+        }
         h.shutdown(Duration::ZERO).await;
     }
 
@@ -665,8 +668,10 @@ mod tests {
         until(&q, |s| s.running == 2).await;
         let report = h.shutdown(Duration::from_millis(50)).await;
         assert_eq!(report, ShutdownReport { finished: 0, released: 2 });
-        let s = q.state.lock().unwrap();
-        assert!(s.items.values().all(|(attempt, lease, _)| *attempt == 0 && lease.is_none()), "{s:?}");
+        {
+            let s = q.state.lock().unwrap();
+            assert!(s.items.values().all(|(attempt, lease, _)| *attempt == 0 && lease.is_none()), "{s:?}");
+        }
 
         let q = Arc::new(TestQueue { handle_delay: Duration::from_millis(50), ..TestQueue::with_items(2) });
         let h = start(q.clone(), opts()).await;

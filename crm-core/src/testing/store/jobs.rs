@@ -305,8 +305,9 @@ pub async fn jobs_bury_and_replay(store: Arc<dyn Store>) {
     assert_eq!(dead.last_error.as_deref(), Some("template rejected"), "[jobs] with its error");
     assert_eq!(dead.attempt, 1, "[jobs] and its attempts");
     let listed = all_jobs(&store, a, None, Some(JobState::Dead)).await;
-    assert_eq!(listed, [dead.clone()], "[jobs] listed as dead");
-    assert_eq!(all_jobs(&store, a, None, Some(JobState::Scheduled)).await, [live.clone()], "[jobs] scheduled ones");
+    assert_eq!(listed, std::slice::from_ref(&dead), "[jobs] listed as dead");
+    let scheduled = all_jobs(&store, a, None, Some(JobState::Scheduled)).await;
+    assert_eq!(scheduled, std::slice::from_ref(&live), "[jobs] scheduled ones");
     assert!(claim(&store, &["send"], 10, Duration::ZERO).await.is_empty(), "[jobs] dead jobs are never claimed");
     for (what, err) in [
         ("complete", store.complete_job(&held.token).await.expect_err("dead")),
@@ -344,7 +345,7 @@ pub async fn jobs_tenancy(store: Arc<dyn Store>) {
         assert!(is_not_found(&store.cancel_job(a, id).await.expect_err("cancel")), "[jobs] cancel is NotFound");
     }
     assert!(all_jobs(&store, a, None, None).await.is_empty(), "[jobs] list shows only the account's jobs");
-    assert_eq!(all_jobs(&store, b, None, None).await, [theirs.clone()], "[jobs] B sees its job");
+    assert_eq!(all_jobs(&store, b, None, None).await, std::slice::from_ref(&theirs), "[jobs] B sees its job");
     let held = claim_one(&store, "send", Duration::from_secs(30)).await;
     store.bury_job(&held.token, "fatal").await.expect("bury");
     let err = store.replay_job(a, theirs.id).await.expect_err("replay");
