@@ -31,7 +31,14 @@ fn transient_code(code: &str) -> bool {
 /// (PostgreSQL) or by the driver message listing its columns (SQLite), with
 /// the memory store's reasons.
 fn conflict_on(key: &str) -> Error {
-    let (entity, reason) = if key.contains("api_keys") {
+    let (entity, reason) = if key.contains("jobs") {
+        // `jobs_kind_unique_key` (PostgreSQL) / `jobs.kind, jobs.unique_key` (SQLite).
+        if key.contains("unique_key") {
+            ("job", "a job of this kind holds this unique key")
+        } else {
+            ("job", "id already exists")
+        }
+    } else if key.contains("api_keys") {
         ("api_key", "prefix already exists")
     } else if key.contains("users") {
         ("user", "e-mail already registered")

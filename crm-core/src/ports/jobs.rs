@@ -92,10 +92,7 @@ impl Job {
         now: DateTime<Utc>,
     ) -> Result<Self> {
         check_job_kind(kind)?;
-        let size = serde_json::to_string(&payload).map(|s| s.len()).unwrap_or(usize::MAX);
-        if size > MAX_JOB_PAYLOAD_BYTES {
-            return Err(Error::validation("payload", format!("at most {MAX_JOB_PAYLOAD_BYTES} bytes")));
-        }
+        check_job_payload(&payload)?;
         Ok(Job {
             id: JobId::new(),
             kind: kind.to_owned(),
@@ -113,12 +110,35 @@ impl Job {
     /// Sets the unique key (1–200 characters without control characters).
     pub fn with_unique_key(mut self, key: impl Into<String>) -> Result<Self> {
         let key = key.into();
-        if !(1..=200).contains(&key.chars().count()) || key.chars().any(char::is_control) {
-            return Err(Error::validation("unique_key", "must be 1 to 200 characters without control characters"));
-        }
+        check_job_unique_key(&key)?;
         self.unique_key = Some(key);
         Ok(self)
     }
+}
+
+fn check_job_payload(payload: &serde_json::Value) -> Result<()> {
+    let size = serde_json::to_string(payload).map(|s| s.len()).unwrap_or(usize::MAX);
+    if size > MAX_JOB_PAYLOAD_BYTES {
+        return Err(Error::validation("payload", format!("at most {MAX_JOB_PAYLOAD_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn check_job_unique_key(key: &str) -> Result<()> {
+    if !(1..=200).contains(&key.chars().count()) || key.chars().any(char::is_control) {
+        return Err(Error::validation("unique_key", "must be 1 to 200 characters without control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a job handed to [`JobStore::schedule_job`] as [`Job::new`] and
+/// [`Job::with_unique_key`] do (its fields are public, so it may have been
+/// built by hand): the kind, the payload size and the unique key.
+/// [`Error::Validation`] otherwise; every adapter calls it before storing.
+pub fn check_job(job: &Job) -> Result<()> {
+    check_job_kind(&job.kind)?;
+    check_job_payload(&job.payload)?;
+    job.unique_key.as_deref().map_or(Ok(()), check_job_unique_key)
 }
 
 /// Identifies one lease on one job.
@@ -180,8 +200,9 @@ pub struct QueueStats {
 ///   stores), so processes agree on expiry.
 #[async_trait]
 pub trait JobStore: Send + Sync + Debug + 'static {
-    /// Stores a job. [`Error::Conflict`] when its id is taken, or its
-    /// `unique_key` is held by a scheduled or dead job of the same kind.
+    /// Stores a job. [`Error::Validation`] when [`check_job`] refuses it;
+    /// [`Error::Conflict`] when its id is taken, or its `unique_key` is held
+    /// by a scheduled or dead job of the same kind.
     async fn schedule_job(&self, job: &Job) -> Result<()>;
 
     /// One job of the account; [`Error::NotFound`] when missing (or done).
@@ -215,7 +236,8 @@ pub trait JobStore: Send + Sync + Debug + 'static {
     /// Moves a job to the dead state with `error`. Errors as [`JobStore::renew_job`].
     async fn bury_job(&self, token: &JobToken, error: &str) -> Result<()>;
 
-    /// Schedules a dead job again, due now with its attempts reset.
+    /// Schedules a dead job again, due now with its attempts reset (its
+    /// `last_error` is kept).
     /// [`Error::NotFound`] when the account has no dead job with this id.
     async fn replay_job(&self, account: AccountId, id: JobId) -> Result<Job>;
 

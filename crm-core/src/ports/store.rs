@@ -269,9 +269,9 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         limit: u32,
     ) -> Result<Vec<DeadLetter>>;
 
-    /// Queues a dead letter again, due now with its attempts reset.
-    /// [`Error::NotFound`] when the consumer has no dead letter of
-    /// `account`'s with this event id.
+    /// Queues a dead letter again, due now with its attempts reset (its
+    /// error stays the item's last error). [`Error::NotFound`] when the
+    /// consumer has no dead letter of `account`'s with this event id.
     async fn replay_dead_letter(&self, consumer: &str, account: AccountId, event: EventId) -> Result<()>;
 
     /// Queues again every dead letter of `account`'s events that died at or
@@ -318,7 +318,8 @@ pub struct Claim {
     pub event: Event,
     /// 1 on the first claim, +1 each time it is claimed again.
     pub attempt: u32,
-    /// The error recorded by the last `nack`.
+    /// The error recorded by the last `nack` (or by the `bury` of a
+    /// dead letter since replayed).
     pub last_error: Option<String>,
 }
 

@@ -86,6 +86,7 @@ pub struct Queued {
 
 /// Where a message goes out.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one short-lived value per send; boxing the channel gains nothing")]
 pub(crate) enum Route {
     /// A channel, through its governor (boxed: a channel is large).
     Channel(Box<Channel>, Arc<GovernedMessenger>),

@@ -74,8 +74,9 @@ async fn insert_tags(tx: &mut Tx, account: AccountId, id: ContactId, tags: Vec<S
 /// contact (version 0) is inserted unless its phone or id is taken, also by a
 /// concurrent write (`ON CONFLICT DO NOTHING` waits for an uncommitted one
 /// and skips the row if it commits); only the contacts inserted get their
-/// tags, event and outbox rows. `rows` must be in phone order (see
-/// `plan_import`), so concurrent imports take the phone key in one order.
+/// tags, event and outbox rows (one per consumer whose filter the event
+/// passes). `rows` must be in phone order (see `plan_import`), so concurrent
+/// imports take the phone key in one order.
 /// Returns the ids of the contacts inserted.
 async fn import_batch(tx: &mut Tx, account: AccountId, rows: &[(&Contact, &Event)]) -> Result<Vec<Uuid>> {
     let n = rows.len();
@@ -127,7 +128,7 @@ async fn import_batch(tx: &mut Tx, account: AccountId, rows: &[(&Contact, &Event
     // `input` is read twice, so PostgreSQL materializes it once. The sibling
     // INSERTs see one snapshot; the outbox's foreign key is checked at the end
     // of the statement, when the events are there.
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "WITH input AS ( \
              SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                                   $8::text[], $9::jsonb[], $10::smallint[], $11::text[], $12::text[], \
@@ -155,12 +156,15 @@ async fn import_batch(tx: &mut Tx, account: AccountId, rows: &[(&Contact, &Event
              INSERT INTO events (id, account_id, type, payload, occurred_at) \
              SELECT input.event_id, $1, input.event_type, input.payload, input.occurred_at \
              FROM input JOIN inserted ON inserted.id = input.id \
-             RETURNING id \
+             RETURNING id, type \
          ), queued AS ( \
-             INSERT INTO outbox (consumer, event_id) SELECT c.name, a.id FROM outbox_consumers c CROSS JOIN appended a \
+             INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN appended e \
+             WHERE ",
+        consumer_wants!(),
+        " \
          ) \
-         SELECT id FROM inserted",
-    )
+         SELECT id FROM inserted"
+    ))
     .bind(account.into_uuid())
     .bind(ids)
     .bind(names)

@@ -1,19 +1,24 @@
 //! [`EventStore`] over PostgreSQL: the event log and its outbox.
 //!
-//! Outbox leases use the database clock (`now()`), so several processes
-//! sharing one database agree on expiry; claims take rows with `FOR UPDATE
-//! SKIP LOCKED`, so concurrent claimers never block on or share an item.
+//! Outbox leases, due times and dead-letter times use the database clock
+//! (`now()`), so several processes sharing one database agree on expiry;
+//! claims take rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+//! never block on or share an item. Dead letters are outbox rows with
+//! `dead_at` set: claims, `pending` and settlements skip them.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-use crm_core::ports::store::{MAX_NACK_ERROR_CHARS, check_consumer_name, check_event_limit};
-use crm_core::{AccountId, Claim, ClaimToken, Error, Event, EventId, EventStore, Result};
+use crm_core::ports::store::{check_consumer_name, check_event_limit};
+use crm_core::{
+    AccountId, Claim, ClaimToken, DeadLetter, Error, Event, EventFilter, EventId, EventStore, QueueStats, Result,
+};
 
 use super::PgStore;
 use crate::error::db;
-use crate::rows::events::event_row;
-use crate::rows::{Columns, duration_micros, get};
+use crate::rows::events::{clip_error, event_row};
+use crate::rows::{Columns, duration_micros, get, queue_stats_row};
 
 #[async_trait]
 impl EventStore for PgStore {
@@ -25,14 +30,22 @@ impl EventStore for PgStore {
         crate::rows::events::read_all_events(self, after, limit).await
     }
 
-    async fn register_consumer(&self, consumer: &str, _filter: &crm_core::EventFilter) -> Result<()> {
+    async fn register_consumer(&self, consumer: &str, filter: &EventFilter) -> Result<()> {
         check_consumer_name(consumer)?;
-        sqlx::query("INSERT INTO outbox_consumers (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(consumer)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db("registering a consumer", e))?;
+        sqlx::query(
+            "INSERT INTO outbox_consumers (name, event_types) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET event_types = excluded.event_types",
+        )
+        .bind(consumer)
+        .bind(filter.types())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("registering a consumer", e))?;
         Ok(())
+    }
+
+    async fn list_consumers(&self) -> Result<Vec<String>> {
+        crate::rows::events::list_consumers(self).await
     }
 
     async fn claim(&self, consumer: &str, limit: u32, lease: Duration) -> Result<Vec<Claim>> {
@@ -41,7 +54,8 @@ impl EventStore for PgStore {
         let rows = sqlx::query(
             "WITH due AS ( \
                  SELECT consumer, event_id FROM outbox \
-                 WHERE consumer = $1 AND due_at <= now() AND (lease_until IS NULL OR lease_until <= now()) \
+                 WHERE consumer = $1 AND dead_at IS NULL AND due_at <= now() \
+                   AND (lease_until IS NULL OR lease_until <= now()) \
                  ORDER BY event_id LIMIT $2 FOR UPDATE SKIP LOCKED \
              ), leased AS ( \
                  UPDATE outbox o SET lease_id = gen_random_uuid(), \
@@ -76,43 +90,38 @@ impl EventStore for PgStore {
     }
 
     async fn ack(&self, claim: &ClaimToken) -> Result<()> {
-        let done = sqlx::query("DELETE FROM outbox WHERE consumer = $1 AND event_id = $2 AND lease_id = $3")
-            .bind(&claim.consumer)
-            .bind(claim.event_id.into_uuid())
-            .bind(claim.lease_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db("acknowledging an outbox item", e))?;
-        if done.rows_affected() == 0 {
-            return Err(self.lost_lease(claim).await);
-        }
-        Ok(())
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE consumer = $1 AND event_id = $2 AND lease_id = $3 AND dead_at IS NULL",
+        )
+        .bind(&claim.consumer)
+        .bind(claim.event_id.into_uuid())
+        .bind(claim.lease_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("acknowledging an outbox item", e))?;
+        self.settled(claim, done.rows_affected()).await
     }
 
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()> {
-        let error: String = error.chars().take(MAX_NACK_ERROR_CHARS).collect();
         let done = sqlx::query(
             "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
                  due_at = now() + $1::bigint * interval '1 microsecond', last_error = $2 \
-             WHERE consumer = $3 AND event_id = $4 AND lease_id = $5",
+             WHERE consumer = $3 AND event_id = $4 AND lease_id = $5 AND dead_at IS NULL",
         )
         .bind(duration_micros(retry_in))
-        .bind(error)
+        .bind(clip_error(error))
         .bind(&claim.consumer)
         .bind(claim.event_id.into_uuid())
         .bind(claim.lease_id)
         .execute(&self.pool)
         .await
         .map_err(|e| db("releasing an outbox item", e))?;
-        if done.rows_affected() == 0 {
-            return Err(self.lost_lease(claim).await);
-        }
-        Ok(())
+        self.settled(claim, done.rows_affected()).await
     }
 
     async fn pending(&self, consumer: &str) -> Result<u64> {
         check_consumer_name(consumer)?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE consumer = $1")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE consumer = $1 AND dead_at IS NULL")
             .bind(consumer)
             .fetch_one(&self.pool)
             .await
@@ -120,55 +129,135 @@ impl EventStore for PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    // ---- TEMPORARY stubs: replaced by the workers/outbox change ---------------
-    async fn list_consumers(&self) -> Result<Vec<String>> {
-        Err(crate::rows::not_yet("list_consumers"))
+    async fn renew(&self, claim: &ClaimToken, lease: Duration) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE outbox SET lease_until = now() + $1::bigint * interval '1 microsecond' \
+             WHERE consumer = $2 AND event_id = $3 AND lease_id = $4 AND dead_at IS NULL",
+        )
+        .bind(duration_micros(lease))
+        .bind(&claim.consumer)
+        .bind(claim.event_id.into_uuid())
+        .bind(claim.lease_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("renewing an outbox lease", e))?;
+        self.settled(claim, done.rows_affected()).await
     }
 
-    async fn renew(&self, _claim: &ClaimToken, _lease: Duration) -> Result<()> {
-        Err(crate::rows::not_yet("renew"))
+    async fn release(&self, claim: &ClaimToken, retry_in: Duration) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
+                 due_at = now() + $1::bigint * interval '1 microsecond', attempt = GREATEST(attempt - 1, 0) \
+             WHERE consumer = $2 AND event_id = $3 AND lease_id = $4 AND dead_at IS NULL",
+        )
+        .bind(duration_micros(retry_in))
+        .bind(&claim.consumer)
+        .bind(claim.event_id.into_uuid())
+        .bind(claim.lease_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("releasing an outbox item", e))?;
+        self.settled(claim, done.rows_affected()).await
     }
 
-    async fn release(&self, _claim: &ClaimToken, _retry_in: Duration) -> Result<()> {
-        Err(crate::rows::not_yet("release"))
-    }
-
-    async fn bury(&self, _claim: &ClaimToken, _error: &str) -> Result<()> {
-        Err(crate::rows::not_yet("bury"))
+    async fn bury(&self, claim: &ClaimToken, error: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE outbox SET lease_id = NULL, lease_until = NULL, dead_at = now(), last_error = $1 \
+             WHERE consumer = $2 AND event_id = $3 AND lease_id = $4 AND dead_at IS NULL",
+        )
+        .bind(clip_error(error))
+        .bind(&claim.consumer)
+        .bind(claim.event_id.into_uuid())
+        .bind(claim.lease_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("dead-lettering an outbox item", e))?;
+        self.settled(claim, done.rows_affected()).await
     }
 
     async fn list_dead_letters(
         &self,
-        _consumer: &str,
-        _account: AccountId,
-        _after: Option<EventId>,
-        _limit: u32,
-    ) -> Result<Vec<crm_core::DeadLetter>> {
-        Err(crate::rows::not_yet("list_dead_letters"))
+        consumer: &str,
+        account: AccountId,
+        after: Option<EventId>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>> {
+        crate::rows::events::list_dead_letters(self, consumer, account, after, limit).await
     }
 
-    async fn replay_dead_letter(&self, _consumer: &str, _account: AccountId, _event: EventId) -> Result<()> {
-        Err(crate::rows::not_yet("replay_dead_letter"))
+    async fn replay_dead_letter(&self, consumer: &str, account: AccountId, event: EventId) -> Result<()> {
+        check_consumer_name(consumer)?;
+        let done = sqlx::query(
+            "UPDATE outbox o SET dead_at = NULL, attempt = 0, due_at = now() \
+             FROM events e WHERE e.id = o.event_id AND e.account_id = $3 \
+               AND o.consumer = $1 AND o.event_id = $2 AND o.dead_at IS NOT NULL",
+        )
+        .bind(consumer)
+        .bind(event.into_uuid())
+        .bind(account.into_uuid())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("replaying a dead letter", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("dead letter"));
+        }
+        Ok(())
     }
 
-    async fn replay_dead_letters_since(
-        &self,
-        _consumer: &str,
-        _account: AccountId,
-        _since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64> {
-        Err(crate::rows::not_yet("replay_dead_letters_since"))
+    async fn replay_dead_letters_since(&self, consumer: &str, account: AccountId, since: DateTime<Utc>) -> Result<u64> {
+        check_consumer_name(consumer)?;
+        let done = sqlx::query(
+            "UPDATE outbox o SET dead_at = NULL, attempt = 0, due_at = now() \
+             FROM events e WHERE e.id = o.event_id AND e.account_id = $2 \
+               AND o.consumer = $1 AND o.dead_at IS NOT NULL AND o.dead_at >= $3",
+        )
+        .bind(consumer)
+        .bind(account.into_uuid())
+        .bind(since)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("replaying dead letters", e))?;
+        Ok(done.rows_affected())
     }
 
-    async fn queue_stats(&self, _consumer: &str) -> Result<crm_core::QueueStats> {
-        Err(crate::rows::not_yet("queue_stats"))
+    async fn queue_stats(&self, consumer: &str) -> Result<QueueStats> {
+        check_consumer_name(consumer)?;
+        // An item is due since its event happened or, once retried, since
+        // its retry time (`due_at` starts at -infinity).
+        let row = sqlx::query(
+            "WITH q AS ( \
+                 SELECT o.dead_at IS NOT NULL AS dead, \
+                        o.dead_at IS NULL AND o.due_at <= now() \
+                            AND (o.lease_until IS NULL OR o.lease_until <= now()) AS due, \
+                        GREATEST(o.due_at, e.occurred_at) AS due_since \
+                 FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.consumer = $1 \
+             ) \
+             SELECT COUNT(*) FILTER (WHERE NOT dead) AS depth, COUNT(*) FILTER (WHERE due) AS due, \
+                    MIN(due_since) FILTER (WHERE due) AS oldest_due_at, COUNT(*) FILTER (WHERE dead) AS dead \
+             FROM q",
+        )
+        .bind(consumer)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db("reading queue statistics", e))?;
+        queue_stats_row(&row)
     }
 }
 
 impl PgStore {
-    /// Why an ack/nack matched no row: the item is gone, or another lease holds it.
+    /// The result of a settlement (`ack`, `nack`, `renew`, `release`,
+    /// `bury`) that changed `rows`: nothing when it matched, else why not.
+    async fn settled(&self, claim: &ClaimToken, rows: u64) -> Result<()> {
+        if rows == 0 {
+            return Err(self.lost_lease(claim).await);
+        }
+        Ok(())
+    }
+
+    /// Why a settlement matched no row: the item is gone (or dead), or
+    /// another lease holds it.
     async fn lost_lease(&self, claim: &ClaimToken) -> Error {
-        let found = sqlx::query("SELECT 1 FROM outbox WHERE consumer = $1 AND event_id = $2")
+        let found = sqlx::query("SELECT 1 FROM outbox WHERE consumer = $1 AND event_id = $2 AND dead_at IS NULL")
             .bind(&claim.consumer)
             .bind(claim.event_id.into_uuid())
             .fetch_optional(&self.pool)

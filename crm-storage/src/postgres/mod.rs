@@ -24,6 +24,17 @@ use crm_core::{AccountId, Error, Event, Health, HealthCheck, Result};
 use crate::error::{db, migrate};
 use crate::rows::{Arg, Columns, Fetch, get, probe};
 
+/// SQL condition: the consumer row `c` wants an event whose type is `e.type`
+/// (its `event_types` is NULL, or holds the exact name or a `prefix.*`
+/// pattern the type starts with). Prefixes are compared with `starts_with`,
+/// never LIKE, whose `_` and `%` are wildcards.
+macro_rules! consumer_wants {
+    () => {
+        "(c.event_types IS NULL OR EXISTS (SELECT 1 FROM unnest(c.event_types) AS f(t) \
+          WHERE f.t = e.type OR (right(f.t, 2) = '.*' AND starts_with(e.type, left(f.t, -1)))))"
+    };
+}
+
 mod accounts;
 mod channels;
 mod contacts;
@@ -171,13 +182,16 @@ impl Columns for PgRow {
     }
 }
 
-/// Appends one event and queues it for every registered consumer.
+/// Appends one event and queues it for every registered consumer whose
+/// filter it passes, in one statement.
 async fn append(tx: &mut Tx, e: &Event) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "WITH e AS (INSERT INTO events (id, account_id, type, payload, occurred_at) \
-                    VALUES ($1, $2, $3, $4, $5) RETURNING id) \
-         INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e",
-    )
+                    VALUES ($1, $2, $3, $4, $5) RETURNING id, type) \
+         INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e \
+         WHERE ",
+        consumer_wants!()
+    ))
     .bind(e.id.into_uuid())
     .bind(e.account_id.into_uuid())
     .bind(e.event_type.as_str())
@@ -217,6 +231,7 @@ fn bind(query: Query<'static, Postgres, PgArguments>, args: Vec<Arg>) -> Query<'
     args.into_iter().fold(query, |q, arg| match arg {
         Arg::Uuid(v) => q.bind(v),
         Arg::Text(v) => q.bind(v),
+        Arg::OptText(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
     })
 }

@@ -21,6 +21,7 @@ pub(crate) mod accounts;
 pub(crate) mod channels;
 pub(crate) mod contacts;
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod messages;
 pub(crate) mod templates;
 
@@ -75,6 +76,8 @@ pub(crate) enum Arg {
     Uuid(Uuid),
     /// A text value.
     Text(String),
+    /// A text value or NULL (an optional filter).
+    OptText(Option<String>),
     /// An integer (a limit, a count).
     Int(i64),
 }
@@ -88,6 +91,12 @@ impl From<Uuid> for Arg {
 impl From<&str> for Arg {
     fn from(v: &str) -> Self {
         Self::Text(v.to_owned())
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Self::OptText(v.map(str::to_owned))
     }
 }
 
@@ -126,6 +135,18 @@ pub(crate) trait Fetch: Sync {
 /// than the page holds, to tell whether another page follows.
 pub(crate) fn page_args(page: &crm_core::PageRequest) -> [Arg; 2] {
     [Arg::Uuid(page.after.unwrap_or_default()), Arg::Int(i64::from(page.limit) + 1)]
+}
+
+/// A queue statistics row (an outbox consumer's or a job kind's): the counts
+/// `depth`, `due` and `dead`, and the time `oldest_due_at`.
+pub(crate) fn queue_stats_row(r: &impl Columns) -> Result<crm_core::QueueStats> {
+    let count = |col| r.int(col).map(|n| u64::try_from(n).unwrap_or(0));
+    Ok(crm_core::QueueStats {
+        depth: count("depth")?,
+        due: count("due")?,
+        oldest_due_at: r.opt_time("oldest_due_at")?,
+        dead: count("dead")?,
+    })
 }
 
 /// Reads column `col` of any sqlx row as `T`.
@@ -183,9 +204,6 @@ pub(crate) fn from_micros(column: &'static str, m: i64) -> Result<DateTime<Utc>>
     DateTime::from_timestamp_micros(m).ok_or_else(|| corrupt(column, "timestamp out of range"))
 }
 
-/// TEMPORARY: what the stub methods of the aggregates still to be written answer.
-pub(crate) fn not_yet(what: &str) -> Error {
-    Error::Storage { message: format!("{what} is not implemented by this store yet"), transient: false, source: None }
 }
 
 #[cfg(test)]

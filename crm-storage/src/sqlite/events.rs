@@ -2,19 +2,23 @@
 //!
 //! A claim runs in a `BEGIN IMMEDIATE` transaction (writers queue on SQLite's
 //! write lock), so two claimers never lease the same item; the lease is a
-//! column checked against the store's clock.
+//! column checked against the store's clock. Dead letters are outbox rows
+//! with `dead_at` set: claims, `pending` and settlements skip them.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 use uuid::Uuid;
 
-use crm_core::ports::store::{MAX_NACK_ERROR_CHARS, check_consumer_name, check_event_limit};
-use crm_core::{AccountId, Claim, ClaimToken, Error, Event, EventId, EventStore, Result};
+use crm_core::ports::store::{check_consumer_name, check_event_limit};
+use crm_core::{
+    AccountId, Claim, ClaimToken, DeadLetter, Error, Event, EventFilter, EventId, EventStore, QueueStats, Result,
+};
 
-use super::{SqliteStore, Tx, commit, now_micros};
+use super::{SqliteStore, Tx, commit, json_string, now_micros};
 use crate::error::db;
-use crate::rows::events::event_row;
-use crate::rows::{Columns, duration_micros};
+use crate::rows::events::{clip_error, event_row};
+use crate::rows::{Columns, duration_micros, micros, queue_stats_row};
 
 #[async_trait]
 impl EventStore for SqliteStore {
@@ -26,15 +30,24 @@ impl EventStore for SqliteStore {
         crate::rows::events::read_all_events(self, after, limit).await
     }
 
-    async fn register_consumer(&self, consumer: &str, _filter: &crm_core::EventFilter) -> Result<()> {
+    async fn register_consumer(&self, consumer: &str, filter: &EventFilter) -> Result<()> {
         check_consumer_name(consumer)?;
-        sqlx::query("INSERT INTO outbox_consumers (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(consumer)
-            .bind(now_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db("registering a consumer", e))?;
+        let types = filter.types().map(|t| json_string("event_types", &t)).transpose()?;
+        sqlx::query(
+            "INSERT INTO outbox_consumers (name, created_at, event_types) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET event_types = excluded.event_types",
+        )
+        .bind(consumer)
+        .bind(now_micros())
+        .bind(types)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db("registering a consumer", e))?;
         Ok(())
+    }
+
+    async fn list_consumers(&self) -> Result<Vec<String>> {
+        crate::rows::events::list_consumers(self).await
     }
 
     async fn claim(&self, consumer: &str, limit: u32, lease: Duration) -> Result<Vec<Claim>> {
@@ -46,7 +59,8 @@ impl EventStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT o.attempt AS attempt, o.last_error AS last_error, e.* FROM outbox o \
              JOIN events e ON e.id = o.event_id \
-             WHERE o.consumer = ?1 AND o.due_at <= ?2 AND (o.lease_until IS NULL OR o.lease_until <= ?2) \
+             WHERE o.consumer = ?1 AND o.dead_at IS NULL AND o.due_at <= ?2 \
+               AND (o.lease_until IS NULL OR o.lease_until <= ?2) \
              ORDER BY o.event_id LIMIT ?3",
         )
         .bind(consumer)
@@ -83,45 +97,20 @@ impl EventStore for SqliteStore {
     }
 
     async fn ack(&self, claim: &ClaimToken) -> Result<()> {
-        let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM outbox WHERE consumer = ? AND event_id = ? AND lease_id = ?")
-            .bind(&claim.consumer)
-            .bind(claim.event_id.into_uuid())
-            .bind(claim.lease_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db("acknowledging an outbox item", e))?;
-        if done.rows_affected() == 0 {
-            return Err(lost_lease(&mut tx, claim).await);
-        }
-        commit(tx).await
+        let sql = "DELETE FROM outbox WHERE consumer = ?1 AND event_id = ?2 AND lease_id = ?3 AND dead_at IS NULL";
+        self.settle(claim, "acknowledging an outbox item", sql, None, None).await
     }
 
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()> {
-        let error: String = error.chars().take(MAX_NACK_ERROR_CHARS).collect();
         let due = now_micros().saturating_add(duration_micros(retry_in));
-        let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET lease_id = NULL, lease_until = NULL, due_at = ?, last_error = ? \
-             WHERE consumer = ? AND event_id = ? AND lease_id = ?",
-        )
-        .bind(due)
-        .bind(error)
-        .bind(&claim.consumer)
-        .bind(claim.event_id.into_uuid())
-        .bind(claim.lease_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("releasing an outbox item", e))?;
-        if done.rows_affected() == 0 {
-            return Err(lost_lease(&mut tx, claim).await);
-        }
-        commit(tx).await
+        let sql = "UPDATE outbox SET lease_id = NULL, lease_until = NULL, due_at = ?4, last_error = ?5 \
+                   WHERE consumer = ?1 AND event_id = ?2 AND lease_id = ?3 AND dead_at IS NULL";
+        self.settle(claim, "releasing an outbox item", sql, Some(due), Some(clip_error(error))).await
     }
 
     async fn pending(&self, consumer: &str) -> Result<u64> {
         check_consumer_name(consumer)?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE consumer = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE consumer = ? AND dead_at IS NULL")
             .bind(consumer)
             .fetch_one(&self.pool)
             .await
@@ -129,54 +118,133 @@ impl EventStore for SqliteStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    // ---- TEMPORARY stubs: replaced by the workers/outbox change ---------------
-    async fn list_consumers(&self) -> Result<Vec<String>> {
-        Err(crate::rows::not_yet("list_consumers"))
+    async fn renew(&self, claim: &ClaimToken, lease: Duration) -> Result<()> {
+        let until = now_micros().saturating_add(duration_micros(lease));
+        let sql = "UPDATE outbox SET lease_until = ?4 \
+                   WHERE consumer = ?1 AND event_id = ?2 AND lease_id = ?3 AND dead_at IS NULL";
+        self.settle(claim, "renewing an outbox lease", sql, Some(until), None).await
     }
 
-    async fn renew(&self, _claim: &ClaimToken, _lease: Duration) -> Result<()> {
-        Err(crate::rows::not_yet("renew"))
+    async fn release(&self, claim: &ClaimToken, retry_in: Duration) -> Result<()> {
+        let due = now_micros().saturating_add(duration_micros(retry_in));
+        let sql = "UPDATE outbox SET lease_id = NULL, lease_until = NULL, due_at = ?4, attempt = max(attempt - 1, 0) \
+                   WHERE consumer = ?1 AND event_id = ?2 AND lease_id = ?3 AND dead_at IS NULL";
+        self.settle(claim, "releasing an outbox item", sql, Some(due), None).await
     }
 
-    async fn release(&self, _claim: &ClaimToken, _retry_in: Duration) -> Result<()> {
-        Err(crate::rows::not_yet("release"))
-    }
-
-    async fn bury(&self, _claim: &ClaimToken, _error: &str) -> Result<()> {
-        Err(crate::rows::not_yet("bury"))
+    async fn bury(&self, claim: &ClaimToken, error: &str) -> Result<()> {
+        let sql = "UPDATE outbox SET lease_id = NULL, lease_until = NULL, dead_at = ?4, last_error = ?5 \
+                   WHERE consumer = ?1 AND event_id = ?2 AND lease_id = ?3 AND dead_at IS NULL";
+        self.settle(claim, "dead-lettering an outbox item", sql, Some(now_micros()), Some(clip_error(error))).await
     }
 
     async fn list_dead_letters(
         &self,
-        _consumer: &str,
-        _account: AccountId,
-        _after: Option<EventId>,
-        _limit: u32,
-    ) -> Result<Vec<crm_core::DeadLetter>> {
-        Err(crate::rows::not_yet("list_dead_letters"))
+        consumer: &str,
+        account: AccountId,
+        after: Option<EventId>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>> {
+        crate::rows::events::list_dead_letters(self, consumer, account, after, limit).await
     }
 
-    async fn replay_dead_letter(&self, _consumer: &str, _account: AccountId, _event: EventId) -> Result<()> {
-        Err(crate::rows::not_yet("replay_dead_letter"))
+    async fn replay_dead_letter(&self, consumer: &str, account: AccountId, event: EventId) -> Result<()> {
+        check_consumer_name(consumer)?;
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET dead_at = NULL, attempt = 0, due_at = ?4 \
+             WHERE consumer = ?1 AND event_id = ?2 AND dead_at IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM events e WHERE e.id = ?2 AND e.account_id = ?3)",
+        )
+        .bind(consumer)
+        .bind(event.into_uuid())
+        .bind(account.into_uuid())
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("replaying a dead letter", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("dead letter"));
+        }
+        commit(tx).await
     }
 
-    async fn replay_dead_letters_since(
-        &self,
-        _consumer: &str,
-        _account: AccountId,
-        _since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64> {
-        Err(crate::rows::not_yet("replay_dead_letters_since"))
+    async fn replay_dead_letters_since(&self, consumer: &str, account: AccountId, since: DateTime<Utc>) -> Result<u64> {
+        check_consumer_name(consumer)?;
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET dead_at = NULL, attempt = 0, due_at = ?4 \
+             WHERE consumer = ?1 AND dead_at IS NOT NULL AND dead_at >= ?3 \
+               AND event_id IN (SELECT e.id FROM events e WHERE e.id = outbox.event_id AND e.account_id = ?2)",
+        )
+        .bind(consumer)
+        .bind(account.into_uuid())
+        .bind(micros(since))
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("replaying dead letters", e))?;
+        commit(tx).await?;
+        Ok(done.rows_affected())
     }
 
-    async fn queue_stats(&self, _consumer: &str) -> Result<crm_core::QueueStats> {
-        Err(crate::rows::not_yet("queue_stats"))
+    async fn queue_stats(&self, consumer: &str) -> Result<QueueStats> {
+        check_consumer_name(consumer)?;
+        // An item is due since its event happened or, once retried, since
+        // its retry time (`due_at` starts at 0).
+        let row = sqlx::query(
+            "WITH q AS ( \
+                 SELECT o.dead_at IS NOT NULL AS dead, \
+                        o.dead_at IS NULL AND o.due_at <= ?2 AND (o.lease_until IS NULL OR o.lease_until <= ?2) AS due, \
+                        max(o.due_at, e.occurred_at) AS due_since \
+                 FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.consumer = ?1 \
+             ) \
+             SELECT COUNT(*) FILTER (WHERE NOT dead) AS depth, COUNT(*) FILTER (WHERE due) AS due, \
+                    MIN(due_since) FILTER (WHERE due) AS oldest_due_at, COUNT(*) FILTER (WHERE dead) AS dead \
+             FROM q",
+        )
+        .bind(consumer)
+        .bind(now_micros())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db("reading queue statistics", e))?;
+        queue_stats_row(&row)
     }
 }
 
-/// Why an ack/nack matched no row: the item is gone, or another lease holds it.
+impl SqliteStore {
+    /// Runs one settlement of a claim (`ack`, `nack`, `renew`, `release`,
+    /// `bury`) in a write transaction: `sql` finds the item as `?1` consumer,
+    /// `?2` event id, `?3` lease id and takes `value`, then `error`, when
+    /// given, as the next parameters. When it matches no row, says why.
+    async fn settle(
+        &self,
+        claim: &ClaimToken,
+        what: &'static str,
+        sql: &'static str,
+        value: Option<i64>,
+        error: Option<String>,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        let mut q = sqlx::query(sql).bind(&claim.consumer).bind(claim.event_id.into_uuid()).bind(claim.lease_id);
+        if let Some(v) = value {
+            q = q.bind(v);
+        }
+        if let Some(e) = error {
+            q = q.bind(e);
+        }
+        let done = q.execute(&mut *tx).await.map_err(|e| db(what, e))?;
+        if done.rows_affected() == 0 {
+            return Err(lost_lease(&mut tx, claim).await);
+        }
+        commit(tx).await
+    }
+}
+
+/// Why a settlement matched no row: the item is gone (or dead), or another
+/// lease holds it.
 async fn lost_lease(tx: &mut Tx, claim: &ClaimToken) -> Error {
-    let found = sqlx::query("SELECT 1 FROM outbox WHERE consumer = ? AND event_id = ?")
+    let found = sqlx::query("SELECT 1 FROM outbox WHERE consumer = ? AND event_id = ? AND dead_at IS NULL")
         .bind(&claim.consumer)
         .bind(claim.event_id.into_uuid())
         .fetch_optional(&mut **tx)

@@ -193,7 +193,17 @@ fn opt_micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(micros)
 }
 
-/// Appends events and queues each for every registered consumer.
+/// SQL condition: the consumer row `c` wants the event row `e` (its
+/// `event_types` is NULL, or its JSON array holds the exact type or a
+/// `prefix.*` pattern the type starts with). Prefixes are compared with
+/// `substr`, never LIKE, whose `_` and `%` are wildcards (and which folds case
+/// on SQLite).
+const CONSUMER_WANTS: &str = "(c.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(c.event_types) AS f \
+     WHERE f.value = e.type OR (substr(f.value, -2) = '.*' \
+         AND substr(e.type, 1, length(f.value) - 1) = substr(f.value, 1, length(f.value) - 1))))";
+
+/// Appends events and queues each for every registered consumer whose filter
+/// it passes.
 async fn append_events(tx: &mut Tx, events: &[&Event]) -> Result<()> {
     for chunk in events.chunks(BATCH) {
         let rows = chunk.iter().map(|e| Ok((e, json_string("payload", &e.payload)?))).collect::<Result<Vec<_>>>()?;
@@ -208,18 +218,20 @@ async fn append_events(tx: &mut Tx, events: &[&Event]) -> Result<()> {
         b.build().execute(&mut **tx).await.map_err(|e| db("appending events", e))?;
         let mut b = QueryBuilder::<Sqlite>::new(
             "INSERT INTO outbox (consumer, event_id, due_at, attempt) \
-             SELECT c.name, v.column1, 0, 0 FROM outbox_consumers c, (",
+             SELECT c.name, e.id, 0, 0 FROM outbox_consumers c, events e WHERE e.id IN (",
         );
-        b.push_values(chunk, |mut sep, e| {
-            sep.push_bind(e.id.into_uuid());
-        });
-        b.push(") v");
+        let mut ids = b.separated(", ");
+        for e in chunk {
+            ids.push_bind(e.id.into_uuid());
+        }
+        b.push(") AND ").push(CONSUMER_WANTS);
         b.build().execute(&mut **tx).await.map_err(|e| db("queueing events", e))?;
     }
     Ok(())
 }
 
-/// Appends one event and queues it for every registered consumer.
+/// Appends one event and queues it for every registered consumer whose filter
+/// it passes.
 async fn append(tx: &mut Tx, event: &Event) -> Result<()> {
     append_events(tx, &[event]).await
 }
@@ -252,6 +264,7 @@ fn bind(query: Query<'static, Sqlite, SqliteArguments>, args: Vec<Arg>) -> Query
     args.into_iter().fold(query, |q, arg| match arg {
         Arg::Uuid(v) => q.bind(v),
         Arg::Text(v) => q.bind(v),
+        Arg::OptText(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
     })
 }

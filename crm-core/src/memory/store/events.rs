@@ -138,6 +138,8 @@ impl EventStore for MemoryStore {
         let mut s = self.lock();
         let item = s.held(claim)?;
         item.lease = None;
+        // Kept as the last error too: a replayed item's next claim carries it.
+        item.last_error = Some(clip(error));
         item.dead = Some((now, clip(error)));
         Ok(())
     }

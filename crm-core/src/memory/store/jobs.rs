@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use super::{JobEntry, MemoryStore, State, deadline, page_of};
-use crate::ports::jobs::{JobToken, check_job_kind};
+use crate::ports::jobs::{JobToken, check_job, check_job_kind};
 use crate::ports::store::{MAX_NACK_ERROR_CHARS, check_event_limit};
 use crate::{AccountId, Error, Job, JobClaim, JobId, JobQuery, JobState, JobStore, Page, QueueStats, Result};
 
@@ -31,7 +31,7 @@ fn clip(error: &str) -> String {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn schedule_job(&self, job: &Job) -> Result<()> {
-        check_job_kind(&job.kind)?;
+        check_job(job)?;
         let mut s = self.lock();
         if s.jobs.contains_key(&job.id) {
             return Err(Error::conflict("job", "id already exists"));

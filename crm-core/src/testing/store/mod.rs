@@ -2,9 +2,10 @@
 //!
 //! Every function takes a fresh, empty store and checks one behaviour of the
 //! contracts written on [`AccountStore`], [`ContactStore`], [`MessageStore`],
-//! [`TemplateStore`], [`EventStore`] and [`ChannelStore`]. The behaviours are
-//! grouped in one section per aggregate ([`accounts`], [`contacts`],
-//! [`messages`], [`templates`], [`events`], [`channels`]), each with its own
+//! [`TemplateStore`], [`EventStore`], [`JobStore`] and [`ChannelStore`]. The
+//! behaviours are grouped in one section per aggregate ([`accounts`],
+//! [`contacts`], [`messages`], [`templates`], [`events`], [`jobs`],
+//! [`channels`]), each with its own
 //! `run_all`; [`run_all`] here runs every section and the health probe, each
 //! behaviour on a new store from the factory. A new aggregate brings its own section and one line in
 //! [`run_all`].
@@ -22,12 +23,13 @@ use crate::{
     MessageStatus, NewContact, PageRequest, StatusUpdate, Store, SystemClock,
 };
 #[allow(unused_imports)] // referenced by the module docs
-use crate::{AccountStore, ChannelStore, ContactStore, EventStore, MessageStore, TemplateStore};
+use crate::{AccountStore, ChannelStore, ContactStore, EventStore, JobStore, MessageStore, TemplateStore};
 
 pub mod accounts;
 pub mod channels;
 pub mod contacts;
 pub mod events;
+pub mod jobs;
 pub mod messages;
 pub mod templates;
 
@@ -68,6 +70,7 @@ where
     messages::run_all(&make).await;
     templates::run_all(&make).await;
     events::run_all(&make).await;
+    jobs::run_all(&make).await;
     channels::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
