@@ -204,8 +204,6 @@ pub(crate) fn from_micros(column: &'static str, m: i64) -> Result<DateTime<Utc>>
     DateTime::from_timestamp_micros(m).ok_or_else(|| corrupt(column, "timestamp out of range"))
 }
 
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
