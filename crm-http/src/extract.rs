@@ -20,17 +20,40 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::unsupported_media_type()),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation("body", clip(e.body_text()))),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(clip(e.body_text()))),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::payload_too_large("the request body exceeds the configured limit"))
+                return Err(ApiError::payload_too_large("the request body exceeds the configured limit"));
             }
+            Err(e) => return Err(ApiError::bad_request(clip(e.body_text()))),
+        };
+        // Every request body of the API is a JSON object; serde would also
+        // read a struct from an array of its fields, which no client means.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                return Err(ApiError::validation("body", "must be a JSON object"));
+            }
+            _ => return Err(ApiError::bad_request("the body is not valid JSON")),
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation("body", clip(e.body_text()))),
             Err(e) => Err(ApiError::bad_request(clip(e.body_text()))),
         }
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// `axum::extract::Query` whose rejection is a 400 problem.

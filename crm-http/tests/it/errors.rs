@@ -165,3 +165,51 @@ async fn errors_never_leak_internals() {
         assert!(!text.contains(leak), "{leak} in {text}");
     }
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_422() {
+    let h = Harness::memory().await;
+    let (_, token) = h.account(Role::Admin).await;
+    let channels = h.api.get("/api/v1/channels").bearer(&token).send().await.ok_json(200);
+    let cid = channels["items"][0]["id"].as_str().unwrap().to_owned();
+    for body in ["[null, null]", "[]", "\"name\"", "42", "null"] {
+        let p = h
+            .api
+            .patch(&format!("/api/v1/channels/{cid}"))
+            .bearer(&token)
+            .raw("application/json", body.as_bytes().to_vec())
+            .send()
+            .await
+            .problem(422, "validation");
+        assert!(p["detail"].as_str().unwrap().contains("JSON object"), "{body}: {p}");
+    }
+    h.api
+        .post("/api/v1/contacts")
+        .bearer(&token)
+        .raw("application/json", b"[\"Ana\", \"+5511987654321\"]".to_vec())
+        .send()
+        .await
+        .problem(422, "validation");
+    h.api
+        .post("/api/v1/contacts")
+        .bearer(&token)
+        .raw("application/json", b"{oops".to_vec())
+        .send()
+        .await
+        .problem(400, "bad-request");
+    h.api
+        .post("/api/v1/contacts")
+        .bearer(&token)
+        .raw("text/plain", b"{}".to_vec())
+        .send()
+        .await
+        .problem(415, "unsupported-media-type");
+    let ok = h
+        .api
+        .post("/api/v1/contacts")
+        .bearer(&token)
+        .raw("application/merge-patch+json; charset=utf-8", br#"{"name":"Ana","phone":"+5511987654321"}"#.to_vec())
+        .send()
+        .await;
+    ok.expect(201);
+}
