@@ -65,40 +65,54 @@ impl<'de> Deserialize<'de> for ChannelKind {
 /// One step of a warm-up schedule: from `day` days after the channel's
 /// warm-up start, at most `cap` unique recipients per 24 hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WarmupStep {
-    /// Days since the warm-up started (0 = the first day).
+    /// Days since the warm-up started (0 = the first day), at most 3650.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3650))]
     pub day: u32,
-    /// Unique recipients allowed per 24 hours from that day.
+    /// Unique recipients allowed per 24 hours from that day, 1 to 10,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000_000))]
     pub cap: u32,
 }
+
+crate::json_object_only!(WarmupStep, Pacing);
+
+/// Largest daily cap (unique recipients per 24 hours) a channel may set.
+pub const MAX_DAILY_CAP: u32 = 10_000_000;
 
 /// How the send governor paces one channel. Every field is optional; unset
 /// fields take the provider's capabilities or the governor's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(default, deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pacing {
     /// Sustained messages per second (default: the provider's
     /// `max_messages_per_second`, e.g. 80 for WhatsApp Cloud).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
     pub per_second: Option<u32>,
     /// Seconds between two messages to the same recipient (default 6, Meta's
     /// pair rate; 0 turns the spacing off).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86_400))]
     pub pair_interval_secs: Option<u32>,
     /// Up to this many milliseconds of random delay before each send
     /// (default 0; a few hundred helps numbers driven through WhatsApp Web).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 60_000))]
     pub jitter_ms: Option<u32>,
     /// At most this many unique recipients per rolling 24 hours (Meta's
     /// messaging tiers: 250, 1 000, 10 000, 100 000). Unset: no cap.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000_000))]
     pub daily_unique_cap: Option<u32>,
     /// A warm-up schedule for a new number that raises the daily cap over
     /// days; it overrides `daily_unique_cap` until its last step's day.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 30))]
     pub warmup: Vec<WarmupStep>,
     /// When the warm-up started (default: the channel's creation).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +121,8 @@ pub struct Pacing {
 
 impl Pacing {
     /// Checks ranges: rate 1–10 000/s, pair interval ≤ 1 day, jitter ≤ 60 s,
-    /// caps ≥ 1, at most 30 warm-up steps in increasing day order.
+    /// caps 1–10 000 000, warm-up days ≤ 3650, at most 30 warm-up steps in
+    /// increasing day order.
     pub fn validate(&self) -> Result<()> {
         if self.per_second.is_some_and(|r| !(1..=10_000).contains(&r)) {
             return Err(Error::validation("pacing.per_second", "must be 1 to 10000"));
@@ -118,16 +133,16 @@ impl Pacing {
         if self.jitter_ms.is_some_and(|j| j > 60_000) {
             return Err(Error::validation("pacing.jitter_ms", "must be at most 60000"));
         }
-        if self.daily_unique_cap == Some(0) {
-            return Err(Error::validation("pacing.daily_unique_cap", "must be at least 1"));
+        if self.daily_unique_cap.is_some_and(|c| !(1..=MAX_DAILY_CAP).contains(&c)) {
+            return Err(Error::validation("pacing.daily_unique_cap", "must be 1 to 10000000"));
         }
         if self.warmup.len() > 30 {
             return Err(Error::validation("pacing.warmup", "at most 30 steps"));
         }
         let mut last: Option<u32> = None;
         for step in &self.warmup {
-            if step.cap == 0 {
-                return Err(Error::validation("pacing.warmup", "caps must be at least 1"));
+            if !(1..=MAX_DAILY_CAP).contains(&step.cap) || step.day > 3650 {
+                return Err(Error::validation("pacing.warmup", "caps must be 1 to 10000000 and days at most 3650"));
             }
             if last.is_some_and(|d| step.day <= d) {
                 return Err(Error::validation("pacing.warmup", "steps must be in increasing day order"));

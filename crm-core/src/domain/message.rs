@@ -178,6 +178,7 @@ pub enum MediaKind {
 /// Where media lives: a URL the provider can fetch, a provider media id, or a
 /// key in crm's `MediaStore`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaRef {
     /// `https://…` URL, provider media id, or `media:<key>`.
@@ -188,6 +189,7 @@ pub struct MediaRef {
 
 /// One reply button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplyButton {
     /// Id echoed back when tapped (1–256 characters).
@@ -198,6 +200,7 @@ pub struct ReplyButton {
 
 /// One row of a list message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListRow {
     /// Id echoed back when chosen.
@@ -210,6 +213,7 @@ pub struct ListRow {
 
 /// A titled group of rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListSection {
     /// Section title (≤ 24 characters).
@@ -217,6 +221,8 @@ pub struct ListSection {
     /// Rows.
     pub rows: Vec<ListRow>,
 }
+
+crate::json_object_only!(MediaRef, ReplyButton, ListRow, ListSection);
 
 /// Interactive content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ pub mod channel;
 pub mod contact;
 pub mod credentials;
 pub mod event;
+mod json;
 pub mod message;
 pub mod phone;
 pub mod template;

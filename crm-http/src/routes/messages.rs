@@ -23,6 +23,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 /// A template to send.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TemplateRef {
     /// Template name.
@@ -35,6 +36,8 @@ pub(crate) struct TemplateRef {
     #[serde(default)]
     variables: Variables,
 }
+
+crm_core::json_object_only!(deserialize TemplateRef);
 
 /// What to send to whom: exactly one of `text`, `template` or `content`.
 #[derive(Debug, Deserialize, ToSchema)]
