@@ -85,39 +85,58 @@ async fn channel_summary(state: &AppState) -> ChannelSummary {
     let crm = state.crm();
     let now = crm.clock().now();
     let mut summary = ChannelSummary::default();
+    let mut probed = Vec::new();
     let mut after = None;
     loop {
         let Ok(batch) = crm.store().list_all_channels(after, 500).await else { break };
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
-        for c in &batch {
+        let full = batch.len() == 500;
+        for c in batch {
             summary.total += 1;
-            let view = crm_core::ChannelView::of(c, now);
-            match view.state {
+            match crm_core::ChannelView::of(&c, now).state {
                 "throttled" => summary.throttled += 1,
                 "disabled" => summary.disabled += 1,
                 _ => summary.active += 1,
             }
-            if summary.items.len() < READY_CHANNELS {
-                let h = match tokio::time::timeout(PROBE_TIMEOUT, crm.channel_health(c)).await {
-                    Ok(h) => h,
-                    Err(_) => Health::unhealthy(PROBE_TIMEOUT, "timed out"),
-                };
-                if h.status == HealthStatus::Unhealthy {
-                    summary.unhealthy += 1;
-                }
-                summary.items.push(ChannelCheck {
-                    id: c.id.to_string(),
-                    kind: c.kind.to_string(),
-                    state: view.state,
-                    health: h.status,
-                    detail: h.detail,
-                });
+            if probed.len() < READY_CHANNELS {
+                probed.push(c);
             }
         }
-        if batch.len() < 500 {
+        if !full {
             break;
         }
+    }
+    // Probe the listed channels at once, each within the probe timeout.
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, c) in probed.iter().cloned().enumerate() {
+        let crm = crm.clone();
+        probes.spawn(async move {
+            let h = match tokio::time::timeout(PROBE_TIMEOUT, crm.channel_health(&c)).await {
+                Ok(h) => h,
+                Err(_) => Health::unhealthy(PROBE_TIMEOUT, "timed out"),
+            };
+            (i, h)
+        });
+    }
+    let mut health = vec![None; probed.len()];
+    while let Some(r) = probes.join_next().await {
+        if let Ok((i, h)) = r {
+            health[i] = Some(h);
+        }
+    }
+    for (c, h) in probed.iter().zip(health) {
+        let h = h.unwrap_or_else(|| Health::unhealthy(std::time::Duration::ZERO, "probe panicked"));
+        if h.status == HealthStatus::Unhealthy {
+            summary.unhealthy += 1;
+        }
+        summary.items.push(ChannelCheck {
+            id: c.id.to_string(),
+            kind: c.kind.to_string(),
+            state: crm_core::ChannelView::of(c, now).state,
+            health: h.status,
+            detail: h.detail,
+        });
     }
     summary
 }
