@@ -372,7 +372,8 @@ pub async fn run_worker(builder: ServerBuilder) -> Result<()> {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::Config { message: format!("CRM_WORKER_LISTEN: cannot listen on {addr}: {e}") })?;
-            println!("crm worker: {} running; /health, /ready and /metrics on http://{addr}", names.join(", "));
+            let bound = listener.local_addr().unwrap_or(addr);
+            println!("crm worker: {} running; /health, /ready and /metrics on http://{bound}", names.join(", "));
             let app = crate::system_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
             serve_gracefully(listener, app, signal, grace)
                 .await

@@ -294,3 +294,97 @@ async fn serve_prints_the_first_key_serves_and_stops_on_sigterm() {
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Web and workers apart: `serve --no-workers` queues and never sends; a
+/// `crm-server worker` process on the same database sends, serves its
+/// metrics, and stops on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_sends_what_a_web_only_server_queued() {
+    let cli = Cli::new("worker");
+    let mut web =
+        tokio::process::Command::from(cli.command(&["serve", "--no-workers"], &[("CRM_LISTEN", "127.0.0.1:0")]));
+    web.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    let mut web = web.spawn().expect("spawn crm-server serve");
+    let mut out = BufReader::new(web.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), out.next_line()).await.unwrap().unwrap().unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("crm listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    let key = token_in(&printed);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let contact: serde_json::Value = http
+        .post(format!("{base}/api/v1/contacts"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "name": "Ana", "phone": "+5511987654321" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queued = http
+        .post(format!("{base}/api/v1/messages"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "contact_id": contact["id"], "text": "Olá" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    let message: serde_json::Value = queued.json().await.unwrap();
+    let status = |http: reqwest::Client, base: String, key: String, id: String| async move {
+        let m: serde_json::Value = http
+            .get(format!("{base}/api/v1/messages/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        m["status"].as_str().unwrap().to_owned()
+    };
+    let id = message["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status(http.clone(), base.clone(), key.clone(), id.clone()).await,
+        "queued",
+        "no workers in the web process"
+    );
+
+    let mut worker = tokio::process::Command::from(cli.command(&["worker"], &[("CRM_WORKER_LISTEN", "127.0.0.1:0")]));
+    worker.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut worker = worker.spawn().expect("spawn crm-server worker");
+    let mut wout = BufReader::new(worker.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), wout.next_line()).await.unwrap().unwrap().unwrap();
+    let waddr = line.rsplit("http://").next().unwrap().trim().to_owned();
+    assert!(line.contains("outbox:dispatch"), "{line}");
+    let mut sent = false;
+    for _ in 0..200 {
+        if status(http.clone(), base.clone(), key.clone(), id.clone()).await == "sent" {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "the worker process sent the message");
+    assert_eq!(http.get(format!("http://{waddr}/health")).send().await.unwrap().status(), 200);
+    let metrics = http.get(format!("http://{waddr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("crm_worker_items_total{worker=\"outbox:dispatch\",result=\"done\"} 1"), "{metrics}");
+    assert_eq!(
+        http.get(format!("http://{waddr}/api/v1/contacts")).send().await.unwrap().status(),
+        404,
+        "no API in a worker"
+    );
+
+    for child in [&mut worker, &mut web] {
+        let pid = child.id().unwrap().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let st = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("stops on SIGTERM").unwrap();
+        assert!(st.success(), "{st:?}");
+    }
+}
