@@ -92,7 +92,10 @@ impl Governor {
     /// The sustained-rate quota of a channel: `rate`/s with a burst of
     /// `burst_share` seconds' worth (at least one).
     fn rate_quota(&self, per_second: u32) -> Result<Quota> {
-        let burst = ((f64::from(per_second) * self.config.burst_share).floor() as u32).max(1);
+        // A provider reporting 0 messages a second still gets one.
+        let per_second = per_second.max(1);
+        let share = if self.config.burst_share.is_finite() { self.config.burst_share.clamp(0.0, 10.0) } else { 0.1 };
+        let burst = ((f64::from(per_second) * share).floor() as u32).max(1);
         // burst per (burst / rate) seconds = rate per second.
         let period = Duration::from_secs_f64(f64::from(burst) / f64::from(per_second));
         Quota::new(burst, period.max(Duration::from_millis(1)))
@@ -357,6 +360,18 @@ mod tests {
         // Two days later the warm-up allows more.
         clock.advance(Duration::from_secs(2 * 24 * 3600));
         assert!(matches!(gm.send_paced(&message("+5511987654399", true)).await.unwrap(), Paced::Sent(_)));
+    }
+
+    #[tokio::test]
+    async fn odd_settings_never_panic() {
+        let clock = ManualClock::default();
+        let limiter = Arc::new(GcraLimiter::new(Arc::new(clock.clone())));
+        let g = Governor::new(limiter, Arc::new(clock.clone()))
+            .with_config(GovernorConfig { max_inline_wait: Duration::ZERO, burst_share: f64::NAN });
+        let caps = Capabilities { max_messages_per_second: Some(0), ..Capabilities::everything() };
+        let c = channel(Pacing::default(), &clock);
+        assert!(matches!(g.admit(&c, &caps, "x", false).await.unwrap(), Verdict::Go { .. }));
+        assert!(matches!(g.admit(&c, &caps, "y", false).await.unwrap(), Verdict::Wait { .. }), "then one a second");
     }
 
     #[tokio::test]

@@ -388,3 +388,36 @@ async fn a_worker_process_sends_what_a_web_only_server_queued() {
         assert!(st.success(), "{st:?}");
     }
 }
+
+/// On the embedded defaults the first start generates the key that seals
+/// credentials into the data folder (owner-only), says so, and reuses it.
+#[test]
+fn the_embedded_defaults_generate_a_secret_key_once() {
+    let cli = Cli::new("secret-key");
+    let data = cli.dir.join("data");
+    let run = |cli: &Cli| {
+        let mut c = cli.command(&["migrate"], &[("CRM_DATA_DIR", data.to_str().unwrap())]);
+        c.env_remove("DATABASE_URL");
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run(&cli);
+    let path = data.join("secret.keys");
+    assert!(first.contains("Generated a secret key") && first.contains("secret.keys"), "{first}");
+    let key = std::fs::read_to_string(&path).unwrap();
+    crm_core::secrets::Keyring::parse(&key).expect("a usable key");
+    assert!(!first.contains(key.trim().split(':').nth(1).unwrap()), "the key itself is never printed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let second = run(&cli);
+    assert!(!second.contains("Generated"), "{second}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), key, "the key is kept");
+    // A key printed for CRM_SECRET_KEYS parses back.
+    let generated = cli.run(&["secrets", "generate-key", "--id", "prod-1"]).ok();
+    let parsed = crm_core::secrets::Keyring::parse(generated.stdout.trim()).unwrap();
+    assert_eq!(parsed.active_key_id(), "prod-1");
+}
