@@ -4,7 +4,9 @@
 # (crm-http/examples/baseline.rs).
 #
 # Scenarios: GET one contact, list contacts by tag (first page of 50 out of
-# 1,000 tagged among 10,000 contacts), POST a text message. Run on SQLite and,
+# 1,000 tagged among 10,000 contacts), POST a text message (queued: 202; the
+# baseline inserts the message in one statement, crm-server stores it with
+# its event and outbox row and its in-process dispatcher sends it). Run on SQLite and,
 # when CRM_TEST_DATABASE_URL is set, on a fresh PostgreSQL database. Records
 # crm-server's RSS idle (after seeding, before load) and loaded (the peak
 # sampled during its runs).
@@ -15,6 +17,8 @@
 # Env: LOAD_DURATION (s, default 10), LOAD_CONNECTIONS (default 32),
 #      LOAD_THREADS (default 2), LOAD_CONTACTS (default 10000),
 #      LOAD_OUT (results file, default ${TMPDIR:-/tmp}/crm-load-results.md),
+#      LOAD_PROFILE_DIR (when set: `perf record -g` of crm-server during each of
+#      its runs, and pg_stat_activity samples on PostgreSQL, written there),
 #      CARGO_TARGET_DIR. Needs wrk (apt-get install -y wrk), curl, python3,
 #      and psql for PostgreSQL.
 set -euo pipefail
@@ -107,7 +111,25 @@ bench() {
   local args=(-t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency --timeout 10s)
   [ -n "$auth" ] && args+=(-H "Authorization: Bearer $auth")
   [ -n "$body" ] && args+=(-s "$WORK/post.lua")
+  local prof=() ppid="" spid_sample=""
+  if [ -n "${LOAD_PROFILE_DIR:-}" ] && [ "$who" = crm-server ]; then
+    # perf samples crm-server's user and kernel stacks during the run;
+    # pg_stat_activity is sampled for what its sessions wait on.
+    local tag="${db}-${scenario// /_}"
+    tag="${tag//[()]/}"
+    perf record -q -F 499 -g -p "$SERVER_PID" -o "$LOAD_PROFILE_DIR/perf-$tag.data" -- sleep "$DURATION" \
+      >/dev/null 2>&1 &
+    ppid=$!
+    PIDS+=("$ppid")
+    if [ "$db" = postgres ]; then
+      sample_pg "$LOAD_PROFILE_DIR/pg-$tag.txt" &
+      spid_sample=$!
+      PIDS+=("$spid_sample")
+    fi
+  fi
   LOAD_BODY="$body" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
+  [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
+  [ -n "$spid_sample" ] && stop "$spid_sample"
   local rps p50 p99 errs
   rps="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")"
   p50="$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")"
@@ -118,6 +140,25 @@ bench() {
   sock="$(awk '/Socket errors:/ {print}' "$log")"
   [ -n "$sock" ] && errs="$errs; $sock"
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$db" "$scenario" "$who" "$rps" "$p50" "$p99" "$errs" | tee -a "$OUT"
+}
+
+# sample_pg FILE: what crm-server's database sessions are doing, every 0.1 s
+# until killed (state and wait event counts, one line per sample).
+sample_pg() {
+  while :; do
+    psql -qAt "$PG_URL" -c "SELECT string_agg(s, ' ') FROM (SELECT state || ':' || coalesce(wait_event, 'cpu') \
+      || '=' || count(*) AS s FROM pg_stat_activity WHERE datname = current_database() \
+      AND application_name <> 'psql' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1) x" >>"$1" 2>/dev/null || true
+    sleep 0.1
+  done
+}
+
+# expect_status CODE WHO WHAT CURL_ARGS...: one request that must answer CODE.
+expect_status() {
+  local want="$1" who="$2" what="$3" got
+  shift 3
+  got="$(curl -sS -o "$WORK/last-body" -w '%{http_code}' "$@")" || die "$who $what: request failed"
+  [ "$got" = "$want" ] || { cat "$WORK/last-body" >&2; die "$who $what answered $got, expected $want"; }
 }
 
 # sample_rss PID FILE: the peak RSS of PID, written to FILE, until killed.
@@ -149,6 +190,8 @@ run_db() { # run_db NAME DATABASE_URL
   "${env[@]}" CRM_LISTEN=127.0.0.1:0 "$SERVER" serve >"$out/server.out" 2>"$out/server.err" &
   local spid=$!
   PIDS+=("$spid")
+  SERVER_PID=$spid
+  PG_URL="$url"
   local addr
   addr="$(wait_line "$out/server.out" 's#^crm listening on http://\(127\.0\.0\.1:[0-9]*\)$#\1#p' "$spid")" \
     || die "crm-server did not start"
@@ -167,11 +210,16 @@ run_db() { # run_db NAME DATABASE_URL
   curl -fsS -o /dev/null -H "Authorization: Bearer $key" "$api/contacts/$contact" || die "crm-server GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts/$contact" || die "baseline GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts?tag=vip" || die "baseline tag list failed"
+  # The account's default channel: the recording kind (stores, does not
+  # deliver), with the governor's per-recipient spacing off (every request
+  # goes to one contact) so the in-process dispatcher sends each message.
+  expect_status 201 crm-server "create channel" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d '{"kind":"recording","name":"load","pacing":{"per_second":10000,"pair_interval_secs":0}}' "$api/channels"
   local body="{\"contact_id\":\"$contact\",\"text\":\"Olá! load test\"}"
-  curl -fsS -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" \
-    "$api/messages" || die "crm-server POST /messages failed"
-  curl -fsS -o /dev/null -H 'Content-Type: application/json' -d "$body" "http://$baddr/messages" \
-    || die "baseline POST /messages failed"
+  # A queued send answers 202 Accepted, crm-server and baseline alike.
+  expect_status 202 crm-server "POST /messages" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d "$body" "$api/messages"
+  expect_status 202 baseline "POST /messages" -H 'Content-Type: application/json' -d "$body" "http://$baddr/messages"
 
   sleep 1
   local idle
