@@ -17,6 +17,9 @@
 # Env: LOAD_DURATION (s, default 10), LOAD_CONNECTIONS (default 32),
 #      LOAD_THREADS (default 2), LOAD_CONTACTS (default 10000),
 #      LOAD_OUT (results file, default ${TMPDIR:-/tmp}/crm-load-results.md),
+#      LOAD_SCENARIOS (a bash regex: only the scenarios it matches, e.g. POST),
+#      LOAD_SQLITE=0 (PostgreSQL only), LOAD_SERVE_ARGS (e.g. --no-workers:
+#      crm-server without its in-process dispatcher),
 #      LOAD_PROFILE_DIR (when set: `perf record -g` of crm-server during each of
 #      its runs, and pg_stat_activity samples on PostgreSQL, written there),
 #      CARGO_TARGET_DIR. Needs wrk (apt-get install -y wrk), curl, python3,
@@ -28,6 +31,8 @@ DURATION="${LOAD_DURATION:-10}"
 CONNS="${LOAD_CONNECTIONS:-32}"
 THREADS="${LOAD_THREADS:-2}"
 CONTACTS="${LOAD_CONTACTS:-10000}"
+IDS_COUNT=1000
+IDS=""
 OUT="${LOAD_OUT:-${TMPDIR:-/tmp}/crm-load-results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TMPDIR:-/tmp}/crm-load-target}"
 
@@ -75,9 +80,28 @@ for i in range(n):
 EOF
 
 cat >"$WORK/post.lua" <<'EOF'
+-- POSTs LOAD_BODY; with LOAD_IDS (a file of contact ids, one a line), a text
+-- message to each contact in turn instead, each thread starting elsewhere.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("LOAD_BODY")
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("offset", threads * 7919)
+end
+local ids = {}
+local path = os.getenv("LOAD_IDS")
+if path and path ~= "" then
+  for line in io.lines(path) do ids[#ids + 1] = line end
+end
+local n = 0
+function request()
+  if #ids == 0 then return wrk.format() end
+  n = n + 1
+  local id = ids[((offset or 0) + n) % #ids + 1]
+  return wrk.format(nil, nil, nil, '{"contact_id":"' .. id .. '","text":"Olá! load test"}')
+end
 EOF
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
@@ -107,6 +131,7 @@ to_ms() {
 # bench DB SCENARIO WHO URL [AUTH] [BODY]: one wrk run, one results row.
 bench() {
   local db="$1" scenario="$2" who="$3" url="$4" auth="${5:-}" body="${6:-}" log
+  [[ "$scenario" =~ ${LOAD_SCENARIOS:-.} ]] || return 0
   log="$WORK/wrk-$db-$scenario-$who.txt"
   local args=(-t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency --timeout 10s)
   [ -n "$auth" ] && args+=(-H "Authorization: Bearer $auth")
@@ -127,7 +152,7 @@ bench() {
       PIDS+=("$spid_sample")
     fi
   fi
-  LOAD_BODY="$body" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
+  LOAD_BODY="$body" LOAD_IDS="${IDS:-}" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
   [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
   [ -n "$spid_sample" ] && stop "$spid_sample"
   local rps p50 p99 errs
@@ -146,9 +171,9 @@ bench() {
 # until killed (state and wait event counts, one line per sample).
 sample_pg() {
   while :; do
-    psql -qAt "$PG_URL" -c "SELECT string_agg(s, ' ') FROM (SELECT state || ':' || coalesce(wait_event, 'cpu') \
-      || '=' || count(*) AS s FROM pg_stat_activity WHERE datname = current_database() \
-      AND application_name <> 'psql' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1) x" >>"$1" 2>/dev/null || true
+    psql -qAt "$PG_URL" -c "SELECT string_agg(w || '=' || n, ' ' ORDER BY w) FROM (SELECT \
+      coalesce(state, '?') || ':' || coalesce(wait_event, 'cpu') AS w, count(*) AS n FROM pg_stat_activity \
+      WHERE datname = current_database() AND application_name <> 'psql' GROUP BY 1) x" >>"$1" 2>/dev/null || true
     sleep 0.1
   done
 }
@@ -187,7 +212,7 @@ run_db() { # run_db NAME DATABASE_URL
   "${env[@]}" "$SERVER" contacts import "$WORK/contacts.csv" --account "$account" >"$out/import.txt" 2>/dev/null
   head -n1 "$out/import.txt"
 
-  "${env[@]}" CRM_LISTEN=127.0.0.1:0 "$SERVER" serve >"$out/server.out" 2>"$out/server.err" &
+  "${env[@]}" CRM_LISTEN=127.0.0.1:0 "$SERVER" serve ${LOAD_SERVE_ARGS:-} >"$out/server.out" 2>"$out/server.err" &
   local spid=$!
   PIDS+=("$spid")
   SERVER_PID=$spid
@@ -210,6 +235,19 @@ run_db() { # run_db NAME DATABASE_URL
   curl -fsS -o /dev/null -H "Authorization: Bearer $key" "$api/contacts/$contact" || die "crm-server GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts/$contact" || die "baseline GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts?tag=vip" || die "baseline tag list failed"
+  # The first IDS_COUNT contacts' ids, for sends spread over many contacts.
+  local cursor=""
+  : >"$out/ids.txt"
+  while [ "$(wc -l <"$out/ids.txt")" -lt "$IDS_COUNT" ]; do
+    cursor="$(curl -fsS -H "Authorization: Bearer $key" "$api/contacts?limit=200${cursor:+&cursor=$cursor}" \
+      | python3 -c 'import json, sys
+page = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    for c in page["items"]:
+        f.write(c["id"] + "\n")
+print(page.get("next_cursor") or "")' "$out/ids.txt")"
+    [ -n "$cursor" ] || break
+  done
   # The account's default channel: the recording kind (stores, does not
   # deliver), with the governor's per-recipient spacing off (every request
   # goes to one contact) so the in-process dispatcher sends each message.
@@ -232,8 +270,12 @@ run_db() { # run_db NAME DATABASE_URL
   bench "$name" "GET contact" baseline "http://$baddr/contacts/$contact"
   bench "$name" "list by tag (50)" crm-server "$api/contacts?tag=vip&limit=50" "$key"
   bench "$name" "list by tag (50)" baseline "http://$baddr/contacts?tag=vip"
-  bench "$name" "POST message" crm-server "$api/messages" "$key" "$body"
-  bench "$name" "POST message" baseline "http://$baddr/messages" "" "$body"
+  bench "$name" "POST message (1 contact)" crm-server "$api/messages" "$key" "$body"
+  bench "$name" "POST message (1 contact)" baseline "http://$baddr/messages" "" "$body"
+  IDS="$out/ids.txt"
+  bench "$name" "POST message ($IDS_COUNT contacts)" crm-server "$api/messages" "$key" "$body"
+  bench "$name" "POST message ($IDS_COUNT contacts)" baseline "http://$baddr/messages" "" "$body"
+  IDS=""
 
   local after peak
   after="$(rss_kb "$spid")"
@@ -258,7 +300,9 @@ run_db() { # run_db NAME DATABASE_URL
   echo "|---|---|---|---:|---:|---:|---|"
 } >"$OUT"
 
-run_db sqlite "sqlite://$WORK/sqlite/crm.db?mode=rwc"
+if [ "${LOAD_SQLITE:-1}" != 0 ]; then
+  run_db sqlite "sqlite://$WORK/sqlite/crm.db?mode=rwc"
+fi
 
 if [ -n "${CRM_TEST_DATABASE_URL:-}" ]; then
   command -v psql >/dev/null || die "psql is needed for the PostgreSQL run"
