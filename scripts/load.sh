@@ -20,8 +20,10 @@
 #      LOAD_SCENARIOS (a bash regex: only the scenarios it matches, e.g. POST),
 #      LOAD_SQLITE=0 (PostgreSQL only), LOAD_SERVE_ARGS (e.g. --no-workers:
 #      crm-server without its in-process dispatcher),
-#      LOAD_PROFILE_DIR (when set: `perf record -g` of crm-server during each of
-#      its runs, and pg_stat_activity samples on PostgreSQL, written there),
+#      LOAD_PROFILE_DIR (when set: `perf record -g` of the server during each
+#      run, and pg_stat_activity samples of crm-server's runs on PostgreSQL,
+#      written there;
+#      LOAD_PERF_ARGS replaces `-g`, e.g. "--call-graph dwarf,16384"),
 #      CARGO_TARGET_DIR. Needs wrk (apt-get install -y wrk), curl, python3,
 #      and psql for PostgreSQL.
 set -euo pipefail
@@ -136,23 +138,30 @@ bench() {
   local args=(-t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency --timeout 10s)
   [ -n "$auth" ] && args+=(-H "Authorization: Bearer $auth")
   [ -n "$body" ] && args+=(-s "$WORK/post.lua")
-  local prof=() ppid="" spid_sample=""
-  if [ -n "${LOAD_PROFILE_DIR:-}" ] && [ "$who" = crm-server ]; then
+  local pid="$SERVER_PID"
+  [ "$who" = baseline ] && pid="$BASELINE_PID"
+  local ppid="" spid_sample=""
+  if [ -n "${LOAD_PROFILE_DIR:-}" ]; then
     # perf samples crm-server's user and kernel stacks during the run;
     # pg_stat_activity is sampled for what its sessions wait on.
-    local tag="${db}-${scenario// /_}"
+    local tag="${db}-${scenario// /_}-$who"
     tag="${tag//[()]/}"
-    perf record -q -F 499 -g -p "$SERVER_PID" -o "$LOAD_PROFILE_DIR/perf-$tag.data" -- sleep "$DURATION" \
+    # shellcheck disable=SC2086 # LOAD_PERF_ARGS is a list of perf options
+    perf record -q -F 499 ${LOAD_PERF_ARGS:--g} -p "$pid" -o "$LOAD_PROFILE_DIR/perf-$tag.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 &
     ppid=$!
     PIDS+=("$ppid")
-    if [ "$db" = postgres ]; then
+    if [ "$db" = postgres ] && [ "$who" = crm-server ]; then
       sample_pg "$LOAD_PROFILE_DIR/pg-$tag.txt" &
       spid_sample=$!
       PIDS+=("$spid_sample")
     fi
   fi
+  local cpu0
+  cpu0="$(cpu_ticks "$pid")"
   LOAD_BODY="$body" LOAD_IDS="${IDS:-}" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
+  local cpu1
+  cpu1="$(cpu_ticks "$pid")"
   [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
   [ -n "$spid_sample" ] && stop "$spid_sample"
   local rps p50 p99 errs
@@ -164,8 +173,17 @@ bench() {
   local sock
   sock="$(awk '/Socket errors:/ {print}' "$log")"
   [ -n "$sock" ] && errs="$errs; $sock"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$db" "$scenario" "$who" "$rps" "$p50" "$p99" "$errs" | tee -a "$OUT"
+  # The server process's CPU time (user + system) per request, in µs.
+  local reqs cpu
+  reqs="$(awk '/requests in/ {print $1}' "$log")"
+  cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "?" }')"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$db" "$scenario" "$who" "$rps" "$p50" "$p99" "$cpu" "$errs" \
+    | tee -a "$OUT"
 }
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # sample_pg FILE: what crm-server's database sessions are doing, every 0.1 s
 # until killed (state and wait event counts, one line per sample).
@@ -224,6 +242,7 @@ run_db() { # run_db NAME DATABASE_URL
     "$BASELINE" >"$out/baseline.out" 2>"$out/baseline.err" &
   local bpid=$!
   PIDS+=("$bpid")
+  BASELINE_PID=$bpid
   local baddr
   baddr="$(wait_line "$out/baseline.out" 's#^baseline listening on http://\(127\.0\.0\.1:[0-9]*\)$#\1#p' "$bpid")" \
     || { cat "$out/baseline.err" >&2; die "baseline did not start"; }
@@ -296,8 +315,8 @@ print(page.get("next_cursor") or "")' "$out/ids.txt")"
   echo
   echo "wrk -t $THREADS -c $CONNS -d ${DURATION}s --latency; $CONTACTS contacts; 127.0.0.1"
   echo
-  echo "| database | scenario | server | requests/s | p50 ms | p99 ms | non-2xx / errors |"
-  echo "|---|---|---|---:|---:|---:|---|"
+  echo "| database | scenario | server | requests/s | p50 ms | p99 ms | server CPU µs/req | non-2xx / errors |"
+  echo "|---|---|---|---:|---:|---:|---:|---|"
 } >"$OUT"
 
 if [ "${LOAD_SQLITE:-1}" != 0 ]; then
