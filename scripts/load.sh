@@ -4,12 +4,13 @@
 # (crm-http/examples/baseline.rs).
 #
 # Scenarios: GET one contact, list contacts by tag (first page of 50 out of
-# 1,000 tagged among 10,000 contacts), POST a text message (queued: 202; the
-# baseline inserts the message in one statement, crm-server stores it with
-# its event and outbox row and its in-process dispatcher sends it). Run on SQLite and,
-# when CRM_TEST_DATABASE_URL is set, on a fresh PostgreSQL database. Records
-# crm-server's RSS idle (after seeding, before load) and loaded (the peak
-# sampled during its runs).
+# 1,000 tagged among 10,000 contacts), POST a text message to one contact and
+# to 1,000 contacts in turn (queued: 202; the baseline inserts the message in
+# one statement, crm-server stores it with its event and outbox row and its
+# in-process dispatcher sends it). Run on SQLite and, when
+# CRM_TEST_DATABASE_URL is set, on a fresh PostgreSQL database. Records each
+# server's CPU time per request, and crm-server's RSS idle (after seeding,
+# before load) and loaded (the peak sampled during its runs).
 #
 #   bash scripts/load.sh                  # SQLite only
 #   CRM_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash scripts/load.sh
@@ -22,8 +23,8 @@
 #      crm-server without its in-process dispatcher),
 #      LOAD_PROFILE_DIR (when set: `perf record -g` of the server during each
 #      run, and pg_stat_activity samples of crm-server's runs on PostgreSQL,
-#      written there;
-#      LOAD_PERF_ARGS replaces `-g`, e.g. "--call-graph dwarf,16384"),
+#      written there; LOAD_PERF_ARGS replaces `-g`, e.g.
+#      "--call-graph dwarf,16384"),
 #      CARGO_TARGET_DIR. Needs wrk (apt-get install -y wrk), curl, python3,
 #      and psql for PostgreSQL.
 set -euo pipefail

@@ -21,6 +21,9 @@ use crm::Pacing;
 use std::time::{Duration, Instant};
 use support::{MockProvider, drained, fixture, outcomes, spawn_worker};
 
+/// One named scenario: a function starting its future.
+type Scenario = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 fn main() {
     if support::worker_main() {
         return;
@@ -28,7 +31,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut passed = 0;
     let mut failed = 0;
-    let scenarios: Vec<(&str, fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>)> = vec![
+    let scenarios: Vec<(&str, Scenario)> = vec![
         ("crash_on_sqlite_with_lookup", || Box::pin(crash_on_sqlite(true))),
         ("crash_on_sqlite_without_lookup", || Box::pin(crash_on_sqlite(false))),
         ("crash_on_postgres", || Box::pin(crash_on_postgres())),

@@ -263,7 +263,7 @@ pub async fn fixture(url: &str, mock: &MockProvider, lookup: bool, n: u32, pacin
     let mut contacts = Vec::new();
     let mut page = PageRequest::first(200).unwrap();
     loop {
-        let q = crm::ContactQuery { page: page.clone(), ..Default::default() };
+        let q = crm::ContactQuery { page, ..Default::default() };
         let got = crm.list_contacts(account, &q).await.unwrap();
         contacts.extend(got.items.iter().map(|c| c.id));
         match got.next_cursor {
