@@ -4,10 +4,13 @@
 # (crm-http/examples/baseline.rs).
 #
 # Scenarios: GET one contact, list contacts by tag (first page of 50 out of
-# 1,000 tagged among 10,000 contacts), POST a text message. Run on SQLite and,
-# when CRM_TEST_DATABASE_URL is set, on a fresh PostgreSQL database. Records
-# crm-server's RSS idle (after seeding, before load) and loaded (the peak
-# sampled during its runs).
+# 1,000 tagged among 10,000 contacts), POST a text message to one contact and
+# to 1,000 contacts in turn (queued: 202; the baseline inserts the message in
+# one statement, crm-server stores it with its event and outbox row and its
+# in-process dispatcher sends it). Run on SQLite and, when
+# CRM_TEST_DATABASE_URL is set, on a fresh PostgreSQL database. Records each
+# server's CPU time per request, and crm-server's RSS idle (after seeding,
+# before load) and loaded (the peak sampled during its runs).
 #
 #   bash scripts/load.sh                  # SQLite only
 #   CRM_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash scripts/load.sh
@@ -15,6 +18,13 @@
 # Env: LOAD_DURATION (s, default 10), LOAD_CONNECTIONS (default 32),
 #      LOAD_THREADS (default 2), LOAD_CONTACTS (default 10000),
 #      LOAD_OUT (results file, default ${TMPDIR:-/tmp}/crm-load-results.md),
+#      LOAD_SCENARIOS (a bash regex: only the scenarios it matches, e.g. POST),
+#      LOAD_SQLITE=0 (PostgreSQL only), LOAD_SERVE_ARGS (e.g. --no-workers:
+#      crm-server without its in-process dispatcher),
+#      LOAD_PROFILE_DIR (when set: `perf record -g` of the server during each
+#      run, and pg_stat_activity samples of crm-server's runs on PostgreSQL,
+#      written there; LOAD_PERF_ARGS replaces `-g`, e.g.
+#      "--call-graph dwarf,16384"),
 #      CARGO_TARGET_DIR. Needs wrk (apt-get install -y wrk), curl, python3,
 #      and psql for PostgreSQL.
 set -euo pipefail
@@ -24,6 +34,8 @@ DURATION="${LOAD_DURATION:-10}"
 CONNS="${LOAD_CONNECTIONS:-32}"
 THREADS="${LOAD_THREADS:-2}"
 CONTACTS="${LOAD_CONTACTS:-10000}"
+IDS_COUNT=1000
+IDS=""
 OUT="${LOAD_OUT:-${TMPDIR:-/tmp}/crm-load-results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TMPDIR:-/tmp}/crm-load-target}"
 
@@ -71,9 +83,28 @@ for i in range(n):
 EOF
 
 cat >"$WORK/post.lua" <<'EOF'
+-- POSTs LOAD_BODY; with LOAD_IDS (a file of contact ids, one a line), a text
+-- message to each contact in turn instead, each thread starting elsewhere.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("LOAD_BODY")
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("offset", threads * 7919)
+end
+local ids = {}
+local path = os.getenv("LOAD_IDS")
+if path and path ~= "" then
+  for line in io.lines(path) do ids[#ids + 1] = line end
+end
+local n = 0
+function request()
+  if #ids == 0 then return wrk.format() end
+  n = n + 1
+  local id = ids[((offset or 0) + n) % #ids + 1]
+  return wrk.format(nil, nil, nil, '{"contact_id":"' .. id .. '","text":"Olá! load test"}')
+end
 EOF
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
@@ -103,11 +134,37 @@ to_ms() {
 # bench DB SCENARIO WHO URL [AUTH] [BODY]: one wrk run, one results row.
 bench() {
   local db="$1" scenario="$2" who="$3" url="$4" auth="${5:-}" body="${6:-}" log
+  [[ "$scenario" =~ ${LOAD_SCENARIOS:-.} ]] || return 0
   log="$WORK/wrk-$db-$scenario-$who.txt"
   local args=(-t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency --timeout 10s)
   [ -n "$auth" ] && args+=(-H "Authorization: Bearer $auth")
   [ -n "$body" ] && args+=(-s "$WORK/post.lua")
-  LOAD_BODY="$body" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
+  local pid="$SERVER_PID"
+  [ "$who" = baseline ] && pid="$BASELINE_PID"
+  local ppid="" spid_sample=""
+  if [ -n "${LOAD_PROFILE_DIR:-}" ]; then
+    # perf samples crm-server's user and kernel stacks during the run;
+    # pg_stat_activity is sampled for what its sessions wait on.
+    local tag="${db}-${scenario// /_}-$who"
+    tag="${tag//[()]/}"
+    # shellcheck disable=SC2086 # LOAD_PERF_ARGS is a list of perf options
+    perf record -q -F 499 ${LOAD_PERF_ARGS:--g} -p "$pid" -o "$LOAD_PROFILE_DIR/perf-$tag.data" -- sleep "$DURATION" \
+      >/dev/null 2>&1 &
+    ppid=$!
+    PIDS+=("$ppid")
+    if [ "$db" = postgres ] && [ "$who" = crm-server ]; then
+      sample_pg "$LOAD_PROFILE_DIR/pg-$tag.txt" &
+      spid_sample=$!
+      PIDS+=("$spid_sample")
+    fi
+  fi
+  local cpu0
+  cpu0="$(cpu_ticks "$pid")"
+  LOAD_BODY="$body" LOAD_IDS="${IDS:-}" wrk "${args[@]}" "$url" >"$log" 2>&1 || { cat "$log" >&2; die "wrk failed"; }
+  local cpu1
+  cpu1="$(cpu_ticks "$pid")"
+  [ -n "$ppid" ] && wait "$ppid" 2>/dev/null
+  [ -n "$spid_sample" ] && stop "$spid_sample"
   local rps p50 p99 errs
   rps="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")"
   p50="$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")"
@@ -117,7 +174,35 @@ bench() {
   local sock
   sock="$(awk '/Socket errors:/ {print}' "$log")"
   [ -n "$sock" ] && errs="$errs; $sock"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$db" "$scenario" "$who" "$rps" "$p50" "$p99" "$errs" | tee -a "$OUT"
+  # The server process's CPU time (user + system) per request, in µs.
+  local reqs cpu
+  reqs="$(awk '/requests in/ {print $1}' "$log")"
+  cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "?" }')"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$db" "$scenario" "$who" "$rps" "$p50" "$p99" "$cpu" "$errs" \
+    | tee -a "$OUT"
+}
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# sample_pg FILE: what crm-server's database sessions are doing, every 0.1 s
+# until killed (state and wait event counts, one line per sample).
+sample_pg() {
+  while :; do
+    psql -qAt "$PG_URL" -c "SELECT string_agg(w || '=' || n, ' ' ORDER BY w) FROM (SELECT \
+      coalesce(state, '?') || ':' || coalesce(wait_event, 'cpu') AS w, count(*) AS n FROM pg_stat_activity \
+      WHERE datname = current_database() AND application_name <> 'psql' GROUP BY 1) x" >>"$1" 2>/dev/null || true
+    sleep 0.1
+  done
+}
+
+# expect_status CODE WHO WHAT CURL_ARGS...: one request that must answer CODE.
+expect_status() {
+  local want="$1" who="$2" what="$3" got
+  shift 3
+  got="$(curl -sS -o "$WORK/last-body" -w '%{http_code}' "$@")" || die "$who $what: request failed"
+  [ "$got" = "$want" ] || { cat "$WORK/last-body" >&2; die "$who $what answered $got, expected $want"; }
 }
 
 # sample_rss PID FILE: the peak RSS of PID, written to FILE, until killed.
@@ -146,9 +231,11 @@ run_db() { # run_db NAME DATABASE_URL
   "${env[@]}" "$SERVER" contacts import "$WORK/contacts.csv" --account "$account" >"$out/import.txt" 2>/dev/null
   head -n1 "$out/import.txt"
 
-  "${env[@]}" CRM_LISTEN=127.0.0.1:0 "$SERVER" serve >"$out/server.out" 2>"$out/server.err" &
+  "${env[@]}" CRM_LISTEN=127.0.0.1:0 "$SERVER" serve ${LOAD_SERVE_ARGS:-} >"$out/server.out" 2>"$out/server.err" &
   local spid=$!
   PIDS+=("$spid")
+  SERVER_PID=$spid
+  PG_URL="$url"
   local addr
   addr="$(wait_line "$out/server.out" 's#^crm listening on http://\(127\.0\.0\.1:[0-9]*\)$#\1#p' "$spid")" \
     || die "crm-server did not start"
@@ -156,6 +243,7 @@ run_db() { # run_db NAME DATABASE_URL
     "$BASELINE" >"$out/baseline.out" 2>"$out/baseline.err" &
   local bpid=$!
   PIDS+=("$bpid")
+  BASELINE_PID=$bpid
   local baddr
   baddr="$(wait_line "$out/baseline.out" 's#^baseline listening on http://\(127\.0\.0\.1:[0-9]*\)$#\1#p' "$bpid")" \
     || { cat "$out/baseline.err" >&2; die "baseline did not start"; }
@@ -167,11 +255,29 @@ run_db() { # run_db NAME DATABASE_URL
   curl -fsS -o /dev/null -H "Authorization: Bearer $key" "$api/contacts/$contact" || die "crm-server GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts/$contact" || die "baseline GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts?tag=vip" || die "baseline tag list failed"
+  # The first IDS_COUNT contacts' ids, for sends spread over many contacts.
+  local cursor=""
+  : >"$out/ids.txt"
+  while [ "$(wc -l <"$out/ids.txt")" -lt "$IDS_COUNT" ]; do
+    cursor="$(curl -fsS -H "Authorization: Bearer $key" "$api/contacts?limit=200${cursor:+&cursor=$cursor}" \
+      | python3 -c 'import json, sys
+page = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    for c in page["items"]:
+        f.write(c["id"] + "\n")
+print(page.get("next_cursor") or "")' "$out/ids.txt")"
+    [ -n "$cursor" ] || break
+  done
+  # The account's default channel: the recording kind (stores, does not
+  # deliver), with the governor's per-recipient spacing off (every request
+  # goes to one contact) so the in-process dispatcher sends each message.
+  expect_status 201 crm-server "create channel" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d '{"kind":"recording","name":"load","pacing":{"per_second":10000,"pair_interval_secs":0}}' "$api/channels"
   local body="{\"contact_id\":\"$contact\",\"text\":\"Olá! load test\"}"
-  curl -fsS -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" \
-    "$api/messages" || die "crm-server POST /messages failed"
-  curl -fsS -o /dev/null -H 'Content-Type: application/json' -d "$body" "http://$baddr/messages" \
-    || die "baseline POST /messages failed"
+  # A queued send answers 202 Accepted, crm-server and baseline alike.
+  expect_status 202 crm-server "POST /messages" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d "$body" "$api/messages"
+  expect_status 202 baseline "POST /messages" -H 'Content-Type: application/json' -d "$body" "http://$baddr/messages"
 
   sleep 1
   local idle
@@ -184,8 +290,12 @@ run_db() { # run_db NAME DATABASE_URL
   bench "$name" "GET contact" baseline "http://$baddr/contacts/$contact"
   bench "$name" "list by tag (50)" crm-server "$api/contacts?tag=vip&limit=50" "$key"
   bench "$name" "list by tag (50)" baseline "http://$baddr/contacts?tag=vip"
-  bench "$name" "POST message" crm-server "$api/messages" "$key" "$body"
-  bench "$name" "POST message" baseline "http://$baddr/messages" "" "$body"
+  bench "$name" "POST message (1 contact)" crm-server "$api/messages" "$key" "$body"
+  bench "$name" "POST message (1 contact)" baseline "http://$baddr/messages" "" "$body"
+  IDS="$out/ids.txt"
+  bench "$name" "POST message ($IDS_COUNT contacts)" crm-server "$api/messages" "$key" "$body"
+  bench "$name" "POST message ($IDS_COUNT contacts)" baseline "http://$baddr/messages" "" "$body"
+  IDS=""
 
   local after peak
   after="$(rss_kb "$spid")"
@@ -206,11 +316,13 @@ run_db() { # run_db NAME DATABASE_URL
   echo
   echo "wrk -t $THREADS -c $CONNS -d ${DURATION}s --latency; $CONTACTS contacts; 127.0.0.1"
   echo
-  echo "| database | scenario | server | requests/s | p50 ms | p99 ms | non-2xx / errors |"
-  echo "|---|---|---|---:|---:|---:|---|"
+  echo "| database | scenario | server | requests/s | p50 ms | p99 ms | server CPU µs/req | non-2xx / errors |"
+  echo "|---|---|---|---:|---:|---:|---:|---|"
 } >"$OUT"
 
-run_db sqlite "sqlite://$WORK/sqlite/crm.db?mode=rwc"
+if [ "${LOAD_SQLITE:-1}" != 0 ]; then
+  run_db sqlite "sqlite://$WORK/sqlite/crm.db?mode=rwc"
+fi
 
 if [ -n "${CRM_TEST_DATABASE_URL:-}" ]; then
   command -v psql >/dev/null || die "psql is needed for the PostgreSQL run"

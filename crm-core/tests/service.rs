@@ -1610,3 +1610,50 @@ async fn the_api_key_cache_saves_reads_and_revocation_is_bounded() {
     clock.set(soon + chrono::Duration::seconds(1));
     assert!(matches!(here.authenticate(t2.expose()).await, Err(Error::Unauthorized)));
 }
+
+#[tokio::test]
+async fn the_default_channel_cache_saves_reads_and_local_writes_invalidate_it() {
+    let clock = ManualClock::new(start());
+    let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    let build = || {
+        Crm::builder()
+            .store(store.clone())
+            .messenger_factory(Arc::new(crm_core::RecordingFactory::new(RecordingMessenger::new())))
+            .clock(Arc::new(clock.clone()))
+            .default_channel_cache(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    // Two services over one store: two processes of one deployment.
+    let (here, elsewhere) = (build(), build());
+    let account = here.create_account("Loja").await.unwrap().id;
+    let contact = NewContact { name: "Ana".into(), phone: "+5511987654321".into(), ..Default::default() };
+    let contact = here.create_contact(account, contact).await.unwrap().id;
+    let channel = |name: &str, is_default: bool| crm_core::NewChannel {
+        kind: "recording".into(),
+        name: name.into(),
+        is_default,
+        ..Default::default()
+    };
+    let via = |crm: Crm| async move {
+        let req = crm_core::SendRequest::new(contact, MessageContent::text("oi"));
+        crm.queue_message(account, req).await.unwrap().message.channel_id
+    };
+
+    let a = here.create_channel(account, channel("A", false)).await.unwrap().id;
+    assert_eq!(via(here.clone()).await, Some(a));
+    assert_eq!(via(elsewhere.clone()).await, Some(a));
+
+    let b = here.create_channel(account, channel("B", true)).await.unwrap().id;
+    assert_eq!(via(here.clone()).await, Some(b), "a channel written here is read again at once");
+    assert_eq!(via(elsewhere.clone()).await, Some(a), "elsewhere the cached default still serves…");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(via(elsewhere.clone()).await, Some(b), "…for at most 5 s");
+
+    // Disabling the default here is seen here at once.
+    let patch = crm_core::ChannelPatch { enabled: Some(false), ..Default::default() };
+    here.update_channel(account, b, patch).await.unwrap();
+    let req = crm_core::SendRequest::new(contact, MessageContent::text("oi"));
+    let e = here.queue_message(account, req).await.unwrap_err();
+    assert!(matches!(e, Error::Validation { .. }), "{e}");
+}

@@ -10,12 +10,14 @@
 //!
 //! - `GET /contacts/{id}`: `SELECT * FROM contacts WHERE id = ? AND account_id = ?`
 //! - `GET /contacts?tag=T`: the tag page query of the stores (50 + 1 rows)
-//! - `POST /messages` `{"contact_id": …, "text": …}`: one transaction that
-//!   checks the contact, inserts the message and its event (the store's
-//!   `insert_message`), then a second that marks it sent (its status update).
+//! - `POST /messages` `{"contact_id": …, "text": …}`: one statement (one
+//!   round trip, one commit) that inserts the message as `queued` when the
+//!   contact exists in the account, answering `202 Accepted` like
+//!   crm-server's queued send. No event, outbox row, contact update or
+//!   dispatch: the floor a queued send cannot go below.
 //!
-//! Pools match the stores': SQLite 8 connections, WAL, `synchronous=NORMAL`,
-//! `BEGIN IMMEDIATE` for writes; PostgreSQL 10 connections.
+//! Pools match the stores': SQLite 8 connections, WAL, `synchronous=NORMAL`;
+//! PostgreSQL 10 connections.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -206,117 +208,48 @@ async fn send_message(
     let now = Utc::now();
     let content = serde_json::json!({ "type": "text", "body": body.text });
     let content_text = content.to_string();
-    let payload = serde_json::json!({ "id": id, "contact_id": body.contact_id, "status": "queued" }).to_string();
-    let found = match &app.db {
+    // One statement (one round trip, one commit): the message is inserted
+    // when the contact exists in the account.
+    let inserted = match &app.db {
         Db::Sqlite(pool) => {
             let us = now.timestamp_micros();
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
-            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = ? AND account_id = ?")
-                .bind(body.contact_id)
-                .bind(app.account)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(fail)?
-                .is_some();
-            if found {
-                sqlx::query(
-                    "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
-                     created_at, updated_at) VALUES (?, ?, ?, 'outbound', 'text', ?, 'queued', ?, ?)",
-                )
-                .bind(id)
-                .bind(app.account)
-                .bind(body.contact_id)
-                .bind(&content_text)
-                .bind(us)
-                .bind(us)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-                sqlx::query("INSERT INTO events (id, account_id, type, payload, occurred_at) VALUES (?, ?, ?, ?, ?)")
-                    .bind(Uuid::now_v7())
-                    .bind(app.account)
-                    .bind("message.queued")
-                    .bind(&payload)
-                    .bind(us)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(fail)?;
-            }
-            tx.commit().await.map_err(fail)?;
-            if found {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
-                sqlx::query(
-                    "UPDATE messages SET status = 'sent', sent_at = ?, updated_at = ? WHERE id = ? AND account_id = ?",
-                )
-                .bind(us)
-                .bind(us)
-                .bind(id)
-                .bind(app.account)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-                tx.commit().await.map_err(fail)?;
-            }
-            found
+            sqlx::query(
+                "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
+                 created_at, updated_at) SELECT ?, account_id, id, 'outbound', 'text', ?, 'queued', ?, ? \
+                 FROM contacts WHERE id = ? AND account_id = ?",
+            )
+            .bind(id)
+            .bind(&content_text)
+            .bind(us)
+            .bind(us)
+            .bind(body.contact_id)
+            .bind(app.account)
+            .execute(pool)
+            .await
+            .map_err(fail)?
+            .rows_affected()
         }
-        Db::Pg(pool) => {
-            let mut tx = pool.begin().await.map_err(fail)?;
-            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND account_id = $2")
-                .bind(body.contact_id)
-                .bind(app.account)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(fail)?
-                .is_some();
-            if found {
-                sqlx::query(
-                    "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
-                     created_at, updated_at) VALUES ($1, $2, $3, 'outbound', 'text', $4::jsonb, 'queued', $5, $5)",
-                )
-                .bind(id)
-                .bind(app.account)
-                .bind(body.contact_id)
-                .bind(&content_text)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-                sqlx::query(
-                    "INSERT INTO events (id, account_id, type, payload, occurred_at) VALUES ($1, $2, $3, $4::jsonb, $5)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(app.account)
-                .bind("message.queued")
-                .bind(&payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-            }
-            tx.commit().await.map_err(fail)?;
-            if found {
-                let mut tx = pool.begin().await.map_err(fail)?;
-                sqlx::query(
-                    "UPDATE messages SET status = 'sent', sent_at = $1, updated_at = $1 \
-                     WHERE id = $2 AND account_id = $3",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(app.account)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-                tx.commit().await.map_err(fail)?;
-            }
-            found
-        }
+        Db::Pg(pool) => sqlx::query(
+            "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
+             created_at, updated_at) SELECT $1, account_id, id, 'outbound', 'text', $2::jsonb, 'queued', $3, $3 \
+             FROM contacts WHERE id = $4 AND account_id = $5",
+        )
+        .bind(id)
+        .bind(&content_text)
+        .bind(now)
+        .bind(body.contact_id)
+        .bind(app.account)
+        .execute(pool)
+        .await
+        .map_err(fail)?
+        .rows_affected(),
     };
-    if !found {
+    if inserted == 0 {
         return Err((StatusCode::NOT_FOUND, "contact not found".into()));
     }
     Ok((
-        StatusCode::CREATED,
-        Json(MessageOut { id, contact_id: body.contact_id, status: "sent", content, created_at: now }),
+        StatusCode::ACCEPTED,
+        Json(MessageOut { id, contact_id: body.contact_id, status: "queued", content, created_at: now }),
     ))
 }
 

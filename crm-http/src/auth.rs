@@ -2,7 +2,7 @@
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
@@ -53,19 +53,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
 fn set_rate_headers(res: &mut Response, d: &Decision) {
     let h = res.headers_mut();
     let secs = |d: Duration| d.as_secs_f64().ceil() as u64;
-    let mut put = |name: &'static str, v: u64| {
-        if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
-            h.insert(name, v);
-        }
-    };
-    put("x-ratelimit-limit", u64::from(d.limit));
-    put("x-ratelimit-remaining", u64::from(d.remaining));
-    put("x-ratelimit-reset", secs(d.reset_after));
+    h.insert(X_RATELIMIT_LIMIT, HeaderValue::from(d.limit));
+    h.insert(X_RATELIMIT_REMAINING, HeaderValue::from(d.remaining));
+    h.insert(X_RATELIMIT_RESET, HeaderValue::from(secs(d.reset_after)));
     if let Some(r) = d.retry_after {
-        put("retry-after", secs(r).max(1));
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs(r).max(1)));
     }
 }
 

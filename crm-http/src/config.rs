@@ -95,6 +95,11 @@ pub struct Config {
     /// request). A key revoked through this process stops at once; one
     /// revoked elsewhere (the CLI, another server) within this long.
     pub api_key_cache_secs: u64,
+    /// How long each account's default channel is reused for sends
+    /// (`CRM_CHANNEL_CACHE_SECS`, default 5; 0 reads the store on every
+    /// send). A channel created, changed or deleted through this process is
+    /// read again at once; a change made elsewhere is seen within this long.
+    pub channel_cache_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -139,6 +144,7 @@ impl Default for Config {
             send_max_attempts: 10,
             send_deadline_secs: 24 * 3600,
             api_key_cache_secs: 5,
+            channel_cache_secs: 5,
         }
     }
 }
@@ -287,6 +293,9 @@ impl Config {
         if let Some(n) = num("CRM_API_KEY_CACHE_SECS")? {
             self.api_key_cache_secs = n;
         }
+        if let Some(n) = num("CRM_CHANNEL_CACHE_SECS")? {
+            self.channel_cache_secs = n;
+        }
         Ok(())
     }
 
@@ -331,6 +340,9 @@ impl Config {
         }
         if self.api_key_cache_secs > 300 {
             return Err(bad("CRM_API_KEY_CACHE_SECS", "must be at most 300"));
+        }
+        if self.channel_cache_secs > 300 {
+            return Err(bad("CRM_CHANNEL_CACHE_SECS", "must be at most 300"));
         }
         if let Some(k) = &self.secret_keys {
             crm_core::secrets::Keyring::parse(k.expose_secret()).map_err(|e| bad("CRM_SECRET_KEYS", e))?;

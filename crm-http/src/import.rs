@@ -84,11 +84,70 @@ fn row_to_contact(c: &Columns, rec: &csv::StringRecord, default_country: &str) -
     })
 }
 
+/// Batches handed to the store at once: while one is written, the next is
+/// read, validated and written on another connection.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Canonical phones (`+` and up to 15 digits, as `row_to_contact` writes
+/// them) → the file line they first appeared on, kept as one integer per
+/// phone (16 bytes an entry instead of a string's ~60), so a file of a
+/// million rows needs tens of megabytes, not hundreds.
+#[derive(Debug, Default)]
+struct FirstLines {
+    packed: std::collections::HashMap<u64, usize>,
+    /// Phones that do not pack (none from `row_to_contact`; kept for safety).
+    other: std::collections::HashMap<String, usize>,
+}
+
+impl FirstLines {
+    /// The digits with their count, so `+1` and `+01` differ.
+    fn pack(phone: &str) -> Option<u64> {
+        let digits = phone.strip_prefix('+')?;
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let value: u64 = digits.parse().ok()?;
+        Some(value * 16 + digits.len() as u64)
+    }
+
+    /// The line `phone` first appeared on, or records `line` for it.
+    fn first_or_insert(&mut self, phone: &str, line: usize) -> Option<usize> {
+        let entry = match Self::pack(phone) {
+            Some(key) => self.packed.entry(key),
+            None => return self.other_first_or_insert(phone, line),
+        };
+        match entry {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(line);
+                None
+            }
+        }
+    }
+
+    fn other_first_or_insert(&mut self, phone: &str, line: usize) -> Option<usize> {
+        match self.other.get(phone) {
+            Some(first) => Some(*first),
+            None => {
+                self.other.insert(phone.to_owned(), line);
+                None
+            }
+        }
+    }
+}
+
+/// A batch handed to the store: its rows' lines and the running import.
+type InFlight = (Vec<usize>, tokio::task::JoinHandle<Result<crm_core::ImportReport>>);
+
 /// Imports `path` into `account` in batches of `batch` rows, with a progress
-/// bar on stderr when `progress` is set. A row that cannot be read or
-/// validated, or whose phone exists already or repeats an earlier row, is
-/// reported with its line; the others are stored. A storage failure stops the
-/// import (earlier batches stay stored, the failed batch writes nothing).
+/// bar on stderr when `progress` is set. The file is streamed: memory holds
+/// the batches in flight and one integer per phone seen (for repeats), not
+/// the file. A row that cannot be read or validated, or whose phone exists
+/// already or repeats an earlier row, is reported with its line; the others
+/// are stored, each batch in one transaction, up to [`BATCHES_IN_FLIGHT`]
+/// batches at once. A storage failure stops the import: batches before the
+/// failed one stay stored, the failed batch writes nothing, and a batch that
+/// was already in flight beside it may be stored too.
 pub async fn import_csv(
     crm: &Crm,
     account: AccountId,
@@ -97,6 +156,22 @@ pub async fn import_csv(
     batch: usize,
     progress: bool,
 ) -> Result<CsvReport> {
+    import_csv_with(crm, account, path, default_country, batch, BATCHES_IN_FLIGHT, progress).await
+}
+
+/// [`import_csv`] with up to `in_flight` batches (at least 1) written at
+/// once; 1 writes them one after the other, so a storage failure leaves
+/// exactly the batches before the failed one stored.
+pub async fn import_csv_with(
+    crm: &Crm,
+    account: AccountId,
+    path: &Path,
+    default_country: &str,
+    batch: usize,
+    in_flight_batches: usize,
+    progress: bool,
+) -> Result<CsvReport> {
+    let in_flight_batches = in_flight_batches.max(1);
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -119,8 +194,8 @@ pub async fn import_csv(
     let mut report = CsvReport::default();
     let mut pending: Vec<(usize, NewContact)> = Vec::with_capacity(batch);
     let mut record = csv::StringRecord::new();
-    // Canonical phone (as `row_to_contact` writes it) → the line it first appeared on.
-    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut first_line = FirstLines::default();
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     loop {
         let line = reader.position().line() as usize;
         match reader.read_record(&mut record) {
@@ -130,14 +205,11 @@ pub async fn import_csv(
                 match row_to_contact(&cols, &record, default_country) {
                     // Repeats are found here, across batches, and named by the
                     // file line they repeat (the service only knows batch rows).
-                    Ok(c) => match first_line.get(&c.phone) {
+                    Ok(c) => match first_line.first_or_insert(&c.phone, at) {
                         Some(first) => report
                             .rejected
                             .push(RejectedLine { line: at, reason: format!("phone repeats line {first}") }),
-                        None => {
-                            first_line.insert(c.phone.clone(), at);
-                            pending.push((at, c));
-                        }
+                        None => pending.push((at, c)),
                     },
                     Err(e) => report.rejected.push(RejectedLine { line: at, reason: e.to_string() }),
                 }
@@ -145,32 +217,72 @@ pub async fn import_csv(
             Err(e) => report.rejected.push(RejectedLine { line, reason: format!("unreadable row: {e}") }),
         }
         if pending.len() >= batch {
-            flush(crm, account, &mut pending, &mut report).await?;
+            in_flight.push_back(send(crm, account, &mut pending));
+            if in_flight.len() >= in_flight_batches {
+                settle_oldest(&mut in_flight, &mut report).await?;
+            }
             bar.set_position(reader.position().byte());
             bar.set_message(format!("{} imported, {} rejected", report.imported, report.rejected.len()));
         }
     }
-    flush(crm, account, &mut pending, &mut report).await?;
+    if !pending.is_empty() {
+        in_flight.push_back(send(crm, account, &mut pending));
+    }
+    while !in_flight.is_empty() {
+        settle_oldest(&mut in_flight, &mut report).await?;
+    }
     bar.finish_with_message(format!("{} imported, {} rejected", report.imported, report.rejected.len()));
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
 
-async fn flush(
-    crm: &Crm,
-    account: AccountId,
-    pending: &mut Vec<(usize, NewContact)>,
-    report: &mut CsvReport,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
+/// Hands the pending rows to the store as one batch, running beside the caller.
+fn send(crm: &Crm, account: AccountId, pending: &mut Vec<(usize, NewContact)>) -> InFlight {
     let (lines, rows): (Vec<usize>, Vec<NewContact>) = pending.drain(..).unzip();
-    let r = crm.import_contacts(account, rows).await?;
+    let crm = crm.clone();
+    (lines, tokio::spawn(async move { crm.import_contacts(account, rows).await }))
+}
+
+/// Waits for the oldest batch in flight and adds its outcome to `report`.
+/// On a failure, waits for the other batches in flight before returning it.
+async fn settle_oldest(in_flight: &mut std::collections::VecDeque<InFlight>, report: &mut CsvReport) -> Result<()> {
+    let Some((lines, task)) = in_flight.pop_front() else { return Ok(()) };
+    let outcome = task.await.map_err(|e| Error::Storage {
+        message: format!("an import batch did not finish: {e}"),
+        transient: false,
+        source: None,
+    });
+    let r = match outcome.and_then(|r| r) {
+        Ok(r) => r,
+        Err(e) => {
+            while let Some((_, task)) = in_flight.pop_front() {
+                let _ = task.await;
+            }
+            return Err(e);
+        }
+    };
     report.imported += r.imported;
     for rej in r.rejected {
         let line = lines.get(rej.index).copied().unwrap_or(0);
         report.rejected.push(RejectedLine { line, reason: rej.reason });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirstLines;
+
+    #[test]
+    fn first_lines_pack_phones_and_tell_repeats() {
+        let mut f = FirstLines::default();
+        assert_eq!(f.first_or_insert("+5511987654321", 2), None);
+        assert_eq!(f.first_or_insert("+5511987654321", 9), Some(2));
+        // The digit count is part of the key.
+        assert_ne!(FirstLines::pack("+1"), FirstLines::pack("+01"));
+        assert_eq!(FirstLines::pack("+123456789012345").map(|k| k % 16), Some(15));
+        assert_eq!(FirstLines::pack("+1234567890123456"), None);
+        assert_eq!(f.first_or_insert("not a phone", 3), None);
+        assert_eq!(f.first_or_insert("not a phone", 4), Some(3));
+    }
 }

@@ -289,10 +289,12 @@ fn layered(app: Router<AppState>, state: AppState) -> Router {
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // Both are cheap clones (the method is an enum, the route an Arc<str>).
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    state.metrics().observe_request(&method, &route, res.status().as_u16(), start.elapsed());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics().observe_request(method.as_str(), route, res.status().as_u16(), start.elapsed());
     res
 }
 

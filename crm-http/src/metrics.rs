@@ -21,10 +21,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// One (method, route)'s counts by status and its latency histogram.
+#[derive(Debug, Default, Clone)]
+struct RouteStats {
+    /// Requests by status (a handful per route, so a short list).
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
+    /// By route, then method: looked up with borrowed strings, so counting
+    /// a request allocates only the first time its route and method are seen.
+    routes: std::collections::HashMap<String, Vec<(String, RouteStats)>>,
     messages: BTreeMap<&'static str, u64>,
 }
 
@@ -45,8 +54,23 @@ impl Metrics {
     /// so ids do not explode the label set).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut m = self.lock();
-        *m.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-        let h = m.latency.entry((method.to_owned(), route.to_owned())).or_default();
+        let methods = match m.routes.get_mut(route) {
+            Some(methods) => methods,
+            None => m.routes.entry(route.to_owned()).or_default(),
+        };
+        let at = match methods.iter().position(|(m, _)| m == method) {
+            Some(i) => i,
+            None => {
+                methods.push((method.to_owned(), RouteStats::default()));
+                methods.len() - 1
+            }
+        };
+        let stats = &mut methods[at].1;
+        match stats.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => stats.statuses.push((status, 1)),
+        }
+        let h = &mut stats.latency;
         let secs = elapsed.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
@@ -66,10 +90,21 @@ impl Metrics {
     /// (the lag of a queue is `now` minus its oldest due item's due time).
     pub fn render(&self, workers: &[WorkerStats], now: DateTime<Utc>) -> String {
         let m = self.lock();
+        // Rendered in (method, route, status) order, as before.
+        let mut requests: BTreeMap<(&str, &str, u16), u64> = BTreeMap::new();
+        let mut latency: BTreeMap<(&str, &str), &Histogram> = BTreeMap::new();
+        for (route, methods) in &m.routes {
+            for (method, stats) in methods {
+                for (status, n) in &stats.statuses {
+                    requests.insert((method.as_str(), route.as_str(), *status), *n);
+                }
+                latency.insert((method.as_str(), route.as_str()), &stats.latency);
+            }
+        }
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP crm_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE crm_http_requests_total counter\n");
-        for ((method, route, status), n) in &m.requests {
+        for ((method, route, status), n) in &requests {
             let _ = writeln!(
                 out,
                 "crm_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -79,7 +114,7 @@ impl Metrics {
         }
         out.push_str("# HELP crm_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE crm_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in &m.latency {
+        for ((method, route), h) in &latency {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ =
@@ -95,6 +130,8 @@ impl Metrics {
             let n = m.messages.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(out, "crm_messages_total{{outcome=\"{outcome}\"}} {n}");
         }
+        drop(requests);
+        drop(latency);
         drop(m);
         render_workers(&mut out, workers, now);
         out

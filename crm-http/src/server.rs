@@ -197,7 +197,8 @@ impl ServerBuilder {
             .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())))
             .send_deadline(Duration::from_secs(config.send_deadline_secs))
             .max_send_attempts(config.send_max_attempts)
-            .api_key_cache(Duration::from_secs(config.api_key_cache_secs));
+            .api_key_cache(Duration::from_secs(config.api_key_cache_secs))
+            .default_channel_cache(Duration::from_secs(config.channel_cache_secs));
         for f in self.factories {
             builder = builder.messenger_factory(f);
         }

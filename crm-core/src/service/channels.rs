@@ -43,7 +43,10 @@ impl Crm {
             channel.credentials = Some(self.channels.seal(&channel, c)?);
         }
         let event = self.event(account, EventType::CHANNEL_CREATED, &ChannelView::of(&channel, now));
-        self.store.insert_channel(&channel, &event).await?;
+        let stored = self.store.insert_channel(&channel, &event).await;
+        // A new channel may be the default now (even when the outcome is unknown).
+        self.default_channels.forget(account);
+        stored?;
         Ok(channel)
     }
 
@@ -85,7 +88,9 @@ impl Crm {
             let mut view = ChannelView::of(&next, now);
             view.version += 1;
             let event = self.event(account, EventType::CHANNEL_UPDATED, &view);
-            match self.store.update_channel(&next, &event).await {
+            let outcome = self.store.update_channel(&next, &event).await;
+            self.default_channels.forget(account);
+            match outcome {
                 Ok(stored) => {
                     self.channels.forget(id);
                     return Ok(stored);
@@ -109,7 +114,9 @@ impl Crm {
     pub async fn delete_channel(&self, account: AccountId, id: ChannelId) -> Result<()> {
         let channel = self.store.get_channel(account, id).await?;
         let event = self.event(account, EventType::CHANNEL_DELETED, &serde_json::json!({ "id": id }));
-        self.store.delete_channel(account, id, &event).await?;
+        let deleted = self.store.delete_channel(account, id, &event).await;
+        self.default_channels.forget(account);
+        deleted?;
         self.channels.forget(id);
         if channel.is_default
             && let Some(next) = self.store.list_channels(account).await?.into_iter().next()

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::channels::ChannelRegistry;
 use crate::secrets::Keyring;
 use crate::{
-    AccountId, Clock, Error, Event, EventType, GcraLimiter, Governor, GovernorConfig, Messenger, MessengerFactory,
-    NewContact, Phone, RateLimiter, Result, Store, SystemClock,
+    AccountId, Channel, Clock, Error, Event, EventType, GcraLimiter, Governor, GovernorConfig, Messenger,
+    MessengerFactory, NewContact, Phone, RateLimiter, Result, Store, SystemClock,
 };
 
 mod accounts;
@@ -44,6 +44,7 @@ pub struct CrmBuilder {
     send_deadline: Option<std::time::Duration>,
     max_send_attempts: Option<u32>,
     api_key_cache: Option<std::time::Duration>,
+    channel_cache: Option<std::time::Duration>,
 }
 
 impl CrmBuilder {
@@ -103,6 +104,19 @@ impl CrmBuilder {
         self
     }
 
+    /// Keeps each account's default channel (or that it has none) in memory
+    /// this long (default: not at all), saving a store read per message
+    /// queued without a channel. A channel created, changed, throttled or
+    /// deleted through this service is read again at once; a change made
+    /// elsewhere (the CLI, another process) is seen here within this long,
+    /// so until then a message may be queued on the previous default. The
+    /// dispatcher reloads the channel before it sends: a message queued on a
+    /// channel disabled meanwhile waits, one on a deleted channel fails.
+    pub fn default_channel_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.channel_cache = Some(ttl);
+        self
+    }
+
     /// Attempts per queued message before it fails (default 10).
     pub fn max_send_attempts(mut self, attempts: u32) -> Self {
         self.max_send_attempts = Some(attempts);
@@ -150,6 +164,7 @@ impl CrmBuilder {
             default_country: self.default_country,
             channels: Arc::new(ChannelRegistry::new(self.factories, self.keyring, governor)),
             keys: Arc::new(KeyCache::new(self.api_key_cache.unwrap_or_default())),
+            default_channels: Arc::new(DefaultChannelCache::new(self.channel_cache.unwrap_or_default())),
             dispatch: Arc::new(DispatchState {
                 notify: Arc::new(tokio::sync::Notify::new()),
                 registered: tokio::sync::OnceCell::new(),
@@ -173,6 +188,7 @@ pub struct Crm {
     channels: Arc<ChannelRegistry>,
     dispatch: Arc<DispatchState>,
     keys: Arc<KeyCache>,
+    default_channels: Arc<DefaultChannelCache>,
 }
 
 /// Most API keys kept by the key cache; past it the cache starts over.
@@ -217,6 +233,70 @@ impl KeyCache {
 
     fn forget(&self, prefix: &str) {
         self.lock().remove(prefix);
+    }
+}
+
+/// Most accounts whose default channel is kept; past it the cache starts over.
+const MAX_CACHED_DEFAULT_CHANNELS: usize = 10_000;
+
+type DefaultChannels = std::collections::HashMap<AccountId, (Option<Channel>, DateTime<Utc>)>;
+
+/// Each account's default channel (or none), with when it was read.
+#[derive(Debug)]
+struct DefaultChannelCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<DefaultChannels>,
+    /// Moves on with every local channel write, so a read that overlapped
+    /// one is not kept.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl DefaultChannelCache {
+    fn new(ttl: std::time::Duration) -> Self {
+        Self { ttl, entries: Default::default(), generation: Default::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DefaultChannels> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached answer, when one younger than the lifetime is kept.
+    fn get(&self, account: AccountId, now: DateTime<Utc>) -> Option<Option<Channel>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::zero());
+        let entries = self.lock();
+        let (channel, at) = entries.get(&account)?;
+        (now >= *at && now - *at < ttl).then(|| channel.clone())
+    }
+
+    /// Keeps `channel` as read at `read_at`, unless the account's channels
+    /// were written since (`generation` moved on while it was being read).
+    fn put(&self, account: AccountId, channel: &Option<Channel>, read_at: DateTime<Utc>, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= MAX_CACHED_DEFAULT_CHANNELS {
+            entries.clear();
+        }
+        entries.insert(account, (channel.clone(), read_at));
+    }
+
+    /// The current generation: read it before reading the store, give it to `put`.
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Drops an account's entry (its channels changed here).
+    fn forget(&self, account: AccountId) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(&account);
     }
 }
 

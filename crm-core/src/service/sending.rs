@@ -153,7 +153,7 @@ impl Crm {
     pub(crate) async fn route(&self, account: AccountId, channel: Option<ChannelId>) -> Result<Route> {
         let channel = match channel {
             Some(id) => Some(self.store.get_channel(account, id).await?),
-            None => self.store.default_channel(account).await?,
+            None => self.default_channel(account).await?,
         };
         match (channel, &self.fallback) {
             (Some(c), _) => {
@@ -169,6 +169,20 @@ impl Crm {
                 "the account has no channel to send through; create one (POST /api/v1/channels)",
             )),
         }
+    }
+
+    /// The account's default channel, from the default-channel cache when
+    /// it holds a fresh answer
+    /// ([`CrmBuilder::default_channel_cache`](super::CrmBuilder::default_channel_cache)).
+    async fn default_channel(&self, account: AccountId) -> Result<Option<Channel>> {
+        let now = self.now();
+        if let Some(c) = self.default_channels.get(account, now) {
+            return Ok(c);
+        }
+        let generation = self.default_channels.generation();
+        let channel = self.store.default_channel(account).await?;
+        self.default_channels.put(account, &channel, now, generation);
+        Ok(channel)
     }
 
     /// Checks that `message` may go to `contact` through a messenger with
@@ -567,6 +581,7 @@ impl Crm {
             Err(e) => return Err(e),
         }
         self.channels.forget(channel.id);
+        self.default_channels.forget(channel.account_id);
         if let Some(t) = &throttle {
             tracing::warn!(channel = %channel.id, reason = %t.reason, until = %t.until, "channel throttled");
         }

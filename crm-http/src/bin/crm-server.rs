@@ -22,7 +22,8 @@ use secrecy::ExposeSecret;
 /// CRM_RATE_LIMIT_PER_IP_PER_MINUTE, CRM_SESSION_TTL_MINUTES,
 /// CRM_SHUTDOWN_GRACE_SECS, CRM_DEFAULT_COUNTRY, CRM_SECRET_KEYS,
 /// CRM_SECRET_KEYS_FILE, CRM_WORKERS, CRM_WORKER_LISTEN,
-/// CRM_DISPATCH_CONCURRENCY, CRM_SEND_MAX_ATTEMPTS, CRM_SEND_DEADLINE_SECS.
+/// CRM_DISPATCH_CONCURRENCY, CRM_SEND_MAX_ATTEMPTS, CRM_SEND_DEADLINE_SECS,
+/// CRM_API_KEY_CACHE_SECS, CRM_CHANNEL_CACHE_SECS.
 #[derive(Debug, Parser)]
 #[command(name = "crm-server", version, about, long_about)]
 struct Cli {
@@ -145,6 +146,10 @@ enum ContactsCommand {
         /// Rows per batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Batches written at once (each in its own transaction); with 1, a
+        /// storage failure leaves exactly the batches before it stored.
+        #[arg(long, default_value_t = crm_http::import::BATCHES_IN_FLIGHT)]
+        jobs: usize,
     },
 }
 
@@ -267,10 +272,11 @@ async fn api_key(config: Config, command: ApiKeyCommand) -> crm_core::Result<()>
 }
 
 async fn contacts(config: Config, command: ContactsCommand) -> crm_core::Result<()> {
-    let ContactsCommand::Import { file, account, default_country, batch } = command;
+    let ContactsCommand::Import { file, account, default_country, batch, jobs } = command;
     let crm = open(&config).await?;
     crm.store().get_account(account).await?;
-    let report = crm_http::import::import_csv(&crm, account, &file, &default_country, batch.max(1), true).await?;
+    let report =
+        crm_http::import::import_csv_with(&crm, account, &file, &default_country, batch.max(1), jobs, true).await?;
     println!("imported {} contact(s); rejected {}", report.imported, report.rejected.len());
     for r in &report.rejected {
         println!("  line {}: {}", r.line, r.reason);

@@ -8,7 +8,72 @@ use crm_core::{
     PageRequest, Result, StatusUpdate,
 };
 
-use super::{PgStore, append, commit, exists};
+use super::PgStore;
+
+/// `insert_message` as one statement over the contact's `$column`
+/// (`last_inbound_at` or `last_outbound_at`): locks the contact of the
+/// account (`FOR UPDATE`, as a delete takes it, so a message never outlives
+/// its contact's delete), inserts the message only when the contact was
+/// found, moves the contact's time forward, appends the event and queues it
+/// for every consumer whose filter it passes. Data-modifying CTEs run to
+/// completion in one snapshot whether or not the outer query reads them; the
+/// outbox's foreign key is checked at the end of the statement, when the
+/// event is there. Answers how many messages were stored (0: no such contact).
+/// `update_message_status` as one statement: `$set` sets the new status's
+/// own columns (`$2` is the time, `$7` the error); the message moves when
+/// its status is one of `$6`, and only then is the event (`$8`–`$11`)
+/// appended and queued for every consumer whose filter it passes. Answers
+/// the updated message, or no row.
+macro_rules! status_update_sql {
+    ($set:literal) => {
+        concat!(
+            "WITH u AS ( \
+                 UPDATE messages SET status = $1, ",
+            $set,
+            " \
+                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
+                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING * \
+             ), e AS ( \
+                 INSERT INTO events (id, account_id, type, payload, occurred_at) \
+                 SELECT $8, $5, $9, $10, $11 FROM u RETURNING id, type \
+             ), queued AS ( \
+                 INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e \
+                 WHERE ",
+            consumer_wants!(),
+            " \
+             ) \
+             SELECT * FROM u"
+        )
+    };
+}
+
+macro_rules! insert_message_sql {
+    ($column:literal) => {
+        concat!(
+            "WITH found AS ( \
+                 SELECT id FROM contacts WHERE id = $3 AND account_id = $2 FOR UPDATE \
+             ), m AS ( \
+                 INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, channel_id, \
+                     client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
+                     failed_at, updated_at) \
+                 SELECT $1, $2, found.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM found \
+                 RETURNING contact_id \
+             ), moved AS ( \
+                 UPDATE contacts SET ", $column, " = $12 WHERE id IN (SELECT contact_id FROM m) \
+                 AND (", $column, " IS NULL OR ", $column, " < $12) \
+             ), e AS ( \
+                 INSERT INTO events (id, account_id, type, payload, occurred_at) \
+                 SELECT $18, $2, $19, $20, $21 FROM m RETURNING id, type \
+             ), queued AS ( \
+                 INSERT INTO outbox (consumer, event_id) SELECT c.name, e.id FROM outbox_consumers c CROSS JOIN e \
+                 WHERE ",
+            consumer_wants!(),
+            " \
+             ) \
+             SELECT count(*) FROM m"
+        )
+    };
+}
 use crate::error::db;
 use crate::rows::messages::message_row;
 use crate::rows::to_json;
@@ -19,62 +84,37 @@ impl MessageStore for PgStore {
         check_event_account(message.account_id, event)?;
         let content = to_json("content", &message.content)?;
         let error = message.error.as_ref().map(|e| to_json("error", e)).transpose()?;
-        let cid = message.contact_id.into_uuid();
-        let mut tx = self.write().await?;
-        if !exists(
-            &mut tx,
-            "SELECT 1 FROM contacts WHERE id = $1 AND account_id = $2 FOR UPDATE",
-            cid,
-            message.account_id,
-        )
-        .await?
-        {
-            return Err(Error::not_found("contact"));
-        }
-        sqlx::query(
-            "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
-             channel_id, client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
-             failed_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(message.id.into_uuid())
-        .bind(message.account_id.into_uuid())
-        .bind(cid)
-        .bind(message.direction.as_str())
-        .bind(message.kind().as_str())
-        .bind(content)
-        .bind(message.status.as_str())
-        .bind(message.channel_id.map(ChannelId::into_uuid))
-        .bind(message.client_reference.as_deref())
-        .bind(message.provider_message_id.as_deref())
-        .bind(error)
-        .bind(message.created_at)
-        .bind(message.sent_at)
-        .bind(message.delivered_at)
-        .bind(message.read_at)
-        .bind(message.failed_at)
-        .bind(message.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("inserting a message", e))?;
         let sql = match message.direction {
-            Direction::Inbound => {
-                "UPDATE contacts SET last_inbound_at = $1 WHERE id = $2 \
-                 AND (last_inbound_at IS NULL OR last_inbound_at < $1)"
-            }
-            Direction::Outbound => {
-                "UPDATE contacts SET last_outbound_at = $1 WHERE id = $2 \
-                 AND (last_outbound_at IS NULL OR last_outbound_at < $1)"
-            }
+            Direction::Inbound => insert_message_sql!("last_inbound_at"),
+            Direction::Outbound => insert_message_sql!("last_outbound_at"),
         };
-        sqlx::query(sql)
+        // One statement in its own transaction: one round trip and one commit.
+        let stored: i64 = sqlx::query_scalar(sql)
+            .bind(message.id.into_uuid())
+            .bind(message.account_id.into_uuid())
+            .bind(message.contact_id.into_uuid())
+            .bind(message.direction.as_str())
+            .bind(message.kind().as_str())
+            .bind(content)
+            .bind(message.status.as_str())
+            .bind(message.channel_id.map(ChannelId::into_uuid))
+            .bind(message.client_reference.as_deref())
+            .bind(message.provider_message_id.as_deref())
+            .bind(error)
             .bind(message.created_at)
-            .bind(cid)
-            .execute(&mut *tx)
+            .bind(message.sent_at)
+            .bind(message.delivered_at)
+            .bind(message.read_at)
+            .bind(message.failed_at)
+            .bind(message.updated_at)
+            .bind(event.id.into_uuid())
+            .bind(event.event_type.as_str())
+            .bind(&event.payload)
+            .bind(event.occurred_at)
+            .fetch_one(&self.pool)
             .await
-            .map_err(|e| db("updating a contact's last message time", e))?;
-        append(&mut tx, event).await?;
-        commit(tx).await
+            .map_err(|e| db("inserting a message", e))?;
+        if stored == 0 { Err(Error::not_found("contact")) } else { Ok(()) }
     }
 
     async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message> {
@@ -100,54 +140,42 @@ impl MessageStore for PgStore {
         let predecessors: Vec<&str> = MessageStatus::predecessors(update.status).iter().map(|s| s.as_str()).collect();
         let error = update.error.as_ref().map(|e| to_json("error", e)).transpose()?;
         let sql = match update.status {
-            MessageStatus::Sent => {
-                "UPDATE messages SET status = $1, sent_at = $2, \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
-                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING *"
-            }
-            MessageStatus::Delivered => {
-                "UPDATE messages SET status = $1, delivered_at = $2, \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
-                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING *"
-            }
-            MessageStatus::Read => {
-                "UPDATE messages SET status = $1, read_at = $2, \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
-                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING *"
-            }
-            MessageStatus::Failed => {
-                "UPDATE messages SET status = $1, failed_at = $2, error = $7, \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
-                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING *"
-            }
-            MessageStatus::Queued => {
-                "UPDATE messages SET status = $1, \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
-                 WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING *"
-            }
+            MessageStatus::Sent => status_update_sql!("sent_at = $2,"),
+            MessageStatus::Delivered => status_update_sql!("delivered_at = $2,"),
+            MessageStatus::Read => status_update_sql!("read_at = $2,"),
+            MessageStatus::Failed => status_update_sql!("failed_at = $2, error = $7,"),
+            MessageStatus::Queued => status_update_sql!(""),
         };
-        let mut tx = self.write().await?;
-        let mut q = sqlx::query(sql)
+        // One statement in its own transaction: the conditional update, and
+        // the event with its outbox rows only when a row was updated.
+        let row = sqlx::query(sql)
             .bind(update.status.as_str())
             .bind(update.at)
             .bind(update.provider_message_id.as_deref())
             .bind(id.into_uuid())
             .bind(account.into_uuid())
-            .bind(predecessors);
-        if update.status == MessageStatus::Failed {
-            q = q.bind(error);
+            .bind(predecessors)
+            .bind(error)
+            .bind(event.id.into_uuid())
+            .bind(event.event_type.as_str())
+            .bind(&event.payload)
+            .bind(event.occurred_at)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db("updating a message status", e))?;
+        match row {
+            Some(row) => Ok(Some(message_row(&row)?)),
+            None => {
+                let found = sqlx::query("SELECT 1 FROM messages WHERE id = $1 AND account_id = $2")
+                    .bind(id.into_uuid())
+                    .bind(account.into_uuid())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| db("looking up a row", e))?
+                    .is_some();
+                if found { Ok(None) } else { Err(Error::not_found("message")) }
+            }
         }
-        let row = q.fetch_optional(&mut *tx).await.map_err(|e| db("updating a message status", e))?;
-        let Some(row) = row else {
-            let found =
-                exists(&mut tx, "SELECT 1 FROM messages WHERE id = $1 AND account_id = $2", id.into_uuid(), account)
-                    .await?;
-            return if found { Ok(None) } else { Err(Error::not_found("message")) };
-        };
-        let message = message_row(&row)?;
-        append(&mut tx, event).await?;
-        commit(tx).await?;
-        Ok(Some(message))
     }
 
     async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>> {
