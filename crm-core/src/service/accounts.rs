@@ -66,7 +66,6 @@ impl Crm {
         Ok((key, token))
     }
 
-    /// Revokes a key (`api_key.revoked`).
     /// Revokes a key (`api_key.revoked`). In this process the key stops
     /// working at once (its cache entry is dropped); other processes with a
     /// key cache notice within their cache lifetime.
