@@ -222,16 +222,22 @@ pub struct Channel {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewChannel {
     /// Provider kind (one a messenger factory is registered for).
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "recording"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, example = "recording", pattern = "^[a-z][a-z0-9-]{0,31}$")
+    )]
     pub kind: String,
     /// Display name, 1–100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub name: String,
-    /// The provider's identifier (e.g. a Cloud `phone_number_id`).
+    /// The provider's identifier (e.g. a Cloud `phone_number_id`): 1–128
+    /// characters without spaces.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^\\S{1,128}$"))]
     pub provider_id: Option<String>,
     /// Non-secret settings.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<serde_json::Value>,
     /// Credentials (write-only: stored sealed, never returned).
     #[serde(default)]
