@@ -26,6 +26,7 @@ mod error;
 mod extract;
 pub mod import;
 pub mod metrics;
+mod request_id;
 mod routes;
 mod server;
 mod state;
@@ -44,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -283,7 +284,7 @@ fn layered(app: Router<AppState>, state: AppState) -> Router {
                 }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), request_id::RequestIds::new()))
         .with_state(state)
 }
 

@@ -130,7 +130,11 @@ pub struct RejectedRow {
 pub trait MessageStore: Send + Sync + Debug + 'static {
     /// Stores a message and its event, and moves the contact's
     /// `last_inbound_at`/`last_outbound_at` (by direction) forward to
-    /// `created_at` in the same transaction. [`Error::NotFound`] when the
+    /// `created_at` in the same transaction (a store may skip an outbound
+    /// move while another transaction is writing the contact's row, e.g. a
+    /// concurrent send to the same contact moving it to its own time, so
+    /// sends to one contact need not queue on that row; the time never moves
+    /// backwards). [`Error::NotFound`] when the
     /// contact is missing; [`Error::Conflict`] when the account already has a
     /// message with this provider id or this client reference. The
     /// message's `channel_id` and `client_reference` are stored as given.

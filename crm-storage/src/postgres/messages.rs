@@ -10,15 +10,6 @@ use crm_core::{
 
 use super::PgStore;
 
-/// `insert_message` as one statement over the contact's `$column`
-/// (`last_inbound_at` or `last_outbound_at`): locks the contact of the
-/// account (`FOR UPDATE`, as a delete takes it, so a message never outlives
-/// its contact's delete), inserts the message only when the contact was
-/// found, moves the contact's time forward, appends the event and queues it
-/// for every consumer whose filter it passes. Data-modifying CTEs run to
-/// completion in one snapshot whether or not the outer query reads them; the
-/// outbox's foreign key is checked at the end of the statement, when the
-/// event is there. Answers how many messages were stored (0: no such contact).
 /// `update_message_status` as one statement: `$set` sets the new status's
 /// own columns (`$2` is the time, `$7` the error); the message moves when
 /// its status is one of `$6`, and only then is the event (`$8`–`$11`)
@@ -47,11 +38,23 @@ macro_rules! status_update_sql {
     };
 }
 
+/// `insert_message` as one statement over the contact's `$column`
+/// (`last_inbound_at` or `last_outbound_at`): locks the contact of the
+/// account `FOR KEY SHARE` (a delete needs the row exclusively, so a message
+/// never outlives its contact's delete, while sends to one contact do not
+/// block each other), inserts the message only when the contact was found,
+/// moves the contact's time forward (`$wait`: `""` waits for the row,
+/// `"SKIP LOCKED"` leaves the move to a concurrent send that holds it),
+/// appends the event and queues it for every consumer whose filter it
+/// passes. Data-modifying CTEs run to completion in one snapshot whether or
+/// not the outer query reads them; the outbox's foreign key is checked at the
+/// end of the statement, when the event is there. Answers how many messages
+/// were stored (0: no such contact).
 macro_rules! insert_message_sql {
-    ($column:literal) => {
+    ($column:literal, $wait:literal) => {
         concat!(
             "WITH found AS ( \
-                 SELECT id FROM contacts WHERE id = $3 AND account_id = $2 FOR UPDATE \
+                 SELECT id FROM contacts WHERE id = $3 AND account_id = $2 FOR KEY SHARE \
              ), m AS ( \
                  INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, channel_id, \
                      client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
@@ -59,8 +62,11 @@ macro_rules! insert_message_sql {
                  SELECT $1, $2, found.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM found \
                  RETURNING contact_id \
              ), moved AS ( \
-                 UPDATE contacts SET ", $column, " = $12 WHERE id IN (SELECT contact_id FROM m) \
-                 AND (", $column, " IS NULL OR ", $column, " < $12) \
+                 UPDATE contacts SET ", $column, " = $12 WHERE id IN ( \
+                     SELECT id FROM contacts WHERE id = $3 AND account_id = $2 AND EXISTS (SELECT 1 FROM m) \
+                     AND (", $column, " IS NULL OR ", $column, " < $12) \
+                     FOR NO KEY UPDATE ", $wait, " \
+                 ) \
              ), e AS ( \
                  INSERT INTO events (id, account_id, type, payload, occurred_at) \
                  SELECT $18, $2, $19, $20, $21 FROM m RETURNING id, type \
@@ -85,8 +91,13 @@ impl MessageStore for PgStore {
         let content = to_json("content", &message.content)?;
         let error = message.error.as_ref().map(|e| to_json("error", e)).transpose()?;
         let sql = match message.direction {
-            Direction::Inbound => insert_message_sql!("last_inbound_at"),
-            Direction::Outbound => insert_message_sql!("last_outbound_at"),
+            // An inbound message waits for the contact's row, so the
+            // 24-hour window always starts at the latest inbound message.
+            Direction::Inbound => insert_message_sql!("last_inbound_at", ""),
+            // Sends to one contact do not queue behind each other on its row:
+            // while another send is moving `last_outbound_at` (to a time a
+            // moment earlier), this one leaves it to that send.
+            Direction::Outbound => insert_message_sql!("last_outbound_at", "SKIP LOCKED"),
         };
         // One statement in its own transaction: one round trip and one commit.
         let stored: i64 = sqlx::query_scalar(sql)

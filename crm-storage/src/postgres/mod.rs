@@ -98,6 +98,12 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings a connection when it goes back to the pool (that
+            // catches a broken one); its default ping when one is taken out
+            // again is a second round trip per statement. A connection that
+            // died while idle fails its next statement (a 503) and is then
+            // closed by the release ping.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| db("connecting to PostgreSQL", e))?;

@@ -79,7 +79,10 @@ impl SqliteStore {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().max_connections(8).connect_with(options).await
+            // No ping when a connection is taken out of the pool: a SQLite
+            // connection is a worker thread of this process, and the ping on
+            // its return already checks it.
+            SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(options).await
         }
         .map_err(|e| db("opening the SQLite database", e))?;
         let store = Self { pool };

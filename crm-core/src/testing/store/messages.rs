@@ -28,6 +28,7 @@ where
     message_client_reference_unique_per_account(make().await).await;
     concurrent_inserts_with_one_client_reference(make().await).await;
     contact_delete_frees_client_reference(make().await).await;
+    concurrent_sends_to_one_contact(make().await).await;
 }
 
 fn referenced(c: &Contact, text: &str, reference: &str) -> Message {
@@ -391,4 +392,66 @@ pub async fn contact_delete_frees_client_reference(store: Arc<dyn Store>) {
     store.insert_message(&m2, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("the freed reference is usable again");
     let found = store.find_message_by_client_reference(a, "ref-x").await.expect("find").map(|m| m.id);
     assert_eq!(found, Some(m2.id), "[cascade] the reference finds the new message");
+}
+
+/// Concurrent sends to one contact are all stored with their events, the
+/// contact's `last_outbound_at` lands on one of their times (never later than
+/// the newest), and a delete racing sends to another contact leaves none of
+/// its messages behind.
+pub async fn concurrent_sends_to_one_contact(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let kept = contact(a, "Ana", "+5511987654321");
+    let doomed = contact(a, "Bia", "+5511987654322");
+    insert(&store, &kept).await;
+    insert(&store, &doomed).await;
+    let before = event_count(&store, a).await;
+    let send = |c: &Contact, i: usize| {
+        let store = store.clone();
+        let m = outbound(c, &format!("oi {i}"));
+        tokio::spawn(async move {
+            let stored = store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await;
+            (m, stored)
+        })
+    };
+    let mut to_kept = Vec::new();
+    let mut to_doomed = Vec::new();
+    for i in 0..16 {
+        to_kept.push(send(&kept, i));
+        to_doomed.push(send(&doomed, i));
+    }
+    let delete = {
+        let store = store.clone();
+        let id = doomed.id;
+        tokio::spawn(async move { store.delete_contact(a, id, &ev(a, EventType::CONTACT_DELETED)).await })
+    };
+    let mut times = Vec::new();
+    for t in to_kept {
+        let (m, stored) = t.await.expect("task");
+        stored.expect("[concurrency] every send to one contact is stored");
+        times.push(m.created_at);
+    }
+    let mut doomed_stored = 0;
+    for t in to_doomed {
+        let (m, stored) = t.await.expect("task");
+        match stored {
+            Ok(()) => doomed_stored += 1,
+            Err(e) => assert!(is_not_found(&e), "[concurrency] a send after the delete is NotFound, got {e}"),
+        }
+        let left = store.get_message(a, m.id).await;
+        assert!(left.is_err_and(|e| is_not_found(&e)), "[concurrency] no message outlives its contact's delete");
+    }
+    delete.await.expect("task").expect("delete");
+    let newest = times.iter().max().copied();
+    let got = store.get_contact(a, kept.id).await.expect("get").last_outbound_at;
+    assert!(
+        got.is_some_and(|t| times.contains(&t)) && got <= newest,
+        "[concurrency] last_outbound_at is one of the sends' times, not after the newest: {got:?}"
+    );
+    let page = store.list_thread(a, kept.id, &PageRequest::first(100).expect("limit")).await.expect("thread");
+    assert_eq!(page.items.len(), 16, "[concurrency] the thread holds every send");
+    assert_eq!(
+        event_count(&store, a).await,
+        before + 16 + doomed_stored + 1,
+        "[concurrency] one event per stored send, and the delete's"
+    );
 }
