@@ -157,6 +157,7 @@ pub struct OptIn {
     /// Current state.
     pub status: OptInStatus,
     /// When it last changed.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub changed_at: Option<DateTime<Utc>>,
     /// How it was collected (`"website-form"`, `"whatsapp-keyword"`, …).
     pub source: Option<String>,
@@ -190,12 +191,16 @@ pub struct Contact {
     /// Consent to be messaged.
     pub opt_in: OptIn,
     /// Last message from the contact (opens WhatsApp's 24-hour window).
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub last_inbound_at: Option<DateTime<Utc>>,
     /// Last message to the contact.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub last_outbound_at: Option<DateTime<Utc>>,
     /// Creation time.
+    #[serde(serialize_with = "crate::domain::time::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "crate::domain::time::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version, incremented by every store update.
     pub version: i64,

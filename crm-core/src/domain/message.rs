@@ -501,16 +501,22 @@ pub struct Message {
     /// Set when the message failed.
     pub error: Option<MessageError>,
     /// When stored (or, for inbound messages, when the provider says it was sent).
+    #[serde(serialize_with = "crate::domain::time::serialize")]
     pub created_at: DateTime<Utc>,
     /// When accepted by the provider.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub sent_at: Option<DateTime<Utc>>,
     /// When delivered.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub delivered_at: Option<DateTime<Utc>>,
     /// When read.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub read_at: Option<DateTime<Utc>>,
     /// When it failed.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt")]
     pub failed_at: Option<DateTime<Utc>>,
     /// Last change.
+    #[serde(serialize_with = "crate::domain::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

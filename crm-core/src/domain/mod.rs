@@ -9,3 +9,4 @@ mod json;
 pub mod message;
 pub mod phone;
 pub mod template;
+pub(crate) mod time;

@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Crm;
-use crate::Channel;
 use crate::{
     AccountId, Contact, ContactId, Error, EventType, Message, MessageContent, MessageError, MessageId, MessageStatus,
     NewContact, Page, PageRequest, Phone, Result, StatusUpdate, Variables,
 };
+use crate::{Channel, Direction};
 
 /// An inbound message as a provider reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,19 +40,46 @@ pub struct Inbound {
     pub duplicate: bool,
 }
 
-pub(crate) fn contact_summary(c: &Contact) -> serde_json::Value {
-    json!({ "id": c.id, "name": c.name, "phone": c.phone })
+/// The contact as message events name it: `{id, name, phone}`.
+#[derive(Serialize)]
+pub(crate) struct ContactSummary<'a> {
+    id: ContactId,
+    name: &'a str,
+    phone: &'a Phone,
 }
 
-fn status_payload(m: &Message) -> serde_json::Value {
-    json!({
-        "message_id": m.id,
-        "contact_id": m.contact_id,
-        "direction": m.direction,
-        "status": m.status,
-        "provider_message_id": m.provider_message_id,
-        "error": m.error,
-    })
+pub(crate) fn contact_summary(c: &Contact) -> ContactSummary<'_> {
+    ContactSummary { id: c.id, name: &c.name, phone: &c.phone }
+}
+
+/// `message.received`'s payload, serialized straight into the event's JSON
+/// without an intermediate tree.
+#[derive(Serialize)]
+struct MessagePayload<'a> {
+    message: &'a Message,
+    contact: ContactSummary<'a>,
+}
+
+/// `message.status_updated`'s payload.
+#[derive(Serialize)]
+struct StatusPayload<'a> {
+    message_id: MessageId,
+    contact_id: ContactId,
+    direction: Direction,
+    status: MessageStatus,
+    provider_message_id: &'a Option<String>,
+    error: &'a Option<MessageError>,
+}
+
+fn status_payload(m: &Message) -> StatusPayload<'_> {
+    StatusPayload {
+        message_id: m.id,
+        contact_id: m.contact_id,
+        direction: m.direction,
+        status: m.status,
+        provider_message_id: &m.provider_message_id,
+        error: &m.error,
+    }
 }
 
 impl Crm {
@@ -146,7 +172,7 @@ impl Crm {
         let event = self.event(
             account,
             EventType::MESSAGE_RECEIVED,
-            &json!({ "message": message, "contact": contact_summary(&contact) }),
+            &MessagePayload { message: &message, contact: contact_summary(&contact) },
         );
         match self.store.insert_message(&message, &event).await {
             Ok(()) => {

@@ -28,7 +28,7 @@ mod templates;
 pub use messages::{Inbound, InboundMessage};
 pub use sending::{DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest};
 
-pub(crate) use messages::{clean_error, contact_summary, contact_variables, describe_window};
+pub(crate) use messages::{ContactSummary, clean_error, contact_summary, contact_variables, describe_window};
 
 /// Builds a [`Crm`].
 #[derive(Debug, Default)]

@@ -19,13 +19,14 @@
 //! neither may deliver that one message twice.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Crm, clean_error, contact_summary, describe_window};
+use super::{ContactSummary, Crm, clean_error, contact_summary, describe_window};
 use crate::workers::{EventWorker, Outcome, WorkerOptions};
 use crate::{
     AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType,
@@ -108,6 +109,17 @@ impl Route {
             Route::Fallback(_) => None,
         }
     }
+}
+
+/// `message.queued`'s payload: the message and its contact, whether the
+/// recipient is new to the channel, and when the dispatcher may send it.
+#[derive(Serialize)]
+struct QueuedPayload<'a> {
+    message: &'a Message,
+    contact: ContactSummary<'a>,
+    new_recipient: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatch_after: Option<DateTime<Utc>>,
 }
 
 struct Prepared {
@@ -263,11 +275,12 @@ impl Crm {
     /// takes it over (asking the provider first) if it is still queued then,
     /// i.e. the caller died mid-send.
     fn queued_event(&self, p: &Prepared, dispatch_after: Option<DateTime<Utc>>) -> Event {
-        let mut payload =
-            json!({ "message": p.message, "contact": contact_summary(&p.contact), "new_recipient": p.new_recipient });
-        if let Some(t) = dispatch_after {
-            payload["dispatch_after"] = json!(t);
-        }
+        let payload = QueuedPayload {
+            message: &p.message,
+            contact: contact_summary(&p.contact),
+            new_recipient: p.new_recipient,
+            dispatch_after,
+        };
         self.event(p.message.account_id, EventType::MESSAGE_QUEUED, &payload)
     }
 
