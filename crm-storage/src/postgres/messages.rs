@@ -100,7 +100,8 @@ impl MessageStore for PgStore {
             Direction::Outbound => insert_message_sql!("last_outbound_at", "SKIP LOCKED"),
         };
         // One statement in its own transaction: one round trip and one commit.
-        let stored: i64 = sqlx::query_scalar(sql)
+        let mut conn = self.lane.lease().await.map_err(|e| db("inserting a message", e))?;
+        let stored: std::result::Result<i64, _> = sqlx::query_scalar(sql)
             .bind(message.id.into_uuid())
             .bind(message.account_id.into_uuid())
             .bind(message.contact_id.into_uuid())
@@ -122,9 +123,9 @@ impl MessageStore for PgStore {
             .bind(event.event_type.as_str())
             .bind(&event.payload)
             .bind(event.occurred_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db("inserting a message", e))?;
+            .fetch_one(&mut *conn)
+            .await;
+        let stored = conn.settle(stored).map_err(|e| db("inserting a message", e))?;
         if stored == 0 { Err(Error::not_found("contact")) } else { Ok(()) }
     }
 
@@ -159,6 +160,7 @@ impl MessageStore for PgStore {
         };
         // One statement in its own transaction: the conditional update, and
         // the event with its outbox rows only when a row was updated.
+        let mut conn = self.lane.lease().await.map_err(|e| db("updating a message status", e))?;
         let row = sqlx::query(sql)
             .bind(update.status.as_str())
             .bind(update.at)
@@ -171,9 +173,9 @@ impl MessageStore for PgStore {
             .bind(event.event_type.as_str())
             .bind(&event.payload)
             .bind(event.occurred_at)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("updating a message status", e))?;
+            .fetch_optional(&mut *conn)
+            .await;
+        let row = conn.settle(row).map_err(|e| db("updating a message status", e))?;
         match row {
             Some(row) => Ok(Some(message_row(&row)?)),
             None => {

@@ -40,6 +40,7 @@ mod channels;
 mod contacts;
 mod events;
 mod jobs;
+mod lane;
 mod messages;
 mod templates;
 
@@ -56,6 +57,8 @@ type Tx = sqlx::Transaction<'static, Postgres>;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Single statements on connections returned without a ping (see `lane`).
+    lane: std::sync::Arc<lane::Lane>,
 }
 
 impl PgStore {
@@ -112,7 +115,11 @@ impl PgStore {
 
     /// Wraps an existing pool and runs the migrations on it.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let store = Self { pool };
+        // As many lane connections as the pool may hold, made alike.
+        let options = (*pool.connect_options()).clone();
+        let (size, wait) = (pool.options().get_max_connections(), pool.options().get_acquire_timeout());
+        let lane = lane::Lane::new(options, usize::try_from(size).unwrap_or(10), wait);
+        let store = Self { pool, lane: std::sync::Arc::new(lane) };
         store.migrate().await?;
         Ok(store)
     }
@@ -229,11 +236,15 @@ impl Fetch for PgStore {
     type Row = PgRow;
 
     async fn fetch_optional(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Option<PgRow>> {
-        bind(sqlx::query(sql), args).fetch_optional(&self.pool).await.map_err(|e| db(what, e))
+        let mut conn = self.lane.lease().await.map_err(|e| db(what, e))?;
+        let found = bind(sqlx::query(sql), args).fetch_optional(&mut *conn).await;
+        conn.settle(found).map_err(|e| db(what, e))
     }
 
     async fn fetch_all(&self, what: &'static str, sql: &'static str, args: Vec<Arg>) -> Result<Vec<PgRow>> {
-        bind(sqlx::query(sql), args).fetch_all(&self.pool).await.map_err(|e| db(what, e))
+        let mut conn = self.lane.lease().await.map_err(|e| db(what, e))?;
+        let rows = bind(sqlx::query(sql), args).fetch_all(&mut *conn).await;
+        conn.settle(rows).map_err(|e| db(what, e))
     }
 }
 
