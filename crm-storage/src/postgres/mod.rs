@@ -151,6 +151,11 @@ async fn commit(tx: Tx) -> Result<()> {
 /// PostgreSQL's storage choices: `timestamptz`, `jsonb`, `text[]`, a
 /// `smallint` lead score.
 impl Columns for PgRow {
+    fn parsed<T>(&self, col: &'static str, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        // Borrowed from the row: no String per parsed column.
+        crate::rows::stored(col, parse(get::<&str, _>(self, col)?))
+    }
+
     fn uuid(&self, col: &'static str) -> Result<Uuid> {
         get(self, col)
     }

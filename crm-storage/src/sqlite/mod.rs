@@ -135,6 +135,11 @@ fn now_micros() -> i64 {
 /// SQLite's storage choices: times as INTEGER microseconds, JSON (and lists)
 /// as TEXT.
 impl Columns for SqliteRow {
+    fn parsed<T>(&self, col: &'static str, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        // Borrowed from the row: no String per parsed column.
+        crate::rows::stored(col, parse(get::<&str, _>(self, col)?))
+    }
+
     fn uuid(&self, col: &'static str) -> Result<Uuid> {
         get(self, col)
     }
