@@ -65,6 +65,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "admin", description = "Account, users and API keys"),
         (name = "auth", description = "Dashboard login"),
         (name = "system", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Providers' inbound webhooks (signed by the provider, not by an API key)"),
     )
 )]
 struct ApiDoc;
@@ -208,6 +209,16 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed_routes().merge(routes::admin::public_router()))
         .merge(routes::system::router())
+        .merge(provider_routes())
+}
+
+/// Providers' inbound webhooks built into the server (outside `/api/v1`
+/// authentication: the provider signs them).
+fn provider_routes() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new();
+    #[cfg(feature = "whatsapp-cloud")]
+    let routes = routes.merge(routes::whatsapp::router());
+    routes
 }
 
 /// The whole application over `state`: routes, auth, rate limits, problem
@@ -230,6 +241,7 @@ pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed.merge(public))
         .merge(routes::system::router())
+        .merge(provider_routes())
         .split_for_parts();
     let mut doc = doc;
     finish_document(&mut doc);

@@ -29,6 +29,7 @@ pub mod graph;
 mod messenger;
 pub mod payload;
 pub mod settings;
+pub mod webhook;
 
 pub use messenger::{
     CloudApiBuilder, CloudApiFactory, CloudApiMessenger, MESSAGES_PER_SECOND, PAIR_INTERVAL, WINDOW, http_client,

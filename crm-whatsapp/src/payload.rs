@@ -101,8 +101,7 @@ fn content(content: &MessageContent, options: &BodyOptions) -> Result<(&'static 
         MessageContent::Template { name, language, variables, .. } => {
             ("template", template_object(name, language, variables)?)
         }
-        #[allow(unreachable_patterns, reason = "MessageContent may grow kinds the Cloud API cannot send")]
-        other => {
+        other @ MessageContent::Unsupported { .. } => {
             return Err(Error::validation(
                 "content.type",
                 format!("the Cloud API cannot send {} messages", other.kind().as_str()),

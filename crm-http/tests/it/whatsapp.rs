@@ -1,0 +1,273 @@
+//! The WhatsApp Cloud API webhook over HTTP: the handshake, the signature
+//! matrix, every fixture stored, duplicates, statuses out of order, and a
+//! burst of 1,000 notifications with none lost.
+
+use crate::helpers::Harness;
+use crm_core::{AccountId, Channel, MessageContent, MessageStatus, NewChannel, Role};
+use crm_whatsapp::webhook::sign;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PNID: &str = "106540352242922";
+const APP_SECRET: &str = "test-app-secret";
+const VERIFY_TOKEN: &str = "test-verify-token";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../crm-whatsapp/fixtures/webhooks/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn whatsapp_channel(h: &Harness, account: AccountId, pnid: &str, app_secret: &str) -> Channel {
+    let mut credentials = crm_core::secrets::Credentials::new();
+    credentials.insert("access_token", "EAAG-not-used-here");
+    credentials.insert("app_secret", app_secret);
+    credentials.insert("verify_token", VERIFY_TOKEN);
+    let input = NewChannel {
+        kind: "whatsapp-cloud".into(),
+        name: "WhatsApp".into(),
+        provider_id: Some(pnid.into()),
+        settings: Some(json!({ "base_url": "http://127.0.0.1:9" })),
+        credentials: Some(credentials),
+        ..Default::default()
+    };
+    h.crm().create_channel(account, input).await.unwrap()
+}
+
+async fn setup() -> (Harness, AccountId, Channel) {
+    let h = Harness::sqlite().await;
+    let (account, _) = h.account(Role::Admin).await;
+    let channel = whatsapp_channel(&h, account, PNID, APP_SECRET).await;
+    (h, account, channel)
+}
+
+async fn post(h: &Harness, body: &[u8], signature: Option<&str>) -> crate::helpers::Resp {
+    let mut call = h.api.post(&format!("/webhooks/whatsapp-cloud/{PNID}")).raw("application/json", body.to_vec());
+    if let Some(s) = signature {
+        call = call.header("x-hub-signature-256", s);
+    }
+    call.send().await
+}
+
+async fn post_signed(h: &Harness, body: &[u8]) -> Value {
+    post(h, body, Some(&sign(APP_SECRET.as_bytes(), body))).await.ok_json(200)
+}
+
+#[tokio::test]
+async fn whatsapp_handshake_echoes_the_challenge_only_for_the_verify_token() {
+    let (h, _, _) = setup().await;
+    let url = |pnid: &str, token: &str, mode: &str| {
+        format!("/webhooks/whatsapp-cloud/{pnid}?hub.mode={mode}&hub.verify_token={token}&hub.challenge=1158201444")
+    };
+    let ok = h.api.get(&url(PNID, VERIFY_TOKEN, "subscribe")).send().await;
+    ok.expect(200);
+    assert_eq!(ok.text(), "1158201444");
+    h.api.get(&url(PNID, "wrong-token", "subscribe")).send().await.problem(403, "forbidden");
+    h.api.get(&url(PNID, VERIFY_TOKEN, "unsubscribe")).send().await.problem(403, "forbidden");
+    h.api.get(&url("999", VERIFY_TOKEN, "subscribe")).send().await.problem(403, "forbidden");
+    h.api.get(&url("not-a-number", VERIFY_TOKEN, "subscribe")).send().await.problem(403, "forbidden");
+    h.api.get(&format!("/webhooks/whatsapp-cloud/{PNID}")).send().await.problem(403, "forbidden");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_signature_matrix() {
+    let (h, account, _) = setup().await;
+    let body = fixture("text");
+    let good = sign(APP_SECRET.as_bytes(), &body);
+    let wrong_key = sign(b"another-secret", &body);
+    for (label, signature) in [
+        ("wrong key", Some(wrong_key.as_str())),
+        ("empty", Some("")),
+        ("truncated", Some(&good[..30])),
+        ("missing", None),
+    ] {
+        let p = post(&h, &body, signature).await.problem(401, "unauthorized");
+        assert!(p["detail"].as_str().unwrap().contains("X-Hub-Signature-256"), "{label}: {p}");
+    }
+    assert!(
+        h.crm()
+            .store()
+            .find_message_by_provider_id(account, "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored before a good signature"
+    );
+    let r = post(&h, &body, Some(&good)).await.ok_json(200);
+    assert_eq!(r["messages"], 1);
+    // Unknown numbers are refused; a signed body that is not a notification is a 400.
+    let other = h
+        .api
+        .post("/webhooks/whatsapp-cloud/999")
+        .raw("application/json", body.clone())
+        .header("x-hub-signature-256", &good)
+        .send()
+        .await;
+    other.problem(404, "not-found");
+    let junk = b"{\"object\":\"page\"}";
+    post(&h, junk, Some(&sign(APP_SECRET.as_bytes(), junk))).await.problem(400, "bad-request");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_every_fixture_is_stored_once() {
+    let (h, account, channel) = setup().await;
+    let names = [
+        "text",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "contacts",
+        "interactive_button_reply",
+        "interactive_list_reply",
+        "button",
+        "reaction",
+        "order",
+        "system",
+        "unsupported",
+        "unknown_type",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        // Each fixture reuses one wamid: give each its own.
+        let text = String::from_utf8(fixture(name))
+            .unwrap()
+            .replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", &format!("wamid.FIXTURE{i}"));
+        let r = post_signed(&h, text.as_bytes()).await;
+        assert_eq!(r["messages"], 1, "{name}: {r}");
+        let again = post_signed(&h, text.as_bytes()).await;
+        assert_eq!((again["messages"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(1)), "{name}");
+        let stored =
+            h.crm().store().find_message_by_provider_id(account, &format!("wamid.FIXTURE{i}")).await.unwrap().unwrap();
+        assert_eq!(stored.channel_id, Some(channel.id), "{name}");
+        let expected_kind = match *name {
+            "interactive_button_reply" | "interactive_list_reply" | "button" => "interactive",
+            "order" | "system" | "unsupported" | "unknown_type" => "unsupported",
+            other => other,
+        };
+        assert_eq!(stored.kind().as_str(), expected_kind, "{name}");
+    }
+    let contact =
+        h.crm().store().find_message_by_provider_id(account, "wamid.FIXTURE0").await.unwrap().unwrap().contact_id;
+    let c = h.crm().get_contact(account, contact).await.unwrap();
+    assert_eq!(c.name, "Sheena Nelson");
+    assert!(c.last_inbound_at.is_some(), "the 24-hour window opens");
+    let unknown = h.crm().store().find_message_by_provider_id(account, "wamid.FIXTURE15").await.unwrap().unwrap();
+    assert!(
+        matches!(unknown.content, MessageContent::Unsupported { ref provider_type, ref payload, .. } if provider_type == "hologram" && payload["hologram"]["shape"] == "cube")
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_statuses_never_move_backwards() {
+    let (h, account, _) = setup().await;
+    let contact = h
+        .crm()
+        .create_contact(
+            account,
+            crm_core::NewContact { name: "Ana".into(), phone: "+16505551234".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    // Sent through the account's recording channel: a provider id to report on.
+    let sent = h.crm().send_message(account, contact.id, MessageContent::text("Seu pedido saiu")).await.unwrap();
+    let wamid = sent.provider_message_id.clone().unwrap();
+    let report = |name: &str| {
+        String::from_utf8(fixture(name))
+            .unwrap()
+            .replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA", &wamid)
+    };
+    assert_eq!(post_signed(&h, report("status_read").as_bytes()).await["statuses"], 1);
+    post_signed(&h, report("status_delivered").as_bytes()).await;
+    post_signed(&h, report("status_sent").as_bytes()).await;
+    post_signed(&h, report("status_failed").as_bytes()).await;
+    post_signed(&h, report("status_read").as_bytes()).await;
+    let m = h.crm().get_message(account, sent.id).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Read);
+    assert!(m.error.is_none() && m.failed_at.is_none());
+    assert_eq!(m.read_at.unwrap().timestamp(), 1_750_263_773);
+    // A report about a message crm never sent is counted, not an error.
+    let r = post_signed(&h, &fixture("status_delivered")).await;
+    assert_eq!(r["unknown_statuses"], 1);
+
+    let failed_one = h.crm().send_message(account, contact.id, MessageContent::text("Oi")).await.unwrap();
+    let wamid = failed_one.provider_message_id.clone().unwrap();
+    let body = String::from_utf8(fixture("status_failed"))
+        .unwrap()
+        .replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA", &wamid);
+    post_signed(&h, body.as_bytes()).await;
+    let m = h.crm().get_message(account, failed_one.id).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Failed);
+    let e = m.error.unwrap();
+    assert_eq!((e.code.as_deref(), e.reason.as_str()), (Some("131026"), "Message undeliverable"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_changes_for_other_numbers_need_their_own_signature() {
+    let (h, account, _) = setup().await;
+    let other_account = h.crm().create_account("Other").await.unwrap();
+    whatsapp_channel(&h, other_account.id, "222", "other-secret").await;
+    // Signed with the first channel's secret but naming the other number.
+    let body = String::from_utf8(fixture("text")).unwrap().replace(PNID, "222");
+    let r = post_signed(&h, body.as_bytes()).await;
+    assert_eq!((r["messages"].as_u64(), r["skipped_changes"].as_u64()), (Some(0), Some(1)), "{r}");
+    let wamid = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
+    assert!(h.crm().store().find_message_by_provider_id(other_account.id, wamid).await.unwrap().is_none());
+    assert!(h.crm().store().find_message_by_provider_id(account, wamid).await.unwrap().is_none());
+    h.stop().await;
+}
+
+async fn burst(h: &Harness, account: AccountId) {
+    let template = String::from_utf8(fixture("text")).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    for i in 0..1000 {
+        let body = template
+            .replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", &format!("wamid.BURST{i:04}"))
+            .replace("16505551234", &format!("165055{:05}", i % 100));
+        let signature = sign(APP_SECRET.as_bytes(), body.as_bytes());
+        let api = h.api.clone();
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        tasks.spawn(async move {
+            let r = api
+                .post(&format!("/webhooks/whatsapp-cloud/{PNID}"))
+                .raw("application/json", body.into_bytes())
+                .header("x-hub-signature-256", &signature)
+                .send()
+                .await;
+            drop(permit);
+            r
+        });
+    }
+    let mut acknowledged = 0;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        acknowledged += r.json()["messages"].as_u64().unwrap();
+    }
+    assert_eq!(acknowledged, 1000);
+    for i in 0..1000 {
+        let found = h.crm().store().find_message_by_provider_id(account, &format!("wamid.BURST{i:04}")).await.unwrap();
+        assert!(found.is_some(), "wamid.BURST{i:04} was acknowledged but not stored");
+    }
+}
+
+#[tokio::test]
+async fn whatsapp_a_burst_of_1000_webhooks_loses_nothing_on_sqlite() {
+    let (h, account, _) = setup().await;
+    tokio::time::timeout(Duration::from_secs(120), burst(&h, account)).await.expect("the burst finished in time");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_a_burst_of_1000_webhooks_loses_nothing_on_postgres() {
+    let Some(h) = Harness::postgres("whatsapp_burst_postgres").await else { return };
+    let (account, _) = h.account(Role::Admin).await;
+    whatsapp_channel(&h, account, PNID, APP_SECRET).await;
+    tokio::time::timeout(Duration::from_secs(120), burst(&h, account)).await.expect("the burst finished in time");
+    h.stop().await;
+}
