@@ -80,4 +80,7 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
     Store, TemplateStore,
 };
-pub use service::{Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued, SendRequest};
+pub use service::{
+    ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued,
+    SendRequest,
+};

@@ -106,7 +106,15 @@ impl Modify for ResourceLinks {
         let links: [(&str, &[&str]); 4] = [
             (
                 "/api/v1/contacts",
-                &["get_contact", "update_contact", "delete_contact", "add_tags", "remove_tags", "contact_thread"],
+                &[
+                    "get_contact",
+                    "update_contact",
+                    "delete_contact",
+                    "add_tags",
+                    "remove_tags",
+                    "contact_thread",
+                    "contact_windows",
+                ],
             ),
             ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
             ("/api/v1/channels", &["get_channel", "update_channel", "delete_channel"]),

@@ -75,6 +75,53 @@ impl SendRequest {
     }
 }
 
+/// Whether free-form messages can reach a contact through one channel now
+/// (the provider's customer-service window, e.g. WhatsApp Cloud's 24 hours
+/// since the contact last wrote).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelWindow {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// Its kind.
+    pub kind: crate::ChannelKind,
+    /// The window's length in seconds; `None` when the provider has none
+    /// (free-form messages are always allowed).
+    pub window_secs: Option<u64>,
+    /// Whether a free-form message may be sent now.
+    pub open: bool,
+    /// When the window closes (absent when it is closed or there is none).
+    pub closes_at: Option<DateTime<Utc>>,
+}
+
+/// A contact's customer-service windows, one per channel of the account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactWindows {
+    /// The contact.
+    pub contact_id: ContactId,
+    /// When the contact last wrote (on any channel).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Per enabled channel, in id order.
+    pub channels: Vec<ChannelWindow>,
+}
+
+/// Whether a window of `window` opened by a message at `last_inbound` is
+/// open at `now`, and when it closes (`None` when closed, or open for good:
+/// a window too large to add to a time never closes).
+fn window_state(
+    last_inbound: Option<DateTime<Utc>>,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> (bool, Option<DateTime<Utc>>) {
+    let Some(last) = last_inbound else { return (false, None) };
+    match chrono::Duration::from_std(window).ok().and_then(|w| last.checked_add_signed(w)) {
+        Some(closes) if now < closes => (true, Some(closes)),
+        Some(_) => (false, None),
+        None => (true, None),
+    }
+}
+
 /// What queueing did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
@@ -208,23 +255,15 @@ impl Crm {
         }
         if let Some(window) = caps.customer_service_window
             && kind != MessageKind::Template
+            && !window_state(contact.last_inbound_at, window, now).0
         {
-            // A window too large to add to a time never closes.
-            let open = contact.last_inbound_at.is_some_and(|t| {
-                chrono::Duration::from_std(window)
-                    .ok()
-                    .and_then(|w| t.checked_add_signed(w))
-                    .is_none_or(|closes| now < closes)
-            });
-            if !open {
-                return Err(Error::validation(
-                    "content.type",
-                    format!(
-                        "outside the customer-service window: the contact has not written in the last {}; send a template",
-                        describe(window)
-                    ),
-                ));
-            }
+            return Err(Error::validation(
+                "content.type",
+                format!(
+                    "outside the customer-service window: the contact has not written in the last {}; send a template",
+                    describe(window)
+                ),
+            ));
         }
         Ok(())
     }
@@ -388,6 +427,30 @@ impl Crm {
             error: Some(error),
         };
         self.update_status(account, message, update).await
+    }
+
+    /// The contact's customer-service window on each of the account's
+    /// enabled channels: whether a free-form message may go out now and
+    /// until when ([`Error::NotFound`] for an unknown contact).
+    pub async fn contact_windows(&self, account: AccountId, contact_id: ContactId) -> Result<ContactWindows> {
+        let contact = self.store.get_contact(account, contact_id).await?;
+        let now = self.now();
+        let mut channels = Vec::new();
+        for c in self.store.list_channels(account).await?.into_iter().filter(|c| c.enabled) {
+            let window = self.channels.messenger(&c).await?.capabilities().customer_service_window;
+            let (open, closes_at) = match window {
+                Some(w) => window_state(contact.last_inbound_at, w, now),
+                None => (true, None),
+            };
+            channels.push(ChannelWindow {
+                channel_id: c.id,
+                kind: c.kind.clone(),
+                window_secs: window.map(|w| w.as_secs()),
+                open,
+                closes_at,
+            });
+        }
+        Ok(ContactWindows { contact_id, last_inbound_at: contact.last_inbound_at, channels })
     }
 
     /// Renders template `name`/`language` for a contact (strictly: every

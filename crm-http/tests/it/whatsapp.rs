@@ -271,3 +271,52 @@ async fn whatsapp_a_burst_of_1000_webhooks_loses_nothing_on_postgres() {
     tokio::time::timeout(Duration::from_secs(120), burst(&h, account)).await.expect("the burst finished in time");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn whatsapp_window_opens_with_an_inbound_message_and_shows_in_the_api() {
+    let h = Harness::sqlite().await;
+    let (account, token) = h.account(Role::Admin).await;
+    let channel = whatsapp_channel(&h, account, PNID, APP_SECRET).await;
+    let contact = h
+        .crm()
+        .create_contact(
+            account,
+            crm_core::NewContact { name: "Sheena".into(), phone: "+16505551234".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let path = format!("/api/v1/contacts/{}/window", contact.id);
+    let closed = h.api.get(&path).bearer(&token).send().await.ok_json(200);
+    let wa =
+        |w: &Value| w["channels"].as_array().unwrap().iter().find(|c| c["kind"] == "whatsapp-cloud").unwrap().clone();
+    assert_eq!(wa(&closed)["open"], false, "{closed}");
+    assert_eq!(wa(&closed)["window_secs"], 86_400);
+    let recording = closed["channels"].as_array().unwrap().iter().find(|c| c["kind"] == "recording").unwrap().clone();
+    assert_eq!((recording["open"].as_bool(), recording["window_secs"].is_null()), (Some(true), true));
+    // Outside the window a free-form message through WhatsApp is refused before Meta is called.
+    let refused = h
+        .api
+        .post("/api/v1/messages")
+        .bearer(&token)
+        .json(json!({ "contact_id": contact.id, "channel_id": channel.id, "text": "Oi" }))
+        .send()
+        .await
+        .problem(422, "validation");
+    assert!(refused["detail"].as_str().unwrap().contains("template"), "{refused}");
+    // The contact writes (a fresh timestamp), so the window opens for 24 hours.
+    let now = chrono::Utc::now().timestamp().to_string();
+    let body = String::from_utf8(fixture("text")).unwrap().replace("1749416383", &now);
+    post_signed(&h, body.as_bytes()).await;
+    let open = h.api.get(&path).bearer(&token).send().await.ok_json(200);
+    assert_eq!(wa(&open)["open"], true, "{open}");
+    let closes: chrono::DateTime<chrono::Utc> = wa(&open)["closes_at"].as_str().unwrap().parse().unwrap();
+    let left = closes - chrono::Utc::now();
+    assert!(left > chrono::Duration::hours(23) && left <= chrono::Duration::hours(24), "{open}");
+    h.api
+        .get(&format!("/api/v1/contacts/{}/window", crm_core::ContactId::new()))
+        .bearer(&token)
+        .send()
+        .await
+        .problem(404, "not-found");
+    h.stop().await;
+}
