@@ -11,7 +11,7 @@
 //! | where | what |
 //! |---|---|
 //! | `provider_id` | the phone number id (Meta's app dashboard, WhatsApp → API setup) |
-//! | `settings` | [`CloudSettings`]: `business_account_id`, `api_version`, `base_url`, `timeout_secs`, `link_preview`, `fallback_template` |
+//! | `settings` | [`CloudSettings`]: `business_account_id`, `api_version`, `base_url`, `timeout_secs`, `link_preview` |
 //! | `credentials` | `access_token` (required), `app_secret` and `verify_token` (webhooks) |
 //!
 //! ```no_run
@@ -34,7 +34,7 @@ pub mod webhook;
 pub use messenger::{
     CloudApiBuilder, CloudApiFactory, CloudApiMessenger, MESSAGES_PER_SECOND, PAIR_INTERVAL, WINDOW, http_client,
 };
-pub use settings::{CloudCredentials, CloudSettings, FallbackTemplate};
+pub use settings::{CloudCredentials, CloudSettings};
 
 /// The channel kind this crate serves.
 pub const KIND: &str = "whatsapp-cloud";

@@ -28,17 +28,6 @@ pub mod credential {
     pub const VERIFY_TOKEN: &str = "verify_token";
 }
 
-/// A template to send instead of a free-form message outside the 24-hour
-/// window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FallbackTemplate {
-    /// The approved template's name.
-    pub name: String,
-    /// Its language code, e.g. `pt_BR`.
-    pub language: String,
-}
-
 /// The non-secret settings of a `whatsapp-cloud` channel (its `settings`
 /// JSON object). Every field is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +45,6 @@ pub struct CloudSettings {
     pub timeout_secs: Option<u64>,
     /// Ask WhatsApp to render a preview of the first link in text messages.
     pub link_preview: bool,
-    /// The template sent instead of a free-form message outside the 24-hour window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback_template: Option<FallbackTemplate>,
 }
 
 impl Default for CloudSettings {
@@ -69,7 +55,6 @@ impl Default for CloudSettings {
             base_url: DEFAULT_BASE_URL.into(),
             timeout_secs: None,
             link_preview: false,
-            fallback_template: None,
         }
     }
 }
@@ -109,16 +94,6 @@ impl CloudSettings {
         check_base_url(&self.base_url)?;
         if self.timeout_secs.is_some_and(|t| !(1..=120).contains(&t)) {
             return Err(Error::validation("settings.timeout_secs", "must be 1 to 120"));
-        }
-        if let Some(t) = &self.fallback_template {
-            let name_ok = (1..=512).contains(&t.name.len())
-                && t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !name_ok {
-                return Err(Error::validation("settings.fallback_template.name", "must be 1 to 512 of a-z, 0-9, _"));
-            }
-            if !(2..=15).contains(&t.language.len()) {
-                return Err(Error::validation("settings.fallback_template.language", "must be 2 to 15 characters"));
-            }
         }
         Ok(())
     }
@@ -229,10 +204,6 @@ mod tests {
         assert!(bad(|s| s.base_url = "https://graph/?a=1".into()).contains("base_url"));
         assert!(bad(|s| s.timeout_secs = Some(0)).contains("timeout_secs"));
         assert!(bad(|s| s.business_account_id = Some("12a".into())).contains("business_account_id"));
-        let t = |s: &mut CloudSettings| {
-            s.fallback_template = Some(FallbackTemplate { name: "Hello World".into(), language: "pt_BR".into() })
-        };
-        assert!(bad(t).contains("fallback_template.name"));
     }
 
     #[test]
