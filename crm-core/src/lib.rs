@@ -82,5 +82,5 @@ pub use ports::store::{
 };
 pub use service::{
     ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued,
-    SendRequest,
+    SendRequest, check_template_variables,
 };

@@ -211,6 +211,15 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::workers::router())
         .merge(routes::events::router())
         .merge(routes::admin::router())
+        .merge(provider_account_routes())
+}
+
+/// Providers' account routes built into the server (behind API keys).
+fn provider_account_routes() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new();
+    #[cfg(feature = "whatsapp-cloud")]
+    let routes = routes.merge(routes::whatsapp::account_router());
+    routes
 }
 
 fn api_router() -> OpenApiRouter<AppState> {

@@ -29,12 +29,14 @@ pub mod graph;
 mod messenger;
 pub mod payload;
 pub mod settings;
+pub mod templates;
 pub mod webhook;
 
 pub use messenger::{
     CloudApiBuilder, CloudApiFactory, CloudApiMessenger, MESSAGES_PER_SECOND, PAIR_INTERVAL, WINDOW, http_client,
 };
 pub use settings::{CloudCredentials, CloudSettings};
+pub use templates::ProviderTemplate;
 
 /// The channel kind this crate serves.
 pub const KIND: &str = "whatsapp-cloud";

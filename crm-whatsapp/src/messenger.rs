@@ -221,8 +221,18 @@ impl CloudApiMessenger {
         format!("{}/{}/messages", self.root, self.phone_number_id)
     }
 
+    /// `<base>/<version>`.
+    pub(crate) fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The shared HTTP client.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// One Graph call; the answer body when 2xx, else crm's error for it.
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+    pub(crate) async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
         let response = request
             .bearer_auth(self.token.expose_secret())
             .timeout(self.timeout)

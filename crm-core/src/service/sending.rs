@@ -122,6 +122,33 @@ fn window_state(
     }
 }
 
+/// Checks a template message's variables against the stored template of
+/// that name and language (for a provider template, the one synced from the
+/// provider): every body placeholder needs a value and no other body name
+/// may be given, so the provider's parameter-count error (WhatsApp 132000)
+/// is refused before the call. Names for other components (`header.*`,
+/// `button.*`, `quick_reply.*`) are left to the provider.
+pub fn check_template_variables(template: &crate::Template, variables: &Variables) -> Result<()> {
+    let other_component = |n: &str| ["header.", "button.", "quick_reply."].iter().any(|p| n.starts_with(p));
+    let given: std::collections::BTreeSet<&str> =
+        variables.keys().map(String::as_str).filter(|n| !other_component(n)).collect();
+    let wanted: std::collections::BTreeSet<&str> = template.variables.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = wanted.difference(&given).copied().collect();
+    let extra: Vec<&str> = given.difference(&wanted).copied().collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let mut reason = format!("template {} ({}) ", template.name, template.language);
+    if !missing.is_empty() {
+        reason.push_str(&format!("needs {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        reason.push_str(if missing.is_empty() { "has no " } else { "; it has no " });
+        reason.push_str(&extra.join(", "));
+    }
+    Err(Error::validation("content.variables", reason))
+}
+
 /// What queueing did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
@@ -279,6 +306,11 @@ impl Crm {
         }
         let messenger = route.messenger();
         self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
+        if let MessageContent::Template { name, language, variables, .. } = &message.content
+            && let Some(template) = self.store.find_template(account, name, language).await?
+        {
+            check_template_variables(&template, variables)?;
+        }
         let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
         Ok(Prepared { contact, route, message, new_recipient })
     }

@@ -208,3 +208,158 @@ async fn notify(
     }
     Ok((StatusCode::OK, Json(receipt)))
 }
+
+/// The account's routes for a `whatsapp-cloud` channel's provider templates
+/// (under `/api/v1`, behind API keys).
+pub(crate) fn account_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sync_templates))
+        .routes(routes!(submit_template))
+        .routes(routes!(delete_provider_template))
+}
+
+/// What a template sync did.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct TemplateSync {
+    /// Approved templates new to crm.
+    created: u32,
+    /// Approved templates whose body or category changed.
+    updated: u32,
+    /// Approved templates crm already had as they are.
+    unchanged: u32,
+    /// Templates not approved (pending, rejected, paused, …) or that crm
+    /// cannot use (no body text, a name or body crm refuses), by `name (language): why`.
+    skipped: Vec<String>,
+}
+
+/// A template submitted to Meta.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SubmittedTemplate {
+    /// crm's copy (sends are checked against it).
+    template: crm_core::Template,
+    /// Meta's id.
+    provider_id: String,
+    /// Meta's review status (`PENDING`, `APPROVED`, …).
+    provider_status: String,
+}
+
+/// The channel's messenger and WhatsApp Business Account id.
+async fn cloud_channel(
+    state: &AppState,
+    account: crm_core::AccountId,
+    id: crm_core::ChannelId,
+) -> ApiResult<(crm_whatsapp::CloudApiMessenger, String)> {
+    let channel = state.crm().get_channel(account, id).await?;
+    if channel.kind.as_str() != KIND {
+        return Err(Error::validation("channel", format!("templates are managed on {KIND} channels")).into());
+    }
+    let waba = crm_whatsapp::CloudSettings::from_channel(&channel)?.business_account_id.ok_or_else(|| {
+        Error::validation("settings.business_account_id", "set the WhatsApp Business Account id to manage templates")
+    })?;
+    let credentials = state.crm().channels().open(&channel)?;
+    let messenger =
+        crm_whatsapp::CloudApiMessenger::from_channel(&channel, &credentials, crm_whatsapp::http_client()?)?;
+    Ok((messenger, waba))
+}
+
+/// Copies the WhatsApp Business Account's approved templates into crm's
+/// templates (name, language, category, body with its placeholders), so
+/// template sends are rendered and their variables checked before Meta is called.
+#[utoipa::path(post, path = "/channels/{id}/templates/sync", tag = "channels",
+    params(("id" = crm_core::ChannelId, Path)),
+    responses((status = 200, body = TemplateSync), (status = 502, body = crate::error::Problem)), security(("api_key" = [])))]
+async fn sync_templates(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+    ApiPath(id): ApiPath<crm_core::ChannelId>,
+) -> ApiResult<Json<TemplateSync>> {
+    principal.require(crm_core::Role::Admin)?;
+    let account = principal.account_id;
+    let (messenger, waba) = cloud_channel(&state, account, id).await?;
+    let crm = state.crm();
+    let mut report = TemplateSync::default();
+    for t in messenger.list_templates(&waba).await? {
+        let label = format!("{} ({})", t.name, t.language);
+        if !t.is_approved() {
+            report.skipped.push(format!("{label}: {}", t.status.to_ascii_lowercase()));
+            continue;
+        }
+        let input = match t.to_new_template() {
+            Ok(i) => i,
+            Err(e) => {
+                report.skipped.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        let outcome = match crm.store().find_template(account, &t.name, &t.language).await? {
+            Some(existing) if existing.body == input.body && Some(existing.category) == input.category => {
+                report.unchanged += 1;
+                Ok(())
+            }
+            Some(existing) => crm.update_template(account, existing.id, input).await.map(|_| report.updated += 1),
+            None => crm.create_template(account, input).await.map(|_| report.created += 1),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e @ Error::Validation { .. }) => report.skipped.push(format!("{label}: {e}")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(report))
+}
+
+/// Submits a template to Meta for review (its body, with example values for
+/// the placeholders) and keeps crm's copy.
+#[utoipa::path(post, path = "/channels/{id}/templates", tag = "channels",
+    params(("id" = crm_core::ChannelId, Path)), request_body = crm_core::NewTemplate,
+    responses((status = 201, body = SubmittedTemplate), (status = 409, body = crate::error::Problem), (status = 502, body = crate::error::Problem)),
+    security(("api_key" = [])))]
+async fn submit_template(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+    ApiPath(id): ApiPath<crm_core::ChannelId>,
+    crate::extract::ApiJson(input): crate::extract::ApiJson<crm_core::NewTemplate>,
+) -> ApiResult<(StatusCode, Json<SubmittedTemplate>)> {
+    principal.require(crm_core::Role::Admin)?;
+    let account = principal.account_id;
+    // Checked locally first: Meta is called only with a template crm accepts.
+    crm_core::Template::new(account, input.clone(), state.crm().clock().now())?;
+    let (messenger, waba) = cloud_channel(&state, account, id).await?;
+    let (provider_id, provider_status) = messenger.create_template(&waba, &input).await?;
+    let language = input.language.clone().unwrap_or_else(|| "pt_BR".into());
+    let template = match state.crm().store().find_template(account, &input.name, &language).await? {
+        Some(existing) => state.crm().update_template(account, existing.id, input).await?,
+        None => state.crm().create_template(account, input).await?,
+    };
+    Ok((StatusCode::CREATED, Json(SubmittedTemplate { template, provider_id, provider_status })))
+}
+
+/// Deletes a template (every language) at Meta and crm's copies of it.
+#[utoipa::path(delete, path = "/channels/{id}/templates/{name}", tag = "channels",
+    params(("id" = crm_core::ChannelId, Path), ("name" = String, Path, pattern = "^[a-z0-9_]{1,512}$")),
+    responses((status = 204), (status = 502, body = crate::error::Problem)), security(("api_key" = [])))]
+async fn delete_provider_template(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+    ApiPath((id, name)): ApiPath<(crm_core::ChannelId, String)>,
+) -> ApiResult<StatusCode> {
+    principal.require(crm_core::Role::Admin)?;
+    let account = principal.account_id;
+    let (messenger, waba) = cloud_channel(&state, account, id).await?;
+    messenger.delete_template(&waba, &name).await?;
+    let mut page = crm_core::PageRequest::first(crm_core::PageRequest::MAX_LIMIT)?;
+    loop {
+        let templates = state.crm().list_templates(account, &page).await?;
+        for t in templates.items.iter().filter(|t| t.name == name) {
+            match state.crm().delete_template(account, t.id).await {
+                Ok(()) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match templates.next_cursor {
+            Some(c) => page = crm_core::PageRequest::new(Some(&c), crm_core::PageRequest::MAX_LIMIT)?,
+            None => break,
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -156,10 +156,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("/metrics", "get"),
 ];
 
-/// The built-in providers' webhooks (by feature).
+/// The built-in providers' webhooks and routes (by feature).
 #[cfg(feature = "whatsapp-cloud")]
-const WEBHOOK_ROUTES: &[(&str, &str)] =
-    &[("/webhooks/whatsapp-cloud/{phone_number_id}", "get"), ("/webhooks/whatsapp-cloud/{phone_number_id}", "post")];
+const WEBHOOK_ROUTES: &[(&str, &str)] = &[
+    ("/webhooks/whatsapp-cloud/{phone_number_id}", "get"),
+    ("/webhooks/whatsapp-cloud/{phone_number_id}", "post"),
+    ("/api/v1/channels/{id}/templates/sync", "post"),
+    ("/api/v1/channels/{id}/templates", "post"),
+    ("/api/v1/channels/{id}/templates/{name}", "delete"),
+];
 #[cfg(not(feature = "whatsapp-cloud"))]
 const WEBHOOK_ROUTES: &[(&str, &str)] = &[];
 

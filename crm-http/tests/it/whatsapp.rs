@@ -320,3 +320,71 @@ async fn whatsapp_window_opens_with_an_inbound_message_and_shows_in_the_api() {
         .problem(404, "not-found");
     h.stop().await;
 }
+
+/// A Graph API stand-in answering the template list (and recording calls).
+async fn template_mock() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::get;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let list = move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            seen.lock().unwrap().push(format!("{} {auth}", uri.path()));
+            axum::Json(json!({ "data": [
+                { "name": "order_update", "language": "pt_BR", "status": "APPROVED", "category": "UTILITY",
+                  "components": [{ "type": "BODY", "text": "Olá {{1}}, seu pedido {{2}} saiu." }] },
+                { "name": "promo", "language": "pt_BR", "status": "PENDING", "category": "MARKETING",
+                  "components": [{ "type": "BODY", "text": "Oferta" }] },
+                { "name": "only_header", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+                  "components": [{ "type": "HEADER", "format": "IMAGE" }] }
+            ] }))
+        }
+    };
+    let app = axum::Router::new().route("/v23.0/{waba}/message_templates", get(list));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, calls)
+}
+
+#[tokio::test]
+async fn whatsapp_templates_sync_from_the_business_account() {
+    let h = Harness::sqlite().await;
+    let (account, token) = h.account(Role::Admin).await;
+    let (base, calls) = template_mock().await;
+    let mut credentials = crm_core::secrets::Credentials::new();
+    credentials.insert("access_token", "EAAG-sync-token");
+    let input = NewChannel {
+        kind: "whatsapp-cloud".into(),
+        name: "WhatsApp".into(),
+        provider_id: Some(PNID.into()),
+        settings: Some(json!({ "base_url": base, "business_account_id": "102290129340398" })),
+        credentials: Some(credentials),
+        ..Default::default()
+    };
+    let channel = h.crm().create_channel(account, input).await.unwrap();
+    let path = format!("/api/v1/channels/{}/templates/sync", channel.id);
+    let first = h.api.post(&path).bearer(&token).send().await.ok_json(200);
+    assert_eq!((first["created"].as_u64(), first["unchanged"].as_u64()), (Some(1), Some(0)), "{first}");
+    let skipped: Vec<&str> = first["skipped"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(skipped.iter().any(|s| s.starts_with("promo (pt_BR): pending")), "{skipped:?}");
+    assert!(skipped.iter().any(|s| s.starts_with("only_header (en_US)")), "{skipped:?}");
+    let again = h.api.post(&path).bearer(&token).send().await.ok_json(200);
+    assert_eq!((again["created"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(1)), "{again}");
+    let stored = h.crm().store().find_template(account, "order_update", "pt_BR").await.unwrap().unwrap();
+    assert_eq!(stored.variables, ["1", "2"]);
+    assert_eq!(calls.lock().unwrap()[0], "/v23.0/102290129340398/message_templates Bearer EAAG-sync-token");
+    // Only admins, only whatsapp-cloud channels.
+    let agent = h.key(account, Role::Agent).await;
+    h.api.post(&path).bearer(&agent).send().await.problem(403, "forbidden");
+    let recording =
+        h.crm().list_channels(account).await.unwrap().into_iter().find(|c| c.kind.as_str() == "recording").unwrap();
+    h.api
+        .post(&format!("/api/v1/channels/{}/templates/sync", recording.id))
+        .bearer(&token)
+        .send()
+        .await
+        .problem(422, "validation");
+    h.stop().await;
+}

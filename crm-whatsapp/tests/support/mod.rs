@@ -36,6 +36,8 @@ pub enum Reply {
     Slow(Duration),
     /// Any status and raw body.
     Raw(u16, &'static str),
+    /// Any status and JSON body.
+    Json(u16, Value),
 }
 
 #[derive(Default)]
@@ -120,6 +122,7 @@ async fn answer(
             return r;
         }
         Some(Reply::Raw(status, text)) => return (StatusCode::from_u16(status).unwrap(), text).into_response(),
+        Some(Reply::Json(status, v)) => return (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response(),
         Some(Reply::Slow(d)) => tokio::time::sleep(d).await,
         None => {}
     }
