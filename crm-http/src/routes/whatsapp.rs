@@ -195,7 +195,18 @@ async fn notify(
         }
         receipt.unknown_statuses += u32::try_from(change.skipped_statuses).unwrap_or(u32::MAX);
         for s in change.statuses {
-            match crm.apply_status_update(target.account_id, &s.provider_message_id, s.status, s.at, s.error).await {
+            let account = target.account_id;
+            let mut applied =
+                crm.apply_status_update(account, &s.provider_message_id, s.status, s.at, s.error.clone()).await;
+            // Meta may report on a message before the send's answer (its
+            // wamid) is stored: crm's id rides in biz_opaque_callback_data.
+            if let (Err(Error::NotFound { .. }), Some(id)) =
+                (&applied, s.callback_data.as_deref().and_then(|c| c.parse::<crm_core::MessageId>().ok()))
+            {
+                applied =
+                    crm.apply_status_update_for(account, id, &s.provider_message_id, s.status, s.at, s.error).await;
+            }
+            match applied {
                 Ok(_) => receipt.statuses += 1,
                 Err(Error::NotFound { .. }) => receipt.unknown_statuses += 1,
                 Err(e @ Error::Validation { .. }) => {

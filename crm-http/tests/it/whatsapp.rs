@@ -40,6 +40,12 @@ async fn setup() -> (Harness, AccountId, Channel) {
     (h, account, channel)
 }
 
+/// The contact the fixtures' sender is.
+async fn ana(h: &Harness, account: AccountId) -> crm_core::Contact {
+    let input = crm_core::NewContact { name: "Ana".into(), phone: "+16505551234".into(), ..Default::default() };
+    h.crm().create_contact(account, input).await.unwrap()
+}
+
 async fn post(h: &Harness, body: &[u8], signature: Option<&str>) -> crate::helpers::Resp {
     let mut call = h.api.post(&format!("/webhooks/whatsapp-cloud/{PNID}")).raw("application/json", body.to_vec());
     if let Some(s) = signature {
@@ -164,14 +170,7 @@ async fn whatsapp_every_fixture_is_stored_once() {
 #[tokio::test]
 async fn whatsapp_statuses_never_move_backwards() {
     let (h, account, _) = setup().await;
-    let contact = h
-        .crm()
-        .create_contact(
-            account,
-            crm_core::NewContact { name: "Ana".into(), phone: "+16505551234".into(), ..Default::default() },
-        )
-        .await
-        .unwrap();
+    let contact = ana(&h, account).await;
     // Sent through the account's recording channel: a provider id to report on.
     let sent = h.crm().send_message(account, contact.id, MessageContent::text("Seu pedido saiu")).await.unwrap();
     let wamid = sent.provider_message_id.clone().unwrap();
@@ -386,5 +385,33 @@ async fn whatsapp_templates_sync_from_the_business_account() {
         .send()
         .await
         .problem(422, "validation");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_a_status_before_the_send_was_recorded_finds_the_message_by_crm_id() {
+    let (h, account, channel) = setup().await;
+    let contact = ana(&h, account).await;
+    // The channel's Graph API is unreachable here: the message stays queued
+    // without a wamid, as when Meta's webhook beats the send's answer.
+    let content = MessageContent::Template {
+        name: "hello_world".into(),
+        language: "en_US".into(),
+        variables: Default::default(),
+        rendered: "Hello World".into(),
+    };
+    let queued =
+        h.crm().queue_message(account, crm_core::SendRequest::new(contact.id, content).via(channel.id)).await.unwrap();
+    let body = String::from_utf8(fixture("status_delivered"))
+        .unwrap()
+        .replace("\"pricing\"", &format!("\"biz_opaque_callback_data\": \"{}\", \"pricing\"", queued.message.id));
+    let r = post_signed(&h, body.as_bytes()).await;
+    assert_eq!(r["statuses"], 1, "{r}");
+    let m = h.crm().get_message(account, queued.message.id).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Delivered);
+    assert_eq!(m.provider_message_id.as_deref(), Some("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA"));
+    // A callback naming a message that already has another wamid is not applied.
+    let other = body.replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA", "wamid.SOMETHING_ELSE");
+    assert_eq!(post_signed(&h, other.as_bytes()).await["unknown_statuses"], 1);
     h.stop().await;
 }
