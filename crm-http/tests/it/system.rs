@@ -164,6 +164,7 @@ const WEBHOOK_ROUTES: &[(&str, &str)] = &[
     ("/api/v1/channels/{id}/templates/sync", "post"),
     ("/api/v1/channels/{id}/templates", "post"),
     ("/api/v1/channels/{id}/templates/{name}", "delete"),
+    ("/api/v1/messages/{id}/read", "post"),
 ];
 #[cfg(not(feature = "whatsapp-cloud"))]
 const WEBHOOK_ROUTES: &[(&str, &str)] = &[];

@@ -18,16 +18,28 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 async fn whatsapp_channel(h: &Harness, account: AccountId, pnid: &str, app_secret: &str) -> Channel {
-    let mut credentials = crm_core::secrets::Credentials::new();
-    credentials.insert("access_token", "EAAG-not-used-here");
-    credentials.insert("app_secret", app_secret);
-    credentials.insert("verify_token", VERIFY_TOKEN);
+    let credentials =
+        [("access_token", "EAAG-not-used-here"), ("app_secret", app_secret), ("verify_token", VERIFY_TOKEN)];
+    channel_with(h, account, pnid, json!({ "base_url": "http://127.0.0.1:9" }), &credentials).await
+}
+
+async fn channel_with(
+    h: &Harness,
+    account: AccountId,
+    pnid: &str,
+    settings: Value,
+    credentials: &[(&str, &str)],
+) -> Channel {
+    let mut sealed = crm_core::secrets::Credentials::new();
+    for (k, v) in credentials {
+        sealed.insert(*k, *v);
+    }
     let input = NewChannel {
         kind: "whatsapp-cloud".into(),
         name: "WhatsApp".into(),
         provider_id: Some(pnid.into()),
-        settings: Some(json!({ "base_url": "http://127.0.0.1:9" })),
-        credentials: Some(credentials),
+        settings: Some(settings),
+        credentials: Some(sealed),
         ..Default::default()
     };
     h.crm().create_channel(account, input).await.unwrap()
@@ -320,7 +332,7 @@ async fn whatsapp_window_opens_with_an_inbound_message_and_shows_in_the_api() {
     h.stop().await;
 }
 
-/// A Graph API stand-in answering the template list (and recording calls).
+/// A Graph API stand-in answering the template list and read receipts (and recording calls).
 async fn template_mock() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::routing::get;
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -340,7 +352,17 @@ async fn template_mock() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
             ] }))
         }
     };
-    let app = axum::Router::new().route("/v23.0/{waba}/message_templates", get(list));
+    let read_calls = calls.clone();
+    let read = move |uri: axum::http::Uri, body: axum::Json<Value>| {
+        let seen = read_calls.clone();
+        async move {
+            seen.lock().unwrap().push(format!("{} {}", uri.path(), body.0));
+            axum::Json(json!({ "success": true }))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/v23.0/{waba}/message_templates", get(list))
+        .route("/v23.0/{pnid}/messages", axum::routing::post(read));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -352,17 +374,8 @@ async fn whatsapp_templates_sync_from_the_business_account() {
     let h = Harness::sqlite().await;
     let (account, token) = h.account(Role::Admin).await;
     let (base, calls) = template_mock().await;
-    let mut credentials = crm_core::secrets::Credentials::new();
-    credentials.insert("access_token", "EAAG-sync-token");
-    let input = NewChannel {
-        kind: "whatsapp-cloud".into(),
-        name: "WhatsApp".into(),
-        provider_id: Some(PNID.into()),
-        settings: Some(json!({ "base_url": base, "business_account_id": "102290129340398" })),
-        credentials: Some(credentials),
-        ..Default::default()
-    };
-    let channel = h.crm().create_channel(account, input).await.unwrap();
+    let settings = json!({ "base_url": base, "business_account_id": "102290129340398" });
+    let channel = channel_with(&h, account, PNID, settings, &[("access_token", "EAAG-sync-token")]).await;
     let path = format!("/api/v1/channels/{}/templates/sync", channel.id);
     let first = h.api.post(&path).bearer(&token).send().await.ok_json(200);
     assert_eq!((first["created"].as_u64(), first["unchanged"].as_u64()), (Some(1), Some(0)), "{first}");
@@ -413,5 +426,32 @@ async fn whatsapp_a_status_before_the_send_was_recorded_finds_the_message_by_crm
     // A callback naming a message that already has another wamid is not applied.
     let other = body.replace("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA", "wamid.SOMETHING_ELSE");
     assert_eq!(post_signed(&h, other.as_bytes()).await["unknown_statuses"], 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn whatsapp_inbound_messages_are_marked_as_read() {
+    let h = Harness::sqlite().await;
+    let (account, token) = h.account(Role::Admin).await;
+    let (base, calls) = template_mock().await;
+    let credentials = [("access_token", "EAAG-read-token"), ("app_secret", APP_SECRET)];
+    channel_with(&h, account, PNID, json!({ "base_url": base }), &credentials).await;
+    post_signed(&h, &fixture("text")).await;
+    let wamid = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
+    let inbound = h.crm().store().find_message_by_provider_id(account, wamid).await.unwrap().unwrap();
+    h.api.post(&format!("/api/v1/messages/{}/read", inbound.id)).bearer(&token).send().await.expect(204);
+    let seen = calls.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with(&format!("/v23.0/{PNID}/messages ")), "{seen:?}");
+    assert!(seen[0].contains("\"status\":\"read\"") && seen[0].contains(wamid), "{seen:?}");
+    // An outbound message (here through the account's default, recording channel) cannot be marked.
+    let sent = h.crm().send_message(account, inbound.contact_id, MessageContent::text("Oi")).await.unwrap();
+    h.api.post(&format!("/api/v1/messages/{}/read", sent.id)).bearer(&token).send().await.problem(422, "validation");
+    h.api
+        .post(&format!("/api/v1/messages/{}/read", crm_core::MessageId::new()))
+        .bearer(&token)
+        .send()
+        .await
+        .problem(404, "not-found");
     h.stop().await;
 }
