@@ -12,6 +12,7 @@
 //! | `sqlite` (default) | [`storage::SqliteStore`] |
 //! | `postgres` | [`storage::PgStore`] |
 //! | `redis` | [`storage::RedisLimiter`] |
+//! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -25,6 +26,14 @@ pub use crm_core::*;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 pub mod storage {
     pub use crm_storage::*;
+}
+
+/// The WhatsApp Cloud API channel: `CloudApiFactory` (the `whatsapp-cloud`
+/// kind), `CloudApiMessenger`, webhook verification and parsing
+/// (re-exports `crm-whatsapp`).
+#[cfg(feature = "whatsapp-cloud")]
+pub mod whatsapp {
+    pub use crm_whatsapp::*;
 }
 
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,

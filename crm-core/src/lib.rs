@@ -61,8 +61,8 @@ pub use domain::contact::{
 pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, sha256_hex};
 pub use domain::event::{Event, EventFilter, EventType};
 pub use domain::message::{
-    Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MediaKind, MediaRef, Message, MessageContent,
-    MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
+    Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MAX_UNSUPPORTED_PAYLOAD_BYTES, MediaKind, MediaRef,
+    Message, MessageContent, MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
 };
 pub use domain::phone::Phone;
 pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
@@ -80,4 +80,7 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
     Store, TemplateStore,
 };
-pub use service::{Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued, SendRequest};
+pub use service::{
+    ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued,
+    SendRequest, check_template_variables,
+};

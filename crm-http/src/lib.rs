@@ -66,6 +66,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "admin", description = "Account, users and API keys"),
         (name = "auth", description = "Dashboard login"),
         (name = "system", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Providers' inbound webhooks (signed by the provider, not by an API key)"),
     )
 )]
 struct ApiDoc;
@@ -106,7 +107,15 @@ impl Modify for ResourceLinks {
         let links: [(&str, &[&str]); 4] = [
             (
                 "/api/v1/contacts",
-                &["get_contact", "update_contact", "delete_contact", "add_tags", "remove_tags", "contact_thread"],
+                &[
+                    "get_contact",
+                    "update_contact",
+                    "delete_contact",
+                    "add_tags",
+                    "remove_tags",
+                    "contact_thread",
+                    "contact_windows",
+                ],
             ),
             ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
             ("/api/v1/channels", &["get_channel", "update_channel", "delete_channel"]),
@@ -203,12 +212,31 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::workers::router())
         .merge(routes::events::router())
         .merge(routes::admin::router())
+        .merge(provider_account_routes())
+}
+
+/// Providers' account routes built into the server (behind API keys).
+fn provider_account_routes() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new();
+    #[cfg(feature = "whatsapp-cloud")]
+    let routes = routes.merge(routes::whatsapp::account_router());
+    routes
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed_routes().merge(routes::admin::public_router()))
         .merge(routes::system::router())
+        .merge(provider_routes())
+}
+
+/// Providers' inbound webhooks built into the server (outside `/api/v1`
+/// authentication: the provider signs them).
+fn provider_routes() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new();
+    #[cfg(feature = "whatsapp-cloud")]
+    let routes = routes.merge(routes::whatsapp::router());
+    routes
 }
 
 /// The whole application over `state`: routes, auth, rate limits, problem
@@ -231,6 +259,7 @@ pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed.merge(public))
         .merge(routes::system::router())
+        .merge(provider_routes())
         .split_for_parts();
     let mut doc = doc;
     finish_document(&mut doc);

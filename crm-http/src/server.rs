@@ -194,7 +194,13 @@ impl ServerBuilder {
         let mut builder = Crm::builder()
             .store(store.clone())
             .limiter(limiter.clone())
-            .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())))
+            .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())));
+        // Built-in kinds first: a factory given to the builder for the same kind replaces it.
+        #[cfg(feature = "whatsapp-cloud")]
+        {
+            builder = builder.messenger_factory(Arc::new(crm_whatsapp::CloudApiFactory::new()?));
+        }
+        builder = builder
             .send_deadline(Duration::from_secs(config.send_deadline_secs))
             .max_send_attempts(config.send_max_attempts)
             .api_key_cache(Duration::from_secs(config.api_key_cache_secs))

@@ -9,6 +9,9 @@ use crate::{AccountId, ChannelId, ContactId, Error, MessageId, Result};
 /// Longest WhatsApp text body, in characters.
 pub const MAX_TEXT_LEN: usize = 4096;
 
+/// Largest provider object an [`MessageContent::Unsupported`] message keeps, as JSON.
+pub const MAX_UNSUPPORTED_PAYLOAD_BYTES: usize = 16 * 1024;
+
 /// Who sent the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,6 +140,9 @@ pub enum MessageKind {
     Interactive,
     /// Provider-approved template.
     Template,
+    /// A message of a type crm does not model (an order, a system notice, a
+    /// type the provider added later), kept as the provider sent it; inbound only.
+    Unsupported,
 }
 
 impl MessageKind {
@@ -154,6 +160,7 @@ impl MessageKind {
             MessageKind::Reaction => "reaction",
             MessageKind::Interactive => "interactive",
             MessageKind::Template => "template",
+            MessageKind::Unsupported => "unsupported",
         }
     }
 }
@@ -314,6 +321,17 @@ pub enum MessageContent {
         /// The rendered body, for the thread view.
         rendered: String,
     },
+    /// A message of a type crm does not model (orders, system notices,
+    /// unknown types), kept as the provider sent it. Inbound only: no
+    /// messenger sends it.
+    Unsupported {
+        /// The provider's type name, e.g. `order`.
+        provider_type: String,
+        /// A readable summary for the thread view.
+        summary: String,
+        /// The provider's object, as sent (at most 16 KiB as JSON).
+        payload: serde_json::Value,
+    },
 }
 
 fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> Result<()> {
@@ -346,6 +364,7 @@ impl MessageContent {
             MessageContent::Reaction { .. } => MessageKind::Reaction,
             MessageContent::Interactive { .. } => MessageKind::Interactive,
             MessageContent::Template { .. } => MessageKind::Template,
+            MessageContent::Unsupported { .. } => MessageKind::Unsupported,
         }
     }
 
@@ -364,6 +383,7 @@ impl MessageContent {
             } => body.clone(),
             MessageContent::Interactive { interactive: Interactive::Reply { title, .. } } => title.clone(),
             MessageContent::Template { rendered, .. } => rendered.clone(),
+            MessageContent::Unsupported { summary, .. } => summary.clone(),
         }
     }
 
@@ -456,6 +476,18 @@ impl MessageContent {
                 check_len("content.name", name, 1, 512)?;
                 check_len("content.language", language, 2, 15)?;
                 check_len("content.rendered", rendered, 0, MAX_TEXT_LEN)
+            }
+            MessageContent::Unsupported { provider_type, summary, payload } => {
+                check_len("content.provider_type", provider_type, 1, 64)?;
+                check_len("content.summary", summary, 0, MAX_TEXT_LEN)?;
+                let size = serde_json::to_string(payload).map(|t| t.len()).unwrap_or(usize::MAX);
+                if size > MAX_UNSUPPORTED_PAYLOAD_BYTES {
+                    return Err(Error::validation(
+                        "content.payload",
+                        format!("at most {MAX_UNSUPPORTED_PAYLOAD_BYTES} bytes"),
+                    ));
+                }
+                Ok(())
             }
         }
     }

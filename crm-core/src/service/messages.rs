@@ -210,6 +210,35 @@ impl Crm {
         self.update_status(account, message, StatusUpdate { status, at, provider_message_id: None, error }).await
     }
 
+    /// Applies a provider status report to crm's message `message_id` (a
+    /// provider that echoes crm's id, e.g. WhatsApp's
+    /// `biz_opaque_callback_data`), recording `provider_message_id` on it
+    /// when it has none yet: a report that arrives before the send's answer
+    /// was written is not lost. [`Error::NotFound`] when the message is
+    /// missing, inbound, or already carries another provider id.
+    pub async fn apply_status_update_for(
+        &self,
+        account: AccountId,
+        message_id: MessageId,
+        provider_message_id: &str,
+        status: MessageStatus,
+        at: DateTime<Utc>,
+        error: Option<MessageError>,
+    ) -> Result<Message> {
+        let message = self.store.get_message(account, message_id).await?;
+        let other_id = message.provider_message_id.as_deref().is_some_and(|p| p != provider_message_id);
+        if message.direction != crate::Direction::Outbound || other_id {
+            return Err(Error::not_found("message"));
+        }
+        let update = StatusUpdate {
+            status,
+            at,
+            provider_message_id: Some(provider_message_id.to_owned()),
+            error: error.map(clean_error),
+        };
+        self.update_status(account, message, update).await
+    }
+
     pub(super) async fn update_status(
         &self,
         account: AccountId,

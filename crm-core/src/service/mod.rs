@@ -26,7 +26,9 @@ mod sending;
 mod templates;
 
 pub use messages::{Inbound, InboundMessage};
-pub use sending::{DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest};
+pub use sending::{
+    ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest, check_template_variables,
+};
 
 pub(crate) use messages::{ContactSummary, clean_error, contact_summary, contact_variables, describe_window};
 

@@ -76,6 +76,80 @@ impl SendRequest {
     }
 }
 
+/// Whether free-form messages can reach a contact through one channel now
+/// (the provider's customer-service window, e.g. WhatsApp Cloud's 24 hours
+/// since the contact last wrote).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelWindow {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// Its kind.
+    pub kind: crate::ChannelKind,
+    /// The window's length in seconds; `None` when the provider has none
+    /// (free-form messages are always allowed).
+    pub window_secs: Option<u64>,
+    /// Whether a free-form message may be sent now.
+    pub open: bool,
+    /// When the window closes (absent when it is closed or there is none).
+    pub closes_at: Option<DateTime<Utc>>,
+}
+
+/// A contact's customer-service windows, one per channel of the account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactWindows {
+    /// The contact.
+    pub contact_id: ContactId,
+    /// When the contact last wrote (on any channel).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Per enabled channel, in id order.
+    pub channels: Vec<ChannelWindow>,
+}
+
+/// Whether a window of `window` opened by a message at `last_inbound` is
+/// open at `now`, and when it closes (`None` when closed, or open for good:
+/// a window too large to add to a time never closes).
+fn window_state(
+    last_inbound: Option<DateTime<Utc>>,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> (bool, Option<DateTime<Utc>>) {
+    let Some(last) = last_inbound else { return (false, None) };
+    match chrono::Duration::from_std(window).ok().and_then(|w| last.checked_add_signed(w)) {
+        Some(closes) if now < closes => (true, Some(closes)),
+        Some(_) => (false, None),
+        None => (true, None),
+    }
+}
+
+/// Checks a template message's variables against the stored template of
+/// that name and language (for a provider template, the one synced from the
+/// provider): every body placeholder needs a value and no other body name
+/// may be given, so the provider's parameter-count error (WhatsApp 132000)
+/// is refused before the call. Names for other components (`header.*`,
+/// `button.*`, `quick_reply.*`) are left to the provider.
+pub fn check_template_variables(template: &crate::Template, variables: &Variables) -> Result<()> {
+    let other_component = |n: &str| ["header.", "button.", "quick_reply."].iter().any(|p| n.starts_with(p));
+    let given: std::collections::BTreeSet<&str> =
+        variables.keys().map(String::as_str).filter(|n| !other_component(n)).collect();
+    let wanted: std::collections::BTreeSet<&str> = template.variables.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = wanted.difference(&given).copied().collect();
+    let extra: Vec<&str> = given.difference(&wanted).copied().collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let mut reason = format!("template {} ({}) ", template.name, template.language);
+    if !missing.is_empty() {
+        reason.push_str(&format!("needs {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        reason.push_str(if missing.is_empty() { "has no " } else { "; it has no " });
+        reason.push_str(&extra.join(", "));
+    }
+    Err(Error::validation("content.variables", reason))
+}
+
 /// What queueing did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
@@ -220,23 +294,15 @@ impl Crm {
         }
         if let Some(window) = caps.customer_service_window
             && kind != MessageKind::Template
+            && !window_state(contact.last_inbound_at, window, now).0
         {
-            // A window too large to add to a time never closes.
-            let open = contact.last_inbound_at.is_some_and(|t| {
-                chrono::Duration::from_std(window)
-                    .ok()
-                    .and_then(|w| t.checked_add_signed(w))
-                    .is_none_or(|closes| now < closes)
-            });
-            if !open {
-                return Err(Error::validation(
-                    "content.type",
-                    format!(
-                        "outside the customer-service window: the contact has not written in the last {}; send a template",
-                        describe(window)
-                    ),
-                ));
-            }
+            return Err(Error::validation(
+                "content.type",
+                format!(
+                    "outside the customer-service window: the contact has not written in the last {}; send a template",
+                    describe(window)
+                ),
+            ));
         }
         Ok(())
     }
@@ -252,6 +318,11 @@ impl Crm {
         }
         let messenger = route.messenger();
         self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
+        if let MessageContent::Template { name, language, variables, .. } = &message.content
+            && let Some(template) = self.store.find_template(account, name, language).await?
+        {
+            check_template_variables(&template, variables)?;
+        }
         let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
         Ok(Prepared { contact, route, message, new_recipient })
     }
@@ -401,6 +472,30 @@ impl Crm {
             error: Some(error),
         };
         self.update_status(account, message, update).await
+    }
+
+    /// The contact's customer-service window on each of the account's
+    /// enabled channels: whether a free-form message may go out now and
+    /// until when ([`Error::NotFound`] for an unknown contact).
+    pub async fn contact_windows(&self, account: AccountId, contact_id: ContactId) -> Result<ContactWindows> {
+        let contact = self.store.get_contact(account, contact_id).await?;
+        let now = self.now();
+        let mut channels = Vec::new();
+        for c in self.store.list_channels(account).await?.into_iter().filter(|c| c.enabled) {
+            let window = self.channels.messenger(&c).await?.capabilities().customer_service_window;
+            let (open, closes_at) = match window {
+                Some(w) => window_state(contact.last_inbound_at, w, now),
+                None => (true, None),
+            };
+            channels.push(ChannelWindow {
+                channel_id: c.id,
+                kind: c.kind.clone(),
+                window_secs: window.map(|w| w.as_secs()),
+                open,
+                closes_at,
+            });
+        }
+        Ok(ContactWindows { contact_id, last_inbound_at: contact.last_inbound_at, channels })
     }
 
     /// Renders template `name`/`language` for a contact (strictly: every

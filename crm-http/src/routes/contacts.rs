@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crm_core::{
-    Contact, ContactId, ContactPatch, ContactQuery, ContactSearch, LeadStage, Message, NewContact, Page, PageRequest,
-    Role, Tag,
+    Contact, ContactId, ContactPatch, ContactQuery, ContactSearch, ContactWindows, LeadStage, Message, NewContact,
+    Page, PageRequest, Role, Tag,
 };
 
 use crate::auth::Principal;
@@ -24,6 +24,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_contact, update_contact, delete_contact))
         .routes(routes!(add_tags, remove_tags))
         .routes(routes!(contact_thread))
+        .routes(routes!(contact_windows))
 }
 
 /// Filters and page of a contact list.
@@ -180,4 +181,18 @@ async fn contact_thread(
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Message>>> {
     Ok(Json(state.crm().list_thread(principal.account_id, id, &p.page()?).await?))
+}
+
+/// The contact's customer-service window on each channel: whether a
+/// free-form message can be sent now (WhatsApp Cloud: within 24 hours of the
+/// contact's last message; outside it only templates go out) and until when.
+#[utoipa::path(get, path = "/contacts/{id}/window", tag = "contacts",
+    params(("id" = ContactId, Path)),
+    responses((status = 200, body = ContactWindows), (status = 404, body = Problem)), security(("api_key" = [])))]
+async fn contact_windows(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<ContactId>,
+) -> ApiResult<Json<ContactWindows>> {
+    Ok(Json(state.crm().contact_windows(principal.account_id, id).await?))
 }

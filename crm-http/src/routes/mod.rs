@@ -7,4 +7,6 @@ pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod system;
 pub(crate) mod templates;
+#[cfg(feature = "whatsapp-cloud")]
+pub(crate) mod whatsapp;
 pub(crate) mod workers;

@@ -17,3 +17,5 @@ mod ratelimit;
 mod system;
 mod templates;
 mod tenancy;
+#[cfg(feature = "whatsapp-cloud")]
+mod whatsapp;
