@@ -65,7 +65,9 @@ pub use domain::message::{
     MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
 };
 pub use domain::phone::Phone;
-pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
+pub use domain::template::{
+    MAX_RENDER_PREVIEW, NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict,
+};
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, TemplateId, UserId};

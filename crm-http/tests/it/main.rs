@@ -12,6 +12,7 @@ mod cli;
 mod contacts;
 mod e2e;
 mod errors;
+mod hardening;
 mod messages;
 mod ratelimit;
 mod system;

@@ -1,0 +1,95 @@
+//! Issue #7: bounds on what grows from input, content rules, data exposure
+//! and authentication hardening. One test per finding.
+
+use crm_core::Role;
+use serde_json::json;
+
+use crate::helpers::{Harness, create_contact, create_template, id};
+
+/// 819 placeholders (4,095 characters, a valid body) times a 100 kB value
+/// would be an 82 MB preview: refused with 422 naming the limit.
+#[tokio::test]
+async fn render_refuses_output_past_the_preview_limit_with_422() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let agent = h.key(a, Role::Agent).await;
+    let t = create_template(&h.api, &admin, "amplifier", &"{{a}}".repeat(819)).await;
+    let path = format!("/api/v1/templates/{}/render", id(&t));
+    for mode in ["strict", "lenient"] {
+        let p = h
+            .api
+            .post(&path)
+            .bearer(&agent)
+            .json(json!({ "variables": { "a": "x".repeat(100_000) }, "mode": mode }))
+            .send()
+            .await
+            .problem(422, "validation");
+        assert_eq!(p["field"], "variables", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("16384 characters"), "names the limit: {p}");
+    }
+    // Right at the limit it renders.
+    let r = h
+        .api
+        .post(&path)
+        .bearer(&agent)
+        .json(json!({ "variables": { "a": "y".repeat(20) } }))
+        .send()
+        .await
+        .ok_json(200);
+    assert_eq!(r["rendered"].as_str().unwrap().len(), 819 * 20);
+}
+
+#[tokio::test]
+async fn viewers_cannot_render_templates() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let viewer = h.key(a, Role::Viewer).await;
+    let t = create_template(&h.api, &admin, "hello", "Oi {{name}}").await;
+    h.api
+        .post(&format!("/api/v1/templates/{}/render", id(&t)))
+        .bearer(&viewer)
+        .json(json!({ "variables": { "name": "Ana" } }))
+        .send()
+        .await
+        .problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_template_send_past_the_whatsapp_body_limit_is_422() {
+    let h = Harness::memory().await;
+    let (_, token) = h.account(Role::Admin).await;
+    let contact = create_contact(&h.api, &token, "Ana", 1).await;
+    create_template(&h.api, &token, "amplifier", &"{{a}}".repeat(819)).await;
+    let p = h
+        .api
+        .post("/api/v1/messages")
+        .bearer(&token)
+        .json(json!({ "contact_id": id(&contact), "template": { "name": "amplifier", "variables": { "a": "x".repeat(6) } } }))
+        .send()
+        .await
+        .problem(422, "validation");
+    assert_eq!(p["field"], "variables", "refused while rendering, not after: {p}");
+    assert!(p["detail"].as_str().unwrap().contains("4096 characters"), "names the limit: {p}");
+}
+
+/// Free text labelled as a template is refused: the template must be stored
+/// and the text must be what the service renders from it.
+#[tokio::test]
+async fn template_content_must_be_a_stored_template_rendered_by_the_service() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let agent = h.key(a, Role::Agent).await;
+    let cid = id(&create_contact(&h.api, &admin, "Ana", 1).await);
+    create_template(&h.api, &admin, "order_ready", "Oi {{first_name}}, pedido {{order}}").await;
+    let send = |content: serde_json::Value| {
+        let body = json!({ "contact_id": cid, "content": content });
+        let (api, agent) = (&h.api, &agent);
+        async move { api.post("/api/v1/messages").bearer(agent).json(body).send().await }
+    };
+    let template = |name: &str, rendered: &str| json!({ "type": "template", "name": name, "language": "pt_BR", "variables": { "order": "#1" }, "rendered": rendered });
+    send(template("x", "<any text>")).await.problem(404, "not-found");
+    let p = send(template("order_ready", "<any text>")).await.problem(422, "validation");
+    assert_eq!(p["field"], "content.rendered", "{p}");
+    let ok = send(template("order_ready", "Oi Ana, pedido #1")).await.ok_json(202);
+    assert_eq!(ok["content"]["rendered"], "Oi Ana, pedido #1");
+}
