@@ -93,3 +93,22 @@ async fn template_content_must_be_a_stored_template_rendered_by_the_service() {
     let ok = send(template("order_ready", "Oi Ana, pedido #1")).await.ok_json(202);
     assert_eq!(ok["content"]["rendered"], "Oi Ana, pedido #1");
 }
+
+/// Made-up methods on an unknown path add one `other`/`unmatched` series,
+/// not one per method.
+#[tokio::test]
+async fn metrics_labels_come_from_a_closed_set() {
+    let h = Harness::memory().await;
+    let lines = |text: String| text.lines().filter(|l| l.starts_with("crm_http_")).count();
+    h.api.call(axum::http::Method::from_bytes(b"RND0").unwrap(), "/nope").send().await;
+    let before = lines(h.api.get("/metrics").send().await.text());
+    for i in 1..50 {
+        let method = axum::http::Method::from_bytes(format!("RND{i}").as_bytes()).unwrap();
+        h.api.call(method, &format!("/nope/{i}")).send().await;
+    }
+    let text = h.api.get("/metrics").send().await.text();
+    assert!(!text.contains("RND"), "{text}");
+    assert!(text.contains("method=\"other\",route=\"unmatched\""), "{text}");
+    // Only the /metrics request itself may add its own series.
+    assert!(lines(text) <= before + 16, "label set grew with made-up methods");
+}
