@@ -112,3 +112,44 @@ async fn metrics_labels_come_from_a_closed_set() {
     // Only the /metrics request itself may add its own series.
     assert!(lines(text) <= before + 16, "label set grew with made-up methods");
 }
+
+/// PostgreSQL refuses NUL in text and jsonb (a 503 and an error log per
+/// request): every string input is refused at validation, bodies and
+/// queries alike.
+pub async fn nul_characters_are_refused_everywhere(h: &Harness) {
+    let (a, token) = h.account(Role::Admin).await;
+    let cid = id(&create_contact(&h.api, &token, "Ana", 1).await);
+    create_template(&h.api, &token, "hello", "Oi {{name}}").await;
+    for query in ["/api/v1/contacts?search=an%00a", "/api/v1/contacts?tag=v%00ip"] {
+        let p = h.api.get(query).bearer(&token).send().await.problem(422, "validation");
+        assert_eq!(p["field"], "query", "{p}");
+    }
+    let bodies = [
+        ("/api/v1/messages", json!({ "contact_id": cid, "template": { "name": "hel\u{0}lo" } })),
+        ("/api/v1/messages", json!({ "contact_id": cid, "template": { "name": "hello", "language": "pt\u{0}BR" } })),
+        ("/api/v1/templates", json!({ "name": "x", "language": "p\u{0}", "body": "x" })),
+        ("/api/v1/contacts", json!({ "name": "Bia", "phone": "+5511987650002", "metadata": { "k\u{0}": 1 } })),
+        ("/api/v1/contacts", json!({ "name": "B\u{0}ia", "phone": "+5511987650003" })),
+    ];
+    for (path, body) in bodies {
+        let p = h.api.post(path).bearer(&token).json(body).send().await.problem(422, "validation");
+        assert_eq!(p["field"], "body", "{p}");
+    }
+    let (s, l) = ("hel\u{0}lo", "pt_BR");
+    let err = h.crm().render_template_for(a, cid.parse().unwrap(), s, l, Default::default());
+    assert!(matches!(err.await, Err(crm_core::Error::Validation { .. })), "checked before the lookup");
+    let err = crm_core::ContactSearch::parse("an\u{0}a").unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_in_memory() {
+    nul_characters_are_refused_everywhere(&Harness::memory().await).await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_on_postgres() {
+    let Some(h) = Harness::postgres("nul_characters_are_refused_on_postgres").await else { return };
+    nul_characters_are_refused_everywhere(&h).await;
+    h.stop().await;
+}
