@@ -113,6 +113,38 @@ async fn metrics_labels_come_from_a_closed_set() {
     assert!(lines(text) <= before + 16, "label set grew with made-up methods");
 }
 
+/// `user.created` carries e-mails and roles, `api_key.created` key names and
+/// prefixes: below admin (who may read `/users` and `/api-keys`) they are
+/// redacted to the entity's id; the events stay, so cursors do not move.
+#[tokio::test]
+async fn events_are_redacted_for_roles_that_cannot_read_users_and_keys() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let viewer = h.key(a, Role::Viewer).await;
+    h.api
+        .post("/api/v1/users")
+        .bearer(&admin)
+        .json(json!({ "email": "bia@example.com", "name": "Bia", "role": "agent", "password": "long enough" }))
+        .send()
+        .await
+        .expect(201);
+    h.api.post("/api/v1/api-keys").bearer(&admin).json(json!({ "name": "zapier-prod" })).send().await.expect(201);
+    let events = |token: String| {
+        let api = h.api.clone();
+        async move { api.get("/api/v1/events?limit=1000").bearer(&token).send().await.ok_json(200) }
+    };
+    let seen = events(viewer).await;
+    let text = seen.to_string();
+    assert!(!text.contains("bia@example.com") && !text.contains("zapier-prod"), "{seen}");
+    let items = seen["items"].as_array().unwrap();
+    let user = items.iter().find(|e| e["type"] == "user.created").expect("the event is listed");
+    assert_eq!(user["payload"]["redacted"], true, "{user}");
+    assert!(user["payload"]["id"].is_string(), "{user}");
+    let full = events(admin).await;
+    assert_eq!(full["items"].as_array().unwrap().len(), items.len());
+    assert!(full.to_string().contains("bia@example.com") && full.to_string().contains("zapier-prod"));
+}
+
 /// PostgreSQL refuses NUL in text and jsonb (a 503 and an error log per
 /// request): every string input is refused at validation, bodies and
 /// queries alike.
