@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::{
     Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
-    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, StatusUpdate,
-    Template, TemplateId, User, UserId,
+    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role,
+    StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -52,13 +52,16 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// Keys of the account (revoked ones included), by id.
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>>;
 
-    /// Sets `revoked_at` and records `event`. [`Error::NotFound`] when the key is
-    /// missing or in another account; revoking a revoked key keeps the first
-    /// time, writes no event and returns the key.
+    /// Sets `revoked_at` and records `event`, when the key's role is at most
+    /// `up_to` (the caller's role: nobody revokes a more powerful key), in one
+    /// statement. [`Error::NotFound`] when the key is missing or in another
+    /// account, [`Error::Forbidden`] when its role is above `up_to`; revoking
+    /// a revoked key keeps the first time, writes no event and returns the key.
     async fn revoke_api_key(
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey>;
@@ -401,4 +404,9 @@ pub fn check_consumer_name(name: &str) -> Result<()> {
         return Err(crate::Error::validation("consumer", "must be 1 to 64 of a-z, 0-9, _ . -"));
     }
     Ok(())
+}
+
+/// [`AccountStore::revoke_api_key`]'s refusal of a key above the caller's role.
+pub fn revoke_forbidden(key_role: Role) -> Error {
+    Error::Forbidden { reason: format!("revoking this key needs the {} role", key_role.as_str()) }
 }

@@ -66,13 +66,20 @@ impl Crm {
         Ok((key, token))
     }
 
-    /// Revokes a key (`api_key.revoked`). In this process the key stops
-    /// working at once (its cache entry is dropped); other processes with a
-    /// key cache notice within their cache lifetime.
+    /// Revokes a key of any role (`api_key.revoked`): see
+    /// [`Crm::revoke_api_key_up_to`].
     pub async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<ApiKey> {
+        self.revoke_api_key_up_to(account, id, Role::Owner).await
+    }
+
+    /// Revokes a key (`api_key.revoked`) in one statement, unless its role is
+    /// above `up_to` (the caller's role; [`Error::Forbidden`]). In this
+    /// process the key stops working at once (its cache entry is dropped);
+    /// other processes with a key cache notice within their cache lifetime.
+    pub async fn revoke_api_key_up_to(&self, account: AccountId, id: ApiKeyId, up_to: Role) -> Result<ApiKey> {
         let now = self.now();
         let event = self.event(account, EventType::API_KEY_REVOKED, &json!({ "id": id, "revoked_at": now }));
-        let key = self.store.revoke_api_key(account, id, now, &event).await?;
+        let key = self.store.revoke_api_key(account, id, up_to, now, &event).await?;
         self.keys.forget(&key.prefix);
         Ok(key)
     }

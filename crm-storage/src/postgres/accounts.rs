@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crm_core::ports::store::check_event_account;
-use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, User, UserId};
+use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, Role, User, UserId};
 
 use super::{PgStore, Tx, append, commit};
 use crate::error::db;
-use crate::rows::accounts::api_key_row;
+use crate::rows::accounts::{REVOKE_API_KEY, api_key_row, role_rank, unrevoked};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -100,20 +100,20 @@ impl AccountStore for PgStore {
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey> {
         check_event_account(account, event)?;
         let mut tx = self.write().await?;
-        let revoked = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL RETURNING *",
-        )
-        .bind(at)
-        .bind(id.into_uuid())
-        .bind(account.into_uuid())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db("revoking an API key", e))?;
+        let revoked = sqlx::query(REVOKE_API_KEY)
+            .bind(at)
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .bind(role_rank(up_to))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("revoking an API key", e))?;
         if let Some(row) = revoked {
             let key = api_key_row(&row)?;
             append(&mut tx, event).await?;
@@ -127,8 +127,8 @@ impl AccountStore for PgStore {
             .await
             .map_err(|e| db("reading an API key", e))?
             .map(|r| api_key_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("api_key"))
+            .transpose()
+            .and_then(|found| unrevoked(found, up_to))
     }
 }
 

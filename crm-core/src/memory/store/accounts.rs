@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
 use crate::ports::store::check_event_account;
-use crate::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, User, UserId};
+use crate::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, Role, User, UserId};
 
 #[async_trait]
 impl AccountStore for MemoryStore {
@@ -79,6 +79,7 @@ impl AccountStore for MemoryStore {
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey> {
@@ -86,6 +87,9 @@ impl AccountStore for MemoryStore {
         let mut s = self.lock();
         s.ensure_new(event)?;
         let key = s.api_keys.get_mut(&id).filter(|k| k.account_id == account).ok_or(Error::not_found("api_key"))?;
+        if !up_to.includes(key.role) {
+            return Err(crate::ports::store::revoke_forbidden(key.role));
+        }
         if key.revoked_at.is_some() {
             return Ok(key.clone());
         }

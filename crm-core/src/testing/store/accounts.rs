@@ -61,16 +61,25 @@ pub async fn api_keys(store: Arc<dyn Store>) {
     let err = store.create_api_key(&clash, &ev(b, EventType::API_KEY_CREATED)).await.expect_err("dup prefix");
     assert!(is_conflict(&err), "[api_keys] prefix is unique, got {err}");
 
-    let err = store.revoke_api_key(b, key.id, now(), &ev(b, EventType::API_KEY_REVOKED)).await.expect_err("x");
+    let err =
+        store.revoke_api_key(b, key.id, Role::Owner, now(), &ev(b, EventType::API_KEY_REVOKED)).await.expect_err("x");
     assert!(is_not_found(&err), "[api_keys] revoking another account's key is NotFound");
 
     let before = event_count(&store, a).await;
+    let err = store.revoke_api_key(a, key.id, Role::Agent, now(), &ev(a, EventType::API_KEY_REVOKED)).await;
+    assert!(
+        matches!(err, Err(crate::Error::Forbidden { .. })),
+        "[api_keys] revoking a key above up_to is Forbidden, got {err:?}"
+    );
+    assert_eq!(event_count(&store, a).await, before, "[api_keys] a refused revoke writes no event");
     let at = now();
-    let revoked = store.revoke_api_key(a, key.id, at, &ev(a, EventType::API_KEY_REVOKED)).await.expect("revoke");
+    let revoked =
+        store.revoke_api_key(a, key.id, Role::Owner, at, &ev(a, EventType::API_KEY_REVOKED)).await.expect("revoke");
     assert_eq!(revoked.revoked_at, Some(at), "[api_keys] revoked_at set");
     assert_eq!(event_count(&store, a).await, before + 1, "[api_keys] revoke writes its event");
     let later = at + chrono::Duration::seconds(5);
-    let again = store.revoke_api_key(a, key.id, later, &ev(a, EventType::API_KEY_REVOKED)).await.expect("again");
+    let again =
+        store.revoke_api_key(a, key.id, Role::Owner, later, &ev(a, EventType::API_KEY_REVOKED)).await.expect("again");
     assert_eq!(again.revoked_at, Some(at), "[api_keys] second revoke keeps the first time");
     assert_eq!(event_count(&store, a).await, before + 1, "[api_keys] second revoke writes no event");
     let listed = store.list_api_keys(a).await.expect("list");
