@@ -82,4 +82,6 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
     Store, TemplateStore,
 };
-pub use service::{Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued, SendRequest};
+pub use service::{
+    Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, Queued, SendRequest,
+};

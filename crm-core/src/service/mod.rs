@@ -25,6 +25,7 @@ mod messages;
 mod sending;
 mod templates;
 
+pub use contacts::MAX_IMPORT_BATCH;
 pub use messages::{Inbound, InboundMessage};
 pub use sending::{DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest};
 

@@ -143,7 +143,7 @@ enum ContactsCommand {
         /// Country code for phones written without one (e.g. 55 for Brazil).
         #[arg(long, default_value = "55")]
         default_country: String,
-        /// Rows per batch.
+        /// Rows per batch (1 to 10,000).
         #[arg(long, default_value_t = 1000)]
         batch: usize,
         /// Batches written at once (each in its own transaction); with 1, a
@@ -277,9 +277,12 @@ async fn contacts(config: Config, command: ContactsCommand) -> crm_core::Result<
     crm.store().get_account(account).await?;
     let report =
         crm_http::import::import_csv_with(&crm, account, &file, &default_country, batch.max(1), jobs, true).await?;
-    println!("imported {} contact(s); rejected {}", report.imported, report.rejected.len());
+    println!("imported {} contact(s); rejected {}", report.imported, report.rejected_total());
     for r in &report.rejected {
         println!("  line {}: {}", r.line, r.reason);
+    }
+    if report.rejected_unlisted > 0 {
+        println!("  … and {} more rejected line(s), not listed", report.rejected_unlisted);
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 use crm_core::Role;
 use serde_json::json;
 
-use crate::helpers::{Harness, create_contact, create_template, id};
+use crm_http::import::{MAX_LISTED_REJECTIONS, MAX_ROW_BYTES, import_csv_with};
+
+use crate::helpers::{Harness, create_contact, create_template, id, temp_dir};
 
 /// 819 placeholders (4,095 characters, a valid body) times a 100 kB value
 /// would be an 82 MB preview: refused with 422 naming the limit.
@@ -184,4 +186,55 @@ async fn nul_characters_are_refused_on_postgres() {
     let Some(h) = Harness::postgres("nul_characters_are_refused_on_postgres").await else { return };
     nul_characters_are_refused_everywhere(&h).await;
     h.stop().await;
+}
+
+/// A hostile CSV of one huge quoted field stops the import at the row
+/// limit instead of reading the field into memory.
+#[tokio::test]
+async fn import_refuses_a_row_longer_than_the_limit() {
+    let h = Harness::memory().await;
+    let (a, _) = h.account(Role::Admin).await;
+    let file = temp_dir("long-row").join("long.csv");
+    let huge = "x".repeat(4 << 20);
+    std::fs::write(&file, format!("name,phone\nAna,+5511987650001\n\"{huge}\",+5511987650002\n")).unwrap();
+    let err = import_csv_with(h.crm(), a, &file, "55", 1, 1, false).await.unwrap_err();
+    match err {
+        crm_core::Error::Validation { field, reason } => {
+            assert_eq!(field, "file");
+            assert!(reason.contains(&format!("longer than {MAX_ROW_BYTES} bytes")), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The batch before the long row was stored.
+    assert_eq!(h.crm().list_contacts(a, &Default::default()).await.unwrap().items.len(), 1);
+}
+
+/// Rejected rows are listed up to a bound and counted beyond it.
+#[tokio::test]
+async fn import_lists_a_bounded_number_of_rejections() {
+    let h = Harness::memory().await;
+    let (a, _) = h.account(Role::Admin).await;
+    let file = temp_dir("rejections").join("bad.csv");
+    let rows: String = (0..MAX_LISTED_REJECTIONS + 500).map(|i| format!("Ana {i},not a phone\n")).collect();
+    std::fs::write(&file, format!("name,phone\n{rows}")).unwrap();
+    let report = import_csv_with(h.crm(), a, &file, "55", 1000, 2, false).await.unwrap();
+    assert_eq!(report.imported, 0);
+    assert_eq!(report.rejected.len(), MAX_LISTED_REJECTIONS);
+    assert_eq!(report.rejected_unlisted, 500);
+    assert_eq!(report.rejected_total(), MAX_LISTED_REJECTIONS + 500);
+}
+
+/// A batch is one transaction held in memory: its size is bounded, in the
+/// service and in the CSV import.
+#[tokio::test]
+async fn import_batches_are_bounded() {
+    let h = Harness::memory().await;
+    let (a, _) = h.account(Role::Admin).await;
+    let rows = vec![crm_core::NewContact::default(); crm_core::MAX_IMPORT_BATCH + 1];
+    let err = h.crm().import_contacts(a, rows).await.unwrap_err();
+    assert!(matches!(&err, crm_core::Error::Validation { field, .. } if field == "contacts"), "{err:?}");
+    let file = temp_dir("batch").join("ok.csv");
+    std::fs::write(&file, "name,phone\nAna,+5511987650001\n").unwrap();
+    let err = import_csv_with(h.crm(), a, &file, "55", crm_core::MAX_IMPORT_BATCH + 1, 1, false).await.unwrap_err();
+    assert!(matches!(&err, crm_core::Error::Validation { field, .. } if field == "batch"), "{err:?}");
 }
