@@ -83,8 +83,12 @@ pub trait ContactStore: Send + Sync + Debug + 'static {
     /// stale or the new phone belongs to another contact of the account.
     async fn update_contact(&self, contact: &Contact, event: &Event) -> Result<Contact>;
 
-    /// Deletes a contact with its messages and records `event`.
-    /// [`Error::NotFound`] when missing.
+    /// Deletes a contact with its messages and records `event`, and erases
+    /// the contact's personal data from the account's event log in the same
+    /// transaction: every event that [`erased_payload`] finds carrying the
+    /// contact gets that payload (ids only), so outbox deliveries still
+    /// queued, dead letters and `/events` readers see no name, phone, e-mail
+    /// or message text of it. [`Error::NotFound`] when missing.
     async fn delete_contact(&self, account: AccountId, id: ContactId, event: &Event) -> Result<()>;
 
     /// One contact; [`Error::NotFound`] when missing.
@@ -409,4 +413,35 @@ pub fn check_consumer_name(name: &str) -> Result<()> {
 /// [`AccountStore::revoke_api_key`]'s refusal of a key above the caller's role.
 pub fn revoke_forbidden(key_role: Role) -> Error {
     Error::Forbidden { reason: format!("revoking this key needs the {} role", key_role.as_str()) }
+}
+
+/// The payload an event keeps after contact `contact` is erased, when the
+/// event carries it (`contact.*` events whose `id` is the contact; events
+/// whose `contact_id`, `contact.id` or `message.contact_id` is); `None` for
+/// every other event. Only ids, the message status and `"redacted": true`
+/// are kept: the event, its type, time and order stay, so cursors, counts
+/// and the dispatcher (which reads `message.id`, and finds the message
+/// gone) work as before.
+pub fn erased_payload(event_type: &str, payload: &serde_json::Value, contact: ContactId) -> Option<serde_json::Value> {
+    let cid = contact.to_string();
+    let is = |v: &serde_json::Value| v.as_str() == Some(cid.as_str());
+    let carries = (event_type.starts_with("contact.") && is(&payload["id"]))
+        || is(&payload["contact_id"])
+        || is(&payload["contact"]["id"])
+        || is(&payload["message"]["contact_id"]);
+    if !carries {
+        return None;
+    }
+    let mut kept = serde_json::Map::new();
+    kept.insert("contact_id".into(), serde_json::Value::String(cid.clone()));
+    kept.insert("redacted".into(), serde_json::Value::Bool(true));
+    for key in ["id", "message_id", "status"] {
+        if let Some(v) = payload.get(key).filter(|v| v.is_string()) {
+            kept.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(id) = payload["message"].get("id").filter(|v| v.is_string()) {
+        kept.insert("message".into(), serde_json::json!({ "id": id, "contact_id": cid }));
+    }
+    Some(serde_json::Value::Object(kept))
 }

@@ -238,3 +238,35 @@ async fn import_batches_are_bounded() {
     let err = import_csv_with(h.crm(), a, &file, "55", crm_core::MAX_IMPORT_BATCH + 1, 1, false).await.unwrap_err();
     assert!(matches!(&err, crm_core::Error::Validation { field, .. } if field == "batch"), "{err:?}");
 }
+
+/// LGPD/GDPR erasure: after `DELETE /contacts/{id}` the event log (and so
+/// every queued delivery of it) holds the contact's ids, not its name,
+/// phone or messages.
+#[tokio::test]
+async fn deleting_a_contact_erases_it_from_the_event_log() {
+    let h = Harness::memory().await;
+    let (_, token) = h.account(Role::Admin).await;
+    let contact = h
+        .api
+        .post("/api/v1/contacts")
+        .bearer(&token)
+        .json(json!({ "name": "Maria Sigilo", "phone": "+55 11 91234-5678", "email": "maria.sigilo@example.com" }))
+        .send()
+        .await
+        .ok_json(201);
+    let cid = id(&contact);
+    h.api
+        .post("/api/v1/messages")
+        .bearer(&token)
+        .json(json!({ "contact_id": cid, "text": "Seu exame deu positivo" }))
+        .send()
+        .await
+        .expect(202);
+    h.api.delete(&format!("/api/v1/contacts/{cid}")).bearer(&token).send().await.expect(204);
+    let events = h.api.get("/api/v1/events?limit=1000").bearer(&token).send().await.ok_json(200);
+    let text = events.to_string();
+    for secret in ["Maria Sigilo", "maria.sigilo", "91234", "exame"] {
+        assert!(!text.contains(secret), "{secret:?} outlives the deletion: {events}");
+    }
+    assert!(text.contains(&cid), "the contact's id is kept");
+}
