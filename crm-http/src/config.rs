@@ -100,6 +100,13 @@ pub struct Config {
     /// send). A channel created, changed or deleted through this process is
     /// read again at once; a change made elsewhere is seen within this long.
     pub channel_cache_secs: u64,
+    /// Proxy hops in front of the server whose `Forwarded` /
+    /// `X-Forwarded-For` entries are believed for the client address used by
+    /// the per-IP limits (`CRM_TRUSTED_PROXIES`, default 0: none, the socket
+    /// peer is the client). Set it to the number of proxies every request
+    /// passes (1 behind one load balancer), and make sure clients cannot
+    /// reach the server around them.
+    pub trusted_proxies: usize,
 }
 
 impl fmt::Debug for Config {
@@ -145,6 +152,7 @@ impl Default for Config {
             send_deadline_secs: 24 * 3600,
             api_key_cache_secs: 5,
             channel_cache_secs: 5,
+            trusted_proxies: 0,
         }
     }
 }
@@ -321,6 +329,12 @@ impl Config {
         if let Some(n) = num("CRM_RATE_LIMIT_PER_IP_PER_MINUTE")? {
             self.rate_limit.per_ip_per_minute =
                 u32::try_from(n).map_err(|_| bad("CRM_RATE_LIMIT_PER_IP_PER_MINUTE", "too large"))?;
+        }
+        if let Some(n) = num("CRM_TRUSTED_PROXIES")? {
+            self.trusted_proxies = usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= 16)
+                .ok_or_else(|| bad("CRM_TRUSTED_PROXIES", "must be 0 to 16"))?;
         }
         if let Some(n) = num("CRM_SESSION_TTL_MINUTES")? {
             self.session_ttl_minutes = u32::try_from(n).map_err(|_| bad("CRM_SESSION_TTL_MINUTES", "too large"))?;

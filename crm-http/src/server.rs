@@ -234,6 +234,7 @@ impl ServerBuilder {
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             cors_origins: config.cors_origins.clone(),
+            trusted_proxies: config.trusted_proxies,
         };
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })

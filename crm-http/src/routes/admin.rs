@@ -206,8 +206,12 @@ async fn revoke_api_key(
 /// Exchange e-mail and password for a short-lived bearer token (stored hashed,
 /// like an API key, and expiring after the configured session lifetime).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
-    responses((status = 200, body = Session), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = Session), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Json<Session>> {
+    // An address that cannot be a user's is refused before any work (no
+    // user can have it, so the answer reveals nothing).
+    let email = crm_core::Email::parse(&body.email).map_err(|_| crm_core::Error::Unauthorized)?;
+    crate::auth::throttle_login(&state, &email).await?;
     let crm = state.crm().clone();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || {

@@ -270,3 +270,121 @@ async fn deleting_a_contact_erases_it_from_the_event_log() {
     }
     assert!(text.contains(&cid), "the contact's id is kept");
 }
+
+/// A limiter whose backend is down (Redis unreachable).
+#[derive(Debug)]
+struct DownLimiter;
+
+#[async_trait::async_trait]
+impl crm_core::RateLimiter for DownLimiter {
+    async fn check_n(&self, _: &str, _: &crm_core::Quota, _: u32) -> crm_core::Result<crm_core::Decision> {
+        Err(crm_core::Error::storage("redis: connection refused", true, std::io::Error::other("down")))
+    }
+}
+
+/// Login fails closed (503 with Retry-After) while the limiter is down, so
+/// password guessing does not become unlimited; API keys fail open.
+#[tokio::test]
+async fn login_fails_closed_when_the_limiter_is_down() {
+    let h = Harness::memory().await;
+    let (a, token) = h.account(Role::Admin).await;
+    h.crm().create_user(a, "ana@example.com", "Ana", Role::Agent, "long enough").await.unwrap();
+    let state = crm_http::AppState::new(
+        h.crm().clone(),
+        std::sync::Arc::new(DownLimiter),
+        Vec::new(),
+        crm_http::Settings::default(),
+    );
+    let api = crate::helpers::Api::router(state);
+    let r = api
+        .post("/api/v1/auth/login")
+        .peer("10.0.0.1:5000")
+        .json(json!({ "email": "ana@example.com", "password": "long enough" }))
+        .send()
+        .await;
+    r.problem(503, "unavailable");
+    assert!(r.header("retry-after").is_some());
+    api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
+}
+
+/// Attempts on one e-mail are throttled whichever addresses they come from.
+#[tokio::test]
+async fn login_attempts_per_email_are_throttled_across_addresses() {
+    let h = Harness::memory().await;
+    let (a, _) = h.account(Role::Admin).await;
+    h.crm().create_user(a, "ana@example.com", "Ana", Role::Agent, "long enough").await.unwrap();
+    let login = |peer: String, email: &'static str, password: &'static str| {
+        let api = h.api.clone();
+        async move {
+            api.post("/api/v1/auth/login")
+                .peer(&peer)
+                .json(json!({ "email": email, "password": password }))
+                .send()
+                .await
+        }
+    };
+    for i in 0..crm_http::LOGIN_TRIES_PER_MINUTE {
+        login(format!("10.1.0.{i}:5000"), "ana@example.com", "wrong").await.problem(401, "unauthorized");
+    }
+    let r = login("10.2.0.1:5000".into(), "ANA@example.com", "long enough").await;
+    r.problem(429, "rate-limited");
+    assert!(r.header("retry-after").is_some());
+    login("10.2.0.2:5000".into(), "bia@example.com", "wrong").await.problem(401, "unauthorized");
+    // The minute tier refills; the hour tier keeps counting (stepped backoff).
+    h.clock.as_ref().unwrap().advance(std::time::Duration::from_secs(60));
+    login("10.2.0.3:5000".into(), "ana@example.com", "long enough").await.expect(200);
+}
+
+/// Behind one trusted proxy, clients are told apart by the address it
+/// forwards; with none trusted (the default) the header is ignored, so a
+/// client cannot pick its own bucket. IPv6 clients share their /64.
+#[tokio::test]
+async fn login_buckets_follow_trusted_proxies_and_ipv6_prefixes() {
+    let login = |api: crate::helpers::Api, peer: &'static str, forwarded: &'static str| async move {
+        api.post("/api/v1/auth/login")
+            .peer(peer)
+            .header("x-forwarded-for", forwarded)
+            .json(json!({ "email": "nobody@example.com", "password": "whatever" }))
+            .send()
+            .await
+            .status
+            .as_u16()
+    };
+    let behind = Harness::memory_with(
+        crate::helpers::settings(|s| {
+            s.per_ip_per_minute = 1;
+            s.trusted_proxies = 1;
+        }),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(login(behind.api.clone(), "10.0.0.9:1", "203.0.113.1").await, 401);
+    assert_eq!(login(behind.api.clone(), "10.0.0.9:2", "203.0.113.2").await, 401, "another client, same proxy");
+    assert_eq!(login(behind.api.clone(), "10.0.0.9:3", "6.6.6.6, 203.0.113.1").await, 429, "spoofed hops ignored");
+
+    let direct = Harness::memory_with(crate::helpers::settings(|s| s.per_ip_per_minute = 1), Vec::new()).await;
+    assert_eq!(login(direct.api.clone(), "10.0.0.9:1", "203.0.113.1").await, 401);
+    assert_eq!(login(direct.api.clone(), "10.0.0.9:2", "203.0.113.2").await, 429, "the header is not believed");
+    assert_eq!(login(direct.api.clone(), "[2001:db8:1:2::1]:1", "").await, 401);
+    assert_eq!(login(direct.api.clone(), "[2001:db8:1:2:ffff::9]:1", "").await, 429, "same /64, same bucket");
+    assert_eq!(login(direct.api.clone(), "[2001:db8:1:3::1]:1", "").await, 401);
+}
+
+/// Bogus tokens are counted per address: past the per-IP quota the address
+/// gets 429 without a lookup (even with a valid key) until it refills.
+#[tokio::test]
+async fn failed_authentications_are_throttled_per_address() {
+    let h = Harness::memory_with(crate::helpers::settings(|s| s.per_ip_per_minute = 3), Vec::new()).await;
+    let (_, token) = h.account(Role::Admin).await;
+    let call = |peer: &'static str, token: String| {
+        let api = h.api.clone();
+        async move { api.get("/api/v1/contacts").peer(peer).bearer(&token).send().await }
+    };
+    let bogus = || format!("crm_{}_{}", "a".repeat(12), "b".repeat(43));
+    for _ in 0..3 {
+        call("10.3.0.1:1", bogus()).await.problem(401, "unauthorized");
+    }
+    call("10.3.0.1:1", bogus()).await.problem(429, "rate-limited");
+    call("10.3.0.1:1", token.clone()).await.problem(429, "rate-limited");
+    call("10.3.0.2:1", token.clone()).await.expect(200);
+}
