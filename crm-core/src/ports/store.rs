@@ -28,6 +28,12 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// Stores a new account and its `event`.
     async fn create_account(&self, account: &Account, event: &Event) -> Result<()>;
 
+    /// Stores a new account and its first API key (`key` belongs to
+    /// `account`) with their events (`account.created`, then
+    /// `api_key.created`) in one transaction: both or neither.
+    /// [`Error::Conflict`] when the account id or the key's prefix is taken.
+    async fn create_account_with_key(&self, account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()>;
+
     /// The account; [`Error::NotFound`] when missing.
     async fn get_account(&self, id: AccountId) -> Result<Account>;
 
@@ -444,4 +450,15 @@ pub fn erased_payload(event_type: &str, payload: &serde_json::Value, contact: Co
         kept.insert("message".into(), serde_json::json!({ "id": id, "contact_id": cid }));
     }
     Some(serde_json::Value::Object(kept))
+}
+
+/// [`AccountStore::create_account_with_key`]'s argument checks: both events
+/// and the key belong to the account.
+pub fn check_account_with_key(account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()> {
+    check_event_account(account.id, &events[0])?;
+    check_event_account(account.id, &events[1])?;
+    if key.account_id != account.id {
+        return Err(Error::validation("key", "must belong to the new account"));
+    }
+    Ok(())
 }

@@ -15,6 +15,26 @@ impl Crm {
         Ok(account)
     }
 
+    /// Creates `account` (built with [`Account::new`], its id possibly
+    /// fixed) and an owner API key named `key_name`, in one transaction
+    /// (`account.created`, `api_key.created`): a crash never leaves an
+    /// account without its key. The token is returned once and never stored.
+    /// [`Error::Conflict`] when the account id exists.
+    pub async fn create_account_with_owner_key(
+        &self,
+        account: Account,
+        key_name: &str,
+    ) -> Result<(Account, ApiKey, ApiKeyToken)> {
+        let now = self.now();
+        let (key, token) = ApiKey::generate(account.id, key_name, Role::Owner, None, now)?;
+        let events = [
+            self.event(account.id, EventType::ACCOUNT_CREATED, &account),
+            self.event(account.id, EventType::API_KEY_CREATED, &key_payload(&key)),
+        ];
+        self.store.create_account_with_key(&account, &key, &events).await?;
+        Ok((account, key, token))
+    }
+
     /// Creates a user with a hashed password (`user.created`, without the hash).
     /// [`Error::Conflict`] when the e-mail is registered.
     pub async fn create_user(

@@ -235,8 +235,8 @@ async fn account(config: Config, command: AccountCommand) -> crm_core::Result<()
     let crm = open(&config).await?;
     match command {
         AccountCommand::Create { name } => {
-            let account = crm.create_account(&name).await?;
-            let (_, token) = crm.create_api_key(account.id, "owner (CLI)", Role::Owner, None).await?;
+            let account = crm_core::Account::new(&name, crm.clock().now())?;
+            let (account, _, token) = crm.create_account_with_owner_key(account, "owner (CLI)").await?;
             println!("account {} ({})", account.id, account.name);
             println!("owner API key (shown only now): {}", token.expose());
         }

@@ -14,6 +14,35 @@ where
 {
     accounts_and_users(make().await).await;
     api_keys(make().await).await;
+    account_with_key_is_one_transaction(make().await).await;
+}
+
+/// An account and its first key are stored together or not at all.
+pub async fn account_with_key_is_one_transaction(store: Arc<dyn Store>) {
+    let taken = new_account(&store, "Taken").await;
+    let (existing, _) = ApiKey::generate(taken, "k", Role::Owner, None, now()).expect("key");
+    store.create_api_key(&existing, &ev(taken, EventType::API_KEY_CREATED)).await.expect("key");
+
+    let account = crate::Account::new("New", now()).expect("account");
+    let (key, token) = ApiKey::generate(account.id, "owner", Role::Owner, None, now()).expect("key");
+    let mut clash = key.clone();
+    clash.prefix = existing.prefix.clone();
+    let events = [ev(account.id, EventType::ACCOUNT_CREATED), ev(account.id, EventType::API_KEY_CREATED)];
+    let err = store.create_account_with_key(&account, &clash, &events).await.expect_err("prefix taken");
+    assert!(is_conflict(&err), "[accounts] a key that cannot be stored is Conflict, got {err}");
+    assert!(
+        is_not_found(&store.get_account(account.id).await.expect_err("absent")),
+        "[accounts] nor is the account stored"
+    );
+
+    store.create_account_with_key(&account, &key, &events).await.expect("create_account_with_key");
+    assert_eq!(store.get_account(account.id).await.expect("get").name, "New");
+    let found = store.find_api_key_by_prefix(&key.prefix).await.expect("find").expect("[accounts] the key is stored");
+    assert!(found.verify(token.expose(), now()));
+    assert_eq!(event_count(&store, account.id).await, 2, "[accounts] both events are recorded");
+    let again = [ev(account.id, EventType::ACCOUNT_CREATED), ev(account.id, EventType::API_KEY_CREATED)];
+    let err = store.create_account_with_key(&account, &key, &again).await.expect_err("again");
+    assert!(is_conflict(&err), "[accounts] the same account twice is Conflict");
 }
 
 /// Accounts and users: create, read, NotFound, global e-mail uniqueness, tenancy.
