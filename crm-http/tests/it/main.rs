@@ -12,6 +12,7 @@ mod cli;
 mod contacts;
 mod e2e;
 mod errors;
+mod fuzz;
 mod hardening;
 mod messages;
 mod ratelimit;
