@@ -58,7 +58,7 @@ pub use domain::contact::{
     Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, MAX_METADATA_BYTES, MAX_TAGS, Metadata, NewContact,
     OptIn, OptInStatus, Page, PageRequest, Tag,
 };
-pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, sha256_hex};
+pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, Session, sha256_hex};
 pub use domain::event::{Event, EventFilter, EventType};
 pub use domain::message::{
     Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MediaKind, MediaRef, Message, MessageContent,
@@ -70,7 +70,7 @@ pub use domain::template::{
 };
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
-pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, TemplateId, UserId};
+pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId};
 pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
@@ -80,7 +80,7 @@ pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
-    Store, TemplateStore,
+    SessionStore, Store, TemplateStore,
 };
 pub use service::{
     Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, Queued, SendRequest,

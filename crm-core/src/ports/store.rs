@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::{
     Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
-    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role,
-    StatusUpdate, Template, TemplateId, User, UserId,
+    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role, Session,
+    SessionId, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -71,6 +71,29 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey>;
+}
+
+/// Dashboard login sessions (their own table, not API keys). Sessions
+/// record no events: a login is not a change to the account's data.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Stores a new session. [`Error::Conflict`] when its prefix is taken.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+
+    /// The session with this prefix, in any account (for authentication).
+    async fn find_session_by_prefix(&self, prefix: &str) -> Result<Option<Session>>;
+
+    /// The sessions of `user` in `account` that have not expired or ended
+    /// by `now`, newest first.
+    async fn list_sessions(&self, account: AccountId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
+
+    /// Ends session `id` of `user` in `account` at `at` (logout); ending an
+    /// ended session keeps the first time. [`Error::NotFound`] when it is
+    /// missing, in another account or another user's.
+    async fn end_session(&self, account: AccountId, user: UserId, id: SessionId, at: DateTime<Utc>) -> Result<Session>;
+
+    /// Deletes every session that expired or ended before `before`; returns how many.
+    async fn delete_expired_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// Contacts.
@@ -342,12 +365,28 @@ pub struct Claim {
 /// automatically. Use as `Arc<dyn Store>`; upcast to a part with
 /// `let contacts: Arc<dyn ContactStore> = store.clone();`.
 pub trait Store:
-    AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+    AccountStore
+    + SessionStore
+    + ContactStore
+    + MessageStore
+    + TemplateStore
+    + EventStore
+    + ChannelStore
+    + JobStore
+    + HealthCheck
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+    T: AccountStore
+        + SessionStore
+        + ContactStore
+        + MessageStore
+        + TemplateStore
+        + EventStore
+        + ChannelStore
+        + JobStore
+        + HealthCheck
 {
 }
 
