@@ -83,5 +83,6 @@ pub use ports::store::{
     SessionStore, Store, TemplateStore,
 };
 pub use service::{
-    Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, Queued, SendRequest,
+    Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, Queued,
+    SESSION_MINTED_KEY_MAX_DAYS, SendRequest,
 };

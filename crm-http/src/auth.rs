@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crm_core::{AccountId, ApiKeyId, Decision, Quota, Role};
+use crm_core::{AccountId, ApiKeyId, ApiKeyToken, Decision, Quota, Role, SessionId, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,10 +18,24 @@ use crate::state::AppState;
 pub struct Principal {
     /// The account every handler is scoped to.
     pub account_id: AccountId,
-    /// The API key (or login token) used.
-    pub key_id: ApiKeyId,
+    /// The API key or login session used.
+    pub credential: Credential,
     /// What it may do.
     pub role: Role,
+}
+
+/// What authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key (`crm_…`).
+    ApiKey(ApiKeyId),
+    /// A dashboard login session (`crs_…`) of a user.
+    Session {
+        /// The session.
+        id: SessionId,
+        /// Its user.
+        user_id: UserId,
+    },
 }
 
 impl Principal {
@@ -134,16 +148,27 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(token) = bearer(req.headers()) else {
         return ApiError::unauthorized("send Authorization: Bearer <api key>").into_response();
     };
-    let key = match state.crm().authenticate(token).await {
-        Ok(k) => k,
+    let (principal, limit_key) = match resolve(&state, token).await {
+        Ok(p) => p,
         Err(crm_core::Error::Unauthorized) => return failed_authentication(&state, &bucket).await.into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let principal = Principal { account_id: key.account_id, key_id: key.id, role: key.role };
     req.extensions_mut().insert(principal);
-    let limit_key = format!("key:{}", key.id);
     let per_minute = state.settings().per_key_per_minute;
     limited(&state, &limit_key, per_minute, Outage::Open, req, next).await
+}
+
+/// The principal a bearer token stands for (a login session for `crs_…`,
+/// else an API key) and its rate-limit key.
+async fn resolve(state: &AppState, token: &str) -> crm_core::Result<(Principal, String)> {
+    if ApiKeyToken::session_prefix_of(token).is_some() {
+        let s = state.crm().authenticate_session(token).await?;
+        let credential = Credential::Session { id: s.id, user_id: s.user_id };
+        return Ok((Principal { account_id: s.account_id, credential, role: s.role }, format!("session:{}", s.id)));
+    }
+    let key = state.crm().authenticate(token).await?;
+    let principal = Principal { account_id: key.account_id, credential: Credential::ApiKey(key.id), role: key.role };
+    Ok((principal, format!("key:{}", key.id)))
 }
 
 /// Counts a failed authentication from `bucket`: 401, or 429 once the

@@ -23,11 +23,13 @@ mod contacts;
 mod events;
 mod messages;
 mod sending;
+mod sessions;
 mod templates;
 
 pub use contacts::MAX_IMPORT_BATCH;
 pub use messages::{Inbound, InboundMessage};
 pub use sending::{DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest};
+pub use sessions::SESSION_MINTED_KEY_MAX_DAYS;
 
 pub(crate) use messages::{clean_error, contact_summary, contact_variables, describe_window};
 

@@ -388,3 +388,89 @@ async fn failed_authentications_are_throttled_per_address() {
     call("10.3.0.1:1", token.clone()).await.problem(429, "rate-limited");
     call("10.3.0.2:1", token.clone()).await.expect(200);
 }
+
+async fn login(api: &crate::helpers::Api, email: &str, peer: &str) -> serde_json::Value {
+    api.post("/api/v1/auth/login")
+        .peer(peer)
+        .json(json!({ "email": email, "password": "long enough" }))
+        .send()
+        .await
+        .ok_json(200)
+}
+
+/// Logins are sessions in their own table: any valid e-mail can log in
+/// (long ones too), they are not API keys, they can be listed and ended.
+#[tokio::test]
+async fn login_sessions_are_listed_and_ended_apart_from_api_keys() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let email = format!("{}@{}.example.com", "a".repeat(64), "b".repeat(40));
+    h.crm().create_user(a, &email, "Ana", Role::Admin, "long enough").await.unwrap();
+    let first = login(&h.api, &email, "10.4.0.1:1").await;
+    let second = login(&h.api, &email, "10.4.0.1:2").await;
+    let token = first["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("crs_"), "{first}");
+    let keys = h.api.get("/api/v1/api-keys").bearer(&admin).send().await.ok_json(200);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "sessions are not API keys: {keys}");
+    let listed = h.api.get("/api/v1/auth/sessions").bearer(&token).send().await.ok_json(200);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], second["id"], "newest first");
+    assert_eq!(listed[1]["current"], true);
+    assert!(!serde_json::to_string(listed).unwrap().contains("crs_"), "tokens are never listed");
+    // End the other one, then log out.
+    let other = format!("/api/v1/auth/sessions/{}", second["id"].as_str().unwrap());
+    h.api.delete(&other).bearer(&token).send().await.expect(204);
+    h.api.get("/api/v1/contacts").bearer(second["token"].as_str().unwrap()).send().await.problem(401, "unauthorized");
+    h.api.post("/api/v1/auth/logout").bearer(&token).send().await.expect(204);
+    h.api.get("/api/v1/contacts").bearer(&token).send().await.problem(401, "unauthorized");
+    // API keys have no session to end.
+    h.api.post("/api/v1/auth/logout").bearer(&admin).send().await.problem(403, "forbidden");
+}
+
+/// Expired sessions are deleted (at the next login), not kept forever.
+#[tokio::test]
+async fn expired_sessions_are_cleaned_up() {
+    let h = Harness::memory_with(
+        crate::helpers::settings(|s| s.session_ttl = std::time::Duration::from_secs(60)),
+        Vec::new(),
+    )
+    .await;
+    let (a, _) = h.account(Role::Admin).await;
+    h.crm().create_user(a, "ana@example.com", "Ana", Role::Agent, "long enough").await.unwrap();
+    let old = login(&h.api, "ana@example.com", "10.5.0.1:1").await;
+    let prefix = old["token"].as_str().unwrap()[4..16].to_owned();
+    assert!(h.crm().store().find_session_by_prefix(&prefix).await.unwrap().is_some());
+    h.clock.as_ref().unwrap().advance(std::time::Duration::from_secs(120));
+    h.api.get("/api/v1/contacts").bearer(old["token"].as_str().unwrap()).send().await.problem(401, "unauthorized");
+    login(&h.api, "ana@example.com", "10.5.0.1:2").await;
+    assert!(h.crm().store().find_session_by_prefix(&prefix).await.unwrap().is_none(), "the expired session is gone");
+}
+
+/// A key created with a login session expires within the policy's 90 days;
+/// one created with an API key may live as long as asked.
+#[tokio::test]
+async fn keys_minted_from_a_session_cannot_outlive_policy() {
+    let h = Harness::memory().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    h.crm().create_user(a, "ana@example.com", "Ana", Role::Admin, "long enough").await.unwrap();
+    let session = login(&h.api, "ana@example.com", "10.6.0.1:1").await;
+    let token = session["token"].as_str().unwrap();
+    let minted = h.api.post("/api/v1/api-keys").bearer(token).json(json!({ "name": "zap" })).send().await.ok_json(201);
+    let expires: chrono::DateTime<chrono::Utc> = minted["key"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let now = h.crm().clock().now();
+    let days = crm_core::SESSION_MINTED_KEY_MAX_DAYS;
+    assert!(expires <= now + chrono::Duration::days(days) && expires > now + chrono::Duration::days(days - 1));
+    let far = (now + chrono::Duration::days(365)).to_rfc3339();
+    let p = h
+        .api
+        .post("/api/v1/api-keys")
+        .bearer(token)
+        .json(json!({ "name": "forever", "expires_at": far }))
+        .send()
+        .await
+        .problem(422, "validation");
+    assert_eq!(p["field"], "expires_at");
+    let kept = h.api.post("/api/v1/api-keys").bearer(&admin).json(json!({ "name": "ci" })).send().await.ok_json(201);
+    assert!(kept["key"]["expires_at"].is_null());
+}
