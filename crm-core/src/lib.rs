@@ -66,7 +66,8 @@ pub use domain::message::{
 };
 pub use domain::phone::Phone;
 pub use domain::template::{
-    MAX_RENDER_PREVIEW, NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict,
+    MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, Template, TemplateCategory, Variables, render_lenient,
+    render_strict,
 };
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};

@@ -474,3 +474,29 @@ async fn keys_minted_from_a_session_cannot_outlive_policy() {
     let kept = h.api.post("/api/v1/api-keys").bearer(&admin).json(json!({ "name": "ci" })).send().await.ok_json(201);
     assert!(kept["key"]["expires_at"].is_null());
 }
+
+/// The bounds on inputs that multiply (tags, metadata, page sizes, event
+/// batches, template bodies, request bodies) answer 4xx problems naming
+/// them, never 5xx.
+#[tokio::test]
+async fn every_input_bound_answers_a_4xx_naming_it() {
+    let h = Harness::memory_with(crate::helpers::settings(|s| s.body_limit_bytes = 64 * 1024), Vec::new()).await;
+    let (_, token) = h.account(Role::Admin).await;
+    let tags: Vec<String> = (0..=crm_core::MAX_TAGS).map(|i| format!("t{i}")).collect();
+    let metadata = json!({ "k": "x".repeat(crm_core::MAX_METADATA_BYTES) });
+    for (path, body, field) in [
+        ("/api/v1/contacts", json!({ "name": "A", "phone": "+5511987650001", "tags": tags }), "tags"),
+        ("/api/v1/contacts", json!({ "name": "A", "phone": "+5511987650001", "metadata": metadata }), "metadata"),
+        ("/api/v1/templates", json!({ "name": "big", "body": "x".repeat(crm_core::MAX_TEMPLATE_BODY + 1) }), "body"),
+    ] {
+        let p = h.api.post(path).bearer(&token).json(body).send().await.problem(422, "validation");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    for query in ["/api/v1/contacts?limit=201", "/api/v1/events?limit=1001", "/api/v1/templates?limit=0"] {
+        let r = h.api.get(query).bearer(&token).send().await;
+        assert!(r.status.is_client_error(), "{query}: {}", r.status);
+        assert!(r.text().contains("limit"), "{query} names the limit: {}", r.text());
+    }
+    let huge = json!({ "name": "A", "phone": "+5511987650001", "notes": "x".repeat(70 * 1024) });
+    h.api.post("/api/v1/contacts").bearer(&token).json(huge).send().await.problem(413, "payload-too-large");
+}
