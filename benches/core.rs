@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crm::{GcraLimiter, Quota, RateLimiter, Variables, render_lenient, render_strict};
+use crm::{GcraLimiter, MAX_TEXT_LEN, Quota, RateLimiter, Variables, render_lenient, render_strict};
 
 const KEYS: usize = 10_000;
 /// 100 million per second: more than a tight loop can check, so every check is
@@ -46,13 +46,21 @@ fn templates(c: &mut Criterion) {
     let short_vars = vars(["nome", "pedido", "data"].map(String::from));
     let long = long_body(20);
     let long_vars = vars((0..20).map(|i| format!("var_{i}")));
-    assert!(render_strict(&long, &long_vars).is_ok(), "the long template must render");
+    assert!(render_strict(&long, &long_vars, MAX_TEXT_LEN).is_ok(), "the long template must render");
 
     let mut g = c.benchmark_group("template_render");
-    g.bench_function("strict/short_3_vars", |b| b.iter(|| render_strict(black_box(short), black_box(&short_vars))));
-    g.bench_function("lenient/short_3_vars", |b| b.iter(|| render_lenient(black_box(short), black_box(&short_vars))));
-    g.bench_function("strict/1kb_20_vars", |b| b.iter(|| render_strict(black_box(&long), black_box(&long_vars))));
-    g.bench_function("lenient/1kb_20_vars", |b| b.iter(|| render_lenient(black_box(&long), black_box(&long_vars))));
+    g.bench_function("strict/short_3_vars", |b| {
+        b.iter(|| render_strict(black_box(short), black_box(&short_vars), MAX_TEXT_LEN))
+    });
+    g.bench_function("lenient/short_3_vars", |b| {
+        b.iter(|| render_lenient(black_box(short), black_box(&short_vars), MAX_TEXT_LEN))
+    });
+    g.bench_function("strict/1kb_20_vars", |b| {
+        b.iter(|| render_strict(black_box(&long), black_box(&long_vars), MAX_TEXT_LEN))
+    });
+    g.bench_function("lenient/1kb_20_vars", |b| {
+        b.iter(|| render_lenient(black_box(&long), black_box(&long_vars), MAX_TEXT_LEN))
+    });
     g.finish();
 }
 

@@ -96,6 +96,11 @@ typed_id!(
     "api_key"
 );
 typed_id!(
+    /// Identifies a login [`Session`](crate::Session).
+    SessionId,
+    "session"
+);
+typed_id!(
     /// Identifies a [`Contact`](crate::Contact).
     ContactId,
     "contact"

@@ -58,17 +58,20 @@ pub use domain::contact::{
     Contact, ContactPatch, ContactQuery, ContactSearch, LeadStage, MAX_METADATA_BYTES, MAX_TAGS, Metadata, NewContact,
     OptIn, OptInStatus, Page, PageRequest, Tag,
 };
-pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, sha256_hex};
+pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, Session, sha256_hex};
 pub use domain::event::{Event, EventFilter, EventType};
 pub use domain::message::{
     Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MAX_UNSUPPORTED_PAYLOAD_BYTES, MediaKind, MediaRef,
     Message, MessageContent, MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
 };
 pub use domain::phone::Phone;
-pub use domain::template::{NewTemplate, Template, TemplateCategory, Variables, render_lenient, render_strict};
+pub use domain::template::{
+    MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, Template, TemplateCategory, Variables, render_lenient,
+    render_strict,
+};
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
-pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, TemplateId, UserId};
+pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId};
 pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
@@ -78,9 +81,9 @@ pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
-    Store, TemplateStore,
+    SessionStore, Store, TemplateStore,
 };
 pub use service::{
-    ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, Queued,
-    SendRequest, check_template_variables,
+    ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage,
+    MAX_IMPORT_BATCH, Queued, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
 };

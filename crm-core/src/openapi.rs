@@ -64,6 +64,7 @@ uuid_schema!(
     crate::AccountId,
     crate::UserId,
     crate::ApiKeyId,
+    crate::SessionId,
     crate::ContactId,
     crate::MessageId,
     crate::TemplateId,

@@ -71,6 +71,8 @@ fn text_from(from: &str, provider_id: Option<&str>, body: &str) -> InboundMessag
     }
 }
 
+/// Template content as the service renders stored template `boas_vindas`
+/// whose body is `rendered` (see [`store_template`]).
 fn template_content(rendered: &str) -> MessageContent {
     MessageContent::Template {
         name: "boas_vindas".into(),
@@ -78,6 +80,12 @@ fn template_content(rendered: &str) -> MessageContent {
         variables: Variables::new(),
         rendered: rendered.into(),
     }
+}
+
+/// Stores `boas_vindas` with `body` (no placeholders), so
+/// [`template_content`] of the same text is a valid template message.
+async fn store_template(crm: &Crm, account: AccountId, body: &str) {
+    crm.create_template(account, new_template("boas_vindas", body)).await.unwrap();
 }
 
 fn new_template(name: &str, body: &str) -> NewTemplate {
@@ -842,6 +850,7 @@ async fn an_opted_out_contact_is_not_messaged() {
     let mut input = new_contact("Ana", "+5511987654321");
     input.opt_in = Some(OptInStatus::OptedOut);
     let c = crm.create_contact(account.id, input).await.unwrap();
+    store_template(&crm, account.id, "Oi").await;
     let before = event_types(&crm, account.id).await;
 
     assert_eq!(
@@ -860,6 +869,7 @@ async fn a_kind_the_messenger_cannot_send_is_refused() {
     let caps = Capabilities { kinds: [MessageKind::Template].into_iter().collect(), ..Capabilities::everything() };
     let (crm, _, messenger, _, account) = setup_with(RecordingMessenger::new().with_capabilities(caps)).await;
     let c = crm.create_contact(account.id, new_contact("Ana", "+5511987654321")).await.unwrap();
+    store_template(&crm, account.id, "Oi").await;
     match crm.send_message(account.id, c.id, MessageContent::text("Oi")).await {
         Err(Error::Validation { field, reason }) => {
             assert_eq!(field, "content.type");
@@ -877,6 +887,7 @@ async fn the_customer_service_window_limits_free_form_messages() {
     let caps = Capabilities { customer_service_window: Some(DAY), ..Capabilities::everything() };
     let (crm, _, messenger, clock, account) = setup_with(RecordingMessenger::new().with_capabilities(caps)).await;
     let c = crm.create_contact(account.id, new_contact("Ana", "+5511987654321")).await.unwrap();
+    store_template(&crm, account.id, "Olá").await;
     let text = || MessageContent::text("Oi");
 
     // Never wrote: only templates.

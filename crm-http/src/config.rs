@@ -100,6 +100,13 @@ pub struct Config {
     /// send). A channel created, changed or deleted through this process is
     /// read again at once; a change made elsewhere is seen within this long.
     pub channel_cache_secs: u64,
+    /// Proxy hops in front of the server whose `Forwarded` /
+    /// `X-Forwarded-For` entries are believed for the client address used by
+    /// the per-IP limits (`CRM_TRUSTED_PROXIES`, default 0: none, the socket
+    /// peer is the client). Set it to the number of proxies every request
+    /// passes (1 behind one load balancer), and make sure clients cannot
+    /// reach the server around them.
+    pub trusted_proxies: usize,
 }
 
 impl fmt::Debug for Config {
@@ -145,20 +152,90 @@ impl Default for Config {
             send_deadline_secs: 24 * 3600,
             api_key_cache_secs: 5,
             channel_cache_secs: 5,
+            trusted_proxies: 0,
         }
     }
 }
 
-/// `scheme://user:***@host…`: a URL with its password hidden, for logs.
+/// A store or Redis URL with every credential hidden, for logs and errors:
+/// the password in the userinfo (`scheme://user:***@host`, also
+/// `redis://:***@host`) and the value of every query parameter that can carry
+/// one (`?password=***`, `pass`, `sslpassword`, and any name holding `pass`,
+/// `pwd`, `secret`, `token`, `auth`, `key` or `cred`, matched after
+/// percent-decoding, as sqlx and redis read them).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s + 3 => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+    let start = url.find("://").map_or(0, |s| s + 3);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..start]);
+    // The last `@` hides the most when a password holds an unescaped `@`;
+    // the user name is shown only when it cannot be part of a path or query.
+    let rest = match url[start..].rfind('@') {
+        Some(at) => {
+            let user = url[start..start + at].split(':').next().unwrap_or("");
+            if !user.contains(['/', '?', '#', '=', '&']) {
+                out.push_str(user);
+                out.push(':');
+            }
+            out.push_str("***");
+            &url[start + at..]
         }
-        _ => url.to_owned(),
+        None => &url[start..],
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(before);
+    out.push('?');
+    let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let name = pair.split('=').next().unwrap_or("");
+        if secret_parameter(name) {
+            out.push_str(name);
+            out.push_str("=***");
+        } else {
+            out.push_str(pair);
+        }
     }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// Whether a URL query parameter may carry a credential.
+fn secret_parameter(raw_name: &str) -> bool {
+    let name = percent_decode_lossy(raw_name).to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "auth", "key", "cred"].iter().any(|w| name.contains(w))
+}
+
+/// `%XX` escapes and `+` decoded, invalid escapes kept as they are.
+fn percent_decode_lossy(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn bad(setting: &str, reason: impl fmt::Display) -> Error {
@@ -252,6 +329,12 @@ impl Config {
         if let Some(n) = num("CRM_RATE_LIMIT_PER_IP_PER_MINUTE")? {
             self.rate_limit.per_ip_per_minute =
                 u32::try_from(n).map_err(|_| bad("CRM_RATE_LIMIT_PER_IP_PER_MINUTE", "too large"))?;
+        }
+        if let Some(n) = num("CRM_TRUSTED_PROXIES")? {
+            self.trusted_proxies = usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= 16)
+                .ok_or_else(|| bad("CRM_TRUSTED_PROXIES", "must be 0 to 16"))?;
         }
         if let Some(n) = num("CRM_SESSION_TTL_MINUTES")? {
             self.session_ttl_minutes = u32::try_from(n).map_err(|_| bad("CRM_SESSION_TTL_MINUTES", "too large"))?;
@@ -360,6 +443,35 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn redact_url_hides_every_credential_form() {
+        for (url, shown) in [
+            ("postgres://crm:s3cret@db:5432/crm", "postgres://crm:***@db:5432/crm"),
+            ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("postgres://db/crm?password=s3cret", "postgres://db/crm?password=***"),
+            (
+                "postgres://crm@db/crm?sslmode=require&PassWord=s3cret",
+                "postgres://crm:***@db/crm?sslmode=require&PassWord=***",
+            ),
+            ("postgres://db/crm?pass%77ord=s3cret", "postgres://db/crm?pass%77ord=***"),
+            (
+                "postgres://db/crm?sslpassword=s3cret&application_name=x",
+                "postgres://db/crm?sslpassword=***&application_name=x",
+            ),
+            ("redis+unix:///run/redis.sock?db=1&pass=s3cret", "redis+unix:///run/redis.sock?db=1&pass=***"),
+            ("postgres://crm:p@ss@db/crm", "postgres://crm:***@db/crm"),
+            ("postgres://db/crm?password=s3cret@x", "postgres://***@x"),
+            ("sqlite://crm-data/crm.db?mode=rwc", "sqlite://crm-data/crm.db?mode=rwc"),
+        ] {
+            let redacted = redact_url(url);
+            assert_eq!(redacted, shown);
+            assert!(!redacted.contains("s3cret") && !redacted.contains("p@ss"), "{redacted}");
+        }
+        let config =
+            Config { database_url: Some("postgres://db/crm?password=s3cret".to_owned().into()), ..Config::default() };
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -106,6 +106,13 @@ impl ApiError {
         e
     }
 
+    /// 503 with a Retry-After: a dependency the request needs is down.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -19,8 +19,59 @@ pub struct RejectedLine {
 pub struct CsvReport {
     /// Contacts stored.
     pub imported: usize,
-    /// Rows refused, in file order.
+    /// Rows refused, in file order: the first [`MAX_LISTED_REJECTIONS`] found.
     pub rejected: Vec<RejectedLine>,
+    /// Rows refused beyond those listed in `rejected`: counted, not kept.
+    pub rejected_unlisted: usize,
+}
+
+impl CsvReport {
+    /// Every refused row, listed or not.
+    pub fn rejected_total(&self) -> usize {
+        self.rejected.len() + self.rejected_unlisted
+    }
+
+    fn reject(&mut self, line: usize, reason: String) {
+        if self.rejected.len() < MAX_LISTED_REJECTIONS {
+            self.rejected.push(RejectedLine { line, reason });
+        } else {
+            self.rejected_unlisted += 1;
+        }
+    }
+}
+
+/// Refused rows listed one by one in a [`CsvReport`]; more are counted.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// The longest CSV row, in bytes: a longer one (a hostile file of one huge
+/// quoted field) stops the import instead of being read into memory.
+pub const MAX_ROW_BYTES: u64 = 64 * 1024;
+
+/// The CSV reader's buffer: the most read past a row's start beyond [`MAX_ROW_BYTES`].
+const READ_BUFFER: u64 = 8 * 1024;
+
+/// A reader that fails once the row being read (which starts at the byte
+/// offset in `row_start`, set after each record) passes [`MAX_ROW_BYTES`],
+/// so the CSV reader never holds a longer one.
+struct RowBounded<R> {
+    inner: R,
+    read: u64,
+    row_start: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for RowBounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = self.row_start.load(std::sync::atomic::Ordering::Relaxed);
+        if self.read.saturating_sub(start) > MAX_ROW_BYTES + READ_BUFFER {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a row is longer than {MAX_ROW_BYTES} bytes"),
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -172,12 +223,17 @@ pub async fn import_csv_with(
     progress: bool,
 ) -> Result<CsvReport> {
     let in_flight_batches = in_flight_batches.max(1);
+    if !(1..=crm_core::MAX_IMPORT_BATCH).contains(&batch) {
+        return Err(Error::validation("batch", format!("must be 1 to {} rows", crm_core::MAX_IMPORT_BATCH)));
+    }
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let file = std::fs::File::open(path).map_err(|e| Error::validation("file", format!("{}: {e}", path.display())))?;
+    let row_start = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| Error::validation("file", format!("{}: {e}", path.display())))?;
+        .buffer_capacity(READ_BUFFER as usize)
+        .from_reader(RowBounded { inner: file, read: 0, row_start: row_start.clone() });
     let headers = reader.headers().map_err(|e| Error::validation("file", e.to_string()))?.clone();
     let cols = columns(&headers)?;
     let bar = if progress {
@@ -198,6 +254,7 @@ pub async fn import_csv_with(
     let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     loop {
         let line = reader.position().line() as usize;
+        row_start.store(reader.position().byte(), std::sync::atomic::Ordering::Relaxed);
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
@@ -206,15 +263,21 @@ pub async fn import_csv_with(
                     // Repeats are found here, across batches, and named by the
                     // file line they repeat (the service only knows batch rows).
                     Ok(c) => match first_line.first_or_insert(&c.phone, at) {
-                        Some(first) => report
-                            .rejected
-                            .push(RejectedLine { line: at, reason: format!("phone repeats line {first}") }),
+                        Some(first) => report.reject(at, format!("phone repeats line {first}")),
                         None => pending.push((at, c)),
                     },
-                    Err(e) => report.rejected.push(RejectedLine { line: at, reason: e.to_string() }),
+                    Err(e) => report.reject(at, e.to_string()),
                 }
             }
-            Err(e) => report.rejected.push(RejectedLine { line, reason: format!("unreadable row: {e}") }),
+            // The file cannot be read on (or a row is too long): stop, after
+            // the batches already handed to the store.
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                while let Some((_, task)) = in_flight.pop_front() {
+                    let _ = task.await;
+                }
+                return Err(Error::validation("file", format!("line {line}: {e}")));
+            }
+            Err(e) => report.reject(line, format!("unreadable row: {e}")),
         }
         if pending.len() >= batch {
             in_flight.push_back(send(crm, account, &mut pending));
@@ -263,8 +326,7 @@ async fn settle_oldest(in_flight: &mut std::collections::VecDeque<InFlight>, rep
     };
     report.imported += r.imported;
     for rej in r.rejected {
-        let line = lines.get(rej.index).copied().unwrap_or(0);
-        report.rejected.push(RejectedLine { line, reason: rej.reason });
+        report.reject(lines.get(rej.index).copied().unwrap_or(0), rej.reason);
     }
     Ok(())
 }

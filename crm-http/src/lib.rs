@@ -31,7 +31,7 @@ mod routes;
 mod server;
 mod state;
 
-pub use auth::Principal;
+pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};
 pub use error::{ApiError, Problem, error_chain};
 pub use server::{BOOTSTRAP_ACCOUNT, Bootstrap, Parts, Server, ServerBuilder, init_tracing, open_store, run_worker};

@@ -21,6 +21,15 @@ struct Histogram {
     sum: f64,
 }
 
+/// The HTTP methods counted under their own name; any other is `other`, so
+/// made-up methods cannot grow the label set.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// `method` when it is a known HTTP method, else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("other")
+}
+
 /// One (method, route)'s counts by status and its latency histogram.
 #[derive(Debug, Default, Clone)]
 struct RouteStats {
@@ -33,7 +42,7 @@ struct RouteStats {
 struct Inner {
     /// By route, then method: looked up with borrowed strings, so counting
     /// a request allocates only the first time its route and method are seen.
-    routes: std::collections::HashMap<String, Vec<(String, RouteStats)>>,
+    routes: std::collections::HashMap<String, Vec<(&'static str, RouteStats)>>,
     messages: BTreeMap<&'static str, u64>,
 }
 
@@ -51,17 +60,19 @@ impl Metrics {
     }
 
     /// Counts one finished request on its matched route (never the raw path,
-    /// so ids do not explode the label set).
+    /// so ids do not explode the label set; `unmatched` for no route) and its
+    /// method ([`method_label`]: a known method or `other`).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         let mut m = self.lock();
         let methods = match m.routes.get_mut(route) {
             Some(methods) => methods,
             None => m.routes.entry(route.to_owned()).or_default(),
         };
-        let at = match methods.iter().position(|(m, _)| m == method) {
+        let at = match methods.iter().position(|(m, _)| *m == method) {
             Some(i) => i,
             None => {
-                methods.push((method.to_owned(), RouteStats::default()));
+                methods.push((method, RouteStats::default()));
                 methods.len() - 1
             }
         };
@@ -96,9 +107,9 @@ impl Metrics {
         for (route, methods) in &m.routes {
             for (method, stats) in methods {
                 for (status, n) in &stats.statuses {
-                    requests.insert((method.as_str(), route.as_str(), *status), *n);
+                    requests.insert((method, route.as_str(), *status), *n);
                 }
-                latency.insert((method.as_str(), route.as_str()), &stats.latency);
+                latency.insert((method, route.as_str()), &stats.latency);
             }
         }
         let mut out = String::with_capacity(4096);
@@ -221,5 +232,18 @@ mod tests {
         assert!(text.contains("crm_queue_depth{worker=\"outbox:dispatch\"} 2"), "{text}");
         assert!(text.contains("crm_queue_lag_seconds{worker=\"outbox:dispatch\"} 4"), "{text}");
         assert!(text.contains("crm_queue_dead_letters{worker=\"outbox:dispatch\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = Metrics::default();
+        for i in 0..50 {
+            m.observe_request(&format!("RND{i}"), "unmatched", 404, Duration::from_millis(1));
+        }
+        let text = m.render(&[], Utc::now());
+        assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"404\"} 50"), "{text}");
+        assert!(!text.contains("RND"), "{text}");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("get"), "other");
     }
 }

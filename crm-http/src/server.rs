@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use crm_core::secrets::{Keyring, SecretKey};
 use crm_core::workers::{EventWorker, JobWorker, Runtime, WorkerOptions};
 use crm_core::{
-    Account, AccountId, ApiKeyToken, Clock, Crm, Error, Event, EventType, GcraLimiter, HealthCheck, MessengerFactory,
-    NewChannel, RateLimiter, RecordingFactory, RecordingMessenger, Result, Role, Store,
+    Account, AccountId, ApiKeyToken, Clock, Crm, Error, GcraLimiter, HealthCheck, MessengerFactory, NewChannel,
+    RateLimiter, RecordingFactory, RecordingMessenger, Result, Store,
 };
 
 use crate::config::{Config, LogFormat, redact_url};
@@ -240,6 +240,7 @@ impl ServerBuilder {
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             cors_origins: config.cors_origins.clone(),
+            trusted_proxies: config.trusted_proxies,
         };
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
@@ -478,20 +479,20 @@ async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
     let now = crm.clock().now();
     let mut account = Account::new("Default", now)?;
     account.id = BOOTSTRAP_ACCOUNT;
-    let event = Event::new(account.id, EventType::ACCOUNT_CREATED, &account, now);
-    match crm.store().create_account(&account, &event).await {
-        Ok(()) => {}
+    // The account and its owner key in one transaction: a crash between them
+    // cannot leave an account nobody can use.
+    let token = match crm.create_account_with_owner_key(account, "admin (created at first start)").await {
+        Ok((_, _, token)) => token,
         Err(Error::Conflict { .. }) => return Ok(None),
         Err(e) => return Err(e),
-    }
-    let (_, token) = crm.create_api_key(account.id, "admin (created at first start)", Role::Owner, None).await?;
+    };
     let channel = NewChannel {
         kind: crm_core::ChannelKind::RECORDING.into(),
         name: "Recording (messages are stored, not delivered)".into(),
         ..Default::default()
     };
-    crm.create_channel(account.id, channel).await?;
-    Ok(Some(Bootstrap { account_id: account.id, admin_key: token }))
+    crm.create_channel(BOOTSTRAP_ACCOUNT, channel).await?;
+    Ok(Some(Bootstrap { account_id: BOOTSTRAP_ACCOUNT, admin_key: token }))
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are registered now, not when

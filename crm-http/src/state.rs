@@ -23,6 +23,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Allowed CORS origins.
     pub cors_origins: Vec<String>,
+    /// Proxy hops in front of the server whose `Forwarded` /
+    /// `X-Forwarded-For` entries are believed for the client address (0:
+    /// none, the socket peer is the client).
+    pub trusted_proxies: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +38,7 @@ impl Default for Settings {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
+            trusted_proxies: 0,
         }
     }
 }
@@ -53,6 +58,7 @@ pub(crate) struct Inner {
     pub metrics: Metrics,
     pub settings: Settings,
     pub runtime: Option<Arc<RuntimeHandle>>,
+    pub auth_failures: crate::auth::AuthFailures,
 }
 
 impl AppState {
@@ -82,7 +88,18 @@ impl AppState {
             probes.push(m.clone());
         }
         probes.extend(extra_probes);
-        Self { inner: Arc::new(Inner { crm, limiter, probes, metrics: Metrics::default(), settings, runtime }) }
+        let auth_failures = crate::auth::AuthFailures::default();
+        Self {
+            inner: Arc::new(Inner {
+                crm,
+                limiter,
+                probes,
+                metrics: Metrics::default(),
+                settings,
+                runtime,
+                auth_failures,
+            }),
+        }
     }
 
     /// The worker runtime, when this process runs one.

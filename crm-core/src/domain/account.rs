@@ -185,10 +185,21 @@ impl User {
         password: &str,
         now: DateTime<Utc>,
     ) -> Result<Self> {
+        let email = Email::parse(email)?;
+        // Login addresses are ASCII only: look-alike letters from other
+        // scripts (a Cyrillic `а` in `exаmple.com`) would make distinct users
+        // of addresses that read the same. An internationalised domain is
+        // written in its IDNA `xn--` form. (Contacts' addresses may be Unicode.)
+        if !email.as_str().is_ascii() {
+            return Err(Error::validation(
+                "email",
+                "a login address must be ASCII; write an internationalised domain in its xn-- form",
+            ));
+        }
         Ok(Self {
             id: UserId::new(),
             account_id,
-            email: Email::parse(email)?,
+            email,
             name: validate_name("name", name, 200)?,
             role,
             password_hash: crate::PasswordHash::hash(password)?,
@@ -207,6 +218,16 @@ mod tests {
         for bad in ["", "a", "a@b", "@b.com", "a@@b.com", "a@-b.com", "a b@c.com", "a@b..com"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn login_addresses_are_ascii_so_look_alikes_are_refused() {
+        let now = Utc::now();
+        let user = |email: &str| User::new(AccountId::new(), email, "Ana", Role::Agent, "long enough", now);
+        let err = user("ana@ex\u{430}mple.com").unwrap_err();
+        assert!(err.to_string().contains("ASCII"), "{err}");
+        assert!(user("ana@xn--exmple-4nf.com").is_ok());
+        assert!(Email::parse("jo\u{e3}o@empresa.com.br").is_ok(), "contacts may have Unicode addresses");
     }
 
     #[test]

@@ -468,7 +468,7 @@ pub enum ContactSearch {
 
 impl ContactSearch {
     /// Classifies a search term; `None` for a blank one. [`Error::Validation`]
-    /// on `search` when longer than 200 characters.
+    /// on `search` when longer than 200 characters or holding a NUL.
     pub fn parse(term: &str) -> Result<Option<Self>> {
         let t = term.trim();
         if t.is_empty() {
@@ -476,6 +476,9 @@ impl ContactSearch {
         }
         if t.chars().count() > 200 {
             return Err(Error::validation("search", "must be at most 200 characters"));
+        }
+        if t.contains('\0') {
+            return Err(Error::validation("search", "must not contain NUL characters"));
         }
         if t.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) && t.chars().any(|c| c.is_ascii_digit()) {
             return Ok(Some(ContactSearch::PhoneDigits(t.chars().filter(char::is_ascii_digit).collect())));

@@ -1,4 +1,4 @@
-//! Password hashes and API keys.
+//! Password hashes, API keys and login sessions.
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -9,7 +9,7 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 
 use crate::domain::account::validate_name;
-use crate::{AccountId, ApiKeyId, Error, Result, Role};
+use crate::{AccountId, ApiKeyId, Error, Result, Role, SessionId, User, UserId};
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<()> {
@@ -104,14 +104,48 @@ impl ApiKeyToken {
     /// Splits a presented key `crm_<prefix>_<secret>` into its lookup prefix.
     /// Returns `None` when the shape is wrong.
     pub fn prefix_of(presented: &str) -> Option<&str> {
-        let rest = presented.strip_prefix("crm_")?;
-        let (prefix, secret) = rest.split_once('_')?;
-        let ok = prefix.len() == ApiKey::PREFIX_LEN
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && secret.len() == 43
-            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then_some(prefix)
+        split_token(presented, API_KEY_TAG)
     }
+
+    /// Splits a presented login session token `crs_<prefix>_<secret>` into
+    /// its lookup prefix. Returns `None` when the shape is wrong.
+    pub fn session_prefix_of(presented: &str) -> Option<&str> {
+        split_token(presented, SESSION_TAG)
+    }
+}
+
+/// What API keys start with.
+const API_KEY_TAG: &str = "crm_";
+/// What login session tokens start with.
+const SESSION_TAG: &str = "crs_";
+
+/// A fresh `<tag><prefix>_<secret>` token: its lookup prefix, the token and its hash.
+fn mint(tag: &str) -> Result<(String, ApiKeyToken, String)> {
+    use base64::Engine;
+    let mut raw = [0u8; 32 + ApiKey::PREFIX_LEN];
+    random_bytes(&mut raw)?;
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let prefix: String = raw[32..].iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..32]);
+    let token = format!("{tag}{prefix}_{secret}");
+    let hash = sha256_hex(&token);
+    Ok((prefix, ApiKeyToken(token), hash))
+}
+
+/// Whether `presented` hashes to `hash` (constant time).
+fn hash_matches(presented: &str, hash: &str) -> bool {
+    sha256_hex(presented).as_bytes().ct_eq(hash.as_bytes()).into()
+}
+
+/// The lookup prefix of a presented `<tag><prefix>_<secret>` token, if it has that shape.
+fn split_token<'a>(presented: &'a str, tag: &str) -> Option<&'a str> {
+    let rest = presented.strip_prefix(tag)?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let ok = prefix.len() == ApiKey::PREFIX_LEN
+        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && secret.len() == 43
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(prefix)
 }
 
 impl fmt::Debug for ApiKeyToken {
@@ -168,36 +202,97 @@ impl ApiKey {
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, ApiKeyToken)> {
-        use base64::Engine;
         let name = validate_name("name", name, 100)?;
         if expires_at.is_some_and(|e| e <= now) {
             return Err(Error::validation("expires_at", "must be in the future"));
         }
-        let mut raw = [0u8; 32 + Self::PREFIX_LEN];
-        random_bytes(&mut raw)?;
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-        let prefix: String = raw[32..].iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
-        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..32]);
-        let token = format!("crm_{prefix}_{secret}");
+        let (prefix, token, hash) = mint(API_KEY_TAG)?;
         let key = ApiKey {
             id: ApiKeyId::new(),
             account_id,
             name,
             prefix,
-            hash: sha256_hex(&token),
+            hash,
             role,
             created_at: now,
             expires_at,
             revoked_at: None,
         };
-        Ok((key, ApiKeyToken(token)))
+        Ok((key, token))
     }
 
     /// Whether `presented` is this key and it is usable at `now` (not revoked,
     /// not expired). Compares in constant time.
     pub fn verify(&self, presented: &str, now: DateTime<Utc>) -> bool {
-        let matches: bool = sha256_hex(presented).as_bytes().ct_eq(self.hash.as_bytes()).into();
-        matches && self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+        hash_matches(presented, &self.hash) && self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// A dashboard login session: a bearer token `crs_<prefix>_<secret>` of one
+/// user, stored hashed, with the user's role and a fixed expiry. Listed and
+/// ended by its user (logout), removed once expired; never an API key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Id.
+    pub id: SessionId,
+    /// The user's account.
+    pub account_id: AccountId,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// The user's role when the session started.
+    pub role: Role,
+    /// Public lookup prefix (the characters after `crs_`).
+    pub prefix: String,
+    /// Hex SHA-256 of the full token.
+    pub hash: String,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Set at logout.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("user_id", &self.user_id)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a session for `user` until `expires_at`: the stored
+    /// [`Session`] and the token to hand out once. [`Error::Validation`] on
+    /// `expires_at` when it is not after `now`.
+    pub fn start(user: &User, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(Session, ApiKeyToken)> {
+        if expires_at <= now {
+            return Err(Error::validation("expires_at", "must be in the future"));
+        }
+        let (prefix, token, hash) = mint(SESSION_TAG)?;
+        let session = Session {
+            id: SessionId::new(),
+            account_id: user.account_id,
+            user_id: user.id,
+            role: user.role,
+            prefix,
+            hash,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        Ok((session, token))
+    }
+
+    /// Whether `presented` is this session's token and it is usable at
+    /// `now` (not ended, not expired). Compares in constant time.
+    pub fn verify(&self, presented: &str, now: DateTime<Utc>) -> bool {
+        hash_matches(presented, &self.hash) && self.revoked_at.is_none() && self.expires_at > now
     }
 }
 

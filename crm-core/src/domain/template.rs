@@ -56,9 +56,9 @@ impl TemplateCategory {
 /// }, chrono::Utc::now())?;
 /// assert_eq!(t.variables, ["nome", "pedido"]);
 /// let vars = BTreeMap::from([("nome".to_string(), "Ana".to_string())]);
-/// let err = t.render(&vars).unwrap_err();
+/// let err = t.render(&vars, crm_core::MAX_TEXT_LEN).unwrap_err();
 /// assert_eq!(err.to_string(), "invalid variables: missing pedido");
-/// assert_eq!(t.render_lenient(&vars), "Olá Ana, seu pedido {{ pedido }} saiu!");
+/// assert_eq!(t.render_lenient(&vars, crm_core::MAX_TEXT_LEN)?, "Olá Ana, seu pedido {{ pedido }} saiu!");
 /// # Ok::<(), crm_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,22 +154,63 @@ fn tokenize(body: &str, strict: bool) -> Result<Vec<Piece<'_>>> {
     Ok(out)
 }
 
-/// Renders `body` leaving unknown or malformed placeholders untouched.
-pub fn render_lenient(body: &str, vars: &Variables) -> String {
-    let mut s = String::with_capacity(body.len() + 32);
-    for piece in tokenize(body, false).unwrap_or_default() {
-        match piece {
-            Piece::Literal(l) => s.push_str(l),
-            Piece::Var { raw, name } => s.push_str(vars.get(name).map_or(raw, String::as_str)),
-        }
+/// Longest text a render preview (`POST /templates/{id}/render`) returns, in
+/// characters. Sends are bounded by WhatsApp's body limit
+/// ([`MAX_TEXT_LEN`](crate::MAX_TEXT_LEN)) instead.
+pub const MAX_RENDER_PREVIEW: usize = 16 * 1024;
+
+fn too_long(max_chars: usize) -> Error {
+    Error::validation("variables", format!("the rendered text would exceed the limit of {max_chars} characters"))
+}
+
+/// The number of characters of `s` when it is at most `room`, without
+/// counting further than `room + 1`.
+fn chars_within(s: &str, room: usize) -> Option<usize> {
+    if s.len() <= room {
+        return Some(s.chars().count());
     }
-    s
+    let n = s.chars().take(room.saturating_add(1)).count();
+    (n <= room).then_some(n)
+}
+
+/// Joins the pieces' texts: first counts the output piece by piece and
+/// refuses with [`Error::Validation`] on `variables` as soon as it would pass
+/// `max_chars`, then allocates exactly what is needed, so a hostile value
+/// repeated by many placeholders never gets allocated.
+fn fill<'a>(pieces: &[Piece<'a>], text: impl Fn(&Piece<'a>) -> &'a str, max_chars: usize) -> Result<String> {
+    let (mut chars, mut bytes) = (0usize, 0usize);
+    for piece in pieces {
+        let t = text(piece);
+        chars += chars_within(t, max_chars - chars).ok_or_else(|| too_long(max_chars))?;
+        bytes += t.len();
+    }
+    let mut s = String::with_capacity(bytes);
+    for piece in pieces {
+        s.push_str(text(piece));
+    }
+    Ok(s)
+}
+
+/// Renders `body` leaving unknown or malformed placeholders untouched.
+/// [`Error::Validation`] on `variables` when the result would be longer than
+/// `max_chars` characters (checked before it is allocated).
+pub fn render_lenient(body: &str, vars: &Variables, max_chars: usize) -> Result<String> {
+    let pieces = tokenize(body, false).unwrap_or_default();
+    fill(
+        &pieces,
+        |p| match p {
+            Piece::Literal(l) => l,
+            Piece::Var { raw, name } => vars.get(*name).map_or(*raw, String::as_str),
+        },
+        max_chars,
+    )
 }
 
 /// Renders `body` strictly: every placeholder must have a value.
-/// [`Error::Validation`] on `variables` names every missing one, or on `body`
-/// when a placeholder is malformed.
-pub fn render_strict(body: &str, vars: &Variables) -> Result<String> {
+/// [`Error::Validation`] on `variables` names every missing one, or says the
+/// result would be longer than `max_chars` characters (checked before it is
+/// allocated); on `body` when a placeholder is malformed.
+pub fn render_strict(body: &str, vars: &Variables, max_chars: usize) -> Result<String> {
     let pieces = tokenize(body, true)?;
     let missing: BTreeSet<&str> = pieces
         .iter()
@@ -182,14 +223,14 @@ pub fn render_strict(body: &str, vars: &Variables) -> Result<String> {
         let names: Vec<&str> = missing.into_iter().collect();
         return Err(Error::validation("variables", format!("missing {}", names.join(", "))));
     }
-    let mut s = String::with_capacity(body.len() + 32);
-    for piece in pieces {
-        match piece {
-            Piece::Literal(l) => s.push_str(l),
-            Piece::Var { name, .. } => s.push_str(&vars[name]),
-        }
-    }
-    Ok(s)
+    fill(
+        &pieces,
+        |p| match p {
+            Piece::Literal(l) => l,
+            Piece::Var { name, .. } => vars.get(*name).map_or("", String::as_str),
+        },
+        max_chars,
+    )
 }
 
 fn validate_template_name(name: &str) -> Result<String> {
@@ -213,6 +254,16 @@ fn validate_language(lang: &str) -> Result<String> {
         return Err(Error::validation("language", "must look like pt_BR, en_US or es"));
     }
     Ok(l.to_owned())
+}
+
+/// Checks a reference to a template (a name and a language, as a send
+/// names it) against the rules [`Template::new`] applies, so input that
+/// cannot name any template (a NUL, a space, an over-long name) is
+/// [`Error::Validation`] on `name` or `language` before any lookup.
+pub fn check_template_ref(name: &str, language: &str) -> Result<()> {
+    validate_template_name(name)?;
+    validate_language(language)?;
+    Ok(())
 }
 
 impl Template {
@@ -265,14 +316,14 @@ impl Template {
         Ok(())
     }
 
-    /// Strict render: see [`render_strict`].
-    pub fn render(&self, vars: &Variables) -> Result<String> {
-        render_strict(&self.body, vars)
+    /// Strict render of at most `max_chars` characters: see [`render_strict`].
+    pub fn render(&self, vars: &Variables, max_chars: usize) -> Result<String> {
+        render_strict(&self.body, vars, max_chars)
     }
 
-    /// Lenient render: see [`render_lenient`].
-    pub fn render_lenient(&self, vars: &Variables) -> String {
-        render_lenient(&self.body, vars)
+    /// Lenient render of at most `max_chars` characters: see [`render_lenient`].
+    pub fn render_lenient(&self, vars: &Variables, max_chars: usize) -> Result<String> {
+        render_lenient(&self.body, vars, max_chars)
     }
 }
 
@@ -286,23 +337,43 @@ mod tests {
 
     #[test]
     fn strict_names_every_missing_variable() {
-        let err = render_strict("{{a}} {{b}} {{c}} {{a}}", &vars(&[("b", "1")])).unwrap_err();
+        let err = render_strict("{{a}} {{b}} {{c}} {{a}}", &vars(&[("b", "1")]), 100).unwrap_err();
         assert_eq!(err.to_string(), "invalid variables: missing a, c");
-        assert_eq!(render_strict("{{a}}-{{ a }}", &vars(&[("a", "x")])).unwrap(), "x-x");
+        assert_eq!(render_strict("{{a}}-{{ a }}", &vars(&[("a", "x")]), 100).unwrap(), "x-x");
     }
 
     #[test]
     fn lenient_leaves_unknown_and_malformed_alone() {
         let v = vars(&[("nome", "Ana")]);
-        assert_eq!(render_lenient("Oi {{nome}} {{x}} {{ bad name }} {{", &v), "Oi Ana {{x}} {{ bad name }} {{");
-        assert_eq!(render_lenient("", &v), "");
-        assert_eq!(render_lenient("{{nome}}{{nome}}", &v), "AnaAna");
+        let lenient = |body: &str| render_lenient(body, &v, 100).unwrap();
+        assert_eq!(lenient("Oi {{nome}} {{x}} {{ bad name }} {{"), "Oi Ana {{x}} {{ bad name }} {{");
+        assert_eq!(lenient(""), "");
+        assert_eq!(lenient("{{nome}}{{nome}}"), "AnaAna");
     }
 
     #[test]
     fn values_are_not_re_expanded() {
         let v = vars(&[("a", "{{b}}"), ("b", "no")]);
-        assert_eq!(render_strict("{{a}}", &v).unwrap(), "{{b}}");
+        assert_eq!(render_strict("{{a}}", &v, 100).unwrap(), "{{b}}");
+    }
+
+    #[test]
+    fn the_output_is_bounded_before_it_is_allocated() {
+        // 819 placeholders and a 1 MB value would be an 819 MB body.
+        let body = "{{a}}".repeat(819);
+        let v = vars(&[("a", &"x".repeat(1 << 20))]);
+        for result in [render_strict(&body, &v, 4096), render_lenient(&body, &v, 4096)] {
+            let err = result.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid variables: the rendered text would exceed the limit of 4096 characters"
+            );
+        }
+        // Exactly at the limit renders; characters are counted, not bytes.
+        let v = vars(&[("a", "ã")]);
+        assert_eq!(render_strict("{{a}}{{a}}z", &v, 3).unwrap(), "ããz");
+        assert!(render_strict("{{a}}{{a}}zz", &v, 3).is_err());
+        assert!(render_lenient("{{b}}", &v, 4).is_err(), "a kept placeholder counts too");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::{
     Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
-    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, StatusUpdate,
-    Template, TemplateId, User, UserId,
+    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role, Session,
+    SessionId, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -27,6 +27,12 @@ use crate::Error;
 pub trait AccountStore: Send + Sync + Debug + 'static {
     /// Stores a new account and its `event`.
     async fn create_account(&self, account: &Account, event: &Event) -> Result<()>;
+
+    /// Stores a new account and its first API key (`key` belongs to
+    /// `account`) with their events (`account.created`, then
+    /// `api_key.created`) in one transaction: both or neither.
+    /// [`Error::Conflict`] when the account id or the key's prefix is taken.
+    async fn create_account_with_key(&self, account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()>;
 
     /// The account; [`Error::NotFound`] when missing.
     async fn get_account(&self, id: AccountId) -> Result<Account>;
@@ -52,16 +58,42 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// Keys of the account (revoked ones included), by id.
     async fn list_api_keys(&self, account: AccountId) -> Result<Vec<ApiKey>>;
 
-    /// Sets `revoked_at` and records `event`. [`Error::NotFound`] when the key is
-    /// missing or in another account; revoking a revoked key keeps the first
-    /// time, writes no event and returns the key.
+    /// Sets `revoked_at` and records `event`, when the key's role is at most
+    /// `up_to` (the caller's role: nobody revokes a more powerful key), in one
+    /// statement. [`Error::NotFound`] when the key is missing or in another
+    /// account, [`Error::Forbidden`] when its role is above `up_to`; revoking
+    /// a revoked key keeps the first time, writes no event and returns the key.
     async fn revoke_api_key(
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey>;
+}
+
+/// Dashboard login sessions (their own table, not API keys). Sessions
+/// record no events: a login is not a change to the account's data.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Stores a new session. [`Error::Conflict`] when its prefix is taken.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+
+    /// The session with this prefix, in any account (for authentication).
+    async fn find_session_by_prefix(&self, prefix: &str) -> Result<Option<Session>>;
+
+    /// The sessions of `user` in `account` that have not expired or ended
+    /// by `now`, newest first.
+    async fn list_sessions(&self, account: AccountId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
+
+    /// Ends session `id` of `user` in `account` at `at` (logout); ending an
+    /// ended session keeps the first time. [`Error::NotFound`] when it is
+    /// missing, in another account or another user's.
+    async fn end_session(&self, account: AccountId, user: UserId, id: SessionId, at: DateTime<Utc>) -> Result<Session>;
+
+    /// Deletes every session that expired or ended before `before`; returns how many.
+    async fn delete_expired_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// Contacts.
@@ -80,8 +112,12 @@ pub trait ContactStore: Send + Sync + Debug + 'static {
     /// stale or the new phone belongs to another contact of the account.
     async fn update_contact(&self, contact: &Contact, event: &Event) -> Result<Contact>;
 
-    /// Deletes a contact with its messages and records `event`.
-    /// [`Error::NotFound`] when missing.
+    /// Deletes a contact with its messages and records `event`, and erases
+    /// the contact's personal data from the account's event log in the same
+    /// transaction: every event that [`erased_payload`] finds carrying the
+    /// contact gets that payload (ids only), so outbox deliveries still
+    /// queued, dead letters and `/events` readers see no name, phone, e-mail
+    /// or message text of it. [`Error::NotFound`] when missing.
     async fn delete_contact(&self, account: AccountId, id: ContactId, event: &Event) -> Result<()>;
 
     /// One contact; [`Error::NotFound`] when missing.
@@ -333,12 +369,28 @@ pub struct Claim {
 /// automatically. Use as `Arc<dyn Store>`; upcast to a part with
 /// `let contacts: Arc<dyn ContactStore> = store.clone();`.
 pub trait Store:
-    AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+    AccountStore
+    + SessionStore
+    + ContactStore
+    + MessageStore
+    + TemplateStore
+    + EventStore
+    + ChannelStore
+    + JobStore
+    + HealthCheck
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + ContactStore + MessageStore + TemplateStore + EventStore + ChannelStore + JobStore + HealthCheck
+    T: AccountStore
+        + SessionStore
+        + ContactStore
+        + MessageStore
+        + TemplateStore
+        + EventStore
+        + ChannelStore
+        + JobStore
+        + HealthCheck
 {
 }
 
@@ -403,6 +455,53 @@ pub fn check_consumer_name(name: &str) -> Result<()> {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
     if !ok {
         return Err(crate::Error::validation("consumer", "must be 1 to 64 of a-z, 0-9, _ . -"));
+    }
+    Ok(())
+}
+
+/// [`AccountStore::revoke_api_key`]'s refusal of a key above the caller's role.
+pub fn revoke_forbidden(key_role: Role) -> Error {
+    Error::Forbidden { reason: format!("revoking this key needs the {} role", key_role.as_str()) }
+}
+
+/// The payload an event keeps after contact `contact` is erased, when the
+/// event carries it (`contact.*` events whose `id` is the contact; events
+/// whose `contact_id`, `contact.id` or `message.contact_id` is); `None` for
+/// every other event. Only ids, the message status and `"redacted": true`
+/// are kept: the event, its type, time and order stay, so cursors, counts
+/// and the dispatcher (which reads `message.id`, and finds the message
+/// gone) work as before.
+pub fn erased_payload(event_type: &str, payload: &serde_json::Value, contact: ContactId) -> Option<serde_json::Value> {
+    let cid = contact.to_string();
+    let is = |v: &serde_json::Value| v.as_str() == Some(cid.as_str());
+    let carries = (event_type.starts_with("contact.") && is(&payload["id"]))
+        || is(&payload["contact_id"])
+        || is(&payload["contact"]["id"])
+        || is(&payload["message"]["contact_id"]);
+    if !carries {
+        return None;
+    }
+    let mut kept = serde_json::Map::new();
+    kept.insert("contact_id".into(), serde_json::Value::String(cid.clone()));
+    kept.insert("redacted".into(), serde_json::Value::Bool(true));
+    for key in ["id", "message_id", "status"] {
+        if let Some(v) = payload.get(key).filter(|v| v.is_string()) {
+            kept.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(id) = payload["message"].get("id").filter(|v| v.is_string()) {
+        kept.insert("message".into(), serde_json::json!({ "id": id, "contact_id": cid }));
+    }
+    Some(serde_json::Value::Object(kept))
+}
+
+/// [`AccountStore::create_account_with_key`]'s argument checks: both events
+/// and the key belong to the account.
+pub fn check_account_with_key(account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()> {
+    check_event_account(account.id, &events[0])?;
+    check_event_account(account.id, &events[1])?;
+    if key.account_id != account.id {
+        return Err(Error::validation("key", "must belong to the new account"));
     }
     Ok(())
 }

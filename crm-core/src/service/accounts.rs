@@ -15,6 +15,26 @@ impl Crm {
         Ok(account)
     }
 
+    /// Creates `account` (built with [`Account::new`], its id possibly
+    /// fixed) and an owner API key named `key_name`, in one transaction
+    /// (`account.created`, `api_key.created`): a crash never leaves an
+    /// account without its key. The token is returned once and never stored.
+    /// [`Error::Conflict`] when the account id exists.
+    pub async fn create_account_with_owner_key(
+        &self,
+        account: Account,
+        key_name: &str,
+    ) -> Result<(Account, ApiKey, ApiKeyToken)> {
+        let now = self.now();
+        let (key, token) = ApiKey::generate(account.id, key_name, Role::Owner, None, now)?;
+        let events = [
+            self.event(account.id, EventType::ACCOUNT_CREATED, &account),
+            self.event(account.id, EventType::API_KEY_CREATED, &key_payload(&key)),
+        ];
+        self.store.create_account_with_key(&account, &key, &events).await?;
+        Ok((account, key, token))
+    }
+
     /// Creates a user with a hashed password (`user.created`, without the hash).
     /// [`Error::Conflict`] when the e-mail is registered.
     pub async fn create_user(
@@ -66,13 +86,20 @@ impl Crm {
         Ok((key, token))
     }
 
-    /// Revokes a key (`api_key.revoked`). In this process the key stops
-    /// working at once (its cache entry is dropped); other processes with a
-    /// key cache notice within their cache lifetime.
+    /// Revokes a key of any role (`api_key.revoked`): see
+    /// [`Crm::revoke_api_key_up_to`].
     pub async fn revoke_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<ApiKey> {
+        self.revoke_api_key_up_to(account, id, Role::Owner).await
+    }
+
+    /// Revokes a key (`api_key.revoked`) in one statement, unless its role is
+    /// above `up_to` (the caller's role; [`Error::Forbidden`]). In this
+    /// process the key stops working at once (its cache entry is dropped);
+    /// other processes with a key cache notice within their cache lifetime.
+    pub async fn revoke_api_key_up_to(&self, account: AccountId, id: ApiKeyId, up_to: Role) -> Result<ApiKey> {
         let now = self.now();
         let event = self.event(account, EventType::API_KEY_REVOKED, &json!({ "id": id, "revoked_at": now }));
-        let key = self.store.revoke_api_key(account, id, now, &event).await?;
+        let key = self.store.revoke_api_key(account, id, up_to, now, &event).await?;
         self.keys.forget(&key.prefix);
         Ok(key)
     }

@@ -16,6 +16,9 @@ use crate::{
 /// one contact every writer eventually succeeds.
 const CONTACT_UPDATE_ATTEMPTS: usize = 16;
 
+/// Most rows [`Crm::import_contacts`] takes at once.
+pub const MAX_IMPORT_BATCH: usize = 10_000;
+
 impl Crm {
     /// Creates a contact (`contact.created`). [`Error::Conflict`] when the phone
     /// (in any of its forms) already belongs to a contact of the account.
@@ -106,9 +109,18 @@ impl Crm {
         self.store.delete_contact(account, id, &event).await
     }
 
-    /// Validates every row, then stores the valid ones in batches. Rows that
-    /// fail validation or collide are reported with their index and reason.
+    /// Validates every row, then stores the valid ones in one batch. Rows
+    /// that fail validation or collide are reported with their index and
+    /// reason. [`Error::Validation`] on `contacts` for more than
+    /// [`MAX_IMPORT_BATCH`] rows (a batch is one transaction and is held in
+    /// memory whole: split bigger inputs).
     pub async fn import_contacts(&self, account: AccountId, rows: Vec<NewContact>) -> Result<ImportReport> {
+        if rows.len() > MAX_IMPORT_BATCH {
+            return Err(crate::Error::validation(
+                "contacts",
+                format!("at most {MAX_IMPORT_BATCH} rows per import batch"),
+            ));
+        }
         let now = self.now();
         let mut rejected = Vec::new();
         let mut contacts = Vec::with_capacity(rows.len());

@@ -23,12 +23,15 @@ mod contacts;
 mod events;
 mod messages;
 mod sending;
+mod sessions;
 mod templates;
 
+pub use contacts::MAX_IMPORT_BATCH;
 pub use messages::{Inbound, InboundMessage};
 pub use sending::{
     ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest, check_template_variables,
 };
+pub use sessions::SESSION_MINTED_KEY_MAX_DAYS;
 
 pub(crate) use messages::{ContactSummary, clean_error, contact_summary, contact_variables, describe_window};
 

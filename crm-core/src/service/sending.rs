@@ -30,9 +30,20 @@ use super::{ContactSummary, Crm, clean_error, contact_summary, describe_window};
 use crate::workers::{EventWorker, Outcome, WorkerOptions};
 use crate::{
     AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType,
-    GovernedMessenger, Message, MessageContent, MessageError, MessageId, MessageKind, MessageStatus, Messenger,
-    OutboundMessage, Paced, Result, SendReceipt, StatusUpdate, Throttle, Variables, Verdict,
+    GovernedMessenger, MAX_TEXT_LEN, Message, MessageContent, MessageError, MessageId, MessageKind, MessageStatus,
+    Messenger, OutboundMessage, Paced, Result, SendReceipt, StatusUpdate, Template, Throttle, Variables, Verdict,
 };
+
+/// `template` rendered for `contact` (whose `name`, `first_name`, `phone` and
+/// `email` fill placeholders `variables` leaves unset), at most
+/// [`MAX_TEXT_LEN`] characters, as message content carrying the variables used.
+fn render_for(template: Template, contact: &Contact, variables: Variables) -> Result<MessageContent> {
+    let mut vars = super::contact_variables(contact);
+    vars.extend(variables);
+    let rendered = template.render(&vars, MAX_TEXT_LEN)?;
+    let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
+    Ok(MessageContent::Template { name: template.name, language: template.language, variables: used, rendered })
+}
 
 /// The outbox consumer name of the dispatcher.
 pub const DISPATCH_CONSUMER: &str = "dispatch";
@@ -309,6 +320,7 @@ impl Crm {
 
     async fn prepare(&self, account: AccountId, req: &SendRequest) -> Result<Prepared> {
         let contact = self.store.get_contact(account, req.contact_id).await?;
+        self.check_template_content(account, &contact, &req.content).await?;
         let route = self.route(account, req.channel_id).await?;
         let now = self.now();
         let mut message = Message::outbound(account, contact.id, req.content.clone(), now)?;
@@ -501,7 +513,9 @@ impl Crm {
     /// Renders template `name`/`language` for a contact (strictly: every
     /// placeholder needs a value) into message content. The contact's
     /// `name`, `first_name`, `phone` and `email` are available as variables
-    /// unless the caller sets them.
+    /// unless the caller sets them. The text is bounded by WhatsApp's body
+    /// limit ([`MAX_TEXT_LEN`]): a longer result is [`Error::Validation`] on
+    /// `variables`, refused before it is allocated.
     pub async fn render_template_for(
         &self,
         account: AccountId,
@@ -510,13 +524,39 @@ impl Crm {
         language: &str,
         variables: Variables,
     ) -> Result<MessageContent> {
-        let template = self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))?;
+        let template = self.stored_template(account, name, language).await?;
         let contact = self.store.get_contact(account, contact_id).await?;
-        let mut vars = super::contact_variables(&contact);
-        vars.extend(variables);
-        let rendered = template.render(&vars)?;
-        let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
-        Ok(MessageContent::Template { name: template.name, language: template.language, variables: used, rendered })
+        render_for(template, &contact, variables)
+    }
+
+    /// Stored template `name`/`language`: [`Error::Validation`] when the pair
+    /// cannot name a template, [`Error::NotFound`] when none is stored.
+    async fn stored_template(&self, account: AccountId, name: &str, language: &str) -> Result<Template> {
+        crate::domain::template::check_template_ref(name, language)?;
+        self.store.find_template(account, name, language).await?.ok_or(Error::not_found("template"))
+    }
+
+    /// A template message must name a stored template of the account and
+    /// carry exactly what the service renders from it, so free text cannot
+    /// be labelled a template (and skip the lookup and the 24-hour window).
+    /// [`Error::NotFound`] on an unknown template, [`Error::Validation`] on
+    /// `content.rendered` when the text differs.
+    async fn check_template_content(
+        &self,
+        account: AccountId,
+        contact: &Contact,
+        content: &MessageContent,
+    ) -> Result<()> {
+        let MessageContent::Template { name, language, variables, rendered } = content else { return Ok(()) };
+        let template = self.stored_template(account, name, language).await?;
+        let expected = render_for(template, contact, variables.clone())?;
+        if !matches!(&expected, MessageContent::Template { rendered: r, .. } if r == rendered) {
+            return Err(Error::validation(
+                "content.rendered",
+                "must be what the stored template renders to: send the template's name and variables instead",
+            ));
+        }
+        Ok(())
     }
 
     /// Renders a template ([`Crm::render_template_for`]) and sends it now.

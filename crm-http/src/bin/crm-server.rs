@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 /// CRM_SHUTDOWN_GRACE_SECS, CRM_DEFAULT_COUNTRY, CRM_SECRET_KEYS,
 /// CRM_SECRET_KEYS_FILE, CRM_WORKERS, CRM_WORKER_LISTEN,
 /// CRM_DISPATCH_CONCURRENCY, CRM_SEND_MAX_ATTEMPTS, CRM_SEND_DEADLINE_SECS,
-/// CRM_API_KEY_CACHE_SECS, CRM_CHANNEL_CACHE_SECS.
+/// CRM_API_KEY_CACHE_SECS, CRM_CHANNEL_CACHE_SECS, CRM_TRUSTED_PROXIES.
 #[derive(Debug, Parser)]
 #[command(name = "crm-server", version, about, long_about)]
 struct Cli {
@@ -143,7 +143,7 @@ enum ContactsCommand {
         /// Country code for phones written without one (e.g. 55 for Brazil).
         #[arg(long, default_value = "55")]
         default_country: String,
-        /// Rows per batch.
+        /// Rows per batch (1 to 10,000).
         #[arg(long, default_value_t = 1000)]
         batch: usize,
         /// Batches written at once (each in its own transaction); with 1, a
@@ -235,8 +235,8 @@ async fn account(config: Config, command: AccountCommand) -> crm_core::Result<()
     let crm = open(&config).await?;
     match command {
         AccountCommand::Create { name } => {
-            let account = crm.create_account(&name).await?;
-            let (_, token) = crm.create_api_key(account.id, "owner (CLI)", Role::Owner, None).await?;
+            let account = crm_core::Account::new(&name, crm.clock().now())?;
+            let (account, _, token) = crm.create_account_with_owner_key(account, "owner (CLI)").await?;
             println!("account {} ({})", account.id, account.name);
             println!("owner API key (shown only now): {}", token.expose());
         }
@@ -277,9 +277,12 @@ async fn contacts(config: Config, command: ContactsCommand) -> crm_core::Result<
     crm.store().get_account(account).await?;
     let report =
         crm_http::import::import_csv_with(&crm, account, &file, &default_country, batch.max(1), jobs, true).await?;
-    println!("imported {} contact(s); rejected {}", report.imported, report.rejected.len());
+    println!("imported {} contact(s); rejected {}", report.imported, report.rejected_total());
     for r in &report.rejected {
         println!("  line {}: {}", r.line, r.reason);
+    }
+    if report.rejected_unlisted > 0 {
+        println!("  … and {} more rejected line(s), not listed", report.rejected_unlisted);
     }
     Ok(())
 }

@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crm_core::{Account, ApiKey, ApiKeyId, Role, User, UserId};
+use crm_core::{Account, ApiKey, ApiKeyId, Role, SessionId, User, UserId};
 
-use crate::auth::Principal;
-use crate::error::{ApiResult, Problem};
+use crate::auth::{Credential, Principal};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
@@ -22,6 +22,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_users, create_user))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(logout))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
 }
 
 pub(crate) fn public_router() -> OpenApiRouter<AppState> {
@@ -119,10 +122,31 @@ pub(crate) struct Login {
 /// A short-lived bearer token for the dashboard.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Session {
+    /// The session (see `GET /auth/sessions`).
+    id: SessionId,
     /// Send as `Authorization: Bearer <token>`.
     token: String,
     expires_at: DateTime<Utc>,
     user: UserView,
+}
+
+/// A login session as its user sees it (never its token or hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    id: SessionId,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    /// Whether this request was made with it.
+    current: bool,
+}
+
+/// The session and user behind a request made with a login session;
+/// 403 for API keys (they have no sessions).
+fn session_of(principal: &Principal) -> ApiResult<(SessionId, UserId)> {
+    match principal.credential {
+        Credential::Session { id, user_id } => Ok((id, user_id)),
+        Credential::ApiKey(_) => Err(ApiError::forbidden("this needs a login session token, not an API key")),
+    }
 }
 
 /// The caller's account.
@@ -185,7 +209,12 @@ async fn create_api_key(
     principal.require(Role::Admin)?;
     let role = body.role.unwrap_or(Role::Agent);
     principal.require(role)?;
-    let (key, token) = state.crm().create_api_key(principal.account_id, &body.name, role, body.expires_at).await?;
+    // A short-lived login session cannot mint a key that outlives policy.
+    let expires_at = match principal.credential {
+        Credential::Session { .. } => Some(state.crm().session_key_expiry(body.expires_at)?),
+        Credential::ApiKey(_) => body.expires_at,
+    };
+    let (key, token) = state.crm().create_api_key(principal.account_id, &body.name, role, expires_at).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key: key.into(), token: token.expose().to_owned() })))
 }
 
@@ -199,18 +228,20 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> ApiResult<Json<ApiKeyView>> {
     principal.require(Role::Admin)?;
-    let keys = state.crm().store().list_api_keys(principal.account_id).await?;
-    let target = keys.iter().find(|k| k.id == id).ok_or(crm_core::Error::not_found("api_key"))?;
-    // Nobody revokes a key more powerful than their own.
-    principal.require(target.role)?;
-    Ok(Json(state.crm().revoke_api_key(principal.account_id, id).await?.into()))
+    // Nobody revokes a key more powerful than their own (checked by the store's one statement).
+    Ok(Json(state.crm().revoke_api_key_up_to(principal.account_id, id, principal.role).await?.into()))
 }
 
-/// Exchange e-mail and password for a short-lived bearer token (stored hashed,
-/// like an API key, and expiring after the configured session lifetime).
+/// Exchange e-mail and password for a login session: a short-lived bearer
+/// token (`crs_…`, stored hashed, expiring after the configured session
+/// lifetime) that `POST /auth/logout` ends.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
-    responses((status = 200, body = Session), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = Session), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Json<Session>> {
+    // An address that cannot be a user's is refused before any work (no
+    // user can have it, so the answer reveals nothing).
+    let email = crm_core::Email::parse(&body.email).map_err(|_| crm_core::Error::Unauthorized)?;
+    crate::auth::throttle_login(&state, &email).await?;
     let crm = state.crm().clone();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || {
@@ -220,9 +251,41 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> 
     .map_err(|_| crm_core::Error::Unauthorized)??;
     let ttl = chrono::Duration::from_std(state.settings().session_ttl).unwrap_or(chrono::Duration::hours(12));
     let expires_at = state.crm().clock().now() + ttl;
-    let (_, token) = state
-        .crm()
-        .create_api_key(user.account_id, &format!("session {}", user.email), user.role, Some(expires_at))
-        .await?;
-    Ok(Json(Session { token: token.expose().to_owned(), expires_at, user: user.into() }))
+    let (session, token) = state.crm().start_session(&user, expires_at).await?;
+    Ok(Json(Session { id: session.id, token: token.expose().to_owned(), expires_at, user: user.into() }))
+}
+
+/// End the login session this request is made with.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
+async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
+    let (id, user) = session_of(&principal)?;
+    state.crm().end_session(principal.account_id, user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's live login sessions, newest first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth",
+    responses((status = 200, body = Vec<SessionView>), (status = 403, body = Problem)), security(("api_key" = [])))]
+async fn list_sessions(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<SessionView>>> {
+    let (current, user) = session_of(&principal)?;
+    let sessions = state.crm().list_sessions(principal.account_id, user).await?;
+    let views = sessions
+        .into_iter()
+        .map(|s| SessionView { id: s.id, created_at: s.created_at, expires_at: s.expires_at, current: s.id == current })
+        .collect();
+    Ok(Json(views))
+}
+
+/// End one of the caller's login sessions (e.g. on another device).
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", params(("id" = SessionId, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)), security(("api_key" = [])))]
+async fn end_session(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<SessionId>,
+) -> ApiResult<StatusCode> {
+    let (_, user) = session_of(&principal)?;
+    state.crm().end_session(principal.account_id, user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crm_core::{Event, EventId};
+use crm_core::{Event, EventId, Role};
 
 use crate::auth::Principal;
 use crate::error::{ApiResult, Problem};
@@ -38,7 +38,28 @@ pub(crate) struct EventPage {
     next_after: Option<EventId>,
 }
 
-/// Events of the account after a cursor, oldest first.
+/// The role that may read an event's payload: the one that may read the same
+/// data elsewhere in the API. Users (e-mails, roles) and API keys (names,
+/// prefixes) are admin-only on `/users` and `/api-keys`, so their events are too.
+fn payload_role(event: &Event) -> Role {
+    let kind = event.event_type.as_str();
+    if ["user.", "api_key.", "session."].iter().any(|p| kind.starts_with(p)) { Role::Admin } else { Role::Viewer }
+}
+
+/// An event as `role` may see it: whole, or with its payload reduced to the
+/// entity's id and `"redacted": true` (the event stays, so cursors and
+/// counts are the same for every role).
+fn for_role(mut event: Event, role: Role) -> Event {
+    if !role.includes(payload_role(&event)) {
+        let id = event.payload.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        event.payload = serde_json::json!({ "id": id, "redacted": true });
+    }
+    event
+}
+
+/// Events of the account after a cursor, oldest first. Below the admin
+/// role, the payloads of `user.*`, `api_key.*` and `session.*` events are
+/// redacted to the entity's id.
 #[utoipa::path(get, path = "/events", tag = "events", params(ListEvents),
     responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
@@ -48,6 +69,7 @@ async fn list_events(
     ApiQuery(q): ApiQuery<ListEvents>,
 ) -> ApiResult<Json<EventPage>> {
     let items = state.crm().list_events(principal.account_id, q.after, q.limit.unwrap_or(100)).await?;
+    let items: Vec<Event> = items.into_iter().map(|e| for_role(e, principal.role)).collect();
     let next_after = items.last().map(|e| e.id).or(q.after);
     Ok(Json(EventPage { items, next_after }))
 }

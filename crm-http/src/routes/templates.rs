@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crm_core::{NewTemplate, Page, Role, Template, TemplateId, Variables};
+use crm_core::{MAX_RENDER_PREVIEW, NewTemplate, Page, Role, Template, TemplateId, Variables};
 
 use crate::auth::Principal;
 use crate::error::{ApiResult, Problem};
@@ -117,10 +117,12 @@ async fn delete_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Preview a template with variables.
+/// Preview a template with variables (agents and above: the role that sends
+/// templates). The text is at most 16,384 characters (`MAX_RENDER_PREVIEW`);
+/// a longer result is refused with 422 before it is built.
 #[utoipa::path(post, path = "/templates/{id}/render", tag = "templates", params(("id" = TemplateId, Path)),
     request_body = RenderRequest,
-    responses((status = 200, body = Rendered), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Rendered), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn render_template(
     State(state): State<AppState>,
@@ -128,10 +130,11 @@ async fn render_template(
     ApiPath(id): ApiPath<TemplateId>,
     ApiJson(body): ApiJson<RenderRequest>,
 ) -> ApiResult<Json<Rendered>> {
+    principal.require(Role::Agent)?;
     let t = state.crm().get_template(principal.account_id, id).await?;
     let rendered = match body.mode {
-        RenderMode::Strict => t.render(&body.variables)?,
-        RenderMode::Lenient => t.render_lenient(&body.variables),
+        RenderMode::Strict => t.render(&body.variables, MAX_RENDER_PREVIEW)?,
+        RenderMode::Lenient => t.render_lenient(&body.variables, MAX_RENDER_PREVIEW)?,
     };
     Ok(Json(Rendered { rendered }))
 }

@@ -317,12 +317,19 @@ impl Harness {
     /// SKIPPED) when `CRM_TEST_DATABASE_URL` is unset.
     #[cfg(feature = "postgres")]
     pub async fn postgres(test: &str) -> Option<Self> {
+        Self::postgres_with(test, |_| {}).await
+    }
+
+    /// [`Harness::postgres`] with `change` applied to the config.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_with(test: &str, change: impl FnOnce(&mut Config)) -> Option<Self> {
         let url = crm_core::testing::service_url("CRM_TEST_DATABASE_URL", test)?;
-        let config = Config {
+        let mut config = Config {
             database_url: Some(pg_schema_url(&url).await.into()),
             secret_keys: Some(test_keys()),
             ..Default::default()
         };
+        change(&mut config);
         Some(Self::serve(config).await)
     }
 
@@ -331,6 +338,12 @@ impl Harness {
     pub async fn postgres(test: &str) -> Option<Self> {
         eprintln!("SKIPPED {test}: build crm-http with --features postgres");
         None
+    }
+
+    /// Without the `postgres` feature there is nothing to run against.
+    #[cfg(not(feature = "postgres"))]
+    pub async fn postgres_with(test: &str, _: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::postgres(test).await
     }
 
     /// Builds and runs a server from `config` on 127.0.0.1:0.

@@ -12,6 +12,8 @@ mod cli;
 mod contacts;
 mod e2e;
 mod errors;
+mod fuzz;
+mod hardening;
 mod messages;
 mod ratelimit;
 mod system;

@@ -13,7 +13,10 @@ use crm_core::{
 
 use super::{PgStore, Tx, append, commit, exists};
 use crate::error::db;
-use crate::rows::contacts::{contact_row, escape_like, import_report, plan_import, prefix_upper_bound};
+use crate::rows::contacts::{
+    ERASURE_CANDIDATES, contact_row, erasure_pattern, erasures, escape_like, import_report, plan_import,
+    prefix_upper_bound,
+};
 use crate::rows::to_json;
 
 /// Rows per UNNEST statement in imports.
@@ -276,6 +279,20 @@ impl ContactStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| db("deleting a contact", e))?;
+        }
+        let carrying = sqlx::query(ERASURE_CANDIDATES)
+            .bind(account.into_uuid())
+            .bind(erasure_pattern(id))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db("erasing a contact from events", e))?;
+        for (event_id, kept) in erasures(&carrying, id)? {
+            sqlx::query("UPDATE events SET payload = $1 WHERE id = $2")
+                .bind(kept)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db("erasing a contact from events", e))?;
         }
         append(&mut tx, event).await?;
         commit(tx).await

@@ -42,6 +42,7 @@ mod events;
 mod jobs;
 mod lane;
 mod messages;
+mod sessions;
 mod templates;
 
 type Tx = sqlx::Transaction<'static, Postgres>;

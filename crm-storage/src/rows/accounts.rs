@@ -37,6 +37,33 @@ pub(crate) fn api_key_row(r: &impl Columns) -> Result<ApiKey> {
     })
 }
 
+/// Revokes an unrevoked key whose role is at most `$4` (a [`role_rank`]),
+/// in one statement: `$1` the time, `$2` the key, `$3` the account.
+pub(crate) const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $1 \
+     WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL \
+     AND (CASE role WHEN 'viewer' THEN 1 WHEN 'agent' THEN 2 WHEN 'admin' THEN 3 ELSE 4 END) <= $4 RETURNING *";
+
+/// A role's rank in [`REVOKE_API_KEY`].
+pub(crate) fn role_rank(role: Role) -> i64 {
+    match role {
+        Role::Viewer => 1,
+        Role::Agent => 2,
+        Role::Admin => 3,
+        _ => 4,
+    }
+}
+
+/// What a revoke that changed no row means: the key is missing
+/// ([`Error::NotFound`]), above `up_to` ([`Error::Forbidden`]), or already
+/// revoked (returned as it is).
+pub(crate) fn unrevoked(found: Option<ApiKey>, up_to: Role) -> Result<ApiKey> {
+    match found {
+        None => Err(Error::not_found("api_key")),
+        Some(k) if !up_to.includes(k.role) => Err(crm_core::ports::store::revoke_forbidden(k.role)),
+        Some(k) => Ok(k),
+    }
+}
+
 /// [`AccountStore::get_account`](crm_core::AccountStore::get_account).
 pub(crate) async fn get_account(db: &impl Fetch, id: AccountId) -> Result<Account> {
     let sql = "SELECT * FROM accounts WHERE id = $1";

@@ -10,6 +10,32 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::{Columns, Fetch, stored};
 use crate::error::corrupt;
 
+/// The `LIKE` pattern that finds the events whose payload text names
+/// `contact` (a superset of those [`erased_payload`] changes).
+///
+/// [`erased_payload`]: crm_core::ports::store::erased_payload
+pub(crate) fn erasure_pattern(contact: ContactId) -> String {
+    format!("%{contact}%")
+}
+
+/// The account's (`$1`) events whose payload text matches `$2` (an
+/// [`erasure_pattern`]): the candidates of a contact's erasure.
+pub(crate) const ERASURE_CANDIDATES: &str =
+    "SELECT * FROM events WHERE account_id = $1 AND CAST(payload AS TEXT) LIKE $2";
+
+/// Of `rows` (`events` rows), the ones that carry `contact`, with the
+/// payload each keeps after the erasure.
+pub(crate) fn erasures(rows: &[impl Columns], contact: ContactId) -> Result<Vec<(uuid::Uuid, serde_json::Value)>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let e = super::events::event_row(row)?;
+        if let Some(kept) = crm_core::ports::store::erased_payload(e.event_type.as_str(), &e.payload, contact) {
+            out.push((e.id.into_uuid(), kept));
+        }
+    }
+    Ok(out)
+}
+
 /// A `contacts` row.
 pub(crate) fn contact_row(r: &impl Columns) -> Result<Contact> {
     Ok(Contact {

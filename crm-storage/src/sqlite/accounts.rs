@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crm_core::ports::store::check_event_account;
-use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, User, UserId};
+use crm_core::ports::store::{check_account_with_key, check_event_account};
+use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, Role, User, UserId};
 
 use super::{SqliteStore, Tx, append, commit, opt_micros};
 use crate::error::db;
-use crate::rows::accounts::api_key_row;
+use crate::rows::accounts::{REVOKE_API_KEY, api_key_row, role_rank, unrevoked};
 use crate::rows::micros;
 
 #[async_trait]
@@ -16,14 +16,18 @@ impl AccountStore for SqliteStore {
     async fn create_account(&self, account: &Account, event: &Event) -> Result<()> {
         check_event_account(account.id, event)?;
         let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(account.id.into_uuid())
-            .bind(&account.name)
-            .bind(micros(account.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db("creating an account", e))?;
+        insert_account(&mut tx, account).await?;
         append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn create_account_with_key(&self, account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()> {
+        check_account_with_key(account, key, events)?;
+        let mut tx = self.write().await?;
+        insert_account(&mut tx, account).await?;
+        insert_api_key(&mut tx, key).await?;
+        append(&mut tx, &events[0]).await?;
+        append(&mut tx, &events[1]).await?;
         commit(tx).await
     }
 
@@ -69,22 +73,7 @@ impl AccountStore for SqliteStore {
         check_event_account(key.account_id, event)?;
         let mut tx = self.write().await?;
         account_exists(&mut tx, key.account_id).await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, account_id, name, prefix, hash, role, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(key.id.into_uuid())
-        .bind(key.account_id.into_uuid())
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.hash)
-        .bind(key.role.as_str())
-        .bind(micros(key.created_at))
-        .bind(opt_micros(key.expires_at))
-        .bind(opt_micros(key.revoked_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("creating an API key", e))?;
+        insert_api_key(&mut tx, key).await?;
         append(&mut tx, event).await?;
         commit(tx).await
     }
@@ -101,20 +90,20 @@ impl AccountStore for SqliteStore {
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey> {
         check_event_account(account, event)?;
         let mut tx = self.write().await?;
-        let revoked = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL RETURNING *",
-        )
-        .bind(micros(at))
-        .bind(id.into_uuid())
-        .bind(account.into_uuid())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db("revoking an API key", e))?;
+        let revoked = sqlx::query(REVOKE_API_KEY)
+            .bind(micros(at))
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .bind(role_rank(up_to))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("revoking an API key", e))?;
         if let Some(row) = revoked {
             let key = api_key_row(&row)?;
             append(&mut tx, event).await?;
@@ -128,8 +117,8 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(|e| db("reading an API key", e))?
             .map(|r| api_key_row(&r))
-            .transpose()?
-            .ok_or(Error::not_found("api_key"))
+            .transpose()
+            .and_then(|found| unrevoked(found, up_to))
     }
 }
 
@@ -140,4 +129,35 @@ async fn account_exists(tx: &mut Tx, account: AccountId) -> Result<()> {
         .await
         .map_err(|e| db("looking up an account", e))?;
     found.map(|_| ()).ok_or(Error::not_found("account"))
+}
+
+async fn insert_account(tx: &mut Tx, account: &Account) -> Result<()> {
+    sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)")
+        .bind(account.id.into_uuid())
+        .bind(&account.name)
+        .bind(micros(account.created_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db("creating an account", e))?;
+    Ok(())
+}
+
+async fn insert_api_key(tx: &mut Tx, key: &ApiKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, account_id, name, prefix, hash, role, created_at, expires_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key.id.into_uuid())
+    .bind(key.account_id.into_uuid())
+    .bind(&key.name)
+    .bind(&key.prefix)
+    .bind(&key.hash)
+    .bind(key.role.as_str())
+    .bind(micros(key.created_at))
+    .bind(opt_micros(key.expires_at))
+    .bind(opt_micros(key.revoked_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db("creating an API key", e))?;
+    Ok(())
 }

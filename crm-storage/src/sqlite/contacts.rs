@@ -13,7 +13,9 @@ use crm_core::{
 
 use super::{SqliteStore, Tx, append, append_events, commit, exists, json_string, opt_micros};
 use crate::error::db;
-use crate::rows::contacts::{contact_row, import_report, plan_import, prefix_upper_bound};
+use crate::rows::contacts::{
+    ERASURE_CANDIDATES, contact_row, erasure_pattern, erasures, import_report, plan_import, prefix_upper_bound,
+};
 use crate::rows::{BATCH, micros};
 
 /// A contact's column values, owned, in `CONTACT_COLUMNS` order.
@@ -224,6 +226,20 @@ impl ContactStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| db("deleting a contact", e))?;
+        }
+        let carrying = sqlx::query(ERASURE_CANDIDATES)
+            .bind(account.into_uuid())
+            .bind(erasure_pattern(id))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db("erasing a contact from events", e))?;
+        for (event_id, kept) in erasures(&carrying, id)? {
+            sqlx::query("UPDATE events SET payload = $1 WHERE id = $2")
+                .bind(kept.to_string())
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db("erasing a contact from events", e))?;
         }
         append(&mut tx, event).await?;
         commit(tx).await

@@ -31,6 +31,7 @@ mod contacts;
 mod events;
 mod jobs;
 mod messages;
+mod sessions;
 mod templates;
 
 type Tx = sqlx::Transaction<'static, Sqlite>;

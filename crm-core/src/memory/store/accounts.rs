@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
-use crate::ports::store::check_event_account;
-use crate::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, User, UserId};
+use crate::ports::store::{check_account_with_key, check_event_account};
+use crate::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error, Event, Result, Role, User, UserId};
 
 #[async_trait]
 impl AccountStore for MemoryStore {
@@ -18,6 +18,24 @@ impl AccountStore for MemoryStore {
         }
         s.accounts.insert(account.id, account.clone());
         s.append(event);
+        Ok(())
+    }
+
+    async fn create_account_with_key(&self, account: &Account, key: &ApiKey, events: &[Event; 2]) -> Result<()> {
+        check_account_with_key(account, key, events)?;
+        let mut s = self.lock();
+        s.ensure_new(&events[0])?;
+        s.ensure_new(&events[1])?;
+        if s.accounts.contains_key(&account.id) {
+            return Err(Error::conflict("account", "id already exists"));
+        }
+        if s.api_keys.values().any(|k| k.prefix == key.prefix) || s.api_keys.contains_key(&key.id) {
+            return Err(Error::conflict("api_key", "prefix already exists"));
+        }
+        s.accounts.insert(account.id, account.clone());
+        s.api_keys.insert(key.id, key.clone());
+        s.append(&events[0]);
+        s.append(&events[1]);
         Ok(())
     }
 
@@ -79,6 +97,7 @@ impl AccountStore for MemoryStore {
         &self,
         account: AccountId,
         id: ApiKeyId,
+        up_to: Role,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<ApiKey> {
@@ -86,6 +105,9 @@ impl AccountStore for MemoryStore {
         let mut s = self.lock();
         s.ensure_new(event)?;
         let key = s.api_keys.get_mut(&id).filter(|k| k.account_id == account).ok_or(Error::not_found("api_key"))?;
+        if !up_to.includes(key.role) {
+            return Err(crate::ports::store::revoke_forbidden(key.role));
+        }
         if key.revoked_at.is_some() {
             return Ok(key.clone());
         }

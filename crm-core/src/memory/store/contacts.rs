@@ -75,6 +75,11 @@ impl ContactStore for MemoryStore {
                 }
             }
         }
+        for e in s.events.values_mut().filter(|e| e.account_id == account) {
+            if let Some(kept) = crate::ports::store::erased_payload(e.event_type.as_str(), &e.payload, id) {
+                e.payload = kept;
+            }
+        }
         s.append(event);
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crate::{
     Account, AccountId, ApiKey, ApiKeyId, Channel, ChannelId, Clock, Contact, ContactId, Error, Event, EventFilter,
-    EventId, Health, HealthCheck, Job, JobId, Message, MessageId, Page, PageRequest, Phone, Result, SystemClock,
-    Template, TemplateId, User, UserId,
+    EventId, Health, HealthCheck, Job, JobId, Message, MessageId, Page, PageRequest, Phone, Result, Session, SessionId,
+    SystemClock, Template, TemplateId, User, UserId,
 };
 
 mod accounts;
@@ -23,6 +23,7 @@ mod contacts;
 mod events;
 mod jobs;
 mod messages;
+mod sessions;
 mod templates;
 
 /// One event queued for one consumer.
@@ -49,6 +50,7 @@ struct State {
     accounts: BTreeMap<AccountId, Account>,
     users: BTreeMap<UserId, User>,
     api_keys: BTreeMap<ApiKeyId, ApiKey>,
+    sessions: BTreeMap<SessionId, Session>,
     contacts: BTreeMap<ContactId, Contact>,
     phones: HashMap<(AccountId, Phone), ContactId>,
     messages: BTreeMap<MessageId, Message>,

@@ -14,6 +14,35 @@ where
 {
     accounts_and_users(make().await).await;
     api_keys(make().await).await;
+    account_with_key_is_one_transaction(make().await).await;
+}
+
+/// An account and its first key are stored together or not at all.
+pub async fn account_with_key_is_one_transaction(store: Arc<dyn Store>) {
+    let taken = new_account(&store, "Taken").await;
+    let (existing, _) = ApiKey::generate(taken, "k", Role::Owner, None, now()).expect("key");
+    store.create_api_key(&existing, &ev(taken, EventType::API_KEY_CREATED)).await.expect("key");
+
+    let account = crate::Account::new("New", now()).expect("account");
+    let (key, token) = ApiKey::generate(account.id, "owner", Role::Owner, None, now()).expect("key");
+    let mut clash = key.clone();
+    clash.prefix = existing.prefix.clone();
+    let events = [ev(account.id, EventType::ACCOUNT_CREATED), ev(account.id, EventType::API_KEY_CREATED)];
+    let err = store.create_account_with_key(&account, &clash, &events).await.expect_err("prefix taken");
+    assert!(is_conflict(&err), "[accounts] a key that cannot be stored is Conflict, got {err}");
+    assert!(
+        is_not_found(&store.get_account(account.id).await.expect_err("absent")),
+        "[accounts] nor is the account stored"
+    );
+
+    store.create_account_with_key(&account, &key, &events).await.expect("create_account_with_key");
+    assert_eq!(store.get_account(account.id).await.expect("get").name, "New");
+    let found = store.find_api_key_by_prefix(&key.prefix).await.expect("find").expect("[accounts] the key is stored");
+    assert!(found.verify(token.expose(), now()));
+    assert_eq!(event_count(&store, account.id).await, 2, "[accounts] both events are recorded");
+    let again = [ev(account.id, EventType::ACCOUNT_CREATED), ev(account.id, EventType::API_KEY_CREATED)];
+    let err = store.create_account_with_key(&account, &key, &again).await.expect_err("again");
+    assert!(is_conflict(&err), "[accounts] the same account twice is Conflict");
 }
 
 /// Accounts and users: create, read, NotFound, global e-mail uniqueness, tenancy.
@@ -61,16 +90,25 @@ pub async fn api_keys(store: Arc<dyn Store>) {
     let err = store.create_api_key(&clash, &ev(b, EventType::API_KEY_CREATED)).await.expect_err("dup prefix");
     assert!(is_conflict(&err), "[api_keys] prefix is unique, got {err}");
 
-    let err = store.revoke_api_key(b, key.id, now(), &ev(b, EventType::API_KEY_REVOKED)).await.expect_err("x");
+    let err =
+        store.revoke_api_key(b, key.id, Role::Owner, now(), &ev(b, EventType::API_KEY_REVOKED)).await.expect_err("x");
     assert!(is_not_found(&err), "[api_keys] revoking another account's key is NotFound");
 
     let before = event_count(&store, a).await;
+    let err = store.revoke_api_key(a, key.id, Role::Agent, now(), &ev(a, EventType::API_KEY_REVOKED)).await;
+    assert!(
+        matches!(err, Err(crate::Error::Forbidden { .. })),
+        "[api_keys] revoking a key above up_to is Forbidden, got {err:?}"
+    );
+    assert_eq!(event_count(&store, a).await, before, "[api_keys] a refused revoke writes no event");
     let at = now();
-    let revoked = store.revoke_api_key(a, key.id, at, &ev(a, EventType::API_KEY_REVOKED)).await.expect("revoke");
+    let revoked =
+        store.revoke_api_key(a, key.id, Role::Owner, at, &ev(a, EventType::API_KEY_REVOKED)).await.expect("revoke");
     assert_eq!(revoked.revoked_at, Some(at), "[api_keys] revoked_at set");
     assert_eq!(event_count(&store, a).await, before + 1, "[api_keys] revoke writes its event");
     let later = at + chrono::Duration::seconds(5);
-    let again = store.revoke_api_key(a, key.id, later, &ev(a, EventType::API_KEY_REVOKED)).await.expect("again");
+    let again =
+        store.revoke_api_key(a, key.id, Role::Owner, later, &ev(a, EventType::API_KEY_REVOKED)).await.expect("again");
     assert_eq!(again.revoked_at, Some(at), "[api_keys] second revoke keeps the first time");
     assert_eq!(event_count(&store, a).await, before + 1, "[api_keys] second revoke writes no event");
     let listed = store.list_api_keys(a).await.expect("list");

@@ -31,6 +31,7 @@ where
     import_contacts_reports_rows(make().await).await;
     import_contacts_validates_arguments(make().await).await;
     concurrent_contact_inserts_same_phone(make().await).await;
+    delete_contact_erases_it_from_events(make().await).await;
 }
 
 /// Contacts: insert, get, find by phone, update (version), delete.
@@ -357,4 +358,34 @@ pub async fn concurrent_contact_inserts_same_phone(store: Arc<dyn Store>) {
     }
     assert_eq!(ok, 1, "[concurrency] exactly one insert of a phone wins");
     assert_eq!(event_count(&store, a).await, 2, "[concurrency] one contact event");
+}
+
+/// Deleting a contact erases its personal data from the event log (what
+/// queued outbox items and dead letters deliver), keeping ids; events of
+/// other contacts are untouched.
+pub async fn delete_contact_erases_it_from_events(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let mut ana = contact(a, "Ana Secreta", "+55 11 98765-4321");
+    ana.email = Some(crate::Email::parse("ana.secreta@example.com").expect("email"));
+    let bia = contact(a, "Bia Fica", "+55 11 98765-0000");
+    store.insert_contact(&ana, &Event::new(a, EventType::CONTACT_CREATED, &ana, now())).await.expect("insert");
+    store.insert_contact(&bia, &Event::new(a, EventType::CONTACT_CREATED, &bia, now())).await.expect("insert");
+    let message = super::outbound(&ana, "Olá Ana, seu CPF é 123");
+    let queued = json!({ "message": message, "contact": { "id": ana.id, "name": ana.name, "phone": ana.phone } });
+    store.insert_message(&message, &Event::new(a, EventType::MESSAGE_QUEUED, &queued, now())).await.expect("message");
+    store.delete_contact(a, ana.id, &ev(a, EventType::CONTACT_DELETED)).await.expect("delete");
+
+    let events = store.list_events(a, None, 1000).await.expect("events");
+    let text = serde_json::to_string(&events).expect("json");
+    for secret in ["Ana Secreta", "ana.secreta", "987654321", "CPF"] {
+        assert!(!text.contains(secret), "[contacts] {secret:?} outlives the deletion: {text}");
+    }
+    assert!(text.contains("Bia Fica"), "[contacts] other contacts' events are untouched");
+    let created =
+        events.iter().find(|e| e.event_type == EventType::CONTACT_CREATED && e.payload["id"] == json!(ana.id));
+    let created = created.expect("[contacts] the event stays, redacted");
+    assert_eq!(created.payload["redacted"], true, "[contacts] {}", created.payload);
+    let queued = events.iter().find(|e| e.event_type == EventType::MESSAGE_QUEUED).expect("queued event stays");
+    assert_eq!(queued.payload["message"]["id"], json!(message.id), "[contacts] ids are kept");
+    assert_eq!(queued.payload["contact_id"], json!(ana.id), "[contacts] ids are kept");
 }

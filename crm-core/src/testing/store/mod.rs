@@ -31,6 +31,7 @@ pub mod contacts;
 pub mod events;
 pub mod jobs;
 pub mod messages;
+pub mod sessions;
 pub mod templates;
 
 // Every behaviour also at its path from before the sections
@@ -66,6 +67,7 @@ where
     Fut: Future<Output = Arc<dyn Store>>,
 {
     accounts::run_all(&make).await;
+    sessions::run_all(&make).await;
     contacts::run_all(&make).await;
     messages::run_all(&make).await;
     templates::run_all(&make).await;
