@@ -137,7 +137,7 @@ async fn template_variables_are_checked_before_meta_is_called() {
             name: "order_update".into(),
             language: "pt_BR".into(),
             variables: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            rendered: String::new(),
+            rendered: "Olá Ana, seu pedido #1 saiu.".into(),
         };
         crm.queue_message(account.id, SendRequest::new(contact.id, content))
     };

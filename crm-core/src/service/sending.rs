@@ -330,11 +330,6 @@ impl Crm {
         }
         let messenger = route.messenger();
         self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
-        if let MessageContent::Template { name, language, variables, .. } = &message.content
-            && let Some(template) = self.store.find_template(account, name, language).await?
-        {
-            check_template_variables(&template, variables)?;
-        }
         let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
         Ok(Prepared { contact, route, message, new_recipient })
     }
@@ -549,6 +544,16 @@ impl Crm {
     ) -> Result<()> {
         let MessageContent::Template { name, language, variables, rendered } = content else { return Ok(()) };
         let template = self.stored_template(account, name, language).await?;
+        // Missing and unknown variables are named first; the contact's own
+        // (`first_name`, …) fill what the request leaves out, as they do in
+        // the render.
+        let mut effective = variables.clone();
+        for (k, v) in super::contact_variables(contact) {
+            if template.variables.contains(&k) {
+                effective.entry(k).or_insert(v);
+            }
+        }
+        check_template_variables(&template, &effective)?;
         let expected = render_for(template, contact, variables.clone())?;
         if !matches!(&expected, MessageContent::Template { rendered: r, .. } if r == rendered) {
             return Err(Error::validation(

@@ -407,6 +407,13 @@ async fn whatsapp_a_status_before_the_send_was_recorded_finds_the_message_by_crm
     let contact = ana(&h, account).await;
     // The channel's Graph API is unreachable here: the message stays queued
     // without a wamid, as when Meta's webhook beats the send's answer.
+    let stored = crm_core::NewTemplate {
+        name: "hello_world".into(),
+        language: Some("en_US".into()),
+        body: "Hello World".into(),
+        ..Default::default()
+    };
+    h.crm().create_template(account, stored).await.unwrap();
     let content = MessageContent::Template {
         name: "hello_world".into(),
         language: "en_US".into(),
