@@ -103,6 +103,7 @@ async fn channel_of(state: &AppState, phone_number_id: &str) -> Result<Option<(C
         (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
         (status = 400, description = "Malformed query", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a valid subscription request for this number", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query value holds a NUL character", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn handshake(
     State(state): State<AppState>,
