@@ -35,6 +35,7 @@ cleanup() {
     wait "$SPID" 2>/dev/null || true
   fi
   psql -q "$CRM_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  psql -q "$CRM_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS ${DB}_bare WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -103,3 +104,43 @@ psql -qAt "$url" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT c.* FROM contact_tags t J
   WHERE t.account_id = '$account' AND t.tag = 'vip' AND c.account_id = '$account' \
   AND t.contact_id > '00000000-0000-0000-0000-000000000000' ORDER BY t.contact_id LIMIT 51" \
   | grep -E 'Execution Time|Planning Time|Index' | sed 's/^/explain: /'
+
+# ---- the baseline: the same rows bulk-loaded by PostgreSQL itself -----------------
+# Into a second fresh database with the same schema (crm-server migrate): psql
+# \copy of the rows (ids, lowercase names and tag arrays precomputed, as text)
+# into a temporary table, then INSERT … SELECT into contacts (ON CONFLICT DO
+# NOTHING) and contact_tags, in one transaction. No validation, no events, no
+# outbox: the floor a contact import cannot go below on this machine.
+BDB="${DB}_bare"
+psql -q -v ON_ERROR_STOP=1 "$CRM_TEST_DATABASE_URL" -c "CREATE DATABASE $BDB" >/dev/null
+burl="$(python3 -c 'import sys, urllib.parse as u; s = u.urlsplit(sys.argv[1]); print(u.urlunsplit(s._replace(path="/" + sys.argv[2])))' \
+  "$CRM_TEST_DATABASE_URL" "$BDB")"
+env -u REDIS_URL DATABASE_URL="$burl" RUST_LOG=warn "$SERVER" migrate >/dev/null
+python3 - "$N" "$account" >"$WORK/bare.tsv" <<'PYEOF'
+import sys, uuid
+n, account = int(sys.argv[1]), sys.argv[2]
+w = sys.stdout.write
+t = "2026-11-30 00:00:00+00"
+for i in range(n):
+    tags = "{lead,vip}" if i % 10 == 0 else "{lead}"
+    cid = uuid.UUID(int=(0x0190A000_0000_7000_8000_000000000000 | i))
+    w(f"{cid}\t{account}\tContact {i}\tcontact {i}\t+55119{i:08d}\tc{i}@example.com\t\\N\t{tags}\t{{}}\t0\t"
+      f"new\tsubscribed\t{t}\tcsv\t\\N\t\\N\t{t}\t{t}\t0\n")
+PYEOF
+cat >"$WORK/bare.sql" <<SQLEOF
+BEGIN;
+CREATE TEMP TABLE stage (LIKE contacts) ON COMMIT DROP;
+\\copy stage FROM '$WORK/bare.tsv'
+INSERT INTO contacts SELECT * FROM stage ON CONFLICT DO NOTHING;
+INSERT INTO contact_tags SELECT account_id, id, unnest(tags) FROM stage;
+COMMIT;
+SQLEOF
+echo "== baseline: psql \\copy + INSERT … SELECT of the same $N rows into a fresh database"
+bstart="$(date +%s.%N)"
+psql -q -v ON_ERROR_STOP=1 "$burl" -f "$WORK/bare.sql" >/dev/null
+bend="$(date +%s.%N)"
+bcount="$(psql -qAt "$burl" -c 'SELECT count(*) FROM contacts')"
+[ "$bcount" = "$N" ] || die "baseline stored $bcount of $N rows"
+python3 -c 'import sys; n, a, b, s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]); bs = b - a
+print(f"baseline: {n} rows in {bs:.2f} s = {n / bs:,.0f} rows/s")
+print(f"ratio (crm-server import / baseline, rows/s): {bs / s:.2f}")' "$N" "$bstart" "$bend" "$secs"
