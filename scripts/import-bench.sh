@@ -5,7 +5,10 @@
 # (wall time, rows/s, peak RSS), then serves that database and times the
 # first page of the tag list (`GET /api/v1/contacts?tag=vip&limit=50`, curl's
 # time_total over IMPORT_PAGE_RUNS requests) and the store's tag-page query
-# with EXPLAIN ANALYZE. The database is dropped at the end.
+# with EXPLAIN ANALYZE. Then, as the baseline, it bulk-loads the same rows into
+# a second fresh database with the same schema (psql \copy into a temporary
+# table + INSERT … SELECT) and prints both rates and their ratio. Both
+# databases are dropped at the end.
 #
 #   CRM_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash scripts/import-bench.sh 1000000
 #
