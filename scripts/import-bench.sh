@@ -44,7 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== release build"
-cargo build --release -q -p crm-http --features postgres --bin crm-server
+# The same build as scripts/load.sh (bin and example), so the two scripts share it.
+cargo build --release -q -p crm-http --features postgres --bin crm-server --example baseline
 SERVER="$CARGO_TARGET_DIR/release/crm-server"
 
 python3 - "$N" >"$WORK/contacts.csv" <<'EOF'

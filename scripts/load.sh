@@ -131,6 +131,19 @@ to_ms() {
     else print v }'
 }
 
+# same_body WHAT CRM_URL BASELINE_URL KEY: both servers answer the same bytes.
+same_body() {
+  curl -fsS -H "Authorization: Bearer $4" "$2" >"$WORK/body-crm.json" || die "$1: crm-server failed"
+  curl -fsS "$3" >"$WORK/body-baseline.json" || die "$1: baseline failed"
+  if ! cmp -s "$WORK/body-crm.json" "$WORK/body-baseline.json"; then
+    cmp "$WORK/body-crm.json" "$WORK/body-baseline.json" >&2 || true
+    python3 -c 'import sys; a, b = (open(p).read() for p in sys.argv[1:]); i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+print("crm-server: ..." + a[max(0, i - 80):i + 80] + "\nbaseline:   ..." + b[max(0, i - 80):i + 80])' \
+      "$WORK/body-crm.json" "$WORK/body-baseline.json" >&2
+    die "$1: the two bodies differ"
+  fi
+}
+
 # bench DB SCENARIO WHO URL [AUTH] [BODY]: one wrk run, one results row.
 bench() {
   local db="$1" scenario="$2" who="$3" url="$4" auth="${5:-}" body="${6:-}" log
@@ -255,6 +268,9 @@ run_db() { # run_db NAME DATABASE_URL
   curl -fsS -o /dev/null -H "Authorization: Bearer $key" "$api/contacts/$contact" || die "crm-server GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts/$contact" || die "baseline GET failed"
   curl -fsS -o /dev/null "http://$baddr/contacts?tag=vip" || die "baseline tag list failed"
+  # … with the same bytes: the two servers do the same work but for crm's.
+  same_body "GET contact" "$api/contacts/$contact" "http://$baddr/contacts/$contact" "$key"
+  same_body "list by tag" "$api/contacts?tag=vip&limit=50" "http://$baddr/contacts?tag=vip" "$key"
   # The first IDS_COUNT contacts' ids, for sends spread over many contacts.
   local cursor=""
   : >"$out/ids.txt"

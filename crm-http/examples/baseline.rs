@@ -10,6 +10,10 @@
 //!
 //! - `GET /contacts/{id}`: `SELECT * FROM contacts WHERE id = ? AND account_id = ?`
 //! - `GET /contacts?tag=T`: the tag page query of the stores (50 + 1 rows)
+//!
+//! Both GETs answer the same bytes as crm-server's (every field of the
+//! contact, in its order and text; `scripts/load.sh` checks it), so the two
+//! servers do the same work but for crm's middleware and checks.
 //! - `POST /messages` `{"contact_id": …, "text": …}`: one statement (one
 //!   round trip, one commit) that inserts the message as `queued` when the
 //!   contact exists in the account, answering `202 Accepted` like
@@ -49,9 +53,12 @@ struct App {
     account: Uuid,
 }
 
+/// A contact exactly as crm-server's API writes it (same fields, same order,
+/// same text), so both servers answer byte-identical bodies.
 #[derive(Serialize)]
 struct ContactOut {
     id: Uuid,
+    account_id: Uuid,
     name: String,
     phone: String,
     email: Option<String>,
@@ -60,9 +67,19 @@ struct ContactOut {
     metadata: serde_json::Value,
     lead_score: i64,
     lead_stage: String,
-    opt_in_status: String,
+    opt_in: OptInOut,
+    last_inbound_at: Option<DateTime<Utc>>,
+    last_outbound_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+#[derive(Serialize)]
+struct OptInOut {
+    status: String,
+    changed_at: Option<DateTime<Utc>>,
+    source: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -102,8 +119,10 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 fn sqlite_contact(r: &SqliteRow) -> Result<ContactOut, BoxError> {
+    let opt_micros = |c: &str| r.try_get::<Option<i64>, _>(c).map(|v| v.map(from_micros));
     Ok(ContactOut {
         id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         phone: r.try_get("phone")?,
         email: r.try_get("email")?,
@@ -112,15 +131,23 @@ fn sqlite_contact(r: &SqliteRow) -> Result<ContactOut, BoxError> {
         metadata: serde_json::from_str(r.try_get::<&str, _>("metadata")?)?,
         lead_score: r.try_get("lead_score")?,
         lead_stage: r.try_get("lead_stage")?,
-        opt_in_status: r.try_get("opt_in_status")?,
+        opt_in: OptInOut {
+            status: r.try_get("opt_in_status")?,
+            changed_at: opt_micros("opt_in_changed_at")?,
+            source: r.try_get("opt_in_source")?,
+        },
+        last_inbound_at: opt_micros("last_inbound_at")?,
+        last_outbound_at: opt_micros("last_outbound_at")?,
         created_at: from_micros(r.try_get("created_at")?),
         updated_at: from_micros(r.try_get("updated_at")?),
+        version: r.try_get("version")?,
     })
 }
 
 fn pg_contact(r: &PgRow) -> Result<ContactOut, BoxError> {
     Ok(ContactOut {
         id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         phone: r.try_get("phone")?,
         email: r.try_get("email")?,
@@ -129,9 +156,16 @@ fn pg_contact(r: &PgRow) -> Result<ContactOut, BoxError> {
         metadata: r.try_get("metadata")?,
         lead_score: i64::from(r.try_get::<i16, _>("lead_score")?),
         lead_stage: r.try_get("lead_stage")?,
-        opt_in_status: r.try_get("opt_in_status")?,
+        opt_in: OptInOut {
+            status: r.try_get("opt_in_status")?,
+            changed_at: r.try_get("opt_in_changed_at")?,
+            source: r.try_get("opt_in_source")?,
+        },
+        last_inbound_at: r.try_get("last_inbound_at")?,
+        last_outbound_at: r.try_get("last_outbound_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        version: r.try_get("version")?,
     })
 }
 
@@ -159,6 +193,20 @@ async fn get_contact(State(app): State<Arc<App>>, Path(id): Path<Uuid>) -> Reply
 }
 
 const LIMIT: i64 = 50;
+
+/// crm's page cursor: the id's 16 bytes in unpadded URL-safe base64.
+fn cursor(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    for chunk in id.as_bytes().chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
 
 async fn list_by_tag(State(app): State<Arc<App>>, Query(q): Query<TagQuery>) -> Reply<Json<PageOut>> {
     let mut items = match &app.db {
@@ -196,7 +244,7 @@ async fn list_by_tag(State(app): State<Arc<App>>, Query(q): Query<TagQuery>) -> 
     .map_err(fail)?;
     let more = items.len() as i64 > LIMIT;
     items.truncate(LIMIT as usize);
-    let next_cursor = if more { items.last().map(|c| c.id.to_string()) } else { None };
+    let next_cursor = if more { items.last().map(|c| cursor(c.id)) } else { None };
     Ok(Json(PageOut { items, next_cursor }))
 }
 

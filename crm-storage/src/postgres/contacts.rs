@@ -337,7 +337,10 @@ impl ContactStore for PgStore {
         }
         let order = if query.tag.is_some() { "t.contact_id" } else { "c.id" };
         b.push(format_args!(" ORDER BY {order} LIMIT ")).push_bind(i64::from(query.page.limit) + 1);
-        let rows = b.build().fetch_all(&self.pool).await.map_err(|e| db("listing contacts", e))?;
+        // On the fast lane like every other shared read (no release ping).
+        let mut conn = self.lane.lease().await.map_err(|e| db("listing contacts", e))?;
+        let rows = b.build().fetch_all(&mut *conn).await;
+        let rows = conn.settle(rows).map_err(|e| db("listing contacts", e))?;
         let items = rows.iter().map(contact_row).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, query.page.limit, |c| c.id.into_uuid()))
     }
