@@ -441,6 +441,9 @@ impl Crm {
     }
 
     async fn prepare(&self, account: AccountId, req: &SendRequest) -> Result<Prepared> {
+        if let Some(f) = &req.fallback_template {
+            f.validate("fallback_template")?;
+        }
         let contact = self.store.get_contact(account, req.contact_id).await?;
         let mut content = self.template_content(account, &contact, req.content.clone()).await?;
         let route = self.route(account, req.channel_id).await?;
@@ -461,7 +464,6 @@ impl Crm {
             let Some(template) = req.fallback_template.clone().or(configured) else {
                 return Err(window_closed(window));
             };
-            template.validate("fallback_template")?;
             let stored = match self.stored_template(account, &template.name, &template.language).await {
                 Err(Error::NotFound { .. }) => {
                     return Err(Error::validation(
