@@ -202,7 +202,12 @@ impl MediaFetcher {
     /// `Ok(None)` when there is nothing to do.
     async fn fetch(&self, event: &Event) -> Result<Option<crm_core::Message>> {
         let account = event.account_id;
-        let Some(id) = event.payload["message"]["id"].as_str().and_then(|s| s.parse::<MessageId>().ok()) else {
+        let m = &event.payload["message"];
+        // Most messages are not media: decided from the event, without a read.
+        if m["content"]["type"] != "media" || m["direction"] != "inbound" || m["channel_id"].is_null() {
+            return Ok(None);
+        }
+        let Some(id) = m["id"].as_str().and_then(|s| s.parse::<MessageId>().ok()) else {
             return Ok(None);
         };
         let message = match self.crm.get_message(account, id).await {

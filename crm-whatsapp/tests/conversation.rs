@@ -136,6 +136,15 @@ async fn outside_the_window_a_free_form_send_falls_back_or_is_refused_before_met
     );
     assert_eq!(w.crm.get_message(w.account, sent.id).await.unwrap(), sent, "stored with the fallback");
 
+    // A retried request (same Idempotency-Key, the same free-form content) finds the fallback message.
+    let fallback = FallbackTemplate { name: "retomar_conversa".into(), language: "pt_BR".into(), variables: vars(&[]) };
+    let req =
+        || SendRequest::new(bia.id, MessageContent::text("Oi de novo")).fallback(fallback.clone()).reference("fb-1");
+    let first = w.crm.queue_message(w.account, req()).await.unwrap();
+    let again = w.crm.queue_message(w.account, req()).await.unwrap();
+    assert!(!first.replayed && again.replayed && again.message.id == first.message.id);
+    assert!(first.message.fallback.is_some());
+
     // A fallback naming no stored template is refused, naming the field.
     let missing = FallbackTemplate { name: "nao_existe".into(), language: "pt_BR".into(), variables: vars(&[]) };
     let req = SendRequest::new(bia.id, MessageContent::text("Oi")).fallback(missing);
