@@ -494,6 +494,39 @@ mod tests {
     }
 
     #[test]
+    fn provider_parameters_are_checked() {
+        let p = |name: &str, kind| TemplateParameter { name: name.into(), kind, required: true };
+        let mk = |parameters: Vec<TemplateParameter>| {
+            let input = NewTemplate {
+                name: "pedido".into(),
+                body: "Oi {{1}}".into(),
+                parameters: Some(parameters),
+                ..Default::default()
+            };
+            Template::new(AccountId::new(), input, Utc::now())
+        };
+        let ok = mk(vec![
+            p("header.image", ParameterKind::Image),
+            p("button.1", ParameterKind::UrlSuffix),
+            p("quick_reply.0", ParameterKind::Payload),
+        ]);
+        assert_eq!(ok.unwrap().parameters.map(|v| v.len()), Some(3));
+        for bad in [
+            vec![p("header.image", ParameterKind::Video)],
+            vec![p("button.10", ParameterKind::UrlSuffix)],
+            vec![p("footer.1", ParameterKind::Text)],
+            vec![p("header.1", ParameterKind::Text), p("header.1", ParameterKind::Text)],
+            vec![p("header.1", ParameterKind::Text), p("header.image", ParameterKind::Image)],
+            (0..21).map(|i| p(&format!("header.v{i}"), ParameterKind::Text)).collect(),
+        ] {
+            let err = mk(bad.clone()).unwrap_err();
+            assert!(matches!(&err, Error::Validation { field, .. } if field == "parameters"), "{bad:?}: {err}");
+        }
+        assert!(is_component_variable("header.1") && is_component_variable("quick_reply.0"));
+        assert!(!is_component_variable("first_name") && !is_component_variable("headers"));
+    }
+
+    #[test]
     fn construction_validates() {
         let now = Utc::now();
         let a = AccountId::new();
