@@ -287,6 +287,7 @@ mod tests {
             whatsapp_id: None,
             content: MessageContent::text("oi"),
             new_recipient,
+            reply_to: None,
         }
     }
 

@@ -61,29 +61,32 @@ pub use domain::contact::{
 pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, Session, sha256_hex};
 pub use domain::event::{Event, EventFilter, EventType};
 pub use domain::message::{
-    Direction, Interactive, ListRow, ListSection, MAX_TEXT_LEN, MAX_UNSUPPORTED_PAYLOAD_BYTES, MediaKind, MediaRef,
-    Message, MessageContent, MessageError, MessageKind, MessageStatus, ReplyButton, StatusUpdate,
+    Attachment, AttachmentState, Direction, Fallback, FallbackTemplate, Interactive, ListRow, ListSection,
+    MAX_TEXT_LEN, MAX_UNSUPPORTED_PAYLOAD_BYTES, MediaKind, MediaRef, Message, MessageContent, MessageError,
+    MessageKind, MessageStatus, Pricing, ReplyButton, ReplyTo, StatusUpdate,
 };
 pub use domain::phone::Phone;
 pub use domain::template::{
-    MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, Template, TemplateCategory, Variables, render_lenient,
-    render_strict,
+    MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, ParameterKind, Template, TemplateCategory, TemplateParameter,
+    Variables, is_component_variable, render_lenient, render_strict,
 };
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId};
-pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
+pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
+pub use ports::media::{MediaStore, NewMedia, StoredMedia};
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::store::{
-    AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
-    SessionStore, Store, TemplateStore,
+    AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageAnnotation,
+    MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use service::{
     ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage,
-    MAX_IMPORT_BATCH, Queued, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
+    MAX_IMPORT_BATCH, ProviderStatus, Queued, Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest,
+    check_template_variables,
 };

@@ -7,3 +7,8 @@ use std::sync::Arc;
 async fn memory_store_passes_the_store_suite() {
     testing::store::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
 }
+
+#[tokio::test]
+async fn memory_media_store_passes_the_media_suite() {
+    testing::media::run_all(&crm_core::MemoryMediaStore::new()).await;
+}

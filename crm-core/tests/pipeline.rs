@@ -544,6 +544,7 @@ async fn channels_seal_credentials_route_inbound_and_rotate_keys() {
         provider_message_id: Some("wamid.in.1".into()),
         content: MessageContent::text("oi"),
         sent_at: None,
+        reply_to: None,
     };
     let got = w.crm.record_inbound_via(&ch, inbound).await.unwrap();
     assert_eq!(got.message.channel_id, Some(w.channel.id));

@@ -68,6 +68,7 @@ fn text_from(from: &str, provider_id: Option<&str>, body: &str) -> InboundMessag
         provider_message_id: provider_id.map(Into::into),
         content: MessageContent::text(body),
         sent_at: None,
+        reply_to: None,
     }
 }
 
@@ -89,7 +90,7 @@ async fn store_template(crm: &Crm, account: AccountId, body: &str) {
 }
 
 fn new_template(name: &str, body: &str) -> NewTemplate {
-    NewTemplate { name: name.into(), language: None, category: None, body: body.into() }
+    NewTemplate { name: name.into(), language: None, category: None, body: body.into(), parameters: None }
 }
 
 /// The field of a validation error; panics on anything else.
@@ -1054,6 +1055,7 @@ async fn templates_crud() {
                 language: Some("en_US".into()),
                 category: Some(TemplateCategory::Utility),
                 body: "Hi {{name}}".into(),
+                parameters: None,
             },
         )
         .await
@@ -1569,6 +1571,7 @@ async fn inbound_messages_teach_the_contacts_whatsapp_id() {
         provider_message_id: Some(pid.into()),
         content: crm_core::MessageContent::text("oi"),
         sent_at: None,
+        reply_to: None,
     };
     let got = crm.record_inbound(account.id, inbound("w1", Some("551187654321"))).await.unwrap();
     assert!(!got.contact_created);

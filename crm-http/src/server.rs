@@ -65,6 +65,8 @@ pub struct ServerBuilder {
     probes: Vec<Arc<dyn HealthCheck>>,
     recording: RecordingMessenger,
     bootstrap: bool,
+    #[cfg_attr(not(feature = "whatsapp-cloud"), allow(dead_code))]
+    media: Option<Arc<dyn crm_core::MediaStore>>,
 }
 
 /// Everything a process needs, assembled but not serving yet.
@@ -131,6 +133,14 @@ impl ServerBuilder {
     /// the request id, tracing, metrics and error layers like every route.
     pub fn routes(mut self, routes: Router<AppState>) -> Self {
         self.routes.push(routes);
+        self
+    }
+
+    /// Where inbound media files are kept (default: a [`LocalMediaStore`](crm_storage::LocalMediaStore)
+    /// in `<data_dir>/media`). With the `whatsapp-cloud` feature, a worker
+    /// downloads the media of messages received on WhatsApp Cloud channels into it.
+    pub fn media_store(mut self, media: Arc<dyn crm_core::MediaStore>) -> Self {
+        self.media = Some(media);
         self
     }
 
@@ -226,6 +236,15 @@ impl ServerBuilder {
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
             }
+            #[cfg(feature = "whatsapp-cloud")]
+            {
+                let media: Arc<dyn crm_core::MediaStore> = match &self.media {
+                    Some(m) => m.clone(),
+                    None => Arc::new(crm_storage::LocalMediaStore::new(config.data_dir.join("media"))),
+                };
+                let fetcher = crm_whatsapp::MediaFetcher::new(crm.clone(), media, crm_whatsapp::http_client()?);
+                rb = rb.event_worker(Arc::new(fetcher), crm_whatsapp::MediaFetcher::options());
+            }
             for (w, o) in self.job_workers {
                 rb = rb.job_worker(w, o);
             }
@@ -271,6 +290,7 @@ impl Server {
             probes: Vec::new(),
             recording: RecordingMessenger::new().keep_last(100),
             bootstrap: true,
+            media: None,
         }
     }
 

@@ -15,6 +15,8 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod error;
+mod media;
+pub use media::LocalMediaStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 

@@ -4,14 +4,15 @@
 //! for the `whatsapp-cloud` channel kind ([`CloudApiFactory`]) whose
 //! messengers ([`CloudApiMessenger`]) send every kind of crm message through
 //! Meta's Graph API, with Meta's errors mapped into crm's error kinds
-//! ([`graph`]), plus what inbound webhooks need.
+//! ([`graph`]), plus what inbound webhooks need ([`webhook`]) and the worker
+//! that downloads inbound media ([`media`]).
 //!
 //! A channel of this kind holds:
 //!
 //! | where | what |
 //! |---|---|
 //! | `provider_id` | the phone number id (Meta's app dashboard, WhatsApp → API setup) |
-//! | `settings` | [`CloudSettings`]: `business_account_id`, `api_version`, `base_url`, `timeout_secs`, `link_preview` |
+//! | `settings` | [`CloudSettings`]: `business_account_id`, `api_version`, `base_url`, `timeout_secs`, `link_preview`, `fallback_template`, `max_media_bytes` |
 //! | `credentials` | `access_token` (required), `app_secret` and `verify_token` (webhooks) |
 //!
 //! ```no_run
@@ -26,12 +27,14 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod media;
 mod messenger;
 pub mod payload;
 pub mod settings;
 pub mod templates;
 pub mod webhook;
 
+pub use media::MediaFetcher;
 pub use messenger::{
     CloudApiBuilder, CloudApiFactory, CloudApiMessenger, MESSAGES_PER_SECOND, PAIR_INTERVAL, WINDOW, http_client,
 };

@@ -174,7 +174,7 @@ pub fn http_client() -> Result<reqwest::Client> {
         .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })
 }
 
-fn unreachable(e: reqwest::Error, timeout: Duration) -> Error {
+pub(crate) fn unreachable(e: reqwest::Error, timeout: Duration) -> Error {
     let message = if e.is_timeout() {
         format!("the Graph API did not answer within {} s", timeout.as_secs())
     } else {
@@ -233,6 +233,13 @@ impl CloudApiMessenger {
 
     /// One Graph call; the answer body when 2xx, else crm's error for it.
     pub(crate) async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let response = self.answer(request).await?;
+        read_bounded(response).await.map_err(|e| unreachable(e, self.timeout))
+    }
+
+    /// Sends `request` with the token and the timeout; the response when
+    /// 2xx (its body unread), else crm's error for it.
+    pub(crate) async fn answer(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = request
             .bearer_auth(self.token.expose_secret())
             .timeout(self.timeout)
@@ -240,12 +247,12 @@ impl CloudApiMessenger {
             .await
             .map_err(|e| unreachable(e, self.timeout))?;
         let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        let body = read_bounded(response).await.map_err(|e| unreachable(e, self.timeout))?;
         if (200..300).contains(&status) {
             self.refused.lock().unwrap_or_else(|p| p.into_inner()).take();
-            return Ok(body);
+            return Ok(response);
         }
+        let wait = retry_after(response.headers());
+        let body = read_bounded(response).await.map_err(|e| unreachable(e, self.timeout))?;
         let failure = graph::classify(status, wait, &body, self.token.expose_secret());
         match failure.class {
             Class::Configuration => {
@@ -258,6 +265,11 @@ impl CloudApiMessenger {
             _ => {}
         }
         Err(failure.into_error())
+    }
+
+    /// How long one call may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Marks an inbound message (by its `wamid`) as read: the contact sees
@@ -369,7 +381,7 @@ impl Messenger for CloudApiMessenger {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
-        let options = BodyOptions { link_preview: self.link_preview, reply_to: None };
+        let options = BodyOptions { link_preview: self.link_preview, reply_to: message.reply_to.clone() };
         self.send_with(message, &options).await
     }
 }

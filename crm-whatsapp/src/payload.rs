@@ -266,6 +266,7 @@ mod tests {
             whatsapp_id: None,
             content,
             new_recipient: false,
+            reply_to: None,
         }
     }
 

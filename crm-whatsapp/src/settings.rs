@@ -45,6 +45,15 @@ pub struct CloudSettings {
     pub timeout_secs: Option<u64>,
     /// Ask WhatsApp to render a preview of the first link in text messages.
     pub link_preview: bool,
+    /// The template a free-form send falls back to outside the 24-hour
+    /// window (`{"name", "language", "variables"}`; read by crm-core, see
+    /// [`Channel::fallback_template`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_template: Option<crm_core::FallbackTemplate>,
+    /// Largest inbound media file downloaded from Meta, in bytes (default
+    /// [`crate::media::DEFAULT_MAX_MEDIA_BYTES`], at most 100 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_media_bytes: Option<u64>,
 }
 
 impl Default for CloudSettings {
@@ -55,6 +64,8 @@ impl Default for CloudSettings {
             base_url: DEFAULT_BASE_URL.into(),
             timeout_secs: None,
             link_preview: false,
+            fallback_template: None,
+            max_media_bytes: None,
         }
     }
 }
@@ -95,7 +106,15 @@ impl CloudSettings {
         if self.timeout_secs.is_some_and(|t| !(1..=120).contains(&t)) {
             return Err(Error::validation("settings.timeout_secs", "must be 1 to 120"));
         }
+        if self.max_media_bytes.is_some_and(|m| !(1..=crate::media::MAX_MEDIA_BYTES).contains(&m)) {
+            return Err(Error::validation("settings.max_media_bytes", "must be 1 to 104857600 (100 MiB)"));
+        }
         Ok(())
+    }
+
+    /// The largest inbound media file downloaded.
+    pub fn max_media_bytes(&self) -> u64 {
+        self.max_media_bytes.unwrap_or(crate::media::DEFAULT_MAX_MEDIA_BYTES)
     }
 
     /// The timeout of one Graph call.

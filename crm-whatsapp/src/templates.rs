@@ -1,7 +1,7 @@
 //! Message templates of a WhatsApp Business Account: list (to sync into
 //! crm's templates), create and delete through the Graph API.
 
-use crm_core::{Error, NewTemplate, Result, TemplateCategory};
+use crm_core::{Error, NewTemplate, ParameterKind, Result, TemplateCategory, TemplateParameter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,8 +43,51 @@ impl ProviderTemplate {
             .as_str()
     }
 
+    /// The parameters of its header and buttons, named as template sends
+    /// name them in `variables` (see [`crate::payload`]): a text header's
+    /// placeholders `header.<name>`, a media header `header.image` /
+    /// `header.video` / `header.document` (required), a URL button with a
+    /// dynamic suffix `button.<index>` (required), a quick-reply button's
+    /// payload `quick_reply.<index>` (optional: Meta sends the button's
+    /// text when none is given). Other buttons (phone number, static URL)
+    /// take no parameter.
+    pub fn parameters(&self) -> Vec<TemplateParameter> {
+        let of_type = |t: &'static str| {
+            self.components.iter().filter(move |c| c["type"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(t)))
+        };
+        let mut out = Vec::new();
+        let param = |name: String, kind, required| TemplateParameter { name, kind, required };
+        for header in of_type("HEADER") {
+            match header["format"].as_str().unwrap_or("TEXT").to_ascii_uppercase().as_str() {
+                "TEXT" => {
+                    for name in placeholders(header["text"].as_str().unwrap_or("")) {
+                        out.push(param(format!("header.{name}"), ParameterKind::Text, true));
+                    }
+                }
+                "IMAGE" => out.push(param("header.image".into(), ParameterKind::Image, true)),
+                "VIDEO" => out.push(param("header.video".into(), ParameterKind::Video, true)),
+                "DOCUMENT" => out.push(param("header.document".into(), ParameterKind::Document, true)),
+                _ => {}
+            }
+        }
+        for buttons in of_type("BUTTONS") {
+            for (index, b) in buttons["buttons"].as_array().into_iter().flatten().enumerate().take(10) {
+                match b["type"].as_str().unwrap_or("").to_ascii_uppercase().as_str() {
+                    "URL" if b["url"].as_str().is_some_and(|u| u.contains("{{")) => {
+                        out.push(param(format!("button.{index}"), ParameterKind::UrlSuffix, true));
+                    }
+                    "QUICK_REPLY" => out.push(param(format!("quick_reply.{index}"), ParameterKind::Payload, false)),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// crm's template for it: its body with the same placeholders (crm's
-    /// `{{var}}` syntax is Meta's), so sends render and are checked locally.
+    /// `{{var}}` syntax is Meta's) and its header and button
+    /// [`parameters`](Self::parameters), so sends render and are checked
+    /// locally before Meta is called.
     pub fn to_new_template(&self) -> Result<NewTemplate> {
         let body = self
             .body_text()
@@ -59,8 +102,25 @@ impl ProviderTemplate {
             language: Some(self.language.clone()),
             category: Some(category),
             body: body.to_owned(),
+            parameters: Some(self.parameters()),
         })
     }
+}
+
+/// The trimmed names inside `{{ … }}` of `text`, first appearance first.
+fn placeholders(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else { break };
+        let name = after[..close].trim();
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+        rest = &after[close + 2..];
+    }
+    out
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,10 @@
 //! without a server.
 
 use chrono::{DateTime, TimeZone, Utc};
-use crm_core::{InboundMessage, Interactive, MediaKind, MediaRef, MessageContent, MessageError, MessageStatus, Result};
+use crm_core::{
+    InboundMessage, Interactive, MediaKind, MediaRef, MessageContent, MessageError, MessageId, MessageStatus, Pricing,
+    ProviderStatus, Result,
+};
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -101,6 +104,43 @@ pub struct StatusReport {
     pub pricing: Option<Value>,
     /// Meta's `conversation` object, when present.
     pub conversation: Option<Value>,
+}
+
+impl StatusReport {
+    /// crm's pricing for the report's `pricing` and `conversation` objects
+    /// (`None` when it carries neither).
+    pub fn pricing(&self) -> Option<Pricing> {
+        if self.pricing.is_none() && self.conversation.is_none() {
+            return None;
+        }
+        let p = self.pricing.as_ref().unwrap_or(&Value::Null);
+        let c = self.conversation.as_ref().unwrap_or(&Value::Null);
+        Some(
+            Pricing {
+                billable: p["billable"].as_bool(),
+                pricing_model: text(&p["pricing_model"]),
+                category: text(&p["category"]),
+                pricing_type: text(&p["type"]),
+                conversation_id: text(&c["id"]),
+                conversation_origin: text(&c["origin"]["type"]),
+                conversation_expires_at: time(&c["expiration_timestamp"]),
+            }
+            .cleaned(),
+        )
+    }
+
+    /// The report as crm's service applies it
+    /// ([`Crm::apply_status_report`](crm_core::Crm::apply_status_report)).
+    pub fn to_provider_status(&self) -> ProviderStatus {
+        ProviderStatus {
+            provider_message_id: self.provider_message_id.clone(),
+            message_id: self.callback_data.as_deref().and_then(|c| c.parse::<MessageId>().ok()),
+            status: self.status,
+            at: self.at,
+            error: self.error.clone(),
+            pricing: self.pricing(),
+        }
+    }
 }
 
 /// What one `changes[]` item carried for one phone number.
@@ -261,6 +301,9 @@ fn message(m: &Value, names: &[(&str, &str)]) -> Option<InboundMessage> {
         provider_message_id: text(&m["id"]),
         content,
         sent_at: time(&m["timestamp"]),
+        // A reply quotes the message in `context.id` (a forwarded message's
+        // context has no id).
+        reply_to: text(&m["context"]["id"]).filter(|id| !id.is_empty()),
     })
 }
 

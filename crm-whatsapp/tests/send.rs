@@ -41,6 +41,7 @@ fn outbound(content: MessageContent) -> OutboundMessage {
         whatsapp_id: None,
         content,
         new_recipient: true,
+        reply_to: None,
     }
 }
 
@@ -407,6 +408,7 @@ async fn a_channel_sends_through_the_dispatcher_and_records_meta_failures() {
         provider_message_id: Some("wamid.IN1".into()),
         content: MessageContent::text("Oi, tem horário?"),
         sent_at: None,
+        reply_to: None,
     };
     let ana = crm.record_inbound_via(&channel, inbound).await.unwrap().contact;
     let dispatcher = crm.dispatcher();

@@ -74,6 +74,7 @@ async fn templates_are_submitted_with_examples_and_deleted_by_name() {
         language: Some("pt_BR".into()),
         category: Some(TemplateCategory::Marketing),
         body: "Oi {{first_name}}, bem-vinda!".into(),
+        parameters: None,
     };
     let (id, status) = m.create_template(WABA, &input).await.unwrap();
     assert_eq!((id.as_str(), status.as_str()), ("572279198452421", "PENDING"));

@@ -32,6 +32,13 @@ fn content(name: &str) -> MessageContent {
 #[test]
 fn every_message_type_maps_into_the_domain() {
     assert_eq!(content("text"), MessageContent::text("Does it come in another color?"));
+    assert_eq!(change("text").messages[0].reply_to, None, "a message that quotes nothing");
+    assert_eq!(content("text_reply"), MessageContent::text("Yes, the blue one please"));
+    assert_eq!(
+        change("text_reply").messages[0].reply_to.as_deref(),
+        Some("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDNTgzOTkyNTNBNzdBNjkzNTUA"),
+        "a reply's context.id is the quoted message"
+    );
     assert_eq!(change("text").messages[0].profile_name.as_deref(), Some("Sheena Nelson"));
     for (name, kind, id) in [
         ("image", MediaKind::Image, "1003383421387256"),
@@ -94,6 +101,20 @@ fn every_status_maps_with_errors_pricing_and_conversation() {
     assert_eq!(s.pricing.as_ref().unwrap()["category"], "utility");
     assert!(s.conversation.as_ref().unwrap()["id"].is_string());
     assert_eq!(s.callback_data.as_deref(), Some("0193a9f2-0000-7000-8000-000000000000"));
+    let p = s.pricing().unwrap();
+    assert_eq!(
+        (p.billable, p.pricing_model.as_deref(), p.category.as_deref(), p.pricing_type.as_deref()),
+        (Some(true), Some("PMP"), Some("utility"), Some("regular"))
+    );
+    assert_eq!(
+        (p.conversation_id.as_deref(), p.conversation_origin.as_deref()),
+        (Some("c0fb2ab0e2d8f7f45c9ec4a8bdf6a321"), Some("utility"))
+    );
+    assert_eq!(p.conversation_expires_at.map(|t| t.timestamp()), Some(1_750_350_173));
+    let applied = s.to_provider_status();
+    assert_eq!(applied.message_id.map(|m| m.to_string()).as_deref(), Some("0193a9f2-0000-7000-8000-000000000000"));
+    assert_eq!(applied.pricing, Some(p));
+    assert_eq!(change("status_read").statuses[0].pricing(), None, "a read report carries no pricing");
     assert_eq!(change("status_delivered").statuses[0].status, MessageStatus::Delivered);
     assert_eq!(change("status_read").statuses[0].status, MessageStatus::Read);
     let failed = change("status_failed").statuses.remove(0);

@@ -318,10 +318,37 @@ fn check_settings(value: serde_json::Value) -> Result<Metadata> {
     if size > crate::MAX_METADATA_BYTES {
         return Err(Error::validation("settings", format!("at most {} bytes", crate::MAX_METADATA_BYTES)));
     }
+    fallback_template_of(&map)?;
     Ok(map)
 }
 
+/// The `fallback_template` setting every channel kind may carry (see
+/// [`Channel::fallback_template`]).
+pub const FALLBACK_TEMPLATE_SETTING: &str = "fallback_template";
+
+fn fallback_template_of(settings: &Metadata) -> Result<Option<crate::FallbackTemplate>> {
+    let field = "settings.fallback_template";
+    match settings.get(FALLBACK_TEMPLATE_SETTING) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => {
+            let t: crate::FallbackTemplate = serde_json::from_value(v.clone()).map_err(|e| {
+                Error::validation(field, format!("must be {{\"name\", \"language\", \"variables\"}}: {e}"))
+            })?;
+            t.validate(field)?;
+            Ok(Some(t))
+        }
+    }
+}
+
 impl Channel {
+    /// The template a free-form send falls back to when the contact's
+    /// customer-service window on this channel is closed: the
+    /// `fallback_template` setting (`{"name", "language", "variables"}`),
+    /// which any channel kind may carry. [`Error::Validation`] when it is malformed.
+    pub fn fallback_template(&self) -> Result<Option<crate::FallbackTemplate>> {
+        fallback_template_of(&self.settings)
+    }
+
     /// A new channel from `input` (credentials are sealed by the caller and
     /// passed as `credentials`). Validates everything but the kind's own rules
     /// (the messenger factory checks those).

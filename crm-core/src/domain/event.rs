@@ -44,6 +44,9 @@ event_types! {
     MESSAGE_RECEIVED = "message.received";
     /// A message's status moved forward.
     MESSAGE_STATUS_UPDATED = "message.status_updated";
+    /// What a message carries beside its status changed: an inbound media
+    /// file was fetched (`attachment`), or the provider reported its price (`pricing`).
+    MESSAGE_UPDATED = "message.updated";
     /// A template was created.
     TEMPLATE_CREATED = "template.created";
     /// A template changed.

@@ -503,6 +503,147 @@ pub struct MessageError {
     pub reason: String,
 }
 
+/// The message a message replies to (WhatsApp's `context`): crm's id when
+/// crm knows the quoted message, and the provider's id the provider needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplyTo {
+    /// crm's id of the quoted message, when crm has it.
+    #[serde(default)]
+    pub message_id: Option<MessageId>,
+    /// The provider's id of the quoted message (`wamid.…`).
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+}
+
+/// A provider template to send instead of a free-form message the
+/// customer-service window no longer allows (per channel in its settings as
+/// `fallback_template`, or per send request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FallbackTemplate {
+    /// The stored template's name.
+    pub name: String,
+    /// Its language, e.g. `pt_BR`.
+    pub language: String,
+    /// Values for its placeholders; the contact's `name`, `first_name`,
+    /// `phone` and `email` fill the ones left out.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+impl FallbackTemplate {
+    /// Checks the name and language as a template reference
+    /// ([`Error::Validation`] on `field`).
+    pub fn validate(&self, field: &'static str) -> Result<()> {
+        crate::domain::template::check_template_ref(&self.name, &self.language)
+            .map_err(|e| Error::validation(field, e.to_string()))?;
+        if self.variables.len() > 64 {
+            return Err(Error::validation(field, "at most 64 variables"));
+        }
+        Ok(())
+    }
+}
+
+/// Set on a message that went out as a template because the
+/// customer-service window was closed: what was asked for and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Fallback {
+    /// The template sent instead (its name).
+    pub template: String,
+    /// Its language.
+    pub language: String,
+    /// Why the free-form content could not go.
+    pub reason: String,
+    /// The content the request asked for, kept as asked.
+    pub original: MessageContent,
+}
+
+/// What happened to an inbound message's media file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AttachmentState {
+    /// Downloaded from the provider and kept (see [`Attachment::key`]).
+    Stored,
+    /// The provider's file could not be downloaded (see [`Attachment::error`]).
+    Failed,
+}
+
+/// An inbound message's media file as crm fetched it from the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attachment {
+    /// Stored or failed.
+    pub state: AttachmentState,
+    /// The provider's media id.
+    pub provider_media_id: String,
+    /// The MIME type the provider gave.
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Lower-case hex SHA-256 of the bytes.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Where the bytes are kept: the [`MediaStore`](crate::MediaStore) key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What the provider says a message costs (WhatsApp's `pricing` and
+/// `conversation` objects of status reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pricing {
+    /// Whether the message is charged.
+    #[serde(default)]
+    pub billable: Option<bool>,
+    /// The pricing model, e.g. `PMP` (per message) or `CBP` (per conversation).
+    #[serde(default)]
+    pub pricing_model: Option<String>,
+    /// The category charged: `marketing`, `utility`, `authentication`, `service`, …
+    #[serde(default)]
+    pub category: Option<String>,
+    /// The pricing type, e.g. `regular` or `free_customer_service`.
+    #[serde(default)]
+    pub pricing_type: Option<String>,
+    /// The conversation the message belongs to (per-conversation pricing).
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    /// What opened that conversation (`marketing`, `service`, …).
+    #[serde(default)]
+    pub conversation_origin: Option<String>,
+    /// When that conversation ends.
+    #[serde(default, serialize_with = "crate::domain::time::serialize_opt")]
+    pub conversation_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Pricing {
+    /// Bounds every text (64 characters, no control characters), so any
+    /// store keeps what a provider reports.
+    pub fn cleaned(self) -> Self {
+        let tidy = |s: Option<String>| {
+            s.map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect::<String>()).filter(|s| !s.is_empty())
+        };
+        Pricing {
+            billable: self.billable,
+            pricing_model: tidy(self.pricing_model),
+            category: tidy(self.category),
+            pricing_type: tidy(self.pricing_type),
+            conversation_id: tidy(self.conversation_id),
+            conversation_origin: tidy(self.conversation_origin),
+            conversation_expires_at: self.conversation_expires_at,
+        }
+    }
+}
+
 /// One message in a contact's thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -532,6 +673,18 @@ pub struct Message {
     pub provider_message_id: Option<String>,
     /// Set when the message failed.
     pub error: Option<MessageError>,
+    /// The message this one replies to.
+    #[serde(default)]
+    pub reply_to: Option<ReplyTo>,
+    /// Set when a free-form message went out as a fallback template.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+    /// An inbound message's media file, once fetched from the provider.
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+    /// What the provider reported the message costs.
+    #[serde(default)]
+    pub pricing: Option<Pricing>,
     /// When stored (or, for inbound messages, when the provider says it was sent).
     #[serde(serialize_with = "crate::domain::time::serialize")]
     pub created_at: DateTime<Utc>,
@@ -577,6 +730,10 @@ impl Message {
             client_reference: None,
             provider_message_id: None,
             error: None,
+            reply_to: None,
+            fallback: None,
+            attachment: None,
+            pricing: None,
             created_at: now,
             sent_at: None,
             delivered_at: None,
@@ -614,6 +771,10 @@ impl Message {
             client_reference: None,
             provider_message_id,
             error: None,
+            reply_to: None,
+            fallback: None,
+            attachment: None,
+            pricing: None,
             created_at: sent_at,
             sent_at: Some(sent_at),
             delivered_at: Some(now),
@@ -659,6 +820,9 @@ impl Message {
         {
             self.provider_message_id = Some(pid.clone());
         }
+        if let Some(p) = &update.pricing {
+            self.pricing = Some(p.clone());
+        }
         self.updated_at = update.at;
         true
     }
@@ -676,6 +840,10 @@ pub struct StatusUpdate {
     pub provider_message_id: Option<String>,
     /// The failure, for `failed`.
     pub error: Option<MessageError>,
+    /// What the provider says the message costs, when the report says it
+    /// (replaces what is stored).
+    #[serde(default)]
+    pub pricing: Option<Pricing>,
 }
 
 #[cfg(test)]
@@ -704,7 +872,13 @@ mod tests {
     fn late_delivered_does_not_undo_read() {
         let now = Utc::now();
         let mut m = Message::outbound(AccountId::new(), ContactId::new(), MessageContent::text("oi"), now).unwrap();
-        let up = |status| StatusUpdate { status, at: now, provider_message_id: Some("wamid.1".into()), error: None };
+        let up = |status| StatusUpdate {
+            status,
+            at: now,
+            provider_message_id: Some("wamid.1".into()),
+            error: None,
+            pricing: None,
+        };
         assert!(m.apply_status(&up(Sent)));
         assert!(m.apply_status(&up(Read)));
         assert!(!m.apply_status(&up(Delivered)));

@@ -79,6 +79,11 @@ pub struct Template {
     pub body: String,
     /// Placeholder names in order of first appearance.
     pub variables: Vec<String>,
+    /// The provider template's parameters outside the body (header, buttons),
+    /// as synced from the provider; `None` when unknown (then only the body's
+    /// variables are checked before a send).
+    #[serde(default)]
+    pub parameters: Option<Vec<TemplateParameter>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -101,6 +106,113 @@ pub struct NewTemplate {
     pub category: Option<TemplateCategory>,
     /// Body (required).
     pub body: String,
+    /// The provider template's header and button parameters (a sync from the
+    /// provider sets them); at most 20, names `header.<name>`,
+    /// `header.image`/`video`/`document`, `button.<index>`, `quick_reply.<index>`.
+    #[serde(default)]
+    pub parameters: Option<Vec<TemplateParameter>>,
+}
+
+/// What a provider template parameter outside the body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ParameterKind {
+    /// Text (a header placeholder).
+    Text,
+    /// A header image (https link or provider media id).
+    Image,
+    /// A header video.
+    Video,
+    /// A header document.
+    Document,
+    /// The dynamic suffix of a URL button.
+    UrlSuffix,
+    /// The payload a quick-reply button sends back.
+    Payload,
+}
+
+/// One parameter of a provider template outside its body, named the way
+/// template sends name it in `variables`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TemplateParameter {
+    /// `header.<name>` (text), `header.image`/`header.video`/`header.document`,
+    /// `button.<index>` (URL suffix) or `quick_reply.<index>` (payload).
+    pub name: String,
+    /// What it holds.
+    pub kind: ParameterKind,
+    /// Whether a send must give it (a quick-reply payload is optional).
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Whether a variable name addresses a template component other than the
+/// body (`header.…`, `button.…`, `quick_reply.…`).
+pub fn is_component_variable(name: &str) -> bool {
+    ["header.", "button.", "quick_reply."].iter().any(|p| name.starts_with(p))
+}
+
+/// The kind a parameter name implies, or why the name is not one.
+fn parameter_kind_of(name: &str) -> Option<&'static [ParameterKind]> {
+    let index = |s: &str| s.len() == 1 && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(h) = name.strip_prefix("header.") {
+        return match h {
+            "image" => Some(&[ParameterKind::Image]),
+            "video" => Some(&[ParameterKind::Video]),
+            "document" => Some(&[ParameterKind::Document]),
+            n if valid_var_name(n) => Some(&[ParameterKind::Text]),
+            _ => None,
+        };
+    }
+    if name.strip_prefix("button.").is_some_and(index) {
+        return Some(&[ParameterKind::UrlSuffix]);
+    }
+    if name.strip_prefix("quick_reply.").is_some_and(index) {
+        return Some(&[ParameterKind::Payload]);
+    }
+    None
+}
+
+fn check_parameters(parameters: &[TemplateParameter]) -> Result<()> {
+    if parameters.len() > 20 {
+        return Err(Error::validation("parameters", "at most 20"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut header_media = 0;
+    let mut header_text = 0;
+    for p in parameters {
+        match parameter_kind_of(&p.name) {
+            Some(kinds) if kinds.contains(&p.kind) => {}
+            _ => {
+                return Err(Error::validation(
+                    "parameters",
+                    format!(
+                        "{:?} is not a {} parameter name (header.<name>, header.image|video|document, button.<0-9>, quick_reply.<0-9>)",
+                        p.name.chars().take(80).collect::<String>(),
+                        format!("{:?}", p.kind).to_lowercase()
+                    ),
+                ));
+            }
+        }
+        match p.kind {
+            ParameterKind::Text => header_text += 1,
+            ParameterKind::Image | ParameterKind::Video | ParameterKind::Document => header_media += 1,
+            _ => {}
+        }
+        if !seen.insert(p.name.as_str()) {
+            return Err(Error::validation("parameters", format!("{} is named twice", p.name)));
+        }
+    }
+    if header_media > 1 || (header_media == 1 && header_text > 0) {
+        return Err(Error::validation("parameters", "a header has text parameters or one media, not both"));
+    }
+    Ok(())
 }
 
 /// Variable values by name.
@@ -278,6 +390,7 @@ impl Template {
             category: TemplateCategory::default(),
             body: String::new(),
             variables: Vec::new(),
+            parameters: None,
             created_at: now,
             updated_at: now,
         };
@@ -307,8 +420,12 @@ impl Template {
                 variables.push(name.to_owned());
             }
         }
+        if let Some(p) = &input.parameters {
+            check_parameters(p)?;
+        }
         self.name = name;
         self.language = language;
+        self.parameters = input.parameters;
         self.category = input.category.unwrap_or_default();
         self.body = input.body;
         self.variables = variables;
@@ -377,13 +494,52 @@ mod tests {
     }
 
     #[test]
+    fn provider_parameters_are_checked() {
+        let p = |name: &str, kind| TemplateParameter { name: name.into(), kind, required: true };
+        let mk = |parameters: Vec<TemplateParameter>| {
+            let input = NewTemplate {
+                name: "pedido".into(),
+                body: "Oi {{1}}".into(),
+                parameters: Some(parameters),
+                ..Default::default()
+            };
+            Template::new(AccountId::new(), input, Utc::now())
+        };
+        let ok = mk(vec![
+            p("header.image", ParameterKind::Image),
+            p("button.1", ParameterKind::UrlSuffix),
+            p("quick_reply.0", ParameterKind::Payload),
+        ]);
+        assert_eq!(ok.unwrap().parameters.map(|v| v.len()), Some(3));
+        for bad in [
+            vec![p("header.image", ParameterKind::Video)],
+            vec![p("button.10", ParameterKind::UrlSuffix)],
+            vec![p("footer.1", ParameterKind::Text)],
+            vec![p("header.1", ParameterKind::Text), p("header.1", ParameterKind::Text)],
+            vec![p("header.1", ParameterKind::Text), p("header.image", ParameterKind::Image)],
+            (0..21).map(|i| p(&format!("header.v{i}"), ParameterKind::Text)).collect(),
+        ] {
+            let err = mk(bad.clone()).unwrap_err();
+            assert!(matches!(&err, Error::Validation { field, .. } if field == "parameters"), "{bad:?}: {err}");
+        }
+        assert!(is_component_variable("header.1") && is_component_variable("quick_reply.0"));
+        assert!(!is_component_variable("first_name") && !is_component_variable("headers"));
+    }
+
+    #[test]
     fn construction_validates() {
         let now = Utc::now();
         let a = AccountId::new();
         let mk = |name: &str, body: &str, lang: Option<&str>| {
             Template::new(
                 a,
-                NewTemplate { name: name.into(), body: body.into(), language: lang.map(Into::into), category: None },
+                NewTemplate {
+                    name: name.into(),
+                    body: body.into(),
+                    language: lang.map(Into::into),
+                    category: None,
+                    parameters: None,
+                },
                 now,
             )
         };

@@ -181,6 +181,7 @@ mod tests {
                 whatsapp_id: None,
                 content: MessageContent::text(format!("m{i}")),
                 new_recipient: false,
+                reply_to: None,
             };
             m.send(&msg).await.unwrap();
         }

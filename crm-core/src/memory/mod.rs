@@ -2,9 +2,11 @@
 //! reference the conformance suites are written against.
 
 mod limiter;
+mod media;
 mod messenger;
 mod store;
 
 pub use limiter::GcraLimiter;
+pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};
 pub use store::MemoryStore;

@@ -26,6 +26,9 @@ pub struct OutboundMessage {
     /// hours: such a send counts toward a channel's daily unique-recipient cap.
     #[serde(default)]
     pub new_recipient: bool,
+    /// The provider's id of the message this one replies to (quoted), if any.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 /// What the provider answered when it accepted a message.
@@ -90,6 +93,7 @@ impl Capabilities {
 ///     whatsapp_id: None,
 ///     content: MessageContent::text("Olá!"),
 ///     new_recipient: true,
+///     reply_to: None,
 /// }).await?;
 /// assert_eq!(messenger.sent().len(), 1);
 /// assert!(receipt.provider_message_id.starts_with("rec."));

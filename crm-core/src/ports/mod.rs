@@ -4,6 +4,7 @@ pub mod channels;
 pub mod clock;
 pub mod health;
 pub mod jobs;
+pub mod media;
 pub mod messenger;
 pub mod rate_limiter;
 pub mod store;

@@ -14,9 +14,9 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
-    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role, Session,
-    SessionId, StatusUpdate, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, ChannelId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event,
+    EventFilter, EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result,
+    Role, Session, SessionId, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -208,6 +208,37 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
     /// A contact's thread, oldest first (id order), after the page cursor.
     /// [`Error::NotFound`] when the contact is missing.
     async fn list_thread(&self, account: AccountId, contact: ContactId, page: &PageRequest) -> Result<Page<Message>>;
+
+    /// When the contact last wrote on each channel: the latest `created_at`
+    /// of its inbound messages per `channel_id` (`None`: messages recorded
+    /// without a channel), in no particular order; empty when it never
+    /// wrote (or the contact is missing).
+    async fn last_inbound_by_channel(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>>;
+
+    /// Sets what `annotation` carries (`attachment`, `pricing`; fields left
+    /// `None` keep their stored value) on a message and records `event`, in
+    /// one transaction; returns the message as stored afterwards. The status
+    /// and everything else stay. [`Error::NotFound`] when missing.
+    async fn annotate_message(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        annotation: &MessageAnnotation,
+        event: &Event,
+    ) -> Result<Message>;
+}
+
+/// What [`MessageStore::annotate_message`] sets on a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageAnnotation {
+    /// The media file fetched for an inbound message.
+    pub attachment: Option<crate::Attachment>,
+    /// What the provider says the message costs.
+    pub pricing: Option<crate::Pricing>,
 }
 
 /// Templates.

@@ -25,6 +25,28 @@ pub struct InboundMessage {
     pub content: MessageContent,
     /// When the contact sent it (defaults to now).
     pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's id of the message it replies to (quotes), if any.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+/// A provider's report about an outbound message, as a webhook carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderStatus {
+    /// The provider's message id.
+    pub provider_message_id: String,
+    /// crm's message id when the provider echoes it (WhatsApp's
+    /// `biz_opaque_callback_data`): finds a message whose send answer was not
+    /// recorded yet.
+    pub message_id: Option<MessageId>,
+    /// The new status.
+    pub status: MessageStatus,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The failure, for `failed`.
+    pub error: Option<MessageError>,
+    /// What the provider says the message costs.
+    pub pricing: Option<crate::Pricing>,
 }
 
 /// What recording an inbound message did.
@@ -117,6 +139,13 @@ impl Crm {
             now,
         )?;
         message.channel_id = channel;
+        if let Some(quoted) =
+            inbound.reply_to.as_deref().filter(|q| !q.is_empty() && q.len() <= 256 && !q.chars().any(char::is_control))
+        {
+            let known = self.store.find_message_by_provider_id(account, quoted).await?;
+            message.reply_to =
+                Some(crate::ReplyTo { message_id: known.map(|m| m.id), provider_message_id: Some(quoted.to_owned()) });
+        }
         if let Some(pid) = &inbound.provider_message_id
             && let Some(existing) = self.store.find_message_by_provider_id(account, pid).await?
         {
@@ -207,7 +236,12 @@ impl Crm {
             .await?
             .ok_or(Error::not_found("message"))?;
         let error = error.map(clean_error);
-        self.update_status(account, message, StatusUpdate { status, at, provider_message_id: None, error }).await
+        self.update_status(
+            account,
+            message,
+            StatusUpdate { status, at, provider_message_id: None, error, pricing: None },
+        )
+        .await
     }
 
     /// Applies a provider status report to crm's message `message_id` (a
@@ -235,8 +269,83 @@ impl Crm {
             at,
             provider_message_id: Some(provider_message_id.to_owned()),
             error: error.map(clean_error),
+            pricing: None,
         };
         self.update_status(account, message, update).await
+    }
+
+    /// Applies a provider's status report: finds the message by its
+    /// provider id, else by crm's id the provider echoed
+    /// ([`Crm::apply_status_update_for`]), moves its status forward and
+    /// records the report's pricing. A stale report (the status cannot move)
+    /// still records pricing the message lacks (`message.updated`).
+    /// [`Error::NotFound`] when neither id finds an outbound message.
+    pub async fn apply_status_report(&self, account: AccountId, report: ProviderStatus) -> Result<Message> {
+        let pricing = report.pricing.map(crate::Pricing::cleaned);
+        let error = report.error.map(clean_error);
+        let found = self.store.find_message_by_provider_id(account, &report.provider_message_id).await?;
+        let (message, provider_id) = match (found, report.message_id) {
+            (Some(m), _) => (m, None),
+            (None, Some(id)) => {
+                let m = match self.store.get_message(account, id).await {
+                    Ok(m) => m,
+                    Err(Error::NotFound { .. }) => return Err(Error::not_found("message")),
+                    Err(e) => return Err(e),
+                };
+                let other_id = m.provider_message_id.as_deref().is_some_and(|p| p != report.provider_message_id);
+                if m.direction != Direction::Outbound || other_id {
+                    return Err(Error::not_found("message"));
+                }
+                (m, Some(report.provider_message_id.clone()))
+            }
+            (None, None) => return Err(Error::not_found("message")),
+        };
+        let moves = message.status.can_become(report.status);
+        let update = StatusUpdate {
+            status: report.status,
+            at: report.at,
+            provider_message_id: provider_id,
+            error,
+            pricing: pricing.clone(),
+        };
+        let message = self.update_status(account, message, update).await?;
+        match pricing {
+            Some(p) if !moves && message.pricing.is_none() => {
+                let annotation = crate::MessageAnnotation { pricing: Some(p), attachment: None };
+                self.annotate_message(account, &message, annotation).await
+            }
+            _ => Ok(message),
+        }
+    }
+
+    /// Records an inbound message's fetched media file ([`crate::Attachment`]) on
+    /// it (`message.updated`). [`Error::NotFound`] when the message is missing.
+    pub async fn record_attachment(
+        &self,
+        account: AccountId,
+        message_id: MessageId,
+        attachment: crate::Attachment,
+    ) -> Result<Message> {
+        let message = self.store.get_message(account, message_id).await?;
+        let annotation = crate::MessageAnnotation { attachment: Some(attachment), pricing: None };
+        self.annotate_message(account, &message, annotation).await
+    }
+
+    async fn annotate_message(
+        &self,
+        account: AccountId,
+        message: &Message,
+        annotation: crate::MessageAnnotation,
+    ) -> Result<Message> {
+        let payload = serde_json::json!({
+            "message_id": message.id,
+            "contact_id": message.contact_id,
+            "direction": message.direction,
+            "attachment": annotation.attachment,
+            "pricing": annotation.pricing,
+        });
+        let event = self.event(account, EventType::MESSAGE_UPDATED, &payload);
+        self.store.annotate_message(account, message.id, &annotation, &event).await
     }
 
     pub(super) async fn update_status(

@@ -27,9 +27,9 @@ mod sessions;
 mod templates;
 
 pub use contacts::MAX_IMPORT_BATCH;
-pub use messages::{Inbound, InboundMessage};
+pub use messages::{Inbound, InboundMessage, ProviderStatus};
 pub use sending::{
-    ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, SendRequest, check_template_variables,
+    ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, Quote, SendRequest, check_template_variables,
 };
 pub use sessions::SESSION_MINTED_KEY_MAX_DAYS;
 

@@ -29,9 +29,10 @@ use async_trait::async_trait;
 use super::{ContactSummary, Crm, clean_error, contact_summary, describe_window};
 use crate::workers::{EventWorker, Outcome, WorkerOptions};
 use crate::{
-    AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType,
-    GovernedMessenger, MAX_TEXT_LEN, Message, MessageContent, MessageError, MessageId, MessageKind, MessageStatus,
-    Messenger, OutboundMessage, Paced, Result, SendReceipt, StatusUpdate, Template, Throttle, Variables, Verdict,
+    AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType, Fallback,
+    FallbackTemplate, GovernedMessenger, MAX_TEXT_LEN, Message, MessageContent, MessageError, MessageId, MessageKind,
+    MessageStatus, Messenger, OutboundMessage, Paced, ReplyTo, Result, SendReceipt, StatusUpdate, Template, Throttle,
+    Variables, Verdict,
 };
 
 /// `template` rendered for `contact` (whose `name`, `first_name`, `phone` and
@@ -41,7 +42,8 @@ fn render_for(template: Template, contact: &Contact, variables: Variables) -> Re
     let mut vars = super::contact_variables(contact);
     vars.extend(variables);
     let rendered = template.render(&vars, MAX_TEXT_LEN)?;
-    let used: Variables = vars.into_iter().filter(|(k, _)| template.variables.contains(k)).collect();
+    let used: Variables =
+        vars.into_iter().filter(|(k, _)| template.variables.contains(k) || crate::is_component_variable(k)).collect();
     Ok(MessageContent::Template { name: template.name, language: template.language, variables: used, rendered })
 }
 
@@ -66,12 +68,50 @@ pub struct SendRequest {
     /// An idempotency key: a second request with the same reference returns
     /// the first message instead of sending another.
     pub client_reference: Option<String>,
+    /// The message this one replies to (quotes).
+    pub reply_to: Option<Quote>,
+    /// The template to send instead when the content is free-form and the
+    /// channel's customer-service window is closed (overrides the channel's
+    /// `fallback_template` setting).
+    pub fallback_template: Option<FallbackTemplate>,
+}
+
+/// A message to quote in a reply: crm's id, or the provider's id (`wamid.…`)
+/// of a message crm recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quote {
+    /// crm's message id.
+    Message(MessageId),
+    /// The provider's message id.
+    ProviderId(String),
+}
+
+impl Quote {
+    /// A crm message id (a UUID) when `s` parses as one, else a provider id.
+    pub fn parse(s: &str) -> Self {
+        match s.parse::<MessageId>() {
+            Ok(id) => Quote::Message(id),
+            Err(_) => Quote::ProviderId(s.to_owned()),
+        }
+    }
 }
 
 impl SendRequest {
     /// `content` to `contact_id` through the default channel.
     pub fn new(contact_id: ContactId, content: MessageContent) -> Self {
-        Self { contact_id, content, channel_id: None, client_reference: None }
+        Self { contact_id, content, channel_id: None, client_reference: None, reply_to: None, fallback_template: None }
+    }
+
+    /// Quoting this message.
+    pub fn reply_to(mut self, quote: Quote) -> Self {
+        self.reply_to = Some(quote);
+        self
+    }
+
+    /// With this fallback template for a closed customer-service window.
+    pub fn fallback(mut self, template: FallbackTemplate) -> Self {
+        self.fallback_template = Some(template);
+        self
     }
 
     /// Through this channel.
@@ -100,6 +140,12 @@ pub struct ChannelWindow {
     /// The window's length in seconds; `None` when the provider has none
     /// (free-form messages are always allowed).
     pub window_secs: Option<u64>,
+    /// When the contact last wrote on this channel (messages recorded
+    /// without a channel count for every channel).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// The template a closed window falls back to (the channel's
+    /// `fallback_template` setting), if any.
+    pub fallback_template: Option<FallbackTemplate>,
     /// Whether a free-form message may be sent now.
     pub open: bool,
     /// When the window closes (absent when it is closed or there is none).
@@ -114,7 +160,8 @@ pub struct ContactWindows {
     pub contact_id: ContactId,
     /// When the contact last wrote (on any channel).
     pub last_inbound_at: Option<DateTime<Utc>>,
-    /// Per enabled channel, in id order.
+    /// Per enabled channel, in id order; each channel's window starts at the
+    /// contact's last message on that channel.
     pub channels: Vec<ChannelWindow>,
 }
 
@@ -137,16 +184,26 @@ fn window_state(
 /// Checks a template message's variables against the stored template of
 /// that name and language (for a provider template, the one synced from the
 /// provider): every body placeholder needs a value and no other body name
-/// may be given, so the provider's parameter-count error (WhatsApp 132000)
-/// is refused before the call. Names for other components (`header.*`,
-/// `button.*`, `quick_reply.*`) are left to the provider.
+/// may be given; when the template knows its header and button parameters
+/// ([`Template::parameters`], set by a sync), every required one needs a
+/// value and no other `header.*`, `button.*` or `quick_reply.*` name may be
+/// given. So the provider's parameter mismatch (WhatsApp 132000) is refused
+/// before the call, naming the missing and the extra names. Without known
+/// parameters, component names are left to the provider.
 pub fn check_template_variables(template: &crate::Template, variables: &Variables) -> Result<()> {
-    let other_component = |n: &str| ["header.", "button.", "quick_reply."].iter().any(|p| n.starts_with(p));
-    let given: std::collections::BTreeSet<&str> =
-        variables.keys().map(String::as_str).filter(|n| !other_component(n)).collect();
-    let wanted: std::collections::BTreeSet<&str> = template.variables.iter().map(String::as_str).collect();
-    let missing: Vec<&str> = wanted.difference(&given).copied().collect();
-    let extra: Vec<&str> = given.difference(&wanted).copied().collect();
+    use std::collections::BTreeSet;
+    let other_component = |n: &str| crate::is_component_variable(n);
+    let given: BTreeSet<&str> = variables.keys().map(String::as_str).filter(|n| !other_component(n)).collect();
+    let wanted: BTreeSet<&str> = template.variables.iter().map(String::as_str).collect();
+    let mut missing: Vec<&str> = wanted.difference(&given).copied().collect();
+    let mut extra: Vec<&str> = given.difference(&wanted).copied().collect();
+    if let Some(parameters) = &template.parameters {
+        let declared: BTreeSet<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
+        missing.extend(
+            parameters.iter().filter(|p| p.required && !variables.contains_key(&p.name)).map(|p| p.name.as_str()),
+        );
+        extra.extend(variables.keys().map(String::as_str).filter(|n| other_component(n) && !declared.contains(n)));
+    }
     if missing.is_empty() && extra.is_empty() {
         return Ok(());
     }
@@ -159,6 +216,32 @@ pub fn check_template_variables(template: &crate::Template, variables: &Variable
         reason.push_str(&extra.join(", "));
     }
     Err(Error::validation("content.variables", reason))
+}
+
+/// Whether a stored message is what `req` asks for: the same contact,
+/// channel and reply, and the same content — for a template, the same
+/// name, language and text with every given variable stored as given (the
+/// stored message also carries the contact's own variables), or the
+/// original content of a fallback.
+fn same_request(stored: &Message, req: &SendRequest) -> bool {
+    let content = match (&stored.content, &req.content) {
+        _ if stored.fallback.as_ref().is_some_and(|f| f.original == req.content) => true,
+        (
+            MessageContent::Template { name, language, variables, rendered },
+            MessageContent::Template { name: n, language: l, variables: v, rendered: r },
+        ) => name == n && language == l && rendered == r && v.iter().all(|(k, x)| variables.get(k) == Some(x)),
+        (a, b) => a == b,
+    };
+    let reply = match (&req.reply_to, &stored.reply_to) {
+        (None, None) => true,
+        (Some(Quote::Message(id)), Some(r)) => r.message_id == Some(*id),
+        (Some(Quote::ProviderId(p)), Some(r)) => r.provider_message_id.as_deref() == Some(p.as_str()),
+        _ => false,
+    };
+    stored.contact_id == req.contact_id
+        && content
+        && reply
+        && (req.channel_id.is_none() || req.channel_id == stored.channel_id)
 }
 
 /// What queueing did.
@@ -244,6 +327,19 @@ fn describe(d: Duration) -> String {
     describe_window(d)
 }
 
+/// Why a free-form message may not go: the window is closed and no fallback
+/// template is configured.
+fn window_closed(window: Duration) -> Error {
+    Error::validation(
+        "content.type",
+        format!(
+            "outside the customer-service window: the contact has not written on this channel in the last {}; \
+             send a template, or name one as fallback_template (in the request or the channel's settings)",
+            describe(window)
+        ),
+    )
+}
+
 impl Crm {
     /// Where an account's message goes: the given channel, else the
     /// account's default channel, else the fallback messenger.
@@ -284,13 +380,15 @@ impl Crm {
 
     /// Checks that `message` may go to `contact` through a messenger with
     /// `caps`: opt-in, supported kind, and the customer-service window
-    /// (free-form messages only while it is open; templates always).
+    /// (free-form messages only while it is open, i.e. within the window of
+    /// `last_inbound`, the contact's last message on this channel; templates always).
     pub(crate) fn check_sendable(
         &self,
         contact: &Contact,
         message: &Message,
         caps: &Capabilities,
         provider: &str,
+        last_inbound: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         if contact.opt_in.status == crate::OptInStatus::OptedOut {
@@ -305,33 +403,129 @@ impl Crm {
         }
         if let Some(window) = caps.customer_service_window
             && kind != MessageKind::Template
-            && !window_state(contact.last_inbound_at, window, now).0
+            && !window_state(last_inbound, window, now).0
         {
-            return Err(Error::validation(
-                "content.type",
-                format!(
-                    "outside the customer-service window: the contact has not written in the last {}; send a template",
-                    describe(window)
-                ),
-            ));
+            return Err(window_closed(window));
         }
         Ok(())
     }
 
+    /// When the contact last wrote on `channel` (messages recorded without a
+    /// channel count for every channel); for the fallback messenger, on any channel.
+    async fn last_inbound_on(
+        &self,
+        account: AccountId,
+        contact: &Contact,
+        channel: Option<ChannelId>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let Some(channel) = channel else { return Ok(contact.last_inbound_at) };
+        let times = self.store.last_inbound_by_channel(account, contact.id).await?;
+        Ok(times.into_iter().filter(|(c, _)| c.is_none() || *c == Some(channel)).map(|(_, t)| t).max())
+    }
+
+    /// The contact's last inbound time on the route's channel, read only
+    /// when the window decides whether `kind` may go (a provider with a
+    /// window, a free-form kind).
+    async fn window_start(
+        &self,
+        account: AccountId,
+        contact: &Contact,
+        route: &Route,
+        caps: &Capabilities,
+        kind: MessageKind,
+    ) -> Result<Option<DateTime<Utc>>> {
+        if caps.customer_service_window.is_none() || kind == MessageKind::Template {
+            return Ok(contact.last_inbound_at);
+        }
+        self.last_inbound_on(account, contact, route.channel_id()).await
+    }
+
     async fn prepare(&self, account: AccountId, req: &SendRequest) -> Result<Prepared> {
+        if let Some(f) = &req.fallback_template {
+            f.validate("fallback_template")?;
+        }
         let contact = self.store.get_contact(account, req.contact_id).await?;
-        self.check_template_content(account, &contact, &req.content).await?;
+        let mut content = self.template_content(account, &contact, req.content.clone()).await?;
         let route = self.route(account, req.channel_id).await?;
         let now = self.now();
-        let mut message = Message::outbound(account, contact.id, req.content.clone(), now)?;
+        let messenger = route.messenger();
+        let caps = messenger.capabilities();
+        let mut last_inbound = self.window_start(account, &contact, &route, &caps, content.kind()).await?;
+        let mut fallback = None;
+        if let Some(window) = caps.customer_service_window
+            && content.kind() != MessageKind::Template
+            && caps.kinds.contains(&content.kind())
+            && !window_state(last_inbound, window, now).0
+        {
+            let configured = match &route {
+                Route::Channel(c, _) => c.fallback_template()?,
+                Route::Fallback(_) => None,
+            };
+            let Some(template) = req.fallback_template.clone().or(configured) else {
+                return Err(window_closed(window));
+            };
+            let stored = match self.stored_template(account, &template.name, &template.language).await {
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::validation(
+                        "fallback_template",
+                        format!("no template {} ({}) is stored", template.name, template.language),
+                    ));
+                }
+                other => other?,
+            };
+            let rendered = render_for(stored, &contact, template.variables.clone())?;
+            content = self.template_content(account, &contact, rendered).await?;
+            fallback = Some(Fallback {
+                template: template.name,
+                language: template.language,
+                reason: format!(
+                    "outside the customer-service window: the contact has not written in the last {}",
+                    describe(window)
+                ),
+                original: req.content.clone(),
+            });
+            last_inbound = contact.last_inbound_at;
+        }
+        let mut message = Message::outbound(account, contact.id, content, now)?;
         message.channel_id = route.channel_id();
+        message.fallback = fallback;
+        if let Some(q) = &req.reply_to {
+            message.reply_to = Some(self.quoted(account, &contact, q).await?);
+        }
         if let Some(r) = &req.client_reference {
             message = message.with_client_reference(r.clone())?;
         }
-        let messenger = route.messenger();
-        self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now)?;
+        self.check_sendable(&contact, &message, &caps, messenger.provider(), last_inbound, now)?;
         let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
         Ok(Prepared { contact, route, message, new_recipient })
+    }
+
+    /// The quoted message of a reply: one of the contact's thread that the
+    /// provider knows (it has a provider id). [`Error::Validation`] on
+    /// `reply_to` otherwise.
+    async fn quoted(&self, account: AccountId, contact: &Contact, quote: &Quote) -> Result<ReplyTo> {
+        let invalid = |why: &str| Error::validation("reply_to", why.to_owned());
+        let found = match quote {
+            Quote::Message(id) => match self.store.get_message(account, *id).await {
+                Ok(m) => Some(m),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            Quote::ProviderId(p) => {
+                if p.is_empty() || p.len() > 256 || p.chars().any(char::is_control) {
+                    return Err(invalid("must be a message id or a provider message id (1 to 256 characters)"));
+                }
+                self.store.find_message_by_provider_id(account, p).await?
+            }
+        };
+        let m = found.ok_or_else(|| invalid("no message of the account has this id"))?;
+        if m.contact_id != contact.id {
+            return Err(invalid("the quoted message belongs to another contact's thread"));
+        }
+        let provider_message_id = m
+            .provider_message_id
+            .ok_or_else(|| invalid("the quoted message has no provider id yet (it was not sent)"))?;
+        Ok(ReplyTo { message_id: Some(m.id), provider_message_id: Some(provider_message_id) })
     }
 
     /// The stored message for a repeated reference, when it asked for the
@@ -339,10 +533,7 @@ impl Crm {
     async fn replay(&self, account: AccountId, req: &SendRequest) -> Result<Option<Message>> {
         let Some(r) = &req.client_reference else { return Ok(None) };
         let Some(m) = self.store.find_message_by_client_reference(account, r).await? else { return Ok(None) };
-        let same = m.contact_id == req.contact_id
-            && m.content == req.content
-            && (req.channel_id.is_none() || req.channel_id == m.channel_id);
-        if !same {
+        if !same_request(&m, req) {
             return Err(Error::conflict("message", "this idempotency key was already used for a different message"));
         }
         Ok(Some(m))
@@ -458,6 +649,7 @@ impl Crm {
             whatsapp_id: contact.whatsapp_id.clone(),
             content: message.content.clone(),
             new_recipient,
+            reply_to: message.reply_to.as_ref().and_then(|r| r.provider_message_id.clone()),
         }
     }
 
@@ -467,6 +659,7 @@ impl Crm {
             at: self.now(),
             provider_message_id: Some(provider_id),
             error: None,
+            pricing: None,
         };
         self.update_status(account, message, update).await
     }
@@ -477,27 +670,34 @@ impl Crm {
             at: self.now(),
             provider_message_id: None,
             error: Some(error),
+            pricing: None,
         };
         self.update_status(account, message, update).await
     }
 
     /// The contact's customer-service window on each of the account's
     /// enabled channels: whether a free-form message may go out now and
-    /// until when ([`Error::NotFound`] for an unknown contact).
+    /// until when, counted from the contact's last message on that channel
+    /// ([`Error::NotFound`] for an unknown contact).
     pub async fn contact_windows(&self, account: AccountId, contact_id: ContactId) -> Result<ContactWindows> {
         let contact = self.store.get_contact(account, contact_id).await?;
         let now = self.now();
+        let times = self.store.last_inbound_by_channel(account, contact.id).await?;
         let mut channels = Vec::new();
         for c in self.store.list_channels(account).await?.into_iter().filter(|c| c.enabled) {
             let window = self.channels.messenger(&c).await?.capabilities().customer_service_window;
+            let last_inbound_at =
+                times.iter().filter(|(ch, _)| ch.is_none() || *ch == Some(c.id)).map(|(_, t)| *t).max();
             let (open, closes_at) = match window {
-                Some(w) => window_state(contact.last_inbound_at, w, now),
+                Some(w) => window_state(last_inbound_at, w, now),
                 None => (true, None),
             };
             channels.push(ChannelWindow {
                 channel_id: c.id,
                 kind: c.kind.clone(),
                 window_secs: window.map(|w| w.as_secs()),
+                last_inbound_at,
+                fallback_template: c.fallback_template().unwrap_or(None),
                 open,
                 closes_at,
             });
@@ -534,34 +734,38 @@ impl Crm {
     /// A template message must name a stored template of the account and
     /// carry exactly what the service renders from it, so free text cannot
     /// be labelled a template (and skip the lookup and the 24-hour window).
-    /// [`Error::NotFound`] on an unknown template, [`Error::Validation`] on
+    /// Returns the content to store and send: the variables as given plus
+    /// the contact's own (`name`, `first_name`, `phone`, `email`) that the
+    /// template uses and the request left out, so the provider gets every
+    /// parameter. Other content is returned as it is. [`Error::NotFound`] on
+    /// an unknown template, [`Error::Validation`] on `content.variables`
+    /// (missing or extra names, see [`check_template_variables`]) or on
     /// `content.rendered` when the text differs.
-    async fn check_template_content(
+    async fn template_content(
         &self,
         account: AccountId,
         contact: &Contact,
-        content: &MessageContent,
-    ) -> Result<()> {
-        let MessageContent::Template { name, language, variables, rendered } = content else { return Ok(()) };
-        let template = self.stored_template(account, name, language).await?;
+        content: MessageContent,
+    ) -> Result<MessageContent> {
+        let MessageContent::Template { name, language, variables, rendered } = content else { return Ok(content) };
+        let template = self.stored_template(account, &name, &language).await?;
         // Missing and unknown variables are named first; the contact's own
         // (`first_name`, …) fill what the request leaves out, as they do in
         // the render.
-        let mut effective = variables.clone();
+        let mut effective = variables;
         for (k, v) in super::contact_variables(contact) {
             if template.variables.contains(&k) {
                 effective.entry(k).or_insert(v);
             }
         }
         check_template_variables(&template, &effective)?;
-        let expected = render_for(template, contact, variables.clone())?;
-        if !matches!(&expected, MessageContent::Template { rendered: r, .. } if r == rendered) {
+        if template.render(&effective, MAX_TEXT_LEN)? != rendered {
             return Err(Error::validation(
                 "content.rendered",
                 "must be what the stored template renders to: send the template's name and variables instead",
             ));
         }
-        Ok(())
+        Ok(MessageContent::Template { name, language, variables: effective, rendered })
     }
 
     /// Renders a template ([`Crm::render_template_for`]) and sends it now.
@@ -653,7 +857,9 @@ impl Crm {
             },
         };
         let messenger = route.messenger();
-        if let Err(e) = self.check_sendable(&contact, &message, &messenger.capabilities(), messenger.provider(), now) {
+        let caps = messenger.capabilities();
+        let last_inbound = self.window_start(account, &contact, &route, &caps, message.kind()).await?;
+        if let Err(e) = self.check_sendable(&contact, &message, &caps, messenger.provider(), last_inbound, now) {
             return self.fail_queued(account, message, "not_sendable", e.to_string()).await;
         }
         let outbound = self.outbound(&contact, &message, new_recipient);

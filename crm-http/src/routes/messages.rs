@@ -57,6 +57,17 @@ pub(crate) struct SendMessage {
     /// The channel to send through (default: the account's default channel).
     #[serde(default)]
     channel_id: Option<ChannelId>,
+    /// The message this one replies to (quotes): crm's message id, or the
+    /// provider's id (`wamid.…`) of a message in the contact's thread.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    reply_to: Option<String>,
+    /// The template to send instead when the content is free-form and the
+    /// contact's customer-service window on the channel is closed
+    /// (overrides the channel's `fallback_template` setting). The message
+    /// records the fallback in `fallback`.
+    #[serde(default)]
+    fallback_template: Option<crm_core::FallbackTemplate>,
 }
 
 /// Messages of one contact.
@@ -74,7 +85,10 @@ pub(crate) struct ListMessages {
 
 /// Queue a message. Validates it (content, opt-in, the channel's
 /// capabilities and 24-hour customer-service window), stores it as `queued`
-/// and answers 202 at once; the dispatcher sends it through the channel's
+/// and answers 202 at once. A free-form message outside the window is sent
+/// as the fallback template (the request's `fallback_template`, else the
+/// channel's) and records it in `fallback`; without one it is refused with
+/// 422 naming the window; the dispatcher sends it through the channel's
 /// governor and records `sent` or `failed` (poll `GET /messages/{id}` or
 /// consume `message.status_updated` events). Send `Idempotency-Key` to make
 /// a retried request return the first message (`Idempotent-Replayed: true`)
@@ -118,6 +132,8 @@ async fn send_message(
     };
     let mut req = SendRequest::new(body.contact_id, content);
     req.channel_id = body.channel_id;
+    req.reply_to = body.reply_to.as_deref().map(crm_core::Quote::parse);
+    req.fallback_template = body.fallback_template;
     req.client_reference = reference;
     let queued = state.crm().queue_message(account, req).await?;
     if !queued.replayed {

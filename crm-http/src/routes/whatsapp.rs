@@ -196,17 +196,9 @@ async fn notify(
         }
         receipt.unknown_statuses += u32::try_from(change.skipped_statuses).unwrap_or(u32::MAX);
         for s in change.statuses {
-            let account = target.account_id;
-            let mut applied =
-                crm.apply_status_update(account, &s.provider_message_id, s.status, s.at, s.error.clone()).await;
             // Meta may report on a message before the send's answer (its
             // wamid) is stored: crm's id rides in biz_opaque_callback_data.
-            if let (Err(Error::NotFound { .. }), Some(id)) =
-                (&applied, s.callback_data.as_deref().and_then(|c| c.parse::<crm_core::MessageId>().ok()))
-            {
-                applied =
-                    crm.apply_status_update_for(account, id, &s.provider_message_id, s.status, s.at, s.error).await;
-            }
+            let applied = crm.apply_status_report(target.account_id, s.to_provider_status()).await;
             match applied {
                 Ok(_) => receipt.statuses += 1,
                 Err(Error::NotFound { .. }) => receipt.unknown_statuses += 1,
@@ -236,7 +228,7 @@ pub(crate) fn account_router() -> OpenApiRouter<AppState> {
 pub(crate) struct TemplateSync {
     /// Approved templates new to crm.
     created: u32,
-    /// Approved templates whose body or category changed.
+    /// Approved templates whose body, category or parameters changed.
     updated: u32,
     /// Approved templates crm already had as they are.
     unchanged: u32,
@@ -276,8 +268,9 @@ async fn cloud_channel(
 }
 
 /// Copies the WhatsApp Business Account's approved templates into crm's
-/// templates (name, language, category, body with its placeholders), so
-/// template sends are rendered and their variables checked before Meta is called.
+/// templates (name, language, category, body with its placeholders, header
+/// and button parameters), so template sends are rendered and their
+/// variables checked before Meta is called.
 #[utoipa::path(post, path = "/channels/{id}/templates/sync", tag = "channels",
     params(("id" = crm_core::ChannelId, Path)),
     responses((status = 200, body = TemplateSync), (status = 502, body = crate::error::Problem)), security(("api_key" = [])))]
@@ -305,7 +298,11 @@ async fn sync_templates(
             }
         };
         let outcome = match crm.store().find_template(account, &t.name, &t.language).await? {
-            Some(existing) if existing.body == input.body && Some(existing.category) == input.category => {
+            Some(existing)
+                if existing.body == input.body
+                    && Some(existing.category) == input.category
+                    && existing.parameters == input.parameters =>
+            {
                 report.unchanged += 1;
                 Ok(())
             }

@@ -462,3 +462,70 @@ async fn whatsapp_inbound_messages_are_marked_as_read() {
         .problem(404, "not-found");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn whatsapp_replies_pricing_and_fallback_templates_over_http() {
+    let h = Harness::sqlite().await;
+    let (account, token) = h.account(Role::Admin).await;
+    let channel = whatsapp_channel(&h, account, PNID, APP_SECRET).await;
+    let sheena = ana(&h, account).await;
+    let hello = crm_core::NewTemplate {
+        name: "hello_world".into(),
+        language: Some("en_US".into()),
+        body: "Hello {{first_name}}".into(),
+        ..Default::default()
+    };
+    h.crm().create_template(account, hello).await.unwrap();
+
+    // Outside the window: refused with the way out named, or sent as the fallback template.
+    let text = json!({ "contact_id": sheena.id, "channel_id": channel.id, "text": "Oi" });
+    let refused =
+        h.api.post("/api/v1/messages").bearer(&token).json(text.clone()).send().await.problem(422, "validation");
+    assert!(refused["detail"].as_str().unwrap().contains("fallback_template"), "{refused}");
+    let mut with_fallback = text.clone();
+    with_fallback["fallback_template"] = json!({ "name": "hello_world", "language": "en_US" });
+    let queued = h.api.post("/api/v1/messages").bearer(&token).json(with_fallback).send().await.ok_json(202);
+    assert_eq!(queued["fallback"]["template"], "hello_world", "{queued}");
+    assert_eq!(queued["fallback"]["original"], json!({ "type": "text", "body": "Oi" }));
+    assert_eq!(queued["content"]["rendered"], "Hello Ana");
+    let mut unknown = text.clone();
+    unknown["fallback_template"] = json!({ "name": "nope", "language": "en_US" });
+    let p = h.api.post("/api/v1/messages").bearer(&token).json(unknown).send().await.problem(422, "validation");
+    assert_eq!(p["field"], "fallback_template", "{p}");
+
+    // Meta reports the (fallback) message sent, with pricing: shown on the message.
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let body = String::from_utf8(fixture("status_sent")).unwrap().replace("0193a9f2-0000-7000-8000-000000000000", &id);
+    assert_eq!(post_signed(&h, body.as_bytes()).await["statuses"], 1);
+    let m = h.api.get(&format!("/api/v1/messages/{id}")).bearer(&token).send().await.ok_json(200);
+    assert_eq!(m["status"], "sent", "{m}");
+    assert_eq!(m["pricing"]["category"], "utility", "{m}");
+    assert_eq!(m["pricing"]["pricing_model"], "PMP");
+    assert_eq!(m["pricing"]["conversation_id"], "c0fb2ab0e2d8f7f45c9ec4a8bdf6a321");
+
+    // Sheena answers quoting it (a fresh timestamp: her window opens on this channel).
+    let now = chrono::Utc::now().timestamp().to_string();
+    let reply = String::from_utf8(fixture("text_reply")).unwrap().replace("1749416383", &now);
+    assert_eq!(post_signed(&h, reply.as_bytes()).await["messages"], 1);
+    let inbound = h
+        .crm()
+        .store()
+        .find_message_by_provider_id(account, "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFFNTc0N0ZCRDk5MkQ0QjU2RgA=")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inbound.reply_to.as_ref().and_then(|r| r.message_id).map(|m| m.to_string()), Some(id.clone()));
+    let window = h.api.get(&format!("/api/v1/contacts/{}/window", sheena.id)).bearer(&token).send().await.ok_json(200);
+    let wa = window["channels"].as_array().unwrap().iter().find(|c| c["channel_id"] == json!(channel.id)).unwrap();
+    assert_eq!((wa["open"].as_bool(), wa["last_inbound_at"].is_string()), (Some(true), true), "{window}");
+
+    // Our answer quotes hers, by crm id; an unknown id is refused naming the field.
+    let answer = json!({ "contact_id": sheena.id, "channel_id": channel.id, "text": "Ótimo!", "reply_to": inbound.id });
+    let sent = h.api.post("/api/v1/messages").bearer(&token).json(answer).send().await.ok_json(202);
+    assert_eq!(sent["reply_to"]["provider_message_id"], json!(inbound.provider_message_id), "{sent}");
+    assert!(sent["fallback"].is_null(), "inside the window the text goes as it is");
+    let bad = json!({ "contact_id": sheena.id, "text": "x", "reply_to": "wamid.unknown" });
+    let p = h.api.post("/api/v1/messages").bearer(&token).json(bad).send().await.problem(422, "validation");
+    assert_eq!(p["field"], "reply_to", "{p}");
+    h.stop().await;
+}

@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 
+use chrono::{DateTime, Utc};
 use crm_core::ports::store::check_event_account;
 use crm_core::{
-    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page,
-    PageRequest, Result, StatusUpdate,
+    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageAnnotation, MessageId, MessageStatus,
+    MessageStore, Page, PageRequest, Result, StatusUpdate,
 };
 
-use super::PgStore;
+use super::{PgStore, append, commit};
 
 /// `update_message_status` as one statement: `$set` sets the new status's
 /// own columns (`$2` is the time, `$7` the error); the message moves when
@@ -22,7 +23,8 @@ macro_rules! status_update_sql {
                  UPDATE messages SET status = $1, ",
             $set,
             " \
-                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2 \
+                 provider_message_id = COALESCE(provider_message_id, $3), updated_at = $2, \
+                 pricing = COALESCE($12, pricing) \
                  WHERE id = $4 AND account_id = $5 AND status = ANY($6) RETURNING * \
              ), e AS ( \
                  INSERT INTO events (id, account_id, type, payload, occurred_at) \
@@ -58,14 +60,23 @@ macro_rules! insert_message_sql {
              ), m AS ( \
                  INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, channel_id, \
                      client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
-                     failed_at, updated_at) \
-                 SELECT $1, $2, found.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM found \
+                     failed_at, updated_at, reply_to, fallback, attachment, pricing) \
+                 SELECT $1, $2, found.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $22, $23, $24, $25 FROM found \
                  RETURNING contact_id \
              ), moved AS ( \
-                 UPDATE contacts SET ", $column, " = $12 WHERE id IN ( \
+                 UPDATE contacts SET ",
+            $column,
+            " = $12 WHERE id IN ( \
                      SELECT id FROM contacts WHERE id = $3 AND account_id = $2 AND EXISTS (SELECT 1 FROM m) \
-                     AND (", $column, " IS NULL OR ", $column, " < $12) \
-                     FOR NO KEY UPDATE ", $wait, " \
+                     AND (",
+            $column,
+            " IS NULL OR ",
+            $column,
+            " < $12) \
+                     FOR NO KEY UPDATE ",
+            $wait,
+            " \
                  ) \
              ), e AS ( \
                  INSERT INTO events (id, account_id, type, payload, occurred_at) \
@@ -90,6 +101,10 @@ impl MessageStore for PgStore {
         check_event_account(message.account_id, event)?;
         let content = to_json("content", &message.content)?;
         let error = message.error.as_ref().map(|e| to_json("error", e)).transpose()?;
+        let reply_to = message.reply_to.as_ref().map(|v| to_json("reply_to", v)).transpose()?;
+        let fallback = message.fallback.as_ref().map(|v| to_json("fallback", v)).transpose()?;
+        let attachment = message.attachment.as_ref().map(|v| to_json("attachment", v)).transpose()?;
+        let pricing = message.pricing.as_ref().map(|v| to_json("pricing", v)).transpose()?;
         let sql = match message.direction {
             // An inbound message waits for the contact's row, so the
             // 24-hour window always starts at the latest inbound message.
@@ -123,6 +138,10 @@ impl MessageStore for PgStore {
             .bind(event.event_type.as_str())
             .bind(&event.payload)
             .bind(event.occurred_at)
+            .bind(reply_to)
+            .bind(fallback)
+            .bind(attachment)
+            .bind(pricing)
             .fetch_one(&mut *conn)
             .await;
         let stored = conn.settle(stored).map_err(|e| db("inserting a message", e))?;
@@ -151,6 +170,7 @@ impl MessageStore for PgStore {
         check_event_account(account, event)?;
         let predecessors: Vec<&str> = MessageStatus::predecessors(update.status).iter().map(|s| s.as_str()).collect();
         let error = update.error.as_ref().map(|e| to_json("error", e)).transpose()?;
+        let pricing = update.pricing.as_ref().map(|p| to_json("pricing", p)).transpose()?;
         let sql = match update.status {
             MessageStatus::Sent => status_update_sql!("sent_at = $2,"),
             MessageStatus::Delivered => status_update_sql!("delivered_at = $2,"),
@@ -173,6 +193,7 @@ impl MessageStore for PgStore {
             .bind(event.event_type.as_str())
             .bind(&event.payload)
             .bind(event.occurred_at)
+            .bind(pricing)
             .fetch_optional(&mut *conn)
             .await;
         let row = conn.settle(row).map_err(|e| db("updating a message status", e))?;
@@ -197,5 +218,42 @@ impl MessageStore for PgStore {
 
     async fn find_message_by_client_reference(&self, account: AccountId, reference: &str) -> Result<Option<Message>> {
         crate::rows::messages::find_message_by_client_reference(self, account, reference).await
+    }
+
+    async fn last_inbound_by_channel(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>> {
+        crate::rows::messages::last_inbound_by_channel(self, account, contact).await
+    }
+
+    async fn annotate_message(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        annotation: &MessageAnnotation,
+        event: &Event,
+    ) -> Result<Message> {
+        check_event_account(account, event)?;
+        let attachment = annotation.attachment.as_ref().map(|v| to_json("attachment", v)).transpose()?;
+        let pricing = annotation.pricing.as_ref().map(|v| to_json("pricing", v)).transpose()?;
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE messages SET attachment = COALESCE($1, attachment), pricing = COALESCE($2, pricing) \
+             WHERE id = $3 AND account_id = $4 RETURNING *",
+        )
+        .bind(attachment)
+        .bind(pricing)
+        .bind(id.into_uuid())
+        .bind(account.into_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("annotating a message", e))?
+        .ok_or(Error::not_found("message"))?;
+        let message = message_row(&row)?;
+        append(&mut tx, event).await?;
+        commit(tx).await?;
+        Ok(message)
     }
 }

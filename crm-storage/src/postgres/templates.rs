@@ -12,10 +12,11 @@ use crate::error::db;
 impl TemplateStore for PgStore {
     async fn insert_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
+        let parameters = template.parameters.as_ref().map(|p| crate::rows::to_json("parameters", p)).transpose()?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO templates (id, account_id, name, language, category, body, variables, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO templates (id, account_id, name, language, category, body, variables, created_at, updated_at, \
+             parameters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(template.id.into_uuid())
         .bind(template.account_id.into_uuid())
@@ -26,6 +27,7 @@ impl TemplateStore for PgStore {
         .bind(&template.variables)
         .bind(template.created_at)
         .bind(template.updated_at)
+        .bind(parameters)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("inserting a template", e))?;
@@ -35,10 +37,11 @@ impl TemplateStore for PgStore {
 
     async fn update_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
+        let parameters = template.parameters.as_ref().map(|p| crate::rows::to_json("parameters", p)).transpose()?;
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE templates SET name = $1, language = $2, category = $3, body = $4, variables = $5, updated_at = $6 \
-             WHERE id = $7 AND account_id = $8",
+            "UPDATE templates SET name = $1, language = $2, category = $3, body = $4, variables = $5, updated_at = $6, \
+             parameters = $9 WHERE id = $7 AND account_id = $8",
         )
         .bind(&template.name)
         .bind(&template.language)
@@ -48,6 +51,7 @@ impl TemplateStore for PgStore {
         .bind(template.updated_at)
         .bind(template.id.into_uuid())
         .bind(template.account_id.into_uuid())
+        .bind(parameters)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("updating a template", e))?;

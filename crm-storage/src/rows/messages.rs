@@ -1,5 +1,6 @@
 //! Messages: row decoding and the reads both dialects share.
 
+use chrono::{DateTime, Utc};
 use crm_core::{
     AccountId, ChannelId, ContactId, Direction, Error, Message, MessageId, MessageStatus, Page, PageRequest, Result,
 };
@@ -19,6 +20,10 @@ pub(crate) fn message_row(r: &impl Columns) -> Result<Message> {
         client_reference: r.opt_text("client_reference")?,
         provider_message_id: r.opt_text("provider_message_id")?,
         error: r.opt_json("error")?.map(|e| json_from("error", e)).transpose()?,
+        reply_to: r.opt_json("reply_to")?.map(|v| json_from("reply_to", v)).transpose()?,
+        fallback: r.opt_json("fallback")?.map(|v| json_from("fallback", v)).transpose()?,
+        attachment: r.opt_json("attachment")?.map(|v| json_from("attachment", v)).transpose()?,
+        pricing: r.opt_json("pricing")?.map(|v| json_from("pricing", v)).transpose()?,
         created_at: r.time("created_at")?,
         sent_at: r.opt_time("sent_at")?,
         delivered_at: r.opt_time("delivered_at")?,
@@ -78,4 +83,18 @@ pub(crate) async fn list_thread(
     let rows = db.fetch_all("listing a thread", sql, args).await?;
     let items = rows.iter().map(message_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |m| m.id.into_uuid()))
+}
+
+/// [`MessageStore::last_inbound_by_channel`](crm_core::MessageStore::last_inbound_by_channel)
+/// (an index-only scan of `messages_inbound_channel_idx`).
+pub(crate) async fn last_inbound_by_channel(
+    db: &impl Fetch,
+    account: AccountId,
+    contact: ContactId,
+) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>> {
+    let sql = "SELECT channel_id, MAX(created_at) AS last_at FROM messages \
+               WHERE account_id = $1 AND contact_id = $2 AND direction = 'inbound' GROUP BY channel_id";
+    let args = vec![account.into_uuid().into(), contact.into_uuid().into()];
+    let rows = db.fetch_all("reading a contact's last inbound times", sql, args).await?;
+    rows.iter().map(|r| Ok((r.opt_uuid("channel_id")?.map(ChannelId::from_uuid), r.time("last_at")?))).collect()
 }

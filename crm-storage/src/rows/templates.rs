@@ -14,6 +14,7 @@ pub(crate) fn template_row(r: &impl Columns) -> Result<Template> {
         category: r.parsed("category", TemplateCategory::parse)?,
         body: r.text("body")?,
         variables: r.text_list("variables")?,
+        parameters: r.opt_json("parameters")?.map(|v| super::json_from("parameters", v)).transpose()?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
     })

@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
+use chrono::{DateTime, Utc};
 use crm_core::ports::store::check_event_account;
 use crm_core::{
-    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageId, MessageStatus, MessageStore, Page,
-    PageRequest, Result, StatusUpdate,
+    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageAnnotation, MessageId, MessageStatus,
+    MessageStore, Page, PageRequest, Result, StatusUpdate,
 };
 
 use super::{SqliteStore, append, commit, exists, json_string, opt_micros};
@@ -20,6 +21,10 @@ impl MessageStore for SqliteStore {
         check_event_account(message.account_id, event)?;
         let content = json_string("content", &message.content)?;
         let error = message.error.as_ref().map(|e| json_string("error", e)).transpose()?;
+        let reply_to = message.reply_to.as_ref().map(|v| json_string("reply_to", v)).transpose()?;
+        let fallback = message.fallback.as_ref().map(|v| json_string("fallback", v)).transpose()?;
+        let attachment = message.attachment.as_ref().map(|v| json_string("attachment", v)).transpose()?;
+        let pricing = message.pricing.as_ref().map(|v| json_string("pricing", v)).transpose()?;
         let mut tx = self.write().await?;
         let cid = message.contact_id.into_uuid();
         if !exists(&mut tx, "SELECT 1 FROM contacts WHERE id = ? AND account_id = ?", cid, message.account_id).await? {
@@ -28,8 +33,8 @@ impl MessageStore for SqliteStore {
         sqlx::query(
             "INSERT INTO messages (id, account_id, contact_id, direction, kind, content, status, \
              channel_id, client_reference, provider_message_id, error, created_at, sent_at, delivered_at, read_at, \
-             failed_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             failed_at, updated_at, reply_to, fallback, attachment, pricing) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(message.id.into_uuid())
         .bind(message.account_id.into_uuid())
@@ -48,6 +53,10 @@ impl MessageStore for SqliteStore {
         .bind(opt_micros(message.read_at))
         .bind(opt_micros(message.failed_at))
         .bind(micros(message.updated_at))
+        .bind(reply_to)
+        .bind(fallback)
+        .bind(attachment)
+        .bind(pricing)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("inserting a message", e))?;
@@ -113,6 +122,9 @@ impl MessageStore for SqliteStore {
                 }
                 MessageStatus::Queued => {}
             }
+            if let Some(p) = &update.pricing {
+                b.push(", pricing = ").push_bind(json_string("pricing", p)?);
+            }
             b.push(", provider_message_id = COALESCE(provider_message_id, ")
                 .push_bind(update.provider_message_id.clone())
                 .push("), updated_at = ")
@@ -147,5 +159,42 @@ impl MessageStore for SqliteStore {
 
     async fn find_message_by_client_reference(&self, account: AccountId, reference: &str) -> Result<Option<Message>> {
         crate::rows::messages::find_message_by_client_reference(self, account, reference).await
+    }
+
+    async fn last_inbound_by_channel(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>> {
+        crate::rows::messages::last_inbound_by_channel(self, account, contact).await
+    }
+
+    async fn annotate_message(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        annotation: &MessageAnnotation,
+        event: &Event,
+    ) -> Result<Message> {
+        check_event_account(account, event)?;
+        let attachment = annotation.attachment.as_ref().map(|v| json_string("attachment", v)).transpose()?;
+        let pricing = annotation.pricing.as_ref().map(|v| json_string("pricing", v)).transpose()?;
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE messages SET attachment = COALESCE(?, attachment), pricing = COALESCE(?, pricing) \
+             WHERE id = ? AND account_id = ? RETURNING *",
+        )
+        .bind(attachment)
+        .bind(pricing)
+        .bind(id.into_uuid())
+        .bind(account.into_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("annotating a message", e))?
+        .ok_or(Error::not_found("message"))?;
+        let message = message_row(&row)?;
+        append(&mut tx, event).await?;
+        commit(tx).await?;
+        Ok(message)
     }
 }

@@ -13,11 +13,12 @@ use crate::rows::micros;
 impl TemplateStore for SqliteStore {
     async fn insert_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
+        let parameters = template.parameters.as_ref().map(|p| super::json_string("parameters", p)).transpose()?;
         let variables = json_string("variables", &template.variables)?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO templates (id, account_id, name, language, category, body, variables, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO templates (id, account_id, name, language, category, body, variables, created_at, updated_at, \
+             parameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(template.id.into_uuid())
         .bind(template.account_id.into_uuid())
@@ -28,6 +29,7 @@ impl TemplateStore for SqliteStore {
         .bind(variables)
         .bind(micros(template.created_at))
         .bind(micros(template.updated_at))
+        .bind(parameters)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("inserting a template", e))?;
@@ -37,11 +39,12 @@ impl TemplateStore for SqliteStore {
 
     async fn update_template(&self, template: &Template, event: &Event) -> Result<()> {
         check_event_account(template.account_id, event)?;
+        let parameters = template.parameters.as_ref().map(|p| super::json_string("parameters", p)).transpose()?;
         let variables = json_string("variables", &template.variables)?;
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE templates SET name = ?, language = ?, category = ?, body = ?, variables = ?, updated_at = ? \
-             WHERE id = ? AND account_id = ?",
+            "UPDATE templates SET name = ?, language = ?, category = ?, body = ?, variables = ?, updated_at = ?, \
+             parameters = ? WHERE id = ? AND account_id = ?",
         )
         .bind(&template.name)
         .bind(&template.language)
@@ -49,6 +52,7 @@ impl TemplateStore for SqliteStore {
         .bind(&template.body)
         .bind(variables)
         .bind(micros(template.updated_at))
+        .bind(parameters)
         .bind(template.id.into_uuid())
         .bind(template.account_id.into_uuid())
         .execute(&mut *tx)

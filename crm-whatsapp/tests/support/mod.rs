@@ -146,3 +146,24 @@ async fn answer(
     }))
     .into_response()
 }
+
+/// A messenger for `phone_number_id` with `token`, calling `mock`.
+pub fn messenger_for(mock: &GraphMock, phone_number_id: &str, token: &str) -> crm_whatsapp::CloudApiMessenger {
+    crm_whatsapp::CloudApiMessenger::builder()
+        .phone_number_id(phone_number_id)
+        .access_token(token)
+        .base_url(mock.base_url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+/// A service over `store` with the `whatsapp-cloud` kind and a fresh keyring.
+pub fn crm_over(store: Arc<crm_core::MemoryStore>) -> crm_core::Crm {
+    crm_core::Crm::builder()
+        .store(store)
+        .messenger_factory(Arc::new(crm_whatsapp::CloudApiFactory::new().unwrap()))
+        .keyring(crm_core::secrets::Keyring::new(crm_core::secrets::SecretKey::generate("k1").unwrap()))
+        .build()
+        .unwrap()
+}

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use super::{MemoryStore, page_of};
 use crate::ports::store::check_event_account;
 use crate::{
-    AccountId, ContactId, Error, Event, Message, MessageId, MessageStore, Page, PageRequest, Result, StatusUpdate,
+    AccountId, ChannelId, ContactId, Direction, Error, Event, Message, MessageAnnotation, MessageId, MessageStore,
+    Page, PageRequest, Result, StatusUpdate,
 };
+use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl MessageStore for MemoryStore {
@@ -104,5 +106,45 @@ impl MessageStore for MemoryStore {
         s.contact(account, contact)?;
         let items = s.messages.values().filter(|m| m.account_id == account && m.contact_id == contact).cloned();
         Ok(page_of(items, page, |m| m.id.into_uuid()))
+    }
+
+    async fn last_inbound_by_channel(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>> {
+        let s = self.lock();
+        let mut latest: std::collections::HashMap<Option<ChannelId>, DateTime<Utc>> = Default::default();
+        for m in s.messages.values() {
+            if m.account_id == account && m.contact_id == contact && m.direction == Direction::Inbound {
+                let slot = latest.entry(m.channel_id).or_insert(m.created_at);
+                if *slot < m.created_at {
+                    *slot = m.created_at;
+                }
+            }
+        }
+        Ok(latest.into_iter().collect())
+    }
+
+    async fn annotate_message(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        annotation: &MessageAnnotation,
+        event: &Event,
+    ) -> Result<Message> {
+        check_event_account(account, event)?;
+        let mut s = self.lock();
+        s.ensure_new(event)?;
+        let m = s.message_mut(account, id)?;
+        if let Some(a) = &annotation.attachment {
+            m.attachment = Some(a.clone());
+        }
+        if let Some(p) = &annotation.pricing {
+            m.pricing = Some(p.clone());
+        }
+        let next = m.clone();
+        s.append(event);
+        Ok(next)
     }
 }

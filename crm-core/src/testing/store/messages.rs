@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::{contact, ev, event_count, inbound, insert, is_conflict, is_not_found, new_account, now, outbound, status};
 use crate::{
-    ChannelId, Contact, ContactId, EventType, Message, MessageContent, MessageError, MessageStatus, PageRequest,
-    StatusUpdate, Store,
+    Attachment, AttachmentState, ChannelId, Contact, ContactId, EventType, Fallback, Message, MessageAnnotation,
+    MessageContent, MessageError, MessageStatus, PageRequest, Pricing, ReplyTo, StatusUpdate, Store,
 };
 
 /// Runs every behaviour of this section, each on a fresh store from `make`.
@@ -29,6 +29,9 @@ where
     concurrent_inserts_with_one_client_reference(make().await).await;
     contact_delete_frees_client_reference(make().await).await;
     concurrent_sends_to_one_contact(make().await).await;
+    message_whatsapp_details_roundtrip(make().await).await;
+    last_inbound_by_channel(make().await).await;
+    annotate_message(make().await).await;
 }
 
 fn referenced(c: &Contact, text: &str, reference: &str) -> Message {
@@ -150,6 +153,7 @@ pub async fn message_status_only_moves_forward(store: Arc<dyn Store>) {
         at: now(),
         provider_message_id: None,
         error: Some(MessageError { code: Some("131026".into()), reason: "undeliverable".into() }),
+        pricing: None,
     };
     assert!(store.update_message_status(a, m.id, &fail, &e()).await.expect("ok").is_none(), "[status] read → failed");
     assert_eq!(event_count(&store, a).await, before, "[status] refused transitions write no event");
@@ -458,4 +462,166 @@ pub async fn concurrent_sends_to_one_contact(store: Arc<dyn Store>) {
         before + 16 + doomed_stored + 1,
         "[concurrency] one event per stored send, and the delete's"
     );
+}
+
+fn pricing(category: &str) -> Pricing {
+    Pricing {
+        billable: Some(true),
+        pricing_model: Some("PMP".into()),
+        category: Some(category.into()),
+        pricing_type: Some("regular".into()),
+        conversation_id: Some("conv-1".into()),
+        conversation_origin: Some(category.into()),
+        conversation_expires_at: chrono::DateTime::from_timestamp(1_764_547_200, 0),
+    }
+}
+
+/// What a WhatsApp message carries beside its content (the quoted message,
+/// a fallback, an attachment, pricing) is stored and read back as given, and
+/// a status update with pricing records it.
+pub async fn message_whatsapp_details_roundtrip(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let mut m = outbound(&c, "ignored");
+    m.content = MessageContent::Template {
+        name: "ola".into(),
+        language: "pt_BR".into(),
+        variables: [("1".to_owned(), "Ana".to_owned())].into(),
+        rendered: "Olá Ana".into(),
+    };
+    m.reply_to =
+        Some(ReplyTo { message_id: Some(crate::MessageId::new()), provider_message_id: Some("wamid.q".into()) });
+    m.fallback = Some(Fallback {
+        template: "ola".into(),
+        language: "pt_BR".into(),
+        reason: "outside the window".into(),
+        original: MessageContent::text("Oi, tudo bem?"),
+    });
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), m, "[details] reply and fallback round trip");
+
+    let mut up = status(MessageStatus::Sent, Some("wamid.d1"));
+    up.pricing = Some(pricing("marketing"));
+    let sent = store
+        .update_message_status(a, m.id, &up, &ev(a, EventType::MESSAGE_STATUS_UPDATED))
+        .await
+        .expect("update")
+        .expect("queued → sent");
+    assert_eq!(sent.pricing, Some(pricing("marketing")), "[details] a status update records pricing");
+    let delivered = store
+        .update_message_status(
+            a,
+            m.id,
+            &status(MessageStatus::Delivered, None),
+            &ev(a, EventType::MESSAGE_STATUS_UPDATED),
+        )
+        .await
+        .expect("update")
+        .expect("sent → delivered");
+    assert_eq!(delivered.pricing, Some(pricing("marketing")), "[details] an update without pricing keeps it");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), delivered, "[details] stored equals the result");
+
+    let plain = outbound(&c, "oi");
+    store.insert_message(&plain, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let got = store.get_message(a, plain.id).await.expect("get");
+    assert_eq!(
+        (got.reply_to, got.fallback, got.attachment, got.pricing),
+        (None, None, None, None),
+        "[details] absent stays absent"
+    );
+}
+
+/// The latest inbound time per channel (and for messages without one);
+/// outbound messages, other contacts and other accounts do not count.
+pub async fn last_inbound_by_channel(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let b = new_account(&store, "B").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    let d = contact(a, "Bia", "+5511987654322");
+    let e = contact(b, "Ana", "+5511987654321");
+    for x in [&c, &d, &e] {
+        insert(&store, x).await;
+    }
+    assert!(store.last_inbound_by_channel(a, c.id).await.expect("read").is_empty(), "[window] none yet");
+    let (one, two) = (ChannelId::new(), ChannelId::new());
+    let t0 = now() - chrono::Duration::hours(30);
+    let t1 = now() - chrono::Duration::hours(2);
+    let t2 = now() - chrono::Duration::hours(1);
+    let inbound_on = |who: &Contact, pid: &str, at, channel: Option<ChannelId>| {
+        let mut m = inbound(who, pid, at);
+        m.channel_id = channel;
+        m
+    };
+    for m in [
+        inbound_on(&c, "w1", t0, Some(one)),
+        inbound_on(&c, "w2", t1, Some(one)),
+        inbound_on(&c, "w3", t0, Some(two)),
+        inbound_on(&c, "w4", t2, None),
+        inbound_on(&d, "w5", now(), Some(two)),
+        inbound_on(&e, "w6", now(), Some(two)),
+    ] {
+        store.insert_message(&m, &ev(m.account_id, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    }
+    let mut later = outbound(&c, "resposta");
+    later.channel_id = Some(two);
+    store.insert_message(&later, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let mut got = store.last_inbound_by_channel(a, c.id).await.expect("read");
+    got.sort_by_key(|(ch, _)| ch.map(|c| c.to_string()));
+    let mut want = vec![(None, t2), (Some(one), t1), (Some(two), t0)];
+    want.sort_by_key(|(ch, _)| ch.map(|c: ChannelId| c.to_string()));
+    assert_eq!(got, want, "[window] the latest inbound time per channel");
+    assert!(store.last_inbound_by_channel(b, c.id).await.expect("read").is_empty(), "[window] per account");
+}
+
+/// `annotate_message` sets the attachment and pricing it is given, keeps the
+/// rest, writes its event, and is NotFound for another account's message.
+pub async fn annotate_message(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let b = new_account(&store, "B").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = inbound(&c, "wamid.media", now());
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_RECEIVED)).await.expect("insert");
+    let attachment = Attachment {
+        state: AttachmentState::Stored,
+        provider_media_id: "1013859600285441".into(),
+        mime_type: Some("image/jpeg".into()),
+        sha256: Some("ab".repeat(32)),
+        size: Some(1234),
+        key: Some(format!("account/{a}/inbound/x-photo.jpg")),
+        error: None,
+    };
+    let before = event_count(&store, a).await;
+    let annotated = store
+        .annotate_message(
+            a,
+            m.id,
+            &MessageAnnotation { attachment: Some(attachment.clone()), pricing: None },
+            &ev(a, EventType::MESSAGE_UPDATED),
+        )
+        .await
+        .expect("annotate");
+    assert_eq!(annotated.attachment.as_ref(), Some(&attachment), "[annotate] attachment set");
+    assert_eq!((annotated.status, &annotated.content), (m.status, &m.content), "[annotate] the rest stays");
+    assert_eq!(event_count(&store, a).await, before + 1, "[annotate] one event");
+    let priced = store
+        .annotate_message(
+            a,
+            m.id,
+            &MessageAnnotation { attachment: None, pricing: Some(pricing("service")) },
+            &ev(a, EventType::MESSAGE_UPDATED),
+        )
+        .await
+        .expect("annotate");
+    assert_eq!(priced.attachment, Some(attachment), "[annotate] a field left None keeps its value");
+    assert_eq!(priced.pricing, Some(pricing("service")), "[annotate] pricing set");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), priced, "[annotate] stored equals the result");
+    let b_events = event_count(&store, b).await;
+    let err = store
+        .annotate_message(b, m.id, &MessageAnnotation::default(), &ev(b, EventType::MESSAGE_UPDATED))
+        .await
+        .expect_err("another account");
+    assert!(is_not_found(&err), "[annotate] another account's message is NotFound, got {err}");
+    assert_eq!(event_count(&store, b).await, b_events, "[annotate] a refused annotation writes no event");
 }

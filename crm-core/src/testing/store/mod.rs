@@ -118,7 +118,7 @@ fn inbound(c: &Contact, pid: &str, at: DateTime<Utc>) -> Message {
 }
 
 fn status(status: MessageStatus, pid: Option<&str>) -> StatusUpdate {
-    StatusUpdate { status, at: now(), provider_message_id: pid.map(Into::into), error: None }
+    StatusUpdate { status, at: now(), provider_message_id: pid.map(Into::into), error: None, pricing: None }
 }
 
 async fn events_of(store: &Arc<dyn Store>, account: AccountId) -> Vec<Event> {

@@ -22,7 +22,13 @@ pub async fn templates_crud_and_uniqueness(store: Arc<dyn Store>) {
     let mk = |acc, name: &str, lang: &str| {
         Template::new(
             acc,
-            NewTemplate { name: name.into(), language: Some(lang.into()), category: None, body: "Oi {{nome}}".into() },
+            NewTemplate {
+                name: name.into(),
+                language: Some(lang.into()),
+                category: None,
+                body: "Oi {{nome}}".into(),
+                parameters: None,
+            },
             now(),
         )
         .expect("template")
@@ -52,12 +58,29 @@ pub async fn templates_crud_and_uniqueness(store: Arc<dyn Store>) {
                 language: Some("en_US".into()),
                 category: None,
                 body: "Hi {{a}} {{b}}".into(),
+                parameters: Some(vec![
+                    crate::TemplateParameter {
+                        name: "header.image".into(),
+                        kind: crate::ParameterKind::Image,
+                        required: true,
+                    },
+                    crate::TemplateParameter {
+                        name: "quick_reply.1".into(),
+                        kind: crate::ParameterKind::Payload,
+                        required: false,
+                    },
+                ]),
             },
             now(),
         )
         .expect("valid");
     store.update_template(&changed, &ev(a, EventType::TEMPLATE_UPDATED)).await.expect("update");
     assert_eq!(store.get_template(a, en.id).await.expect("get"), changed, "[templates] update round trip");
+    assert_eq!(
+        store.find_template(a, "ola", "en_US").await.expect("find").and_then(|t| t.parameters).map(|p| p.len()),
+        Some(2),
+        "[templates] a provider template's parameters are kept"
+    );
     assert!(is_not_found(&store.get_template(b, t.id).await.expect_err("x")), "[templates] tenancy get");
     let mut foreign = t.clone();
     foreign.account_id = b;
