@@ -14,9 +14,9 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event, EventFilter,
-    EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result, Role, Session,
-    SessionId, StatusUpdate, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, CampaignStore, ChannelStore, Contact, ContactId, ContactQuery, Email, Event,
+    EventFilter, EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result,
+    Role, Session, SessionId, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -377,6 +377,7 @@ pub trait Store:
     + EventStore
     + ChannelStore
     + JobStore
+    + CampaignStore
     + HealthCheck
 {
 }
@@ -390,6 +391,7 @@ impl<T> Store for T where
         + EventStore
         + ChannelStore
         + JobStore
+        + CampaignStore
         + HealthCheck
 {
 }
