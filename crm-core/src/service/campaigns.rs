@@ -540,7 +540,15 @@ impl Crm {
             set(RecipientState::Skipped, planned.reason, None).await?;
             return Ok(());
         }
-        let content = render_for(template.clone(), &contact, c.variables.clone())?;
+        let content = match render_for(template.clone(), &contact, c.variables.clone()) {
+            Ok(content) => content,
+            // Planned as rendering; the contact changed since (no e-mail any more, …).
+            Err(Error::Validation { .. }) => {
+                set(RecipientState::Skipped, Some(SkipReason::Render.as_str().into()), None).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let request = SendRequest::new(contact.id, content).via(c.channel_id).reference(reference(c.id, r.seq));
         match self.queue_message(account, request).await {
             Ok(q) => {
