@@ -99,6 +99,9 @@ struct StatePayload<'a> {
     counters: Option<CampaignCounters>,
 }
 
+/// Placeholders every contact fills by itself.
+const CONTACT_VARIABLES: [&str; 4] = ["name", "first_name", "phone", "email"];
+
 /// The reference that makes a recipient's message unique.
 fn reference(campaign: CampaignId, seq: u64) -> String {
     format!("campaign:{campaign}:{seq}")
@@ -109,7 +112,9 @@ impl Crm {
     /// `scheduled_at` is given (it then starts by itself at that time). The
     /// channel is the one named, else the account's default;
     /// [`Error::NotFound`] for an unknown channel or template,
-    /// [`Error::Validation`] for bad input.
+    /// [`Error::Validation`] for bad input, including a template placeholder
+    /// that neither `variables` nor the contacts (`name`, `first_name`,
+    /// `phone`, `email`) fill.
     pub async fn create_campaign(&self, account: AccountId, input: NewCampaign) -> Result<Campaign> {
         let channel = match input.channel_id {
             Some(id) => self.store.get_channel(account, id).await?,
@@ -119,7 +124,16 @@ impl Crm {
         };
         let now = self.now();
         let campaign = Campaign::new(account, input, channel.id, now)?;
-        self.stored_campaign_template(&campaign).await?;
+        let template = self.stored_campaign_template(&campaign).await?;
+        let missing: Vec<&str> = template
+            .variables
+            .iter()
+            .map(String::as_str)
+            .filter(|v| !CONTACT_VARIABLES.contains(v) && !campaign.variables.contains_key(*v))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::validation("variables", format!("the template needs {}", missing.join(", "))));
+        }
         let event = self.campaign_event(&campaign, EventType::CAMPAIGN_CREATED, None);
         self.ensure_campaign_consumer().await?;
         self.store.insert_campaign(&campaign, &event).await?;

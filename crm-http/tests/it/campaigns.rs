@@ -53,6 +53,8 @@ async fn lifecycle(h: &Harness) {
     post(body(json!({ "scheduled_at": "2001-01-01T00:00:00Z" }))).await.problem(422, "validation");
     post(body(json!({ "status": "running" }))).await.problem(422, "validation");
     post(body(json!({ "name": "" }))).await.problem(422, "validation");
+    let p = post(body(json!({ "variables": {} }))).await.problem(422, "validation");
+    assert!(p["detail"].as_str().unwrap().contains("offer"), "names the missing variable: {p}");
     api.post("/api/v1/campaigns").bearer(&agent).json(body(json!({}))).send().await.problem(403, "forbidden");
 
     let created = post(body(json!({}))).await;
