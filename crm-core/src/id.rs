@@ -121,6 +121,11 @@ typed_id!(
     "channel"
 );
 typed_id!(
+    /// Identifies a [`Campaign`](crate::Campaign).
+    CampaignId,
+    "campaign"
+);
+typed_id!(
     /// Identifies a durable [`Job`](crate::Job).
     JobId,
     "job"

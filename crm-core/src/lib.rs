@@ -51,6 +51,10 @@ pub mod workers;
 pub use async_trait::async_trait;
 
 pub use domain::account::{Account, Email, Role, User};
+pub use domain::campaign::{
+    Audience, Campaign, CampaignCounters, CampaignState, NewCampaign, PlanProgress, PlannedRecipient, Recipient,
+    RecipientCounts, RecipientState, SkipReason,
+};
 pub use domain::channel::{
     Channel, ChannelKind, ChannelPatch, ChannelView, MAX_CHANNELS_PER_ACCOUNT, NewChannel, Pacing, Throttle, WarmupStep,
 };
@@ -72,8 +76,11 @@ pub use domain::template::{
 };
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
-pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId};
+pub use id::{
+    AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
+};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
+pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
@@ -86,7 +93,7 @@ pub use ports::store::{
     MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use service::{
-    ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage,
-    MAX_IMPORT_BATCH, ProviderStatus, Queued, Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest,
-    check_template_variables,
+    CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
+    CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,
+    Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
 };

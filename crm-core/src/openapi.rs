@@ -59,6 +59,7 @@ macro_rules! uuid_schema {
 }
 
 uuid_schema!(
+    crate::CampaignId,
     crate::ChannelId,
     crate::JobId,
     crate::AccountId,

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod campaign;
 pub mod config;
 mod error;
 mod extract;
@@ -61,6 +62,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "messages", description = "Sending and reading messages"),
         (name = "templates", description = "Reusable message bodies"),
         (name = "channels", description = "The account's connections to messaging providers"),
+        (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "admin", description = "Account, users and API keys"),
@@ -208,6 +210,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::contacts::router())
         .merge(routes::messages::router())
         .merge(routes::templates::router())
+        .merge(routes::campaigns::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())

@@ -233,6 +233,10 @@ impl ServerBuilder {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
             let mut rb = Runtime::builder(store).event_worker(Arc::new(dispatcher), options);
+            // Campaigns: the runner (a job per campaign) and the tracker (status reports → recipients).
+            let (runner, tracker) = (crm.campaign_runner(), crm.campaign_tracker());
+            let (runner_options, tracker_options) = (runner.options(), tracker.options());
+            rb = rb.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
             }

@@ -30,6 +30,8 @@ pub struct Seen {
     pub counts: HashMap<String, u32>,
     /// When each acceptance happened.
     pub times: Vec<Instant>,
+    /// recipient (`to`) → times the provider accepted a message to it.
+    pub per_recipient: HashMap<String, u32>,
 }
 
 /// A provider that takes `delay` per message and remembers what it accepted.
@@ -57,6 +59,14 @@ impl MockProvider {
     }
 
     /// (messages accepted once, accepted twice, accepted more often).
+    /// (recipients reached once, twice, more often).
+    pub fn recipients(&self) -> (usize, usize, usize) {
+        let s = self.seen.lock().unwrap();
+        let once = s.per_recipient.values().filter(|n| **n == 1).count();
+        let twice = s.per_recipient.values().filter(|n| **n == 2).count();
+        (once, twice, s.per_recipient.len() - once - twice)
+    }
+
     pub fn multiplicity(&self) -> (usize, usize, usize) {
         let s = self.seen.lock().unwrap();
         let once = s.counts.values().filter(|n| **n == 1).count();
@@ -73,8 +83,10 @@ async fn accept(
 ) -> (StatusCode, axum::Json<Value>) {
     tokio::time::sleep(delay).await;
     let id = body["message_id"].as_str().unwrap_or_default().to_owned();
+    let to = body["to"].as_str().unwrap_or_default().to_owned();
     let mut s = seen.lock().unwrap();
     *s.counts.entry(id.clone()).or_default() += 1;
+    *s.per_recipient.entry(to).or_default() += 1;
     s.times.push(Instant::now());
     (StatusCode::OK, axum::Json(json!({ "id": format!("mock.{id}") })))
 }
@@ -204,18 +216,37 @@ pub fn worker_main() -> bool {
             batch: 64,
             ..dispatcher.options()
         };
-        let _handle =
-            Runtime::builder(store).event_worker(Arc::new(dispatcher), options).build().start().await.unwrap();
+        let mut builder = Runtime::builder(store).event_worker(Arc::new(dispatcher), options);
+        // Campaign workers too (`spawn_campaign_worker`).
+        if std::env::var("CRM_PROC_CAMPAIGNS").is_ok() {
+            let (runner, tracker) = (crm.campaign_runner(), crm.campaign_tracker());
+            let runner_options = WorkerOptions { lease, ..runner.options() };
+            let tracker_options = WorkerOptions { lease, ..tracker.options() };
+            builder =
+                builder.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
+        }
+        let _handle = builder.build().start().await.unwrap();
         println!("worker ready");
         std::future::pending::<()>().await;
     });
     true
 }
 
+/// Starts this test binary again as a worker over `db` running the
+/// dispatcher and the campaign runner and tracker.
+pub fn spawn_campaign_worker(db: &str, lease: Duration) -> std::process::Child {
+    worker_command(db, lease, None).env("CRM_PROC_CAMPAIGNS", "1").spawn().expect("spawn a worker process")
+}
+
 /// Starts this test binary again as a worker over `db`.
 pub fn spawn_worker(db: &str, lease: Duration, redis: Option<&str>) -> std::process::Child {
+    worker_command(db, lease, redis).spawn().expect("spawn a worker process")
+}
+
+fn worker_command(db: &str, lease: Duration, redis: Option<&str>) -> std::process::Command {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = std::process::Command::new(exe);
+    cmd.env_remove("CRM_PROC_CAMPAIGNS");
     cmd.env("CRM_PROC_ROLE", "worker")
         .env("CRM_PROC_DB", db)
         .env("CRM_PROC_LEASE_MS", lease.as_millis().to_string())
@@ -225,7 +256,7 @@ pub fn spawn_worker(db: &str, lease: Duration, redis: Option<&str>) -> std::proc
     if let Some(r) = redis {
         cmd.env("CRM_PROC_REDIS", r);
     }
-    cmd.spawn().expect("spawn a worker process")
+    cmd
 }
 
 // ----- fixtures --------------------------------------------------------------------------

@@ -63,6 +63,20 @@ event_types! {
     CHANNEL_THROTTLED = "channel.throttled";
     /// A throttled channel sends again.
     CHANNEL_RESUMED = "channel.resumed";
+    /// A campaign was created (as a draft).
+    CAMPAIGN_CREATED = "campaign.created";
+    /// A campaign was scheduled to start at a time.
+    CAMPAIGN_SCHEDULED = "campaign.scheduled";
+    /// A campaign started sending (by hand or at its scheduled time).
+    CAMPAIGN_STARTED = "campaign.started";
+    /// A running campaign was paused.
+    CAMPAIGN_PAUSED = "campaign.paused";
+    /// A paused campaign sends again.
+    CAMPAIGN_RESUMED = "campaign.resumed";
+    /// A campaign was cancelled (by hand, or because its channel was deleted).
+    CAMPAIGN_CANCELLED = "campaign.cancelled";
+    /// Every recipient of a campaign was sent to, skipped or failed.
+    CAMPAIGN_COMPLETED = "campaign.completed";
 }
 
 impl EventType {

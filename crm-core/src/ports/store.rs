@@ -14,9 +14,9 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, ChannelId, ChannelStore, Contact, ContactId, ContactQuery, Email, Event,
-    EventFilter, EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone, QueueStats, Result,
-    Role, Session, SessionId, StatusUpdate, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, CampaignStore, ChannelId, ChannelStore, Contact, ContactId, ContactQuery,
+    Email, Event, EventFilter, EventId, HealthCheck, JobStore, Message, MessageId, Page, PageRequest, Phone,
+    QueueStats, Result, Role, Session, SessionId, StatusUpdate, Template, TemplateId, User, UserId,
 };
 
 #[allow(unused_imports)]
@@ -408,6 +408,7 @@ pub trait Store:
     + EventStore
     + ChannelStore
     + JobStore
+    + CampaignStore
     + HealthCheck
 {
 }
@@ -421,6 +422,7 @@ impl<T> Store for T where
         + EventStore
         + ChannelStore
         + JobStore
+        + CampaignStore
         + HealthCheck
 {
 }

@@ -4,7 +4,8 @@
 //! flows are grouped by capability, one `impl Crm` block per module:
 //! `accounts` (accounts, users, keys, login), `contacts` (contacts, import),
 //! `messages` (inbound, status updates, threads), `sending` (the send
-//! pipeline and its dispatcher), `channels`, `templates` and `events`.
+//! pipeline and its dispatcher), `campaigns` (campaigns, their runner and
+//! tracker), `channels`, `templates` and `events`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,6 +19,7 @@ use crate::{
 };
 
 mod accounts;
+mod campaigns;
 mod channels;
 mod contacts;
 mod events;
@@ -26,6 +28,7 @@ mod sending;
 mod sessions;
 mod templates;
 
+pub use campaigns::{CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView};
 pub use contacts::MAX_IMPORT_BATCH;
 pub use messages::{Inbound, InboundMessage, ProviderStatus};
 pub use sending::{

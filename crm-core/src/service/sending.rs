@@ -38,7 +38,7 @@ use crate::{
 /// `template` rendered for `contact` (whose `name`, `first_name`, `phone` and
 /// `email` fill placeholders `variables` leaves unset), at most
 /// [`MAX_TEXT_LEN`] characters, as message content carrying the variables used.
-fn render_for(template: Template, contact: &Contact, variables: Variables) -> Result<MessageContent> {
+pub(super) fn render_for(template: Template, contact: &Contact, variables: Variables) -> Result<MessageContent> {
     let mut vars = super::contact_variables(contact);
     vars.extend(variables);
     let rendered = template.render(&vars, MAX_TEXT_LEN)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crm_core::secrets::SecretKey;
-use crm_core::{AccountId, ApiKeyId, Crm, Role};
+use crm_core::{AccountId, ApiKeyId, CampaignId, ChannelId, Crm, Role};
 use crm_http::{Config, Server};
 use secrecy::ExposeSecret;
 
@@ -78,6 +78,88 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Create, start, pause, resume, cancel and watch campaigns (a template
+    /// sent to an audience through one channel at the channel's pace). The
+    /// sending is done by the workers of `serve` or `worker` processes, or by
+    /// this command with `--work`.
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CampaignCommand {
+    /// Create a campaign (a draft; `--start` starts it, `--at` schedules it).
+    /// The audience is one of `--tag`, `--stage` or `--list FILE` (one
+    /// contact id or phone per line).
+    Create {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+        /// A name.
+        #[arg(long)]
+        name: String,
+        /// The stored template's name.
+        #[arg(long)]
+        template: String,
+        /// The template's language.
+        #[arg(long, default_value = "pt_BR")]
+        language: String,
+        /// The channel (default: the account's default channel).
+        #[arg(long)]
+        channel: Option<ChannelId>,
+        /// Everyone with this tag.
+        #[arg(long, group = "audience")]
+        tag: Option<String>,
+        /// Everyone in this lead stage.
+        #[arg(long, group = "audience")]
+        stage: Option<String>,
+        /// A file of contact ids or phones, one per line.
+        #[arg(long, group = "audience")]
+        list: Option<PathBuf>,
+        /// A template variable for everyone, `name=value` (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Start it now.
+        #[arg(long, conflicts_with = "at")]
+        start: bool,
+        /// Start it at this time (RFC 3339, e.g. 2026-12-01T09:00:00Z).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List the account's campaigns.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// Start a draft or scheduled campaign now.
+    Start(CampaignRef),
+    /// Pause a running campaign.
+    Pause(CampaignRef),
+    /// Resume a paused campaign.
+    Resume(CampaignRef),
+    /// Cancel a campaign.
+    Cancel(CampaignRef),
+    /// Show a campaign's progress with a progress bar until it ends.
+    Watch {
+        #[command(flatten)]
+        campaign: CampaignRef,
+        /// Run the workers (dispatcher, campaign runner and tracker) in this
+        /// process while watching, for when no server or worker is running.
+        #[arg(long)]
+        work: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CampaignRef {
+    /// The account.
+    #[arg(long)]
+    account: AccountId,
+    /// The campaign.
+    id: CampaignId,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +271,7 @@ async fn main() -> ExitCode {
         Command::Account { command } => account(config, command).await,
         Command::ApiKey { command } => api_key(config, command).await,
         Command::Contacts { command } => contacts(config, command).await,
+        Command::Campaign { command } => campaign(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,6 +373,96 @@ async fn contacts(config: Config, command: ContactsCommand) -> crm_core::Result<
     }
     if report.rejected_unlisted > 0 {
         println!("  … and {} more rejected line(s), not listed", report.rejected_unlisted);
+    }
+    Ok(())
+}
+
+async fn campaign(config: Config, command: CampaignCommand) -> crm_core::Result<()> {
+    let crm = open(&config).await?;
+    let show = |c: &crm_core::Campaign| {
+        let at = c.scheduled_at.map(|t| format!(" at {}", t.to_rfc3339())).unwrap_or_default();
+        println!("campaign {}  {:<9} {}{at}", c.id, c.state.as_str(), c.name);
+    };
+    match command {
+        CampaignCommand::Create { account, name, template, language, channel, tag, stage, list, vars, start, at } => {
+            let audience = match (tag, stage, list) {
+                (Some(t), _, _) => crm_core::Audience::Tag { tag: crm_core::Tag::parse(&t)? },
+                (_, Some(s), _) => crm_core::Audience::Stage { stage: crm_core::LeadStage::parse(&s)? },
+                (_, _, Some(file)) => crm_http::campaign::read_audience(&file)?,
+                _ => {
+                    return Err(crm_core::Error::validation("audience", "give --tag, --stage or --list"));
+                }
+            };
+            let mut variables = crm_core::Variables::new();
+            for v in vars {
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| crm_core::Error::validation("var", format!("{v:?} is not name=value")))?;
+                variables.insert(k.to_owned(), val.to_owned());
+            }
+            let input = crm_core::NewCampaign {
+                name,
+                channel_id: channel,
+                template,
+                language: Some(language),
+                variables,
+                audience,
+                scheduled_at: at,
+            };
+            let mut c = crm.create_campaign(account, input).await?;
+            if start {
+                c = crm.start_campaign(account, c.id).await?;
+            }
+            show(&c);
+        }
+        CampaignCommand::List { account } => {
+            let mut page = crm_core::PageRequest::first(200)?;
+            loop {
+                let p = crm.list_campaigns(account, &page).await?;
+                p.items.iter().for_each(show);
+                match p.next_cursor {
+                    Some(cursor) => page = crm_core::PageRequest::new(Some(&cursor), 200)?,
+                    None => break,
+                }
+            }
+        }
+        CampaignCommand::Start(r) => show(&crm.start_campaign(r.account, r.id).await?),
+        CampaignCommand::Pause(r) => show(&crm.pause_campaign(r.account, r.id).await?),
+        CampaignCommand::Resume(r) => show(&crm.resume_campaign(r.account, r.id).await?),
+        CampaignCommand::Cancel(r) => show(&crm.cancel_campaign(r.account, r.id).await?),
+        CampaignCommand::Watch { campaign: r, work } => {
+            let runtime = if work {
+                use crm_core::workers::Runtime;
+                let (dispatcher, runner, tracker) = (crm.dispatcher(), crm.campaign_runner(), crm.campaign_tracker());
+                let (d, ro, t) = (dispatcher.options(), runner.options(), tracker.options());
+                let rb = Runtime::builder(crm.store().clone())
+                    .event_worker(std::sync::Arc::new(dispatcher), d)
+                    .job_worker(std::sync::Arc::new(runner), ro)
+                    .event_worker(std::sync::Arc::new(tracker), t);
+                Some(rb.build().start().await?)
+            } else {
+                None
+            };
+            let every = std::time::Duration::from_millis(500);
+            let view = crm_http::campaign::watch(&crm, r.account, r.id, true, every).await;
+            if let Some(rt) = runtime {
+                rt.shutdown(std::time::Duration::from_secs(5)).await;
+            }
+            let view = view?;
+            let k = view.counters;
+            println!(
+                "campaign {} {}: {} recipient(s), sent {}, delivered {}, read {}, failed {}, skipped {}, replied {}",
+                view.campaign.id,
+                view.campaign.state.as_str(),
+                k.recipients,
+                k.sent,
+                k.delivered,
+                k.read,
+                k.failed,
+                k.skipped,
+                k.replied
+            );
+        }
     }
     Ok(())
 }

@@ -421,3 +421,73 @@ fn the_embedded_defaults_generate_a_secret_key_once() {
     let parsed = crm_core::secrets::Keyring::parse(generated.stdout.trim()).unwrap();
     assert_eq!(parsed.active_key_id(), "prod-1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_create_start_and_watch() {
+    let cli = Cli::new("campaign");
+    let out = cli.run(&["account", "create", "--name", "Acme"]).ok().stdout;
+    let account = after(&out, "account ").to_owned();
+    // A channel, a template and contacts, through the library on the same file.
+    let config = crm_http::Config {
+        database_url: Some(cli.db.clone().into()),
+        secret_keys: Some(crate::helpers::test_keys()),
+        ..Default::default()
+    };
+    let parts = crm_http::Server::builder(config).bootstrap(false).assemble(false).await.expect("assemble");
+    let crm = parts.state.crm().clone();
+    let aid: crm_core::AccountId = account.parse().unwrap();
+    let channel = crm_core::NewChannel { kind: "recording".into(), name: "Loja".into(), ..Default::default() };
+    crm.create_channel(aid, channel).await.unwrap();
+    let t = crm_core::NewTemplate {
+        name: "promo".into(),
+        body: "Oi {{first_name}}, {{oferta}}".into(),
+        ..Default::default()
+    };
+    crm.create_template(aid, t).await.unwrap();
+    for (n, tags) in [(1, vec!["vip"]), (2, vec!["vip"]), (3, vec![]), (4, vec!["vip"])] {
+        let c = crm_core::NewContact {
+            name: format!("Ana {n}"),
+            phone: crate::helpers::phone(n),
+            tags: tags.into_iter().map(String::from).collect(),
+            ..Default::default()
+        };
+        crm.create_contact(aid, c).await.unwrap();
+    }
+
+    let help = cli.run(&["campaign", "--help"]).ok().stdout;
+    for cmd in ["create", "list", "start", "pause", "resume", "cancel", "watch"] {
+        assert!(help.contains(cmd), "{cmd} in {help}");
+    }
+    let r =
+        cli.run(&["campaign", "create", "--account", &account, "--name", "BF", "--template", "promo", "--tag", "vip"]);
+    assert_ne!(r.code, 0, "a missing variable is refused before anything is stored");
+    let r =
+        cli.run(&["campaign", "create", "--account", &account, "--name", "BF", "--template", "nope", "--tag", "vip"]);
+    assert!(r.code != 0 && r.stderr.contains("not found"), "{}", r.stderr);
+    let out = cli
+        .run(&[
+            "campaign",
+            "create",
+            "--account",
+            &account,
+            "--name",
+            "BF",
+            "--template",
+            "promo",
+            "--tag",
+            "vip",
+            "--var",
+            "oferta=30%",
+            "--start",
+        ])
+        .ok()
+        .stdout;
+    assert!(out.contains("running"), "{out}");
+    let id = after(&out, "campaign ").to_owned();
+    let listed = cli.run(&["campaign", "list", "--account", &account]).ok().stdout;
+    assert!(listed.contains(&id), "{listed}");
+    let watched = cli.run(&["campaign", "watch", "--account", &account, &id, "--work"]).ok().stdout;
+    assert!(watched.contains("completed: 3 recipient(s), sent 3"), "{watched}");
+    let r = cli.run(&["campaign", "pause", "--account", &account, &id]);
+    assert!(r.code != 0 && r.stderr.contains("cannot become paused"), "{}", r.stderr);
+}

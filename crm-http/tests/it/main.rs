@@ -7,6 +7,7 @@
 mod helpers;
 
 mod admin;
+mod campaigns;
 mod channels;
 mod cli;
 mod contacts;

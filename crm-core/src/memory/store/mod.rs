@@ -3,7 +3,7 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`, `sessions`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::{
-    Account, AccountId, ApiKey, ApiKeyId, Channel, ChannelId, Clock, Contact, ContactId, Error, Event, EventFilter,
-    EventId, Health, HealthCheck, Job, JobId, Message, MessageId, Page, PageRequest, Phone, Result, Session, SessionId,
-    SystemClock, Template, TemplateId, User, UserId,
+    Account, AccountId, ApiKey, ApiKeyId, Campaign, CampaignId, Channel, ChannelId, Clock, Contact, ContactId, Error,
+    Event, EventFilter, EventId, Health, HealthCheck, Job, JobId, Message, MessageId, Page, PageRequest, Phone, Result,
+    Session, SessionId, SystemClock, Template, TemplateId, User, UserId,
 };
 
 mod accounts;
+mod campaigns;
 mod channels;
 mod contacts;
 mod events;
@@ -62,6 +63,10 @@ struct State {
     outbox: BTreeMap<(String, EventId), OutboxItem>,
     channels: BTreeMap<ChannelId, Channel>,
     jobs: BTreeMap<JobId, JobEntry>,
+    campaigns: BTreeMap<CampaignId, Campaign>,
+    recipients: BTreeMap<CampaignId, campaigns::Recipients>,
+    /// Which recipient a message was queued for.
+    recipient_messages: HashMap<(AccountId, MessageId), (CampaignId, u64)>,
 }
 
 impl State {

@@ -2,10 +2,11 @@
 //!
 //! Every function takes a fresh, empty store and checks one behaviour of the
 //! contracts written on [`AccountStore`], [`ContactStore`], [`MessageStore`],
-//! [`TemplateStore`], [`EventStore`], [`JobStore`] and [`ChannelStore`]. The
+//! [`TemplateStore`], [`EventStore`], [`JobStore`], [`ChannelStore`] and
+//! [`CampaignStore`]. The
 //! behaviours are grouped in one section per aggregate ([`accounts`],
 //! [`contacts`], [`messages`], [`templates`], [`events`], [`jobs`],
-//! [`channels`]), each with its own
+//! [`channels`], [`campaigns`]), each with its own
 //! `run_all`; [`run_all`] here runs every section and the health probe, each
 //! behaviour on a new store from the factory. A new aggregate brings its own section and one line in
 //! [`run_all`].
@@ -23,9 +24,12 @@ use crate::{
     MessageStatus, NewContact, PageRequest, StatusUpdate, Store, SystemClock,
 };
 #[allow(unused_imports)] // referenced by the module docs
-use crate::{AccountStore, ChannelStore, ContactStore, EventStore, JobStore, MessageStore, TemplateStore};
+use crate::{
+    AccountStore, CampaignStore, ChannelStore, ContactStore, EventStore, JobStore, MessageStore, TemplateStore,
+};
 
 pub mod accounts;
+pub mod campaigns;
 pub mod channels;
 pub mod contacts;
 pub mod events;
@@ -74,6 +78,7 @@ where
     events::run_all(&make).await;
     jobs::run_all(&make).await;
     channels::run_all(&make).await;
+    campaigns::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
