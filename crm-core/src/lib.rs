@@ -69,9 +69,13 @@ pub use domain::template::{
     MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, Template, TemplateCategory, Variables, render_lenient,
     render_strict,
 };
+pub use domain::webhook::{
+    DeliveryProgress, DeliveryQuery, DeliveryStatus, EndpointView, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{AccountId, ApiKeyId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId};
+pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use memory::{GcraLimiter, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
@@ -83,6 +87,7 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageStore, RejectedRow,
     SessionStore, Store, TemplateStore,
 };
+pub use ports::webhooks::WebhookStore;
 pub use service::{
     ChannelWindow, ContactWindows, Crm, CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage,
     MAX_IMPORT_BATCH, Queued, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,

@@ -60,6 +60,14 @@ event_types! {
     CHANNEL_THROTTLED = "channel.throttled";
     /// A throttled channel sends again.
     CHANNEL_RESUMED = "channel.resumed";
+    /// An outbound webhook endpoint was created.
+    ENDPOINT_CREATED = "endpoint.created";
+    /// An outbound webhook endpoint changed (URL, filter, headers, secret rotation, enabled).
+    ENDPOINT_UPDATED = "endpoint.updated";
+    /// An outbound webhook endpoint was deleted.
+    ENDPOINT_DELETED = "endpoint.deleted";
+    /// An outbound webhook endpoint was disabled by delivery (410 Gone, or failing continuously).
+    ENDPOINT_DISABLED = "endpoint.disabled";
 }
 
 impl EventType {

@@ -10,3 +10,4 @@ pub mod message;
 pub mod phone;
 pub mod template;
 pub(crate) mod time;
+pub mod webhook;

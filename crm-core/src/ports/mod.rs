@@ -7,3 +7,4 @@ pub mod jobs;
 pub mod messenger;
 pub mod rate_limiter;
 pub mod store;
+pub mod webhooks;

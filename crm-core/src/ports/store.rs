@@ -377,6 +377,7 @@ pub trait Store:
     + EventStore
     + ChannelStore
     + JobStore
+    + crate::WebhookStore
     + HealthCheck
 {
 }
@@ -390,6 +391,7 @@ impl<T> Store for T where
         + EventStore
         + ChannelStore
         + JobStore
+        + crate::WebhookStore
         + HealthCheck
 {
 }

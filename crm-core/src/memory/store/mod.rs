@@ -3,7 +3,7 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`, `sessions`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`, `webhooks`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ mod jobs;
 mod messages;
 mod sessions;
 mod templates;
+mod webhooks;
 
 /// One event queued for one consumer.
 #[derive(Debug, Clone)]
@@ -62,6 +63,9 @@ struct State {
     outbox: BTreeMap<(String, EventId), OutboxItem>,
     channels: BTreeMap<ChannelId, Channel>,
     jobs: BTreeMap<JobId, JobEntry>,
+    endpoints: BTreeMap<crate::WebhookEndpointId, crate::WebhookEndpoint>,
+    deliveries: BTreeMap<crate::WebhookDeliveryId, crate::WebhookDelivery>,
+    attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
 }
 
 impl State {

@@ -5,7 +5,7 @@
 //! [`TemplateStore`], [`EventStore`], [`JobStore`] and [`ChannelStore`]. The
 //! behaviours are grouped in one section per aggregate ([`accounts`],
 //! [`contacts`], [`messages`], [`templates`], [`events`], [`jobs`],
-//! [`channels`]), each with its own
+//! [`channels`], [`webhooks`]), each with its own
 //! `run_all`; [`run_all`] here runs every section and the health probe, each
 //! behaviour on a new store from the factory. A new aggregate brings its own section and one line in
 //! [`run_all`].
@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod messages;
 pub mod sessions;
 pub mod templates;
+pub mod webhooks;
 
 // Every behaviour also at its path from before the sections
 // (`testing::store::api_keys`), so suites written against it keep compiling.
@@ -74,6 +75,7 @@ where
     events::run_all(&make).await;
     jobs::run_all(&make).await;
     channels::run_all(&make).await;
+    webhooks::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
