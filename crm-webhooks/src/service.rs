@@ -134,16 +134,16 @@ fn filter_of(types: Option<Vec<String>>) -> Result<EventFilter> {
     }
 }
 
-/// The delivery's ordering key: the contact an event is about.
+/// The delivery's ordering key: the contact an event is about (its
+/// `contact_id`, its message's or contact summary's, or a `contact.*`
+/// event's own id).
 fn ordering_key(event: &Event) -> Option<String> {
     let p = &event.payload;
-    if let Some(c) = p.get("contact_id").and_then(|v| v.as_str()) {
-        return Some(c.to_owned());
-    }
-    if event.event_type.as_str().starts_with("contact.") {
-        return p.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    }
-    None
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    text(p.get("contact_id"))
+        .or_else(|| text(p.get("message").and_then(|m| m.get("contact_id"))))
+        .or_else(|| text(p.get("contact").and_then(|c| c.get("id"))))
+        .or_else(|| if event.event_type.as_str().starts_with("contact.") { text(p.get("id")) } else { None })
 }
 
 /// The job payload of one delivery (the event rides along only for test

@@ -105,7 +105,6 @@ impl WebhookEndpoint {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointView {
     /// Id.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: WebhookEndpointId,
     /// Where events are POSTed.
     pub url: String,
@@ -234,19 +233,14 @@ impl DeliveryStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookDelivery {
     /// Id.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: WebhookDeliveryId,
     /// Owner.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub account_id: AccountId,
     /// The endpoint.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub endpoint_id: WebhookEndpointId,
     /// The event (its id is the `webhook-id`).
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub event_id: EventId,
     /// The event's type.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub event_type: EventType,
     /// Deliveries with the same key reach the endpoint in event order (the contact's id).
     pub ordering_key: Option<String>,
@@ -271,16 +265,12 @@ pub struct WebhookDelivery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookAttempt {
     /// Id.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: WebhookAttemptId,
     /// Owner.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub account_id: AccountId,
     /// The delivery.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub delivery_id: WebhookDeliveryId,
     /// The endpoint.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub endpoint_id: WebhookEndpointId,
     /// When the request started.
     pub at: DateTime<Utc>,

@@ -19,5 +19,7 @@ mod ratelimit;
 mod system;
 mod templates;
 mod tenancy;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 #[cfg(feature = "whatsapp-cloud")]
 mod whatsapp;

@@ -3,5 +3,6 @@
 
 mod delivery;
 mod receiver;
+mod scale;
 mod signing;
 mod ssrf;
