@@ -13,6 +13,7 @@
 //! | `postgres` | [`storage::PgStore`] |
 //! | `redis` | [`storage::RedisLimiter`] |
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
+//! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -34,6 +35,14 @@ pub mod storage {
 #[cfg(feature = "whatsapp-cloud")]
 pub mod whatsapp {
     pub use crm_whatsapp::*;
+}
+
+/// Outbound webhooks: `Webhooks` (endpoints, deliveries, replay), the
+/// `FanOut` and `Deliverer` workers, Standard Webhooks signing, the SSRF
+/// guard, and `verify` for receivers (re-exports `crm-webhooks`).
+#[cfg(feature = "webhooks")]
+pub mod webhooks {
+    pub use crm_webhooks::*;
 }
 
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,

@@ -131,6 +131,21 @@ typed_id!(
     "job"
 );
 typed_id!(
+    /// Identifies a [`WebhookEndpoint`](crate::WebhookEndpoint).
+    WebhookEndpointId,
+    "webhook_endpoint"
+);
+typed_id!(
+    /// Identifies a [`WebhookDelivery`](crate::WebhookDelivery) (one event to one endpoint).
+    WebhookDeliveryId,
+    "webhook_delivery"
+);
+typed_id!(
+    /// Identifies a [`WebhookAttempt`](crate::WebhookAttempt) (one HTTP request of a delivery).
+    WebhookAttemptId,
+    "webhook_attempt"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

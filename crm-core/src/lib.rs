@@ -74,11 +74,15 @@ pub use domain::template::{
     MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, ParameterKind, Template, TemplateCategory, TemplateParameter,
     Variables, is_component_variable, render_lenient, render_strict,
 };
+pub use domain::webhook::{
+    DeliveryProgress, DeliveryQuery, DeliveryStatus, EndpointView, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
+pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
@@ -92,6 +96,7 @@ pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageAnnotation,
     MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
+pub use ports::webhooks::WebhookStore;
 pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
     CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,

@@ -69,5 +69,8 @@ uuid_schema!(
     crate::ContactId,
     crate::MessageId,
     crate::TemplateId,
-    crate::EventId
+    crate::EventId,
+    crate::WebhookEndpointId,
+    crate::WebhookDeliveryId,
+    crate::WebhookAttemptId
 );

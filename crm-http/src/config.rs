@@ -107,6 +107,9 @@ pub struct Config {
     /// passes (1 behind one load balancer), and make sure clients cannot
     /// reach the server around them.
     pub trusted_proxies: usize,
+    /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
+    #[cfg(feature = "webhooks")]
+    pub webhooks: crate::webhook_config::WebhookConfig,
 }
 
 impl fmt::Debug for Config {
@@ -153,6 +156,8 @@ impl Default for Config {
             api_key_cache_secs: 5,
             channel_cache_secs: 5,
             trusted_proxies: 0,
+            #[cfg(feature = "webhooks")]
+            webhooks: crate::webhook_config::WebhookConfig::default(),
         }
     }
 }
@@ -379,11 +384,15 @@ impl Config {
         if let Some(n) = num("CRM_CHANNEL_CACHE_SECS")? {
             self.channel_cache_secs = n;
         }
+        #[cfg(feature = "webhooks")]
+        self.webhooks.apply_env(get)?;
         Ok(())
     }
 
     /// Checks every setting; [`Error::Config`] names the first bad one.
     pub fn validate(&self) -> Result<()> {
+        #[cfg(feature = "webhooks")]
+        self.webhooks.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

@@ -31,6 +31,8 @@ mod request_id;
 mod routes;
 mod server;
 mod state;
+#[cfg(feature = "webhooks")]
+pub mod webhook_config;
 
 pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};
@@ -69,6 +71,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "auth", description = "Dashboard login"),
         (name = "system", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' inbound webhooks (signed by the provider, not by an API key)"),
+        (name = "outbound-webhooks", description = "Endpoints that receive the account's events, signed per Standard Webhooks; deliveries, attempts, event types"),
     )
 )]
 struct ApiDoc;
@@ -95,6 +98,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn finish_document(doc: &mut utoipa::openapi::OpenApi) {
     ProblemResponses.modify(doc);
     ResourceLinks.modify(doc);
+    #[cfg(feature = "webhooks")]
+    routes::webhooks::add_payload_schemas(doc);
 }
 
 /// OpenAPI links from each create operation's 201 to the operations that take
@@ -223,6 +228,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::new();
     #[cfg(feature = "whatsapp-cloud")]
     let routes = routes.merge(routes::whatsapp::account_router());
+    #[cfg(feature = "webhooks")]
+    let routes = routes.merge(routes::webhooks::router());
     routes
 }
 

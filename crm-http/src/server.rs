@@ -229,6 +229,8 @@ impl ServerBuilder {
         }
         let crm = builder.build()?;
         let bootstrap = if self.bootstrap { bootstrap(&crm).await? } else { None };
+        #[cfg(feature = "webhooks")]
+        let webhooks = webhooks_from(config, &crm, &limiter)?;
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
@@ -252,6 +254,15 @@ impl ServerBuilder {
             for (w, o) in self.job_workers {
                 rb = rb.job_worker(w, o);
             }
+            #[cfg(feature = "webhooks")]
+            if let Some(w) = &webhooks {
+                let deliverer = crm_webhooks::Deliverer::new(w.clone())?;
+                let options =
+                    WorkerOptions { concurrency: config.webhooks.concurrency, ..crm_webhooks::Deliverer::options() };
+                rb = rb
+                    .event_worker(Arc::new(crm_webhooks::FanOut::new(w.clone())), crm_webhooks::FanOut::options())
+                    .job_worker(Arc::new(deliverer), options);
+            }
             Some(Arc::new(rb.build().start().await?))
         } else {
             None
@@ -266,8 +277,28 @@ impl ServerBuilder {
             trusted_proxies: config.trusted_proxies,
         };
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
+        #[cfg(feature = "webhooks")]
+        if let Some(w) = webhooks {
+            state.set_webhooks(w);
+        }
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
     }
+}
+
+/// The outbound webhooks service from the configuration, when there is a
+/// keyring to seal their secrets with (without one, webhooks are off and
+/// their routes answer 503).
+#[cfg(feature = "webhooks")]
+fn webhooks_from(config: &Config, crm: &Crm, limiter: &Arc<dyn RateLimiter>) -> Result<Option<crm_webhooks::Webhooks>> {
+    let Some(keyring) = crm.channels().keyring().cloned() else {
+        tracing::warn!("no secret keys: outbound webhooks are off (set CRM_SECRET_KEYS)");
+        return Ok(None);
+    };
+    let w = crm_webhooks::Webhooks::new(crm.store().clone(), keyring)
+        .clock(crm.clock().clone())
+        .limiter(limiter.clone())
+        .settings(config.webhooks.settings()?);
+    Ok(Some(w))
 }
 
 /// The server, bound and ready to run.

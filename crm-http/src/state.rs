@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub settings: Settings,
     pub runtime: Option<Arc<RuntimeHandle>>,
     pub auth_failures: crate::auth::AuthFailures,
+    #[cfg(feature = "webhooks")]
+    pub webhooks: std::sync::OnceLock<crm_webhooks::Webhooks>,
 }
 
 impl AppState {
@@ -98,6 +100,8 @@ impl AppState {
                 settings,
                 runtime,
                 auth_failures,
+                #[cfg(feature = "webhooks")]
+                webhooks: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -115,6 +119,31 @@ impl AppState {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Sets the outbound webhooks service the routes use (the server sets
+    /// it from its configuration); false when one was already set.
+    #[cfg(feature = "webhooks")]
+    pub fn set_webhooks(&self, webhooks: crm_webhooks::Webhooks) -> bool {
+        self.inner.webhooks.set(webhooks).is_ok()
+    }
+
+    /// The outbound webhooks service: the one set, else one over the
+    /// service's store, keyring and clock with the default settings.
+    /// [`crm_core::Error::Config`] when there is no keyring to seal secrets with.
+    #[cfg(feature = "webhooks")]
+    pub fn webhooks(&self) -> crm_core::Result<crm_webhooks::Webhooks> {
+        if let Some(w) = self.inner.webhooks.get() {
+            return Ok(w.clone());
+        }
+        let crm = self.crm();
+        let keyring = crm.channels().keyring().cloned().ok_or_else(|| crm_core::Error::Config {
+            message: "webhook secrets are sealed at rest: configure CRM_SECRET_KEYS".into(),
+        })?;
+        let w = crm_webhooks::Webhooks::new(crm.store().clone(), keyring)
+            .clock(crm.clock().clone())
+            .limiter(self.inner.limiter.clone());
+        Ok(self.inner.webhooks.get_or_init(|| w).clone())
     }
 
     /// The metrics registry.

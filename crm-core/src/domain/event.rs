@@ -77,6 +77,14 @@ event_types! {
     CAMPAIGN_CANCELLED = "campaign.cancelled";
     /// Every recipient of a campaign was sent to, skipped or failed.
     CAMPAIGN_COMPLETED = "campaign.completed";
+    /// An outbound webhook endpoint was created.
+    ENDPOINT_CREATED = "endpoint.created";
+    /// An outbound webhook endpoint changed (URL, filter, headers, secret rotation, enabled).
+    ENDPOINT_UPDATED = "endpoint.updated";
+    /// An outbound webhook endpoint was deleted.
+    ENDPOINT_DELETED = "endpoint.deleted";
+    /// An outbound webhook endpoint was disabled by delivery (410 Gone, or failing continuously).
+    ENDPOINT_DISABLED = "endpoint.disabled";
 }
 
 impl EventType {

@@ -11,3 +11,4 @@ pub mod message;
 pub mod phone;
 pub mod template;
 pub(crate) mod time;
+pub mod webhook;

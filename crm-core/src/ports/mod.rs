@@ -9,3 +9,4 @@ pub mod media;
 pub mod messenger;
 pub mod rate_limiter;
 pub mod store;
+pub mod webhooks;

@@ -409,6 +409,7 @@ pub trait Store:
     + ChannelStore
     + JobStore
     + CampaignStore
+    + crate::WebhookStore
     + HealthCheck
 {
 }
@@ -423,6 +424,7 @@ impl<T> Store for T where
         + ChannelStore
         + JobStore
         + CampaignStore
+        + crate::WebhookStore
         + HealthCheck
 {
 }

@@ -8,6 +8,8 @@ pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod system;
 pub(crate) mod templates;
+#[cfg(feature = "webhooks")]
+pub(crate) mod webhooks;
 #[cfg(feature = "whatsapp-cloud")]
 pub(crate) mod whatsapp;
 pub(crate) mod workers;

@@ -20,5 +20,7 @@ mod ratelimit;
 mod system;
 mod templates;
 mod tenancy;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 #[cfg(feature = "whatsapp-cloud")]
 mod whatsapp;

@@ -181,17 +181,41 @@ const WEBHOOK_ROUTES: &[(&str, &str)] = &[
 #[cfg(not(feature = "whatsapp-cloud"))]
 const WEBHOOK_ROUTES: &[(&str, &str)] = &[];
 
+/// Outbound webhooks' routes (feature `webhooks`).
+#[cfg(feature = "webhooks")]
+const OUTBOUND_ROUTES: &[(&str, &str)] = &[
+    ("/api/v1/webhooks/endpoints", "get"),
+    ("/api/v1/webhooks/endpoints", "post"),
+    ("/api/v1/webhooks/endpoints/{id}", "get"),
+    ("/api/v1/webhooks/endpoints/{id}", "patch"),
+    ("/api/v1/webhooks/endpoints/{id}", "delete"),
+    ("/api/v1/webhooks/endpoints/{id}/rotate-secret", "post"),
+    ("/api/v1/webhooks/endpoints/{id}/test", "post"),
+    ("/api/v1/webhooks/endpoints/{id}/recover", "post"),
+    ("/api/v1/webhooks/deliveries", "get"),
+    ("/api/v1/webhooks/deliveries/{id}", "get"),
+    ("/api/v1/webhooks/deliveries/{id}/attempts", "get"),
+    ("/api/v1/webhooks/deliveries/{id}/replay", "post"),
+    ("/api/v1/event-types", "get"),
+];
+#[cfg(not(feature = "webhooks"))]
+const OUTBOUND_ROUTES: &[(&str, &str)] = &[];
+
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
     let h = Harness::memory().await;
     let doc: Value = h.api.get("/openapi.json").send().await.ok_json(200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
-    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES) {
+    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES) {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
-    assert_eq!(documented, ROUTES.len() + WEBHOOK_ROUTES.len(), "no undocumented extras and none missing");
+    assert_eq!(
+        documented,
+        ROUTES.len() + WEBHOOK_ROUTES.len() + OUTBOUND_ROUTES.len(),
+        "no undocumented extras and none missing"
+    );
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     // Every $ref resolves.

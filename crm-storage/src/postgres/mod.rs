@@ -45,6 +45,7 @@ mod lane;
 mod messages;
 mod sessions;
 mod templates;
+mod webhooks;
 
 type Tx = sqlx::Transaction<'static, Postgres>;
 
@@ -182,6 +183,10 @@ impl Columns for PgRow {
         get(self, col)
     }
 
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+
     fn small_int(&self, col: &'static str) -> Result<i64> {
         get::<i16, _>(self, col).map(i64::from)
     }
@@ -262,6 +267,7 @@ fn bind(query: Query<'static, Postgres, PgArguments>, args: Vec<Arg>) -> Query<'
         Arg::Text(v) => q.bind(v),
         Arg::OptText(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
+        Arg::OptUuid(v) => q.bind(v),
     })
 }
 

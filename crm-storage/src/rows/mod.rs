@@ -26,6 +26,7 @@ pub(crate) mod jobs;
 pub(crate) mod messages;
 pub(crate) mod sessions;
 pub(crate) mod templates;
+pub(crate) mod webhooks;
 
 /// Rows per multi-row statement in batch writes.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
@@ -53,6 +54,8 @@ pub(crate) trait Columns {
     /// A `bigint` (PostgreSQL) or INTEGER (SQLite) column.
     fn int(&self, col: &'static str) -> Result<i64>;
     /// A `smallint` (PostgreSQL) or INTEGER (SQLite) column, widened.
+    /// A 64-bit integer or NULL.
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>>;
     fn small_int(&self, col: &'static str) -> Result<i64>;
     /// A `timestamptz` (PostgreSQL) or INTEGER microseconds (SQLite) column.
     fn time(&self, col: &'static str) -> Result<DateTime<Utc>>;
@@ -82,6 +85,8 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     /// An integer (a limit, a count).
     Int(i64),
+    /// An id or NULL (an optional filter).
+    OptUuid(Option<Uuid>),
 }
 
 impl From<Uuid> for Arg {

@@ -34,6 +34,7 @@ mod jobs;
 mod messages;
 mod sessions;
 mod templates;
+mod webhooks;
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
@@ -166,6 +167,10 @@ impl Columns for SqliteRow {
         get(self, col)
     }
 
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+
     fn small_int(&self, col: &'static str) -> Result<i64> {
         get(self, col)
     }
@@ -276,6 +281,7 @@ fn bind(query: Query<'static, Sqlite, SqliteArguments>, args: Vec<Arg>) -> Query
         Arg::Text(v) => q.bind(v),
         Arg::OptText(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
+        Arg::OptUuid(v) => q.bind(v),
     })
 }
 

@@ -3,7 +3,7 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`, `webhooks`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,6 +26,7 @@ mod jobs;
 mod messages;
 mod sessions;
 mod templates;
+mod webhooks;
 
 /// One event queued for one consumer.
 #[derive(Debug, Clone)]
@@ -67,6 +68,9 @@ struct State {
     recipients: BTreeMap<CampaignId, campaigns::Recipients>,
     /// Which recipient a message was queued for.
     recipient_messages: HashMap<(AccountId, MessageId), (CampaignId, u64)>,
+    endpoints: BTreeMap<crate::WebhookEndpointId, crate::WebhookEndpoint>,
+    deliveries: BTreeMap<crate::WebhookDeliveryId, crate::WebhookDelivery>,
+    attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
 }
 
 impl State {

@@ -6,7 +6,7 @@
 //! [`CampaignStore`]. The
 //! behaviours are grouped in one section per aggregate ([`accounts`],
 //! [`contacts`], [`messages`], [`templates`], [`events`], [`jobs`],
-//! [`channels`], [`campaigns`]), each with its own
+//! [`channels`], [`campaigns`], [`webhooks`]), each with its own
 //! `run_all`; [`run_all`] here runs every section and the health probe, each
 //! behaviour on a new store from the factory. A new aggregate brings its own section and one line in
 //! [`run_all`].
@@ -37,6 +37,7 @@ pub mod jobs;
 pub mod messages;
 pub mod sessions;
 pub mod templates;
+pub mod webhooks;
 
 // Every behaviour also at its path from before the sections
 // (`testing::store::api_keys`), so suites written against it keep compiling.
@@ -79,6 +80,7 @@ where
     jobs::run_all(&make).await;
     channels::run_all(&make).await;
     campaigns::run_all(&make).await;
+    webhooks::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
