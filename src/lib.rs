@@ -13,6 +13,7 @@
 //! | `postgres` | [`storage::PgStore`] |
 //! | `redis` | [`storage::RedisLimiter`] |
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
+//! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -30,8 +31,8 @@ pub mod storage {
 
 /// The WhatsApp Cloud API channel: `CloudApiFactory` (the `whatsapp-cloud`
 /// kind), `CloudApiMessenger`, webhook verification and parsing
-/// (re-exports `crm-whatsapp`).
-#[cfg(feature = "whatsapp-cloud")]
+/// (re-exports `crm-whatsapp`); with `whatsapp-web`, `whatsapp::web`.
+#[cfg(any(feature = "whatsapp-cloud", feature = "whatsapp-web"))]
 pub mod whatsapp {
     pub use crm_whatsapp::*;
 }

@@ -107,6 +107,17 @@ pub struct Config {
     /// passes (1 behind one load balancer), and make sure clients cannot
     /// reach the server around them.
     pub trusted_proxies: usize,
+    /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
+    /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
+    /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
+    pub whatsapp_web_chromium: PathBuf,
+    /// Where WhatsApp Web is loaded from (`CRM_WHATSAPP_WEB_URL`, default
+    /// `https://web.whatsapp.com/`; tests point it at a local page).
+    pub whatsapp_web_url: String,
+    /// Seconds a WhatsApp Web session's lease lasts without renewal: how
+    /// long another process waits before taking over the session of one
+    /// that died (`CRM_WHATSAPP_WEB_LEASE_SECS`, default 30, 5 to 600).
+    pub whatsapp_web_lease_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -153,6 +164,9 @@ impl Default for Config {
             api_key_cache_secs: 5,
             channel_cache_secs: 5,
             trusted_proxies: 0,
+            whatsapp_web_chromium: PathBuf::from("chromium"),
+            whatsapp_web_url: "https://web.whatsapp.com/".into(),
+            whatsapp_web_lease_secs: 30,
         }
     }
 }
@@ -379,6 +393,15 @@ impl Config {
         if let Some(n) = num("CRM_CHANNEL_CACHE_SECS")? {
             self.channel_cache_secs = n;
         }
+        if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
+            self.whatsapp_web_chromium = PathBuf::from(v);
+        }
+        if let Some(v) = get("CRM_WHATSAPP_WEB_URL") {
+            self.whatsapp_web_url = v;
+        }
+        if let Some(n) = num("CRM_WHATSAPP_WEB_LEASE_SECS")? {
+            self.whatsapp_web_lease_secs = n;
+        }
         Ok(())
     }
 
@@ -426,6 +449,13 @@ impl Config {
         }
         if self.channel_cache_secs > 300 {
             return Err(bad("CRM_CHANNEL_CACHE_SECS", "must be at most 300"));
+        }
+        if !(5..=600).contains(&self.whatsapp_web_lease_secs) {
+            return Err(bad("CRM_WHATSAPP_WEB_LEASE_SECS", "must be between 5 and 600"));
+        }
+        let url = &self.whatsapp_web_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
+            return Err(bad("CRM_WHATSAPP_WEB_URL", "must be an http(s) URL"));
         }
         if let Some(k) = &self.secret_keys {
             crm_core::secrets::Keyring::parse(k.expose_secret()).map_err(|e| bad("CRM_SECRET_KEYS", e))?;

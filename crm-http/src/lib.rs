@@ -30,6 +30,8 @@ mod request_id;
 mod routes;
 mod server;
 mod state;
+#[cfg(feature = "whatsapp-web")]
+mod whatsapp_web;
 
 pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};
@@ -220,6 +222,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::new();
     #[cfg(feature = "whatsapp-cloud")]
     let routes = routes.merge(routes::whatsapp::account_router());
+    #[cfg(feature = "whatsapp-web")]
+    let routes = routes.merge(routes::whatsapp_web::account_router());
     routes
 }
 

@@ -6,6 +6,9 @@
 //! Meta's Graph API, with Meta's errors mapped into crm's error kinds
 //! ([`graph`]), plus what inbound webhooks need.
 //!
+//! With the feature `whatsapp-web`, [`web`] adds a second channel kind,
+//! `whatsapp-web`: WhatsApp Web driven in headless Chromium.
+//!
 //! A channel of this kind holds:
 //!
 //! | where | what |
@@ -30,6 +33,8 @@ mod messenger;
 pub mod payload;
 pub mod settings;
 pub mod templates;
+#[cfg(feature = "whatsapp-web")]
+pub mod web;
 pub mod webhook;
 
 pub use messenger::{

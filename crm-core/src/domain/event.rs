@@ -60,6 +60,11 @@ event_types! {
     CHANNEL_THROTTLED = "channel.throttled";
     /// A throttled channel sends again.
     CHANNEL_RESUMED = "channel.resumed";
+    /// A channel's provider connection changed state (a WhatsApp Web
+    /// session: opening, pairing, connected, logged out, …).
+    CHANNEL_STATE_CHANGED = "channel.state_changed";
+    /// A channel waiting to be paired shows a new QR code (its text).
+    CHANNEL_QR = "channel.qr";
 }
 
 impl EventType {

@@ -9,4 +9,6 @@ pub(crate) mod system;
 pub(crate) mod templates;
 #[cfg(feature = "whatsapp-cloud")]
 pub(crate) mod whatsapp;
+#[cfg(feature = "whatsapp-web")]
+pub(crate) mod whatsapp_web;
 pub(crate) mod workers;

@@ -21,3 +21,5 @@ mod templates;
 mod tenancy;
 #[cfg(feature = "whatsapp-cloud")]
 mod whatsapp;
+#[cfg(feature = "whatsapp-web")]
+mod whatsapp_web;

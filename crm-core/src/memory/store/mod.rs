@@ -62,6 +62,8 @@ struct State {
     outbox: BTreeMap<(String, EventId), OutboxItem>,
     channels: BTreeMap<ChannelId, Channel>,
     jobs: BTreeMap<JobId, JobEntry>,
+    /// Channel session leases: owner and expiry.
+    channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
 }
 
 impl State {

@@ -26,6 +26,7 @@ use crate::{
 use crate::{AccountStore, ChannelStore, ContactStore, EventStore, JobStore, MessageStore, TemplateStore};
 
 pub mod accounts;
+pub mod channel_sessions;
 pub mod channels;
 pub mod contacts;
 pub mod events;
@@ -74,6 +75,7 @@ where
     events::run_all(&make).await;
     jobs::run_all(&make).await;
     channels::run_all(&make).await;
+    channel_sessions::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
