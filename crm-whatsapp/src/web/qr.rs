@@ -75,8 +75,10 @@ mod tests {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(&png[12..16], b"IHDR");
         let side = u32::from_be_bytes([png[16], png[17], png[18], png[19]]) as usize;
-        // A version-2 code (25 modules) with a 4-module margin on each side.
-        assert_eq!(side, (25 + 8) * SCALE);
+        // The code's modules with a 4-module margin on each side, 8 px each.
+        let width = code("2@abc,def,ghi,jkl").map(|c| c.width()).unwrap_or_default();
+        assert_eq!(width, 21, "17 bytes fit a version-1 code at level L");
+        assert_eq!(side, (width + 2 * MARGIN) * SCALE);
         // Walk the chunks: every CRC matches, the last one is IEND.
         let mut at = 8;
         let mut kinds = Vec::new();

@@ -325,19 +325,22 @@ fn launch_config(config: &EngineConfig, executable: PathBuf, profile: PathBuf) -
 }
 
 /// Flags that keep one session's Chromium small and quiet (DEPENDENCIES.md
-/// lists the first ones; the rest cap memory: one renderer, a bounded JS
-/// heap, no extensions, no audio).
+/// lists the first ones; the rest cap memory: one renderer, the GPU thread
+/// inside the browser process, a bounded JS heap, no extensions, no audio).
+/// Without their leading `--`: chromiumoxide adds it.
 const FLAGS: &[&str] = &[
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-extensions",
-    "--mute-audio",
-    "--renderer-process-limit=1",
-    "--disable-site-isolation-trials",
-    "--disable-features=Translate,MediaRouter,OptimizationHints,site-per-process",
-    "--js-flags=--max-old-space-size=256",
+    "disable-gpu",
+    "disable-background-networking",
+    "disable-component-update",
+    "no-first-run",
+    "disable-extensions",
+    "mute-audio",
+    "renderer-process-limit=1",
+    "in-process-gpu",
+    "disable-software-rasterizer",
+    "disable-site-isolation-trials",
+    "disable-features=Translate,TranslateUI,MediaRouter,OptimizationHints,site-per-process,SpareRendererForSitePerProcess,BackForwardCache",
+    "js-flags=--max-old-space-size=256",
 ];
 
 /// Closes Chromium: politely, then by force.
