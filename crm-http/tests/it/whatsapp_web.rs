@@ -119,10 +119,15 @@ async fn qr_pairing_and_ready_through_the_server() {
         .problem(404, "not-found");
     api.post(&format!("/api/v1/channels/{other}/pair")).bearer(&key).send().await.problem(422, "validation");
 
-    // Pairing again starts over with a new QR code.
-    api.post(&format!("/api/v1/channels/{id}/pair")).bearer(&key).send().await.expect(202);
-
+    // Starting over closes the session and opens it again (the profile is
+    // still paired here, so it reconnects without a QR code).
     let engine = h.state.whatsapp_web().expect("engine").clone();
+    let channel_id: crm_core::ChannelId = id.parse().expect("channel id");
+    api.post(&format!("/api/v1/channels/{id}/pair")).bearer(&key).send().await.expect(202);
+    until("the session opened again", async || {
+        engine.status(channel_id).is_some_and(|s| s.state == crm_whatsapp::web::SessionState::Connected)
+    })
+    .await;
     assert!(engine.chromium_memory().processes > 0);
     let Some(running) = h.server else { unreachable!() };
     running.stop().await.expect("stop");
