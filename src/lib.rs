@@ -14,6 +14,7 @@
 //! | `redis` | [`storage::RedisLimiter`] |
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
 //! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
+//! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -31,8 +32,8 @@ pub mod storage {
 
 /// The WhatsApp Cloud API channel: `CloudApiFactory` (the `whatsapp-cloud`
 /// kind), `CloudApiMessenger`, webhook verification and parsing
-/// (re-exports `crm-whatsapp`).
-#[cfg(feature = "whatsapp-cloud")]
+/// (re-exports `crm-whatsapp`); with `whatsapp-web`, `whatsapp::web`.
+#[cfg(any(feature = "whatsapp-cloud", feature = "whatsapp-web"))]
 pub mod whatsapp {
     pub use crm_whatsapp::*;
 }

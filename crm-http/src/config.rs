@@ -110,6 +110,17 @@ pub struct Config {
     /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
     #[cfg(feature = "webhooks")]
     pub webhooks: crate::webhook_config::WebhookConfig,
+    /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
+    /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
+    /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
+    pub whatsapp_web_chromium: PathBuf,
+    /// Where WhatsApp Web is loaded from (`CRM_WHATSAPP_WEB_URL`, default
+    /// `https://web.whatsapp.com/`; tests point it at a local page).
+    pub whatsapp_web_url: String,
+    /// Seconds a WhatsApp Web session's lease lasts without renewal: how
+    /// long another process waits before taking over the session of one
+    /// that died (`CRM_WHATSAPP_WEB_LEASE_SECS`, default 30, 5 to 600).
+    pub whatsapp_web_lease_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -158,6 +169,9 @@ impl Default for Config {
             trusted_proxies: 0,
             #[cfg(feature = "webhooks")]
             webhooks: crate::webhook_config::WebhookConfig::default(),
+            whatsapp_web_chromium: PathBuf::from("chromium"),
+            whatsapp_web_url: "https://web.whatsapp.com/".into(),
+            whatsapp_web_lease_secs: 30,
         }
     }
 }
@@ -386,6 +400,15 @@ impl Config {
         }
         #[cfg(feature = "webhooks")]
         self.webhooks.apply_env(get)?;
+        if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
+            self.whatsapp_web_chromium = PathBuf::from(v);
+        }
+        if let Some(v) = get("CRM_WHATSAPP_WEB_URL") {
+            self.whatsapp_web_url = v;
+        }
+        if let Some(n) = num("CRM_WHATSAPP_WEB_LEASE_SECS")? {
+            self.whatsapp_web_lease_secs = n;
+        }
         Ok(())
     }
 
@@ -435,6 +458,13 @@ impl Config {
         }
         if self.channel_cache_secs > 300 {
             return Err(bad("CRM_CHANNEL_CACHE_SECS", "must be at most 300"));
+        }
+        if !(5..=600).contains(&self.whatsapp_web_lease_secs) {
+            return Err(bad("CRM_WHATSAPP_WEB_LEASE_SECS", "must be between 5 and 600"));
+        }
+        let url = &self.whatsapp_web_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
+            return Err(bad("CRM_WHATSAPP_WEB_URL", "must be an http(s) URL"));
         }
         if let Some(k) = &self.secret_keys {
             crm_core::secrets::Keyring::parse(k.expose_secret()).map_err(|e| bad("CRM_SECRET_KEYS", e))?;

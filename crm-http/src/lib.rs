@@ -33,6 +33,8 @@ mod server;
 mod state;
 #[cfg(feature = "webhooks")]
 pub mod webhook_config;
+#[cfg(feature = "whatsapp-web")]
+mod whatsapp_web;
 
 pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};
@@ -230,6 +232,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
     let routes = routes.merge(routes::whatsapp::account_router());
     #[cfg(feature = "webhooks")]
     let routes = routes.merge(routes::webhooks::router());
+    #[cfg(feature = "whatsapp-web")]
+    let routes = routes.merge(routes::whatsapp_web::account_router());
     routes
 }
 

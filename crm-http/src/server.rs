@@ -210,6 +210,12 @@ impl ServerBuilder {
         {
             builder = builder.messenger_factory(Arc::new(crm_whatsapp::CloudApiFactory::new()?));
         }
+        #[cfg(feature = "whatsapp-web")]
+        let web_engine = crate::whatsapp_web::engine(config)?;
+        #[cfg(feature = "whatsapp-web")]
+        {
+            builder = builder.messenger_factory(Arc::new(crm_whatsapp::web::WebFactory::new(web_engine.clone())));
+        }
         builder = builder
             .send_deadline(Duration::from_secs(config.send_deadline_secs))
             .max_send_attempts(config.send_max_attempts)
@@ -276,11 +282,15 @@ impl ServerBuilder {
             cors_origins: config.cors_origins.clone(),
             trusted_proxies: config.trusted_proxies,
         };
+        #[cfg(feature = "whatsapp-web")]
+        let web = crate::whatsapp_web::start(web_engine, &crm, config, workers);
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
         #[cfg(feature = "webhooks")]
         if let Some(w) = webhooks {
             state.set_webhooks(w);
         }
+        #[cfg(feature = "whatsapp-web")]
+        let _ = state.inner.whatsapp_web.set(web);
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
     }
 }
@@ -390,6 +400,7 @@ impl Server {
             let report = rt.shutdown(grace).await;
             tracing::info!(finished = report.finished, released = report.released, "workers stopped");
         }
+        state.stop_background().await;
         served
     }
 }
@@ -451,6 +462,7 @@ pub async fn run_worker(builder: ServerBuilder) -> Result<()> {
         let report = rt.shutdown(grace).await;
         tracing::info!(finished = report.finished, released = report.released, "workers stopped");
     }
+    state.stop_background().await;
     Ok(())
 }
 

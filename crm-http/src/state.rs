@@ -61,6 +61,18 @@ pub(crate) struct Inner {
     pub auth_failures: crate::auth::AuthFailures,
     #[cfg(feature = "webhooks")]
     pub webhooks: std::sync::OnceLock<crm_webhooks::Webhooks>,
+    /// The WhatsApp Web sessions of this process and their supervisor.
+    #[cfg(feature = "whatsapp-web")]
+    pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
+}
+
+/// The WhatsApp Web engine and, in processes that run workers, the
+/// supervisor that owns sessions through their leases.
+#[cfg(feature = "whatsapp-web")]
+#[derive(Debug)]
+pub(crate) struct WhatsAppWeb {
+    pub engine: crm_whatsapp::web::WebEngine,
+    pub supervisor: tokio::sync::Mutex<Option<crm_whatsapp::web::Supervisor>>,
 }
 
 impl AppState {
@@ -102,6 +114,8 @@ impl AppState {
                 auth_failures,
                 #[cfg(feature = "webhooks")]
                 webhooks: std::sync::OnceLock::new(),
+                #[cfg(feature = "whatsapp-web")]
+                whatsapp_web: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -109,6 +123,23 @@ impl AppState {
     /// The worker runtime, when this process runs one.
     pub fn runtime(&self) -> Option<&Arc<RuntimeHandle>> {
         self.inner.runtime.as_ref()
+    }
+
+    /// The WhatsApp Web engine, when this server runs one.
+    #[cfg(feature = "whatsapp-web")]
+    pub fn whatsapp_web(&self) -> Option<&crm_whatsapp::web::WebEngine> {
+        self.inner.whatsapp_web.get().map(|w| &w.engine)
+    }
+
+    /// Closes the WhatsApp Web sessions and gives their leases back (shutdown).
+    pub(crate) async fn stop_background(&self) {
+        #[cfg(feature = "whatsapp-web")]
+        if let Some(w) = self.inner.whatsapp_web.get() {
+            match w.supervisor.lock().await.take() {
+                Some(s) => s.stop().await,
+                None => w.engine.shutdown().await,
+            }
+        }
     }
 
     /// The service.

@@ -7,6 +7,9 @@
 //! ([`graph`]), plus what inbound webhooks need ([`webhook`]) and the worker
 //! that downloads inbound media ([`media`]).
 //!
+//! With the feature `whatsapp-web`, [`web`] adds a second channel kind,
+//! `whatsapp-web`: WhatsApp Web driven in headless Chromium.
+//!
 //! A channel of this kind holds:
 //!
 //! | where | what |
@@ -32,6 +35,8 @@ mod messenger;
 pub mod payload;
 pub mod settings;
 pub mod templates;
+#[cfg(feature = "whatsapp-web")]
+pub mod web;
 pub mod webhook;
 
 pub use media::MediaFetcher;

@@ -85,6 +85,11 @@ event_types! {
     ENDPOINT_DELETED = "endpoint.deleted";
     /// An outbound webhook endpoint was disabled by delivery (410 Gone, or failing continuously).
     ENDPOINT_DISABLED = "endpoint.disabled";
+    /// A channel's provider connection changed state (a WhatsApp Web
+    /// session: opening, pairing, connected, logged out, …).
+    CHANNEL_STATE_CHANGED = "channel.state_changed";
+    /// A channel waiting to be paired shows a new QR code (its text).
+    CHANNEL_QR = "channel.qr";
 }
 
 impl EventType {

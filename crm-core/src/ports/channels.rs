@@ -67,6 +67,36 @@ pub trait ChannelStore: Send + Sync + Debug + 'static {
         throttle: Option<&Throttle>,
         event: &Event,
     ) -> Result<()>;
+
+    /// Records `event` about a channel without changing the channel (a
+    /// provider connection's state, a pairing QR code): the event log and
+    /// the outbox get it like any other. [`Error::NotFound`] when the
+    /// channel is missing (then nothing is written).
+    async fn record_channel_event(&self, account: AccountId, id: ChannelId, event: &Event) -> Result<()>;
+
+    /// Takes or renews the lease on a channel's provider session for
+    /// `owner` (a process), valid for `ttl` from the store's clock: `true`
+    /// when `owner` holds it afterwards (it was free, expired, or already
+    /// `owner`'s), `false` while another owner's lease is live. Two callers
+    /// racing for a free lease: exactly one gets `true`. `owner` is 1–128
+    /// characters ([`Error::Validation`] otherwise); [`Error::NotFound`]
+    /// when the channel is missing. Deleting the channel drops its lease.
+    async fn acquire_channel_lease(&self, id: ChannelId, owner: &str, ttl: std::time::Duration) -> Result<bool>;
+
+    /// Gives a lease back so another owner may take it at once: `true` when
+    /// `owner` held it, `false` (nothing changed) otherwise.
+    async fn release_channel_lease(&self, id: ChannelId, owner: &str) -> Result<bool>;
+
+    /// Who holds the channel's session lease now (a live lease), if anyone.
+    async fn channel_lease_owner(&self, id: ChannelId) -> Result<Option<String>>;
+}
+
+/// Checks a lease owner's name: 1 to 128 characters.
+pub fn check_lease_owner(owner: &str) -> Result<()> {
+    if owner.is_empty() || owner.chars().count() > 128 {
+        return Err(crate::Error::validation("owner", "must be 1 to 128 characters"));
+    }
+    Ok(())
 }
 
 /// Builds the [`Messenger`] of a channel of one provider kind. Adapter

@@ -147,6 +147,20 @@ impl Crm {
         }
     }
 
+    /// Records an event about a channel that changes nothing stored (a
+    /// provider session's state, a pairing QR code), e.g.
+    /// [`EventType::CHANNEL_STATE_CHANGED`](crate::EventType::CHANNEL_STATE_CHANGED).
+    /// [`Error::NotFound`] when the channel is gone.
+    pub async fn record_channel_event(
+        &self,
+        channel: &Channel,
+        kind: crate::EventType,
+        payload: &impl serde::Serialize,
+    ) -> Result<()> {
+        let event = self.event(channel.account_id, kind, payload);
+        self.store.record_channel_event(channel.account_id, channel.id, &event).await
+    }
+
     /// Probes a channel's provider (its messenger's health check).
     pub async fn channel_health(&self, channel: &Channel) -> Health {
         match self.channels.messenger(channel).await {

@@ -12,4 +12,6 @@ pub(crate) mod templates;
 pub(crate) mod webhooks;
 #[cfg(feature = "whatsapp-cloud")]
 pub(crate) mod whatsapp;
+#[cfg(feature = "whatsapp-web")]
+pub(crate) mod whatsapp_web;
 pub(crate) mod workers;

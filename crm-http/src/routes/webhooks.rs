@@ -401,6 +401,21 @@ fn catalog() -> Vec<EventTypeInfo> {
         (&EventType::CHANNEL_THROTTLED, "A channel stopped sending for a while.", id()),
         (&EventType::CHANNEL_RESUMED, "A throttled channel sends again.", id()),
         (
+            &EventType::CHANNEL_STATE_CHANGED,
+            "A channel's provider connection changed state (a WhatsApp Web session: opening, pairing, connected, \
+             conflict, reconnecting, logged_out, failed, stopped).",
+            object(&[
+                ("channel_id", string()),
+                ("kind", string()),
+                ("status", serde_json::json!({ "type": "object" })),
+            ]),
+        ),
+        (
+            &EventType::CHANNEL_QR,
+            "A channel waiting to be paired shows a new QR code (`qr`: its text, to render or scan).",
+            object(&[("channel_id", string()), ("kind", string()), ("qr", string())]),
+        ),
+        (
             &EventType::MESSAGE_UPDATED,
             "A message gained provider data: its downloaded attachment, or pricing from a status report.",
             message_update,

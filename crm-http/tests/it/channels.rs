@@ -396,8 +396,14 @@ async fn an_app_plugs_in_its_messenger_workers_and_routes() {
     // The app's route is served outside /api/v1 authentication.
     let r = h.api.post("/hooks/acme").send().await;
     r.expect(200);
-    let expected = if cfg!(feature = "whatsapp-cloud") { "acme,recording,whatsapp-cloud" } else { "acme,recording" };
-    assert_eq!(r.text(), expected, "the app's kind beside the built-in ones");
+    let mut expected = vec!["acme", "recording"];
+    if cfg!(feature = "whatsapp-cloud") {
+        expected.push("whatsapp-cloud");
+    }
+    if cfg!(feature = "whatsapp-web") {
+        expected.push("whatsapp-web");
+    }
+    assert_eq!(r.text(), expected.join(","), "the app's kind beside the built-in ones");
 
     // Its channel kind validates its own credentials and sends.
     h.api

@@ -24,3 +24,5 @@ mod tenancy;
 mod webhooks;
 #[cfg(feature = "whatsapp-cloud")]
 mod whatsapp;
+#[cfg(feature = "whatsapp-web")]
+mod whatsapp_web;

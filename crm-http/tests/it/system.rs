@@ -180,6 +180,10 @@ const WEBHOOK_ROUTES: &[(&str, &str)] = &[
 ];
 #[cfg(not(feature = "whatsapp-cloud"))]
 const WEBHOOK_ROUTES: &[(&str, &str)] = &[];
+#[cfg(feature = "whatsapp-web")]
+const WEB_ROUTES: &[(&str, &str)] = &[("/api/v1/channels/{id}/qr", "get"), ("/api/v1/channels/{id}/pair", "post")];
+#[cfg(not(feature = "whatsapp-web"))]
+const WEB_ROUTES: &[(&str, &str)] = &[];
 
 /// Outbound webhooks' routes (feature `webhooks`).
 #[cfg(feature = "webhooks")]
@@ -207,13 +211,13 @@ async fn openapi_document_lists_every_route() {
     let doc: Value = h.api.get("/openapi.json").send().await.ok_json(200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
-    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES) {
+    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES).chain(WEB_ROUTES) {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
     assert_eq!(
         documented,
-        ROUTES.len() + WEBHOOK_ROUTES.len() + OUTBOUND_ROUTES.len(),
+        ROUTES.len() + WEBHOOK_ROUTES.len() + OUTBOUND_ROUTES.len() + WEB_ROUTES.len(),
         "no undocumented extras and none missing"
     );
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");

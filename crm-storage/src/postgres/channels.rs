@@ -8,13 +8,14 @@
 
 use async_trait::async_trait;
 
+use crm_core::ports::channels::check_lease_owner;
 use crm_core::ports::store::check_event_account;
 use crm_core::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Error, Event, Result, Throttle};
 
 use super::{PgStore, Tx, append, commit, exists};
 use crate::error::db;
 use crate::rows::channels::{STALE, channel_row};
-use crate::rows::to_json;
+use crate::rows::{duration_micros, to_json};
 
 /// The advisory-lock key space of "default channel of an account" locks
 /// (the first half of the two-key form, so it cannot meet single-key locks
@@ -196,5 +197,60 @@ impl ChannelStore for PgStore {
         }
         append(&mut tx, event).await?;
         commit(tx).await
+    }
+
+    async fn record_channel_event(&self, account: AccountId, id: ChannelId, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut tx = self.write().await?;
+        // FOR KEY SHARE: a concurrent delete waits, so the event never
+        // outlives its channel's deletion unseen.
+        let sql = "SELECT 1 FROM channels WHERE id = $1 AND account_id = $2 FOR KEY SHARE";
+        if !exists(&mut tx, sql, id.into_uuid(), account).await? {
+            return Err(Error::not_found("channel"));
+        }
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn acquire_channel_lease(&self, id: ChannelId, owner: &str, ttl: std::time::Duration) -> Result<bool> {
+        check_lease_owner(owner)?;
+        // Free, expired or already the owner's: taken (or renewed); else
+        // untouched. Racing inserts: one inserts, the others meet its row.
+        let row: Option<(bool,)> = sqlx::query_as(
+            "WITH c AS (SELECT id FROM channels WHERE id = $1), \
+             up AS (INSERT INTO channel_leases (channel_id, owner, expires_at) \
+                    SELECT id, $2, now() + $3::bigint * interval '1 microsecond' FROM c \
+                    ON CONFLICT (channel_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
+                    WHERE channel_leases.owner = EXCLUDED.owner OR channel_leases.expires_at <= now() \
+                    RETURNING 1) \
+             SELECT EXISTS (SELECT 1 FROM up) FROM c",
+        )
+        .bind(id.into_uuid())
+        .bind(owner)
+        .bind(duration_micros(ttl))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| db("taking a channel lease", e))?;
+        row.map(|(taken,)| taken).ok_or(Error::not_found("channel"))
+    }
+
+    async fn release_channel_lease(&self, id: ChannelId, owner: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM channel_leases WHERE channel_id = $1 AND owner = $2")
+            .bind(id.into_uuid())
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .map_err(|e| db("releasing a channel lease", e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel_lease_owner(&self, id: ChannelId) -> Result<Option<String>> {
+        let owner: Option<(String,)> =
+            sqlx::query_as("SELECT owner FROM channel_leases WHERE channel_id = $1 AND expires_at > now()")
+                .bind(id.into_uuid())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(|e| db("reading a channel lease", e))?;
+        Ok(owner.map(|(o,)| o))
     }
 }

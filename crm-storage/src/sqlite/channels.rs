@@ -5,13 +5,14 @@
 
 use async_trait::async_trait;
 
+use crm_core::ports::channels::check_lease_owner;
 use crm_core::ports::store::check_event_account;
 use crm_core::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Error, Event, Result, Throttle};
 
 use super::{SqliteStore, Tx, append, commit, exists, json_string};
 use crate::error::db;
 use crate::rows::channels::{STALE, channel_row};
-use crate::rows::micros;
+use crate::rows::{duration_micros, micros};
 
 /// A channel's JSON columns (as TEXT) and sealed credentials (their text
 /// form) as SQLite stores them.
@@ -135,6 +136,11 @@ impl ChannelStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(Error::not_found("channel"));
         }
+        sqlx::query("DELETE FROM channel_leases WHERE channel_id = ?")
+            .bind(id.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("deleting a channel's lease", e))?;
         append(&mut tx, event).await?;
         commit(tx).await
     }
@@ -182,5 +188,68 @@ impl ChannelStore for SqliteStore {
         }
         append(&mut tx, event).await?;
         commit(tx).await
+    }
+
+    async fn record_channel_event(&self, account: AccountId, id: ChannelId, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut tx = self.write().await?;
+        if !exists(&mut tx, "SELECT 1 FROM channels WHERE id = ? AND account_id = ?", id.into_uuid(), account).await? {
+            return Err(Error::not_found("channel"));
+        }
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn acquire_channel_lease(&self, id: ChannelId, owner: &str, ttl: std::time::Duration) -> Result<bool> {
+        check_lease_owner(owner)?;
+        let now = super::now_micros();
+        let until = now.saturating_add(duration_micros(ttl));
+        let mut tx = self.write().await?;
+        let channel = sqlx::query("SELECT 1 FROM channels WHERE id = ?")
+            .bind(id.into_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("looking up a channel", e))?;
+        if channel.is_none() {
+            return Err(Error::not_found("channel"));
+        }
+        // Free, expired or already the owner's: taken (or renewed); else untouched.
+        let done = sqlx::query(
+            "INSERT INTO channel_leases (channel_id, owner, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (channel_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE channel_leases.owner = excluded.owner OR channel_leases.expires_at <= ?4",
+        )
+        .bind(id.into_uuid())
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("taking a channel lease", e))?;
+        commit(tx).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_channel_lease(&self, id: ChannelId, owner: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM channel_leases WHERE channel_id = ? AND owner = ?")
+            .bind(id.into_uuid())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("releasing a channel lease", e))?;
+        commit(tx).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel_lease_owner(&self, id: ChannelId) -> Result<Option<String>> {
+        let owner: Option<(String,)> =
+            sqlx::query_as("SELECT owner FROM channel_leases WHERE channel_id = ? AND expires_at > ?")
+                .bind(id.into_uuid())
+                .bind(super::now_micros())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(|e| db("reading a channel lease", e))?;
+        Ok(owner.map(|(o,)| o))
     }
 }

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::{MemoryStore, State};
+use super::{MemoryStore, State, deadline};
+use crate::ports::channels::check_lease_owner;
 use crate::ports::store::{check_event_account, check_event_limit};
 use crate::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Error, Event, Result, Throttle};
 
@@ -83,6 +84,7 @@ impl ChannelStore for MemoryStore {
         s.ensure_new(event)?;
         s.channel(account, id)?;
         s.channels.remove(&id);
+        s.channel_leases.remove(&id);
         s.append(event);
         Ok(())
     }
@@ -136,5 +138,46 @@ impl ChannelStore for MemoryStore {
         }
         s.append(event);
         Ok(())
+    }
+
+    async fn record_channel_event(&self, account: AccountId, id: ChannelId, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut s = self.lock();
+        s.ensure_new(event)?;
+        s.channel(account, id)?;
+        s.append(event);
+        Ok(())
+    }
+
+    async fn acquire_channel_lease(&self, id: ChannelId, owner: &str, ttl: std::time::Duration) -> Result<bool> {
+        check_lease_owner(owner)?;
+        let now = self.clock.now();
+        let mut s = self.lock();
+        if !s.channels.contains_key(&id) {
+            return Err(Error::not_found("channel"));
+        }
+        if let Some((holder, until)) = s.channel_leases.get(&id)
+            && holder != owner
+            && *until > now
+        {
+            return Ok(false);
+        }
+        s.channel_leases.insert(id, (owner.to_owned(), deadline(now, ttl)));
+        Ok(true)
+    }
+
+    async fn release_channel_lease(&self, id: ChannelId, owner: &str) -> Result<bool> {
+        let mut s = self.lock();
+        if s.channel_leases.get(&id).is_some_and(|(holder, _)| holder == owner) {
+            s.channel_leases.remove(&id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn channel_lease_owner(&self, id: ChannelId) -> Result<Option<String>> {
+        let now = self.clock.now();
+        let s = self.lock();
+        Ok(s.channel_leases.get(&id).filter(|(_, until)| *until > now).map(|(holder, _)| holder.clone()))
     }
 }

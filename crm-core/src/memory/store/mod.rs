@@ -71,6 +71,8 @@ struct State {
     endpoints: BTreeMap<crate::WebhookEndpointId, crate::WebhookEndpoint>,
     deliveries: BTreeMap<crate::WebhookDeliveryId, crate::WebhookDelivery>,
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
+    /// Channel session leases: owner and expiry.
+    channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
 }
 
 impl State {

@@ -30,6 +30,7 @@ use crate::{
 
 pub mod accounts;
 pub mod campaigns;
+pub mod channel_sessions;
 pub mod channels;
 pub mod contacts;
 pub mod events;
@@ -81,6 +82,7 @@ where
     channels::run_all(&make).await;
     campaigns::run_all(&make).await;
     webhooks::run_all(&make).await;
+    channel_sessions::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 

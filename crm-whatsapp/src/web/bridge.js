@@ -1,0 +1,155 @@
+// The crm bridge: the one file that knows WhatsApp Web's internals.
+//
+// It is injected into the WhatsApp Web page before the page's own scripts
+// run (Page.addScriptToEvaluateOnNewDocument), waits until WhatsApp Web has
+// loaded the modules below, and then
+// - reports to crm through the binding `__crmEmit` (Runtime.addBinding), one
+//   JSON text per call: {"type":"ready"|"state"|"qr"|"message"|"ack", ...};
+// - answers crm's calls on `window.__crm` (send, read, lookups), each a
+//   Promise of a JSON-serialisable value.
+//
+// When a WhatsApp Web release moves or renames a module, this file is the
+// fix: every module it uses is listed in MODULES with what it is for, and
+// the rest of the file reaches WhatsApp Web only through `mod(name)`.
+// PINNED_VERSION in web/mod.rs names the release it was written against.
+(() => {
+  'use strict';
+  if (window.__crm) return;
+
+  // Modules of WhatsApp Web's module system (`window.require`, since the
+  // 2.3000 releases; before them a webpack chunk registry).
+  const MODULES = {
+    // Socket: the connection state model (`state`: OPENING, PAIRING,
+    // CONNECTED, CONFLICT, UNPAIRED, UNPAIRED_IDLE, TIMEOUT, …) and its
+    // `change:state` event — what whatsapp-web.js reports as getState().
+    WAWebSocketModel: 'connection state',
+    // The collections; `Msg` emits `add` for every new message and
+    // `change:ack` when a message's ack moves.
+    WAWebCollections: 'messages',
+    // createWid(id): WhatsApp ids (`5511987654321@c.us`, `…@lid`, `…@g.us`).
+    WAWebWidFactory: 'WhatsApp ids',
+    // findOrCreateLatestChat(wid) → {chat}: the chat a send goes to.
+    WAWebFindChatAction: 'the chat of a recipient',
+    // addAndSendMsgToChat(chat, props) → [added, sent]: sends a message.
+    WAWebSendMsgChatAction: 'sending',
+    // MsgKey: message keys; MsgKey.newId() mints a message id.
+    WAWebMsgKey: 'message ids',
+    // getMaybeMeUser(): the paired account's own id.
+    WAWebUserPrefsMeUser: 'own id',
+    // sendSeen(chat): marks a chat's messages read (blue ticks).
+    WAWebUpdateUnreadChatAction: 'read receipts',
+  };
+  // Besides the modules:
+  // - `window.Debug.VERSION`: the running WhatsApp Web release.
+  // - the pairing screen's QR element, `[data-ref]`, whose `data-ref`
+  //   attribute holds the text the QR code encodes (it changes every ~20 s).
+
+  const emit = (event) => {
+    try {
+      window.__crmEmit(JSON.stringify(event));
+    } catch (_) {
+      // The binding is gone (the page is closing): nothing to tell.
+    }
+  };
+  const mod = (name) => {
+    if (!(name in MODULES)) throw new Error('the bridge does not declare module ' + name);
+    return window.require(name);
+  };
+  const ready = () => {
+    try {
+      return Boolean(window.Debug && window.Debug.VERSION && window.require &&
+        mod('WAWebSocketModel').Socket && mod('WAWebCollections').Msg);
+    } catch (_) {
+      return false;
+    }
+  };
+  const wid = (id) => mod('WAWebWidFactory').createWid(id);
+  const serial = (w) => (w && (w._serialized || (w.user && w.server && w.user + '@' + w.server))) || null;
+
+  // A message as crm reads it.
+  const message = (m) => ({
+    id: serial(m.id) || String(m.id && m.id.id),
+    from_me: Boolean(m.id && m.id.fromMe),
+    from: serial(m.from),
+    to: serial(m.to),
+    author: serial(m.author),
+    kind: m.type,
+    body: typeof m.body === 'string' ? m.body : null,
+    notify_name: m.notifyName || null,
+    timestamp: typeof m.t === 'number' ? m.t : null,
+    ack: typeof m.ack === 'number' ? m.ack : null,
+  });
+
+  let lastQr = null;
+  const watchQr = () => {
+    const read = () => {
+      const el = document.querySelector('[data-ref]');
+      const code = el && el.getAttribute('data-ref');
+      if (code && code !== lastQr) {
+        lastQr = code;
+        emit({ type: 'qr', code });
+      }
+    };
+    new MutationObserver(read).observe(document.documentElement, {
+      subtree: true, childList: true, attributes: true, attributeFilter: ['data-ref'],
+    });
+    read();
+  };
+
+  const hook = () => {
+    const socket = mod('WAWebSocketModel').Socket;
+    const msgs = mod('WAWebCollections').Msg;
+    emit({ type: 'ready', version: String(window.Debug.VERSION) });
+    emit({ type: 'state', state: String(socket.state) });
+    socket.on('change:state', (_model, state) => emit({ type: 'state', state: String(state) }));
+    msgs.on('add', (m) => {
+      if (m && m.isNewMsg) emit({ type: 'message', message: message(m) });
+    });
+    msgs.on('change:ack', (m, ack) => {
+      emit({ type: 'ack', id: serial(m.id), ack: typeof ack === 'number' ? ack : m.ack });
+    });
+  };
+
+  const start = () => {
+    if (document.documentElement) watchQr();
+    else document.addEventListener('DOMContentLoaded', watchQr, { once: true });
+    const wait = () => (ready() ? hook() : setTimeout(wait, 100));
+    wait();
+  };
+
+  const me = () => mod('WAWebUserPrefsMeUser').getMaybeMeUser();
+
+  const chatOf = async (to) => {
+    const found = await mod('WAWebFindChatAction').findOrCreateLatestChat(wid(to));
+    return found.chat;
+  };
+
+  const send = async (to, props) => {
+    const chat = await chatOf(to);
+    const Key = mod('WAWebMsgKey');
+    const from = me();
+    const id = new Key({ from, to: chat.id, id: await Key.newId(), selfDir: 'out' });
+    const msg = Object.assign({
+      id, from, to: chat.id, t: Math.floor(Date.now() / 1000), ack: 0,
+      local: true, self: 'out', isNewMsg: true,
+    }, props);
+    const [added, sent] = mod('WAWebSendMsgChatAction').addAndSendMsgToChat(chat, msg);
+    await added;
+    const result = await sent;
+    if (result && result.messageSendResult && result.messageSendResult !== 'OK') {
+      throw new Error('not sent: ' + result.messageSendResult);
+    }
+    return { id: serial(id) };
+  };
+
+  window.__crm = Object.freeze({
+    version: () => (window.Debug && window.Debug.VERSION) || null,
+    me: () => serial(me()),
+    sendText: (to, text) => send(to, { type: 'chat', body: text }),
+    markRead: async (chatId) => {
+      await mod('WAWebUpdateUnreadChatAction').sendSeen(await chatOf(chatId));
+      return true;
+    },
+  });
+  start();
+})();
