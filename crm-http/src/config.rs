@@ -55,6 +55,10 @@ pub struct Config {
     pub log_filter: String,
     /// Allowed CORS origins; empty allows none, `*` allows any (`CRM_CORS_ORIGINS`, comma-separated).
     pub cors_origins: Vec<String>,
+    /// Pooled PostgreSQL connections per process (`CRM_DATABASE_POOL_SIZE`,
+    /// default 10, 1 to 500); the store's fast lane opens as many again, so a
+    /// process holds up to twice this many. SQLite ignores it.
+    pub database_pool_size: u32,
     /// Per-request timeout in seconds (`CRM_REQUEST_TIMEOUT_SECS`).
     pub request_timeout_secs: u64,
     /// Largest request body in bytes (`CRM_BODY_LIMIT_BYTES`).
@@ -132,6 +136,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("cors_origins", &self.cors_origins)
+            .field("database_pool_size", &self.database_pool_size)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("rate_limit", &self.rate_limit)
@@ -151,6 +156,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             cors_origins: Vec::new(),
+            database_pool_size: 10,
             request_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,
             rate_limit: RateLimitConfig::default(),
@@ -335,6 +341,9 @@ impl Config {
         let num = |k: &str| -> Result<Option<u64>> {
             get(k).map(|v| v.trim().parse::<u64>().map_err(|_| bad(k, "expected a whole number"))).transpose()
         };
+        if let Some(n) = num("CRM_DATABASE_POOL_SIZE")? {
+            self.database_pool_size = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         if let Some(n) = num("CRM_REQUEST_TIMEOUT_SECS")? {
             self.request_timeout_secs = n;
         }
@@ -426,6 +435,9 @@ impl Config {
             if !(r.starts_with("redis://") || r.starts_with("rediss://")) {
                 return Err(bad("REDIS_URL", "must start with redis:// or rediss://"));
             }
+        }
+        if !(1..=500).contains(&self.database_pool_size) {
+            return Err(bad("database_pool_size", "must be between 1 and 500"));
         }
         if !(1..=3600).contains(&self.request_timeout_secs) {
             return Err(bad("request_timeout_secs", "must be between 1 and 3600"));
@@ -546,6 +558,10 @@ mod tests {
         assert_eq!(Config::load(None, env(&[("CRM_DEFAULT_COUNTRY", "none")])).unwrap().default_country, None);
         let e = Config::load(None, env(&[("CRM_CORS_ORIGINS", "example.com")])).unwrap_err().to_string();
         assert!(e.contains("cors_origins"), "{e}");
+        let e = Config::load(None, env(&[("CRM_DATABASE_POOL_SIZE", "0")])).unwrap_err().to_string();
+        assert!(e.contains("database_pool_size"), "{e}");
+        assert_eq!(Config::load(None, env(&[("CRM_DATABASE_POOL_SIZE", "25")])).unwrap().database_pool_size, 25);
+        assert_eq!(Config::load(None, env(&[])).unwrap().database_pool_size, 10);
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     crm_storage::connect(url).await
 }
 
+/// [`open_store`] with at most `pool_size` pooled PostgreSQL connections.
+pub async fn open_store_with_pool(url: &str, pool_size: u32) -> Result<Arc<dyn Store>> {
+    crm_storage::connect_with_pool(url, pool_size).await
+}
+
 /// What the first start created: the account and its admin key (shown once).
 #[derive(Debug)]
 pub struct Bootstrap {
@@ -182,7 +187,7 @@ impl ServerBuilder {
             Some(s) => s,
             None => {
                 let db_url = config.database_url().expose_secret().to_owned();
-                open_store(&db_url).await.map_err(|e| match e {
+                open_store_with_pool(&db_url, config.database_pool_size).await.map_err(|e| match e {
                     Error::Config { message } => Error::Config { message: format!("DATABASE_URL: {message}") },
                     other => Error::Config { message: format!("DATABASE_URL ({}): {other}", redact_url(&db_url)) },
                 })?

@@ -40,6 +40,16 @@ pub use postgres::PgStore;
 /// `postgres`). [`crm_core::Error::Config`] for any other scheme or a backend
 /// compiled out.
 pub async fn connect(url: &str) -> crm_core::Result<std::sync::Arc<dyn crm_core::Store>> {
+    connect_with_pool(url, DEFAULT_POOL_SIZE).await
+}
+
+/// The PostgreSQL pool size [`connect`] uses.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+
+/// [`connect`] with at most `pool_size` pooled PostgreSQL connections (see
+/// [`PgStore::connect_with_pool`]); SQLite keeps its own sizes (one writer).
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+pub async fn connect_with_pool(url: &str, pool_size: u32) -> crm_core::Result<std::sync::Arc<dyn crm_core::Store>> {
     let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
     match scheme.as_str() {
         "sqlite" => {
@@ -50,7 +60,7 @@ pub async fn connect(url: &str) -> crm_core::Result<std::sync::Arc<dyn crm_core:
         }
         "postgres" | "postgresql" => {
             #[cfg(feature = "postgres")]
-            return Ok(std::sync::Arc::new(PgStore::connect(url).await?));
+            return Ok(std::sync::Arc::new(PgStore::connect_with_pool(url, pool_size).await?));
             #[cfg(not(feature = "postgres"))]
             return Err(disabled("postgres"));
         }

@@ -327,6 +327,9 @@ impl Harness {
         let mut config = Config {
             database_url: Some(pg_schema_url(&url).await.into()),
             secret_keys: Some(test_keys()),
+            // Tests run side by side on one server (max_connections 100 by
+            // default): a few connections each.
+            database_pool_size: 3,
             ..Default::default()
         };
         change(&mut config);

@@ -67,8 +67,18 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db?…`) and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_pool(url, Self::DEFAULT_POOL_SIZE).await
+    }
+
+    /// The pool size [`PgStore::connect`] uses.
+    pub const DEFAULT_POOL_SIZE: u32 = crate::DEFAULT_POOL_SIZE;
+
+    /// [`PgStore::connect`] with at most `size` pooled connections (at least
+    /// one), and as many again on the fast lane: up to `2 × size`
+    /// connections to the server.
+    pub async fn connect_with_pool(url: &str, size: u32) -> Result<Self> {
         let options = parse_url(url)?;
-        Self::open(options).await
+        Self::open(options, size.max(1)).await
     }
 
     /// Connects to `url` using `schema` (created when missing) for every table:
@@ -92,17 +102,17 @@ impl PgStore {
             .await
             .map_err(|e| db("creating a schema", e))?;
         conn.close().await.map_err(|e| db("closing a connection", e))?;
-        Self::open(options.options([("search_path", schema)])).await
+        Self::open(options.options([("search_path", schema)]), Self::DEFAULT_POOL_SIZE).await
     }
 
-    async fn open(options: PgConnectOptions) -> Result<Self> {
+    async fn open(options: PgConnectOptions, size: u32) -> Result<Self> {
         // Every statement of the store is short; JIT compiling one whose
         // estimate crosses `jit_above_cost` (an import batch fanning out to
         // the never-analyzed outbox_consumers table) took ~600 ms of a ~15 ms
         // statement.
         let options = options.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(size)
             .acquire_timeout(Duration::from_secs(10))
             // sqlx pings a connection when it goes back to the pool (that
             // catches a broken one); its default ping when one is taken out
