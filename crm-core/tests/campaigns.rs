@@ -220,7 +220,7 @@ async fn pause_stops_sending_resume_finishes_and_cancel_is_final() {
     let err = w.crm.cancel_campaign(w.account, c.id).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "a completed campaign cannot be cancelled: {err}");
 
-    // Cancel mid-way: it stays cancelled, the rest stays pending.
+    // Cancel mid-way: it stays cancelled, the rest is skipped as cancelled.
     let others = contacts(&w, 150, &["late"]).await;
     let audience = Audience::Contacts { contact_ids: others.clone() };
     let c2 = w.crm.create_campaign(w.account, new_campaign(&w, audience)).await.unwrap();
@@ -233,8 +233,10 @@ async fn pause_stops_sending_resume_finishes_and_cancel_is_final() {
     let before = w.messenger.sent().len();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(w.messenger.sent().len(), before, "a cancelled campaign sends nothing more");
+    wait_for(&w, c2.id, "the pending recipients skipped", |v| v.counters.pending == 0).await;
     let v = w.crm.get_campaign(w.account, c2.id).await.unwrap();
-    assert!(v.counters.pending > 0 && v.counters.sent < 150, "{:?}", v.counters);
+    assert!(v.counters.skipped > 0 && v.counters.sent < 150, "{:?}", v.counters);
+    assert_eq!(v.counters.skipped + v.counters.sent + v.counters.failed, 150, "{:?}", v.counters);
     for op in [w.crm.resume_campaign(w.account, c2.id).await, w.crm.start_campaign(w.account, c2.id).await] {
         assert!(matches!(op, Err(Error::Conflict { .. })), "cancelled is final: {op:?}");
     }

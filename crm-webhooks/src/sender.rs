@@ -51,9 +51,28 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender with `timeout` per attempt under `policy`.
+    /// A sender with `timeout` per attempt under `policy`, resolving names
+    /// with the system resolver.
     pub fn new(timeout: Duration, policy: AddressPolicy) -> Result<Self> {
         let policy = Arc::new(policy);
+        let resolver = GuardedResolver::new(policy.clone());
+        Self::build(timeout, policy, resolver)
+    }
+
+    /// A sender with `timeout` per attempt under `policy`, resolving names
+    /// with `lookup` (a custom DNS client); the policy applies to every
+    /// address it answers, at every attempt.
+    pub fn with_lookup(
+        timeout: Duration,
+        policy: AddressPolicy,
+        lookup: Arc<dyn reqwest::dns::Resolve>,
+    ) -> Result<Self> {
+        let policy = Arc::new(policy);
+        let resolver = GuardedResolver::with_lookup(policy.clone(), lookup);
+        Self::build(timeout, policy, resolver)
+    }
+
+    fn build(timeout: Duration, policy: Arc<AddressPolicy>, resolver: GuardedResolver) -> Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -62,7 +81,7 @@ impl Sender {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(32)
             .user_agent(concat!("crm-webhooks/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            .dns_resolver(Arc::new(resolver))
             .build()
             .map_err(|e| Error::Config { message: format!("cannot build the webhook HTTP client: {e}") })?;
         Ok(Self { client, policy })

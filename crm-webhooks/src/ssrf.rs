@@ -222,21 +222,48 @@ pub fn check_url(url: &str, policy: &AddressPolicy) -> Result<url::Url> {
 
 /// A DNS resolver for the webhook client that only hands out addresses the
 /// policy allows: the request can only connect to those.
-#[derive(Debug, Clone)]
+///
+/// Names are looked up with the system resolver, or with the one given to
+/// [`GuardedResolver::with_lookup`] (a custom DNS client, or a test that
+/// rebinds a name between attempts); the policy applies either way.
+#[derive(Clone)]
 pub struct GuardedResolver {
     policy: Arc<AddressPolicy>,
+    lookup: Option<Arc<dyn reqwest::dns::Resolve>>,
+}
+
+impl std::fmt::Debug for GuardedResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedResolver")
+            .field("policy", &self.policy)
+            .field("lookup", &if self.lookup.is_some() { "custom" } else { "system" })
+            .finish()
+    }
 }
 
 impl GuardedResolver {
-    /// A resolver enforcing `policy`.
+    /// A resolver enforcing `policy` over the system resolver.
     pub fn new(policy: Arc<AddressPolicy>) -> Self {
-        Self { policy }
+        Self { policy, lookup: None }
+    }
+
+    /// A resolver enforcing `policy` over the addresses `lookup` answers.
+    pub fn with_lookup(policy: Arc<AddressPolicy>, lookup: Arc<dyn reqwest::dns::Resolve>) -> Self {
+        Self { policy, lookup: Some(lookup) }
     }
 
     /// Resolves `host` and keeps the allowed addresses; an error naming the
     /// reason when none is left.
     pub async fn resolve_allowed(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
-        let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        let all: Vec<SocketAddr> = match &self.lookup {
+            None => tokio::net::lookup_host((host, 0)).await?.collect(),
+            Some(lookup) => {
+                let name: reqwest::dns::Name = host.parse().map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host} is not a host name"))
+                })?;
+                lookup.resolve(name).await.map_err(std::io::Error::other)?.collect()
+            }
+        };
         let mut why = None;
         let kept: Vec<SocketAddr> = all
             .into_iter()

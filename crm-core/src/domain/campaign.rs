@@ -431,6 +431,8 @@ pub enum SkipReason {
     /// The template does not render for this contact (a missing variable,
     /// or longer than WhatsApp's body limit).
     Render,
+    /// The campaign was cancelled before the recipient's turn.
+    Cancelled,
 }
 
 impl SkipReason {
@@ -442,6 +444,7 @@ impl SkipReason {
             SkipReason::NotFound => "not_found",
             SkipReason::InvalidPhone => "invalid_phone",
             SkipReason::Render => "render",
+            SkipReason::Cancelled => "cancelled",
         }
     }
 }

@@ -210,10 +210,14 @@ impl Crm {
         Ok(c)
     }
 
-    /// Cancels a campaign that has not ended (`campaign.cancelled`); its
-    /// pending recipients stay pending. [`Error::Conflict`] when it ended.
+    /// Cancels a campaign that has not ended (`campaign.cancelled`); the
+    /// runner then marks its pending recipients skipped (reason
+    /// `cancelled`). Messages already queued still go out. [`Error::Conflict`]
+    /// when it ended.
     pub async fn cancel_campaign(&self, account: AccountId, id: CampaignId) -> Result<Campaign> {
-        self.move_campaign(account, id, CampaignState::Cancelled, EventType::CAMPAIGN_CANCELLED, None).await
+        let c = self.move_campaign(account, id, CampaignState::Cancelled, EventType::CAMPAIGN_CANCELLED, None).await?;
+        self.kick_campaign(&c).await?;
+        Ok(c)
     }
 
     /// The campaign runner, to run in a [`Runtime`](crate::workers::Runtime).
@@ -345,7 +349,8 @@ impl Crm {
         };
         let now = self.now();
         match c.state {
-            CampaignState::Draft | CampaignState::Cancelled | CampaignState::Completed => return Ok(Outcome::Done),
+            CampaignState::Draft | CampaignState::Completed => return Ok(Outcome::Done),
+            CampaignState::Cancelled => return self.skip_cancelled(&c).await,
             CampaignState::Paused => return Ok(Outcome::Defer { after: IDLE_TICK }),
             CampaignState::Scheduled => {
                 if let Some(at) = c.scheduled_at
@@ -367,6 +372,24 @@ impl Crm {
             CampaignState::Running => {}
         }
         self.campaign_turn(c).await
+    }
+
+    /// One batch of a cancelled campaign's pending recipients marked
+    /// skipped (`cancelled`); again until none is left.
+    async fn skip_cancelled(&self, c: &Campaign) -> Result<Outcome> {
+        const BATCH: u32 = 1000;
+        let pending = self.store.pending_recipients(c.account_id, c.id, BATCH).await?;
+        let now = self.now();
+        for r in &pending {
+            let reason = Some(SkipReason::Cancelled.as_str());
+            self.store
+                .set_recipient_state(c.account_id, c.id, r.seq, RecipientState::Skipped, reason, None, now)
+                .await?;
+        }
+        if pending.len() == BATCH as usize {
+            return Ok(Outcome::Defer { after: Duration::ZERO });
+        }
+        Ok(Outcome::Done)
     }
 
     /// Stops a running campaign for a reason of its own (`campaign.cancelled`).

@@ -17,6 +17,8 @@ mod fuzz;
 mod hardening;
 mod messages;
 mod ratelimit;
+#[cfg(all(feature = "webhooks", feature = "postgres"))]
+mod scale_out;
 mod system;
 mod templates;
 mod tenancy;

@@ -17,7 +17,7 @@ use crate::helpers::{Api, Harness, create_contact, id};
 type Inbox = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A receiver on 127.0.0.1 that keeps what it gets and answers 204.
-async fn receiver() -> (String, Inbox) {
+pub(crate) async fn receiver() -> (String, Inbox) {
     let inbox: Inbox = Arc::default();
     let keep = inbox.clone();
     let app = Router::new().route(

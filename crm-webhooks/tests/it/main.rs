@@ -3,6 +3,5 @@
 
 mod delivery;
 mod receiver;
-mod scale;
 mod signing;
 mod ssrf;

@@ -101,10 +101,15 @@ async fn redirected(State(inner): State<Arc<Mutex<Inner>>>) -> StatusCode {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// A receiver listening on `addr` (another loopback address, a chosen port).
+    pub async fn start_on(addr: SocketAddr) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app =
             Router::new().route("/hook", post(hook)).route("/elsewhere", post(redirected)).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, inner }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crm_webhooks::ssrf::{GuardedResolver, check_url, forbidden};
 use crm_webhooks::{AddressPolicy, Network, Sender};
 
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, Reply};
 
 #[test]
 fn refused_address_forms() {
@@ -113,4 +113,49 @@ async fn attempts_to_a_live_loopback_receiver_are_refused_at_connect_time() {
     let r = open.post(&format!("http://localhost:{port}/hook"), &BTreeMap::new(), b"{}".to_vec()).await;
     assert_eq!(r.status, Some(204), "{r:?}");
     assert_eq!(receiver.received().len(), 1);
+}
+
+/// An attacker's DNS: each lookup, of any name, answers the next address of
+/// its list (none when the list is spent).
+#[derive(Debug)]
+struct Rebinding(std::sync::Mutex<std::collections::VecDeque<std::net::IpAddr>>);
+
+impl reqwest::dns::Resolve for Rebinding {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let next = self.0.lock().expect("lock").pop_front();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                next.map(|ip| std::net::SocketAddr::new(ip, 0)).into_iter().collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_name_rebinding_to_a_forbidden_address_is_refused_at_the_next_attempt() {
+    // 127.0.0.1 stands for the server's own network; 127.0.0.2, the only
+    // allowed network, for a public address. Both listen on one port.
+    let inside = Receiver::start().await;
+    let port = inside.addr.port();
+    let outside = Receiver::start_on(std::net::SocketAddr::from(([127, 0, 0, 2], port))).await;
+    // The allowed side closes its connection, so the next attempt must
+    // resolve again instead of reusing a pooled connection.
+    outside.script([Reply::status(200).header("connection", "close")]);
+    let dns = std::sync::Arc::new(Rebinding(std::sync::Mutex::new(
+        [[127, 0, 0, 2].into(), [127, 0, 0, 1].into()].into_iter().collect(),
+    )));
+    let policy = AddressPolicy::strict().allow_list("127.0.0.2/32").expect("allow-list");
+    let sender = Sender::with_lookup(Duration::from_secs(5), policy.clone(), dns.clone()).expect("sender");
+    let url = format!("http://hooks.example.test:{port}/hook");
+    assert!(check_url(&url, &policy).is_ok(), "the name passes the save-time check");
+
+    let first = sender.post(&url, &BTreeMap::new(), b"{}".to_vec()).await;
+    assert_eq!(first.status, Some(200), "{first:?}");
+    assert_eq!(outside.received().len(), 1);
+
+    let second = sender.post(&url, &BTreeMap::new(), b"{}".to_vec()).await;
+    assert_eq!(second.status, None, "{second:?}");
+    assert!(second.error.as_deref().is_some_and(|e| e.contains("may not reach")), "{:?}", second.error);
+    assert!(inside.received().is_empty(), "nothing reached the forbidden address");
+    assert!(dns.0.lock().expect("lock").is_empty(), "the name was resolved at each attempt");
 }
