@@ -151,8 +151,12 @@ fn interactive_object(interactive: &Interactive) -> Result<Value> {
 ///
 /// - `header.<name>`: a text parameter of the header; `header.image`,
 ///   `header.video`, `header.document`: the header's media (link or id);
-/// - `button.<index>`: the dynamic suffix of the URL button at `index`;
+///   `header.location`: `latitude,longitude`, then optionally `|name` and
+///   `|address`;
+/// - `button.<index>`: the dynamic suffix of the URL button at `index` (or
+///   an authentication template's one-time code);
 ///   `quick_reply.<index>`: the payload of the quick-reply button at `index`;
+///   `copy_code.<index>`: the coupon code of the copy-code button at `index`;
 /// - anything else: a body parameter — positional when every body name is a
 ///   number (`{{1}}`, `{{2}}`, in numeric order), else named
 ///   (`parameter_name`).
@@ -160,8 +164,10 @@ fn interactive_object(interactive: &Interactive) -> Result<Value> {
 enum Slot<'a> {
     HeaderText(&'a str),
     HeaderMedia(&'static str),
+    HeaderLocation,
     UrlButton(u8),
     QuickReply(u8),
+    CopyCode(u8),
     Body(&'a str),
 }
 
@@ -177,15 +183,46 @@ fn slot(name: &str) -> Result<Slot<'_>> {
             "image" => Slot::HeaderMedia("image"),
             "video" => Slot::HeaderMedia("video"),
             "document" => Slot::HeaderMedia("document"),
+            "location" => Slot::HeaderLocation,
             other => Slot::HeaderText(other),
         }
     } else if let Some(i) = name.strip_prefix("button.") {
         Slot::UrlButton(index(i)?)
     } else if let Some(i) = name.strip_prefix("quick_reply.") {
         Slot::QuickReply(index(i)?)
+    } else if let Some(i) = name.strip_prefix("copy_code.") {
+        Slot::CopyCode(index(i)?)
     } else {
         Slot::Body(name)
     })
+}
+
+/// Meta's longest coupon code.
+const MAX_COUPON_CODE: usize = 15;
+
+/// A header location from `latitude,longitude[|name[|address]]`.
+fn header_location(name: &str, value: &str) -> Result<Value> {
+    let bad = || {
+        Error::validation(
+            "content.variables",
+            format!("{name}: expected latitude,longitude (degrees), then optionally |name and |address"),
+        )
+    };
+    let mut parts = value.splitn(3, '|');
+    let (lat, lng) = parts.next().and_then(|c| c.split_once(',')).ok_or_else(bad)?;
+    let lat: f64 = lat.trim().parse().map_err(|_| bad())?;
+    let lng: f64 = lng.trim().parse().map_err(|_| bad())?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
+        return Err(bad());
+    }
+    let mut location = json!({ "latitude": lat.to_string(), "longitude": lng.to_string() });
+    for (key, part) in ["name", "address"].into_iter().zip(parts) {
+        let part = part.trim();
+        if !part.is_empty() {
+            location[key] = Value::String(part.to_owned());
+        }
+    }
+    Ok(json!({ "type": "location", "location": location }))
 }
 
 fn is_position(name: &str) -> bool {
@@ -218,19 +255,40 @@ fn template_object(
         match slot(k)? {
             Slot::HeaderText(n) => header_text.push((n, v)),
             Slot::HeaderMedia(kind) => {
+                if header_media.is_some() {
+                    return Err(Error::validation("content.variables", "a header has one media or location"));
+                }
                 let media = MediaRef { location: v.clone(), mime_type: None };
                 let object = media_object(&media).map_err(|_| {
                     Error::validation("content.variables", format!("{k}: must be an https link or a media id"))
                 })?;
                 header_media = Some(json!({ "type": kind, kind: object }));
             }
+            Slot::HeaderLocation => {
+                if header_media.is_some() {
+                    return Err(Error::validation("content.variables", "a header has one media or location"));
+                }
+                header_media = Some(header_location(k, v)?);
+            }
             Slot::UrlButton(i) => buttons.push((i, "url", json!({ "type": "text", "text": v }))),
             Slot::QuickReply(i) => buttons.push((i, "quick_reply", json!({ "type": "payload", "payload": v }))),
+            Slot::CopyCode(i) => {
+                if v.is_empty() || v.chars().count() > MAX_COUPON_CODE {
+                    return Err(Error::validation(
+                        "content.variables",
+                        format!("{k}: a coupon code has 1 to {MAX_COUPON_CODE} characters"),
+                    ));
+                }
+                buttons.push((i, "copy_code", json!({ "type": "coupon_code", "coupon_code": v })));
+            }
             Slot::Body(n) => body.push((n, v)),
         }
     }
     if header_media.is_some() && !header_text.is_empty() {
-        return Err(Error::validation("content.variables", "a header has either text parameters or one media"));
+        return Err(Error::validation(
+            "content.variables",
+            "a header has either text parameters or one media or location",
+        ));
     }
     let mut components = Vec::new();
     if let Some(m) = header_media {
@@ -308,6 +366,59 @@ mod tests {
         let c =
             MessageContent::Template { name: "hi".into(), language: "en".into(), variables: vars, rendered: "".into() };
         assert!(message_body(&out(c), &BodyOptions::default()).is_err());
+    }
+
+    fn template(vars: &[(&str, &str)]) -> Result<Value> {
+        let variables = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let c = MessageContent::Template { name: "t".into(), language: "pt_BR".into(), variables, rendered: "".into() };
+        message_body(&out(c), &BodyOptions::default())
+    }
+
+    #[test]
+    fn location_headers_copy_codes_and_one_time_codes() {
+        let b = template(&[
+            ("header.location", "-23.5505, -46.6333|Loja Centro|Rua Augusta, 100"),
+            ("copy_code.1", "BLACK25"),
+            ("button.0", "482913"),
+            ("1", "482913"),
+        ])
+        .unwrap();
+        let comps = &b["template"]["components"];
+        assert_eq!(
+            comps[0],
+            json!({ "type": "header", "parameters": [{ "type": "location", "location": {
+                "latitude": "-23.5505", "longitude": "-46.6333", "name": "Loja Centro", "address": "Rua Augusta, 100"
+            } }] })
+        );
+        assert_eq!(comps[1]["type"], "body");
+        assert_eq!(
+            comps[2],
+            json!({ "type": "button", "sub_type": "url", "index": "0", "parameters": [{ "type": "text", "text": "482913" }] })
+        );
+        assert_eq!(
+            comps[3],
+            json!({ "type": "button", "sub_type": "copy_code", "index": "1",
+                    "parameters": [{ "type": "coupon_code", "coupon_code": "BLACK25" }] })
+        );
+        let bare = template(&[("header.location", "-3.1,-60.0")]).unwrap();
+        assert_eq!(
+            bare["template"]["components"][0]["parameters"][0]["location"],
+            json!({ "latitude": "-3.1", "longitude": "-60" })
+        );
+        for bad in [
+            vec![("header.location", "somewhere")],
+            vec![("header.location", "91,0")],
+            vec![("header.location", "0,181")],
+            vec![("header.location", "1,2"), ("header.image", "https://x.example/a.png")],
+            vec![("header.location", "1,2"), ("header.video", "https://x.example/a.mp4")],
+            vec![("header.location", "1,2"), ("header.1", "Pedido")],
+            vec![("copy_code.0", "")],
+            vec![("copy_code.0", "SIXTEEN-CHARS-XX")],
+            vec![("copy_code.10", "A")],
+        ] {
+            let err = template(&bad).unwrap_err();
+            assert!(matches!(&err, Error::Validation { field, .. } if field == "content.variables"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

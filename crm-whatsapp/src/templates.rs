@@ -46,11 +46,14 @@ impl ProviderTemplate {
     /// The parameters of its header and buttons, named as template sends
     /// name them in `variables` (see [`crate::payload`]): a text header's
     /// placeholders `header.<name>`, a media header `header.image` /
-    /// `header.video` / `header.document` (required), a URL button with a
+    /// `header.video` / `header.document` (required), a location header
+    /// `header.location` (required), a URL button with a
     /// dynamic suffix `button.<index>` (required), a quick-reply button's
     /// payload `quick_reply.<index>` (optional: Meta sends the button's
-    /// text when none is given). Other buttons (phone number, static URL)
-    /// take no parameter.
+    /// text when none is given), an authentication template's OTP button
+    /// `button.<index>` (the code, required), a copy-code button
+    /// `copy_code.<index>` (the coupon, required). Other buttons (phone
+    /// number, static URL) take no parameter.
     pub fn parameters(&self) -> Vec<TemplateParameter> {
         let of_type = |t: &'static str| {
             self.components.iter().filter(move |c| c["type"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(t)))
@@ -67,6 +70,7 @@ impl ProviderTemplate {
                 "IMAGE" => out.push(param("header.image".into(), ParameterKind::Image, true)),
                 "VIDEO" => out.push(param("header.video".into(), ParameterKind::Video, true)),
                 "DOCUMENT" => out.push(param("header.document".into(), ParameterKind::Document, true)),
+                "LOCATION" => out.push(param("header.location".into(), ParameterKind::Location, true)),
                 _ => {}
             }
         }
@@ -77,6 +81,10 @@ impl ProviderTemplate {
                         out.push(param(format!("button.{index}"), ParameterKind::UrlSuffix, true));
                     }
                     "QUICK_REPLY" => out.push(param(format!("quick_reply.{index}"), ParameterKind::Payload, false)),
+                    // An authentication template's code goes in its button
+                    // as a URL parameter, whatever the OTP type.
+                    "OTP" => out.push(param(format!("button.{index}"), ParameterKind::UrlSuffix, true)),
+                    "COPY_CODE" => out.push(param(format!("copy_code.{index}"), ParameterKind::CouponCode, true)),
                     _ => {}
                 }
             }

@@ -251,6 +251,76 @@ async fn replies_quote_by_crm_id_or_wamid_and_inbound_context_is_kept() {
 }
 
 #[tokio::test]
+async fn location_headers_copy_code_and_one_time_code_buttons_sync_and_send() {
+    let w = world(json!({})).await;
+    synced(
+        &w,
+        json!({
+            "name": "oferta_loja", "language": "pt_BR", "status": "APPROVED", "category": "MARKETING",
+            "components": [
+                { "type": "HEADER", "format": "LOCATION" },
+                { "type": "BODY", "text": "Oferta na loja: {{1}}" },
+                { "type": "BUTTONS", "buttons": [{ "type": "COPY_CODE", "example": "BLACK25" }] }
+            ]
+        }),
+    )
+    .await;
+    synced(
+        &w,
+        json!({
+            "name": "codigo_acesso", "language": "pt_BR", "status": "APPROVED", "category": "AUTHENTICATION",
+            "components": [
+                { "type": "BODY", "text": "{{1}} é o seu código de verificação." },
+                { "type": "BUTTONS", "buttons": [{ "type": "OTP", "otp_type": "COPY_CODE", "text": "Copiar código" }] }
+            ]
+        }),
+    )
+    .await;
+    let offer = w.crm.store().find_template(w.account, "oferta_loja", "pt_BR").await.unwrap().unwrap();
+    let names: Vec<&str> = offer.parameters.as_ref().unwrap().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["header.location", "copy_code.0"]);
+    let ana = contact(&w, "Ana Souza", "+55 11 98765-4321").await;
+    let send = |name: &str, rendered: &str, variables: crm_core::Variables| {
+        let content = MessageContent::Template {
+            name: name.into(),
+            language: "pt_BR".into(),
+            variables,
+            rendered: rendered.into(),
+        };
+        w.crm.send_now(w.account, SendRequest::new(ana.id, content))
+    };
+    let missing = send("oferta_loja", "Oferta na loja: 25% off", vars(&[("1", "25% off")])).await.unwrap_err();
+    assert!(missing.to_string().contains("header.location, copy_code.0"), "{missing}");
+
+    let given =
+        vars(&[("1", "25% off"), ("header.location", "-23.5614,-46.6559|Loja Paulista"), ("copy_code.0", "BLACK25")]);
+    let sent = send("oferta_loja", "Oferta na loja: 25% off", given).await.unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    let body = &w.mock.requests()[0].body;
+    assert_eq!(
+        body["template"]["components"],
+        json!([
+            { "type": "header", "parameters": [{ "type": "location",
+                "location": { "latitude": "-23.5614", "longitude": "-46.6559", "name": "Loja Paulista" } }] },
+            { "type": "body", "parameters": [{ "type": "text", "text": "25% off" }] },
+            { "type": "button", "sub_type": "copy_code", "index": "0",
+              "parameters": [{ "type": "coupon_code", "coupon_code": "BLACK25" }] }
+        ])
+    );
+
+    let code = vars(&[("1", "482913"), ("button.0", "482913")]);
+    send("codigo_acesso", "482913 é o seu código de verificação.", code).await.unwrap();
+    let body = &w.mock.requests()[1].body;
+    assert_eq!(
+        body["template"]["components"],
+        json!([
+            { "type": "body", "parameters": [{ "type": "text", "text": "482913" }] },
+            { "type": "button", "sub_type": "url", "index": "0", "parameters": [{ "type": "text", "text": "482913" }] }
+        ])
+    );
+}
+
+#[tokio::test]
 async fn template_parameters_are_checked_against_the_synced_components_and_filled_from_the_contact() {
     let w = world(json!({})).await;
     synced(&w, order_update()).await;

@@ -130,6 +130,11 @@ pub enum ParameterKind {
     UrlSuffix,
     /// The payload a quick-reply button sends back.
     Payload,
+    /// A header location: `latitude,longitude`, optionally followed by
+    /// `|name` and `|address`.
+    Location,
+    /// The coupon code a copy-code button copies (at most 15 characters).
+    CouponCode,
 }
 
 /// One parameter of a provider template outside its body, named the way
@@ -139,7 +144,9 @@ pub enum ParameterKind {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateParameter {
     /// `header.<name>` (text), `header.image`/`header.video`/`header.document`,
-    /// `button.<index>` (URL suffix) or `quick_reply.<index>` (payload).
+    /// `header.location`, `button.<index>` (URL suffix, or an authentication
+    /// template's one-time code), `quick_reply.<index>` (payload) or
+    /// `copy_code.<index>` (coupon code).
     pub name: String,
     /// What it holds.
     pub kind: ParameterKind,
@@ -153,9 +160,9 @@ fn yes() -> bool {
 }
 
 /// Whether a variable name addresses a template component other than the
-/// body (`header.…`, `button.…`, `quick_reply.…`).
+/// body (`header.…`, `button.…`, `quick_reply.…`, `copy_code.…`).
 pub fn is_component_variable(name: &str) -> bool {
-    ["header.", "button.", "quick_reply."].iter().any(|p| name.starts_with(p))
+    ["header.", "button.", "quick_reply.", "copy_code."].iter().any(|p| name.starts_with(p))
 }
 
 /// The kind a parameter name implies, or why the name is not one.
@@ -166,6 +173,7 @@ fn parameter_kind_of(name: &str) -> Option<&'static [ParameterKind]> {
             "image" => Some(&[ParameterKind::Image]),
             "video" => Some(&[ParameterKind::Video]),
             "document" => Some(&[ParameterKind::Document]),
+            "location" => Some(&[ParameterKind::Location]),
             n if valid_var_name(n) => Some(&[ParameterKind::Text]),
             _ => None,
         };
@@ -175,6 +183,9 @@ fn parameter_kind_of(name: &str) -> Option<&'static [ParameterKind]> {
     }
     if name.strip_prefix("quick_reply.").is_some_and(index) {
         return Some(&[ParameterKind::Payload]);
+    }
+    if name.strip_prefix("copy_code.").is_some_and(index) {
+        return Some(&[ParameterKind::CouponCode]);
     }
     None
 }
@@ -193,7 +204,7 @@ fn check_parameters(parameters: &[TemplateParameter]) -> Result<()> {
                 return Err(Error::validation(
                     "parameters",
                     format!(
-                        "{:?} is not a {} parameter name (header.<name>, header.image|video|document, button.<0-9>, quick_reply.<0-9>)",
+                        "{:?} is not a {} parameter name (header.<name>, header.image|video|document|location, button.<0-9>, quick_reply.<0-9>, copy_code.<0-9>)",
                         p.name.chars().take(80).collect::<String>(),
                         format!("{:?}", p.kind).to_lowercase()
                     ),
@@ -202,7 +213,9 @@ fn check_parameters(parameters: &[TemplateParameter]) -> Result<()> {
         }
         match p.kind {
             ParameterKind::Text => header_text += 1,
-            ParameterKind::Image | ParameterKind::Video | ParameterKind::Document => header_media += 1,
+            ParameterKind::Image | ParameterKind::Video | ParameterKind::Document | ParameterKind::Location => {
+                header_media += 1
+            }
             _ => {}
         }
         if !seen.insert(p.name.as_str()) {
@@ -210,7 +223,7 @@ fn check_parameters(parameters: &[TemplateParameter]) -> Result<()> {
         }
     }
     if header_media > 1 || (header_media == 1 && header_text > 0) {
-        return Err(Error::validation("parameters", "a header has text parameters or one media, not both"));
+        return Err(Error::validation("parameters", "a header has text parameters or one media or location, not both"));
     }
     Ok(())
 }
@@ -511,8 +524,14 @@ mod tests {
             p("quick_reply.0", ParameterKind::Payload),
         ]);
         assert_eq!(ok.unwrap().parameters.map(|v| v.len()), Some(3));
+        let more = mk(vec![p("header.location", ParameterKind::Location), p("copy_code.1", ParameterKind::CouponCode)]);
+        assert_eq!(more.unwrap().parameters.map(|v| v.len()), Some(2));
         for bad in [
             vec![p("header.image", ParameterKind::Video)],
+            vec![p("header.location", ParameterKind::Text)],
+            vec![p("copy_code.x", ParameterKind::CouponCode)],
+            vec![p("header.location", ParameterKind::Location), p("header.image", ParameterKind::Image)],
+            vec![p("header.1", ParameterKind::Text), p("header.location", ParameterKind::Location)],
             vec![p("button.10", ParameterKind::UrlSuffix)],
             vec![p("footer.1", ParameterKind::Text)],
             vec![p("header.1", ParameterKind::Text), p("header.1", ParameterKind::Text)],
@@ -523,6 +542,7 @@ mod tests {
             assert!(matches!(&err, Error::Validation { field, .. } if field == "parameters"), "{bad:?}: {err}");
         }
         assert!(is_component_variable("header.1") && is_component_variable("quick_reply.0"));
+        assert!(is_component_variable("copy_code.0") && is_component_variable("header.location"));
         assert!(!is_component_variable("first_name") && !is_component_variable("headers"));
     }
 
