@@ -109,9 +109,7 @@ fn tokens(text: &str) -> Vec<String> {
         if !word.is_empty() {
             out.push(std::mem::take(&mut word));
         }
-        if is_emoji(c) {
-            out.push(c.to_string());
-        } else if matches!(c, ',' | '.' | ';' | '!' | '?') {
+        if is_emoji(c) || matches!(c, ',' | '.' | ';' | '!' | '?') {
             out.push(c.to_string());
         }
     }
@@ -412,10 +410,9 @@ fn phrase_at(toks: &[String], i: usize) -> Option<(usize, f32)> {
     let mut best: Option<(usize, f32)> = None;
     for (phrase, p) in PHRASES {
         let words: Vec<&str> = phrase.split(' ').collect();
-        if toks.len() >= i + words.len() && words.iter().zip(&toks[i..]).all(|(w, t)| *w == t.as_str()) {
-            if best.is_none_or(|(l, _)| words.len() > l) {
-                best = Some((words.len(), *p));
-            }
+        let matches = toks.len() >= i + words.len() && words.iter().zip(&toks[i..]).all(|(w, t)| *w == t.as_str());
+        if matches && best.is_none_or(|(l, _)| words.len() > l) {
+            best = Some((words.len(), *p));
         }
     }
     best

@@ -25,6 +25,9 @@ struct Row {
     tags: Vec<String>,
 }
 
+/// Which rows a table line covers.
+type Subset = Box<dyn Fn(&Row) -> bool>;
+
 struct Scores {
     n: usize,
     accuracy: f64,
@@ -67,7 +70,7 @@ fn evaluate(name: &str, rows: &[Row], per_class: std::ops::RangeInclusive<usize>
     };
     let all = scores(&select(&|_| true));
     println!("{name}\n{:<10} {:>4} {:>9} {:>9}", "subset", "n", "accuracy", "macro-F1");
-    let groups: [(&str, Box<dyn Fn(&Row) -> bool>); 7] = [
+    let groups: [(&str, Subset); 7] = [
         ("all", Box::new(|_| true)),
         ("pt", Box::new(|r| r.lang == "pt")),
         ("en", Box::new(|r| r.lang == "en")),

@@ -121,10 +121,10 @@ impl AiConfig {
 
     /// Checks the settings; [`Error::Config`] names the first bad one (never a secret).
     pub fn validate(&self) -> Result<()> {
-        if let Some(u) = &self.base_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(bad("OPENAI_BASE_URL", "must be an http(s) URL"));
-            }
+        if let Some(u) = &self.base_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(bad("OPENAI_BASE_URL", "must be an http(s) URL"));
         }
         if self.model.trim().is_empty() || self.model.len() > 200 {
             return Err(bad("CRM_AI_MODEL", "must be a model name"));

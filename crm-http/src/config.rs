@@ -413,9 +413,9 @@ impl Config {
             self.channel_cache_secs = n;
         }
         #[cfg(feature = "webhooks")]
-        self.webhooks.apply_env(&get)?;
+        self.webhooks.apply_env(get)?;
         #[cfg(feature = "ai")]
-        self.ai.apply_env(&get)?;
+        self.ai.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
