@@ -7,7 +7,8 @@
 //! - `holdout.jsonl` (60 messages written after that, never used to tune)
 //!   — the honest figure.
 //!
-//! Accuracy and macro-F1 overall and per language and tag are printed; the
+//! Accuracy and macro-F1 overall and per language and tag are printed,
+//! with a baseline from the same run (every message called neutral); the
 //! floors sit a little below the figures recorded in BENCHMARKS.md, so a
 //! regression fails.
 //!
@@ -83,6 +84,9 @@ fn evaluate(name: &str, rows: &[Row], per_class: std::ops::RangeInclusive<usize>
         let s = scores(&select(f.as_ref()));
         println!("{name:<10} {:>4} {:>9.3} {:>9.3}", s.n, s.accuracy, s.macro_f1);
     }
+    let baseline: Vec<(Sentiment, Sentiment)> = judged.iter().map(|(_, g, _)| (*g, Sentiment::Neutral)).collect();
+    let b = scores(&baseline);
+    println!("{:<10} {:>4} {:>9.3} {:>9.3}", "baseline", b.n, b.accuracy, b.macro_f1);
     for (r, gold, got) in &judged {
         if gold != got {
             println!("MISS {:?} → {:?}: {}", gold, got, r.text);
