@@ -15,6 +15,7 @@
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
 //! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
 //! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
+//! | `ai` | [`ai`]: the assistant — OpenAI-compatible adapter, offline heuristic, guardrails, the `assistant` worker (and, with `server`, `/api/v1/ai/*`) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -44,6 +45,13 @@ pub mod whatsapp {
 #[cfg(feature = "webhooks")]
 pub mod webhooks {
     pub use crm_webhooks::*;
+}
+
+/// The assistant: `OpenAiAssistant`, `Heuristic`, the `guard` wrappers,
+/// `AssistantService` and the `Analyzer` worker (re-exports `crm-ai`).
+#[cfg(feature = "ai")]
+pub mod ai {
+    pub use crm_ai::*;
 }
 
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,

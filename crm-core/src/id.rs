@@ -165,3 +165,8 @@ mod tests {
         assert_eq!(err.to_string(), "invalid contact_id: not a UUID");
     }
 }
+typed_id!(
+    /// Identifies an [`AiDraft`](crate::domain::assistant::AiDraft) (a reply suggested by the assistant).
+    AiDraftId,
+    "ai_draft"
+);

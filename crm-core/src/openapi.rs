@@ -72,5 +72,6 @@ uuid_schema!(
     crate::EventId,
     crate::WebhookEndpointId,
     crate::WebhookDeliveryId,
-    crate::WebhookAttemptId
+    crate::WebhookAttemptId,
+    crate::AiDraftId
 );

@@ -20,6 +20,10 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "ai")]
+mod ai;
+#[cfg(feature = "ai")]
+pub mod ai_config;
 mod auth;
 pub mod campaign;
 pub mod config;
@@ -73,6 +77,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "auth", description = "Dashboard login"),
         (name = "system", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' inbound webhooks (signed by the provider, not by an API key)"),
+        (name = "ai", description = "The assistant: reply drafts (streamed with `?stream=true`), sentiment, lead signals, summaries, usage, auto-reply"),
         (name = "outbound-webhooks", description = "Endpoints that receive the account's events, signed per Standard Webhooks; deliveries, attempts, event types"),
     )
 )]
@@ -232,6 +237,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
     let routes = routes.merge(routes::whatsapp::account_router());
     #[cfg(feature = "webhooks")]
     let routes = routes.merge(routes::webhooks::router());
+    #[cfg(feature = "ai")]
+    let routes = routes.merge(routes::ai::router());
     #[cfg(feature = "whatsapp-web")]
     let routes = routes.merge(routes::whatsapp_web::account_router());
     routes

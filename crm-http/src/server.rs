@@ -242,6 +242,12 @@ impl ServerBuilder {
         let bootstrap = if self.bootstrap { bootstrap(&crm).await? } else { None };
         #[cfg(feature = "webhooks")]
         let webhooks = webhooks_from(config, &crm, &limiter)?;
+        #[cfg(feature = "ai")]
+        let assistant = {
+            let (service, probe) = crate::ai::service(&config.ai, &crm, &limiter)?;
+            probes.push(probe);
+            service
+        };
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
@@ -264,6 +270,11 @@ impl ServerBuilder {
             }
             for (w, o) in self.job_workers {
                 rb = rb.job_worker(w, o);
+            }
+            #[cfg(feature = "ai")]
+            {
+                let analyzer = crm_ai::Analyzer::new(assistant.clone());
+                rb = rb.event_worker(Arc::new(analyzer), crm_ai::Analyzer::options());
             }
             #[cfg(feature = "webhooks")]
             if let Some(w) = &webhooks {
@@ -294,6 +305,8 @@ impl ServerBuilder {
         if let Some(w) = webhooks {
             state.set_webhooks(w);
         }
+        #[cfg(feature = "ai")]
+        state.set_ai(assistant);
         #[cfg(feature = "whatsapp-web")]
         let _ = state.inner.whatsapp_web.set(web);
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })

@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub auth_failures: crate::auth::AuthFailures,
     #[cfg(feature = "webhooks")]
     pub webhooks: std::sync::OnceLock<crm_webhooks::Webhooks>,
+    /// The assistant service (crm-ai).
+    #[cfg(feature = "ai")]
+    pub ai: std::sync::OnceLock<crm_ai::AssistantService>,
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
@@ -114,6 +117,8 @@ impl AppState {
                 auth_failures,
                 #[cfg(feature = "webhooks")]
                 webhooks: std::sync::OnceLock::new(),
+                #[cfg(feature = "ai")]
+                ai: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
             }),
@@ -175,6 +180,23 @@ impl AppState {
             .clock(crm.clock().clone())
             .limiter(self.inner.limiter.clone());
         Ok(self.inner.webhooks.get_or_init(|| w).clone())
+    }
+
+    /// Sets the assistant service the routes use (the server sets it from
+    /// its configuration); false when one was already set.
+    #[cfg(feature = "ai")]
+    pub fn set_ai(&self, service: crm_ai::AssistantService) -> bool {
+        self.inner.ai.set(service).is_ok()
+    }
+
+    /// The assistant service: the one set, else the offline heuristic over
+    /// the service's store.
+    #[cfg(feature = "ai")]
+    pub fn ai(&self) -> crm_core::Result<crm_ai::AssistantService> {
+        let service = self.inner.ai.get_or_init(|| {
+            crm_ai::AssistantService::new(self.crm().clone(), std::sync::Arc::new(crm_ai::Heuristic::new()), None)
+        });
+        Ok(service.clone())
     }
 
     /// The metrics registry.

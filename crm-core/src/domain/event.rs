@@ -90,6 +90,12 @@ event_types! {
     CHANNEL_STATE_CHANGED = "channel.state_changed";
     /// A channel waiting to be paired shows a new QR code (its text).
     CHANNEL_QR = "channel.qr";
+    /// The assistant classified an inbound message (sentiment and lead signals).
+    MESSAGE_ANALYZED = "message.analyzed";
+    /// The assistant stored a reply draft for an agent (auto-reply `suggest`).
+    AI_DRAFT_SUGGESTED = "ai.draft_suggested";
+    /// An account's or channel's auto-reply setting changed.
+    AI_AUTO_REPLY_UPDATED = "ai.auto_reply_updated";
 }
 
 impl EventType {

@@ -1,6 +1,7 @@
 //! Domain types, validated at construction.
 
 pub mod account;
+pub mod assistant;
 pub mod campaign;
 pub mod channel;
 pub mod contact;

@@ -14,6 +14,7 @@
 //! Suites panic (with a message naming the behaviour) on the first deviation,
 //! like any test assertion.
 
+pub mod assistant;
 pub mod media;
 pub mod rate_limiter;
 pub mod store;

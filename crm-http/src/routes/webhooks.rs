@@ -447,6 +447,21 @@ fn catalog() -> Vec<EventTypeInfo> {
             "Delivery disabled a webhook endpoint (410 Gone, or failing continuously).",
             component("EndpointView"),
         ),
+        (
+            &EventType::MESSAGE_ANALYZED,
+            "The assistant classified an inbound message: its sentiment and the conversation's lead signals.",
+            component("MessageAnalysis"),
+        ),
+        (
+            &EventType::AI_DRAFT_SUGGESTED,
+            "The assistant stored a reply draft for an agent (auto-reply `suggest`).",
+            object(&[("draft_id", string()), ("contact_id", string()), ("message_id", string())]),
+        ),
+        (
+            &EventType::AI_AUTO_REPLY_UPDATED,
+            "An account's (`channel_id` null) or channel's auto-reply setting changed.",
+            object(&[("channel_id", string()), ("mode", component("AutoReplyMode"))]),
+        ),
     ];
     let mut items: Vec<EventTypeInfo> = entries
         .into_iter()

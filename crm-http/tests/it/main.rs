@@ -7,6 +7,8 @@
 mod helpers;
 
 mod admin;
+#[cfg(feature = "ai")]
+mod ai;
 mod campaigns;
 mod channels;
 mod cli;

@@ -36,6 +36,7 @@ macro_rules! consumer_wants {
 }
 
 mod accounts;
+mod assistant;
 mod campaigns;
 mod channels;
 mod contacts;

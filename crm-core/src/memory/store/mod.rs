@@ -18,6 +18,7 @@ use crate::{
 };
 
 mod accounts;
+mod assistant;
 mod campaigns;
 mod channels;
 mod contacts;
@@ -73,6 +74,11 @@ struct State {
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
     /// Channel session leases: owner and expiry.
     channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
+    /// Assistant usage rows, auto-reply settings by (account, channel), drafts.
+    ai_usage: Vec<crate::domain::assistant::AiUsage>,
+    auto_replies: BTreeMap<(AccountId, Option<ChannelId>), crate::domain::assistant::AutoReplySetting>,
+    ai_drafts: BTreeMap<crate::AiDraftId, crate::domain::assistant::AiDraft>,
+    ai_analyses: BTreeMap<MessageId, crate::domain::assistant::MessageAnalysis>,
 }
 
 impl State {
