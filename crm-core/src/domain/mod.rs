@@ -1,6 +1,7 @@
 //! Domain types, validated at construction.
 
 pub mod account;
+pub mod billing;
 pub mod campaign;
 pub mod channel;
 pub mod contact;

@@ -1,11 +1,13 @@
 //! In-memory adapters for every port: good enough to run a server, and the
 //! reference the conformance suites are written against.
 
+mod billing;
 mod limiter;
 mod media;
 mod messenger;
 mod store;
 
+pub use billing::{BillingCall, RecordingBilling};
 pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};

@@ -3,7 +3,8 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`, `webhooks`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`, `webhooks`,
+//! `billing`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +19,7 @@ use crate::{
 };
 
 mod accounts;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;
@@ -73,6 +75,10 @@ struct State {
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
     /// Channel session leases: owner and expiry.
     channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
+    /// Billing: provider events by id, customers by account, subscriptions by provider id.
+    billing_events: BTreeMap<String, crate::domain::billing::BillingEvent>,
+    billing_customers: BTreeMap<AccountId, String>,
+    billing_subscriptions: BTreeMap<String, crate::domain::billing::Subscription>,
 }
 
 impl State {
