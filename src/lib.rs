@@ -15,6 +15,7 @@
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
 //! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
 //! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
+//! | `stripe` | [`billing`]: Stripe Checkout (card and Pix), the customer portal, subscriptions, `Stripe-Signature` verification and the worker that applies webhooks (and, with `server`, `/webhooks/stripe` and `/api/v1/billing/*`) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -44,6 +45,13 @@ pub mod whatsapp {
 #[cfg(feature = "webhooks")]
 pub mod webhooks {
     pub use crm_webhooks::*;
+}
+
+/// Billing over Stripe: `StripeBilling` (the `Billing` port), `BillingService`,
+/// the `BillingApplier` worker, `signature` and `form` (re-exports `crm-billing`).
+#[cfg(feature = "stripe")]
+pub mod billing {
+    pub use crm_billing::*;
 }
 
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,

@@ -114,6 +114,9 @@ pub struct Config {
     /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
     #[cfg(feature = "webhooks")]
     pub webhooks: crate::webhook_config::WebhookConfig,
+    /// Billing over Stripe (`[billing]`, `STRIPE_*`, `CRM_BILLING_*`; feature `stripe`).
+    #[cfg(feature = "stripe")]
+    pub billing: crate::billing_config::BillingConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -175,6 +178,8 @@ impl Default for Config {
             trusted_proxies: 0,
             #[cfg(feature = "webhooks")]
             webhooks: crate::webhook_config::WebhookConfig::default(),
+            #[cfg(feature = "stripe")]
+            billing: crate::billing_config::BillingConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -409,6 +414,8 @@ impl Config {
         }
         #[cfg(feature = "webhooks")]
         self.webhooks.apply_env(get)?;
+        #[cfg(feature = "stripe")]
+        self.billing.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -425,6 +432,8 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         #[cfg(feature = "webhooks")]
         self.webhooks.validate()?;
+        #[cfg(feature = "stripe")]
+        self.billing.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

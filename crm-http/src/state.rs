@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub auth_failures: crate::auth::AuthFailures,
     #[cfg(feature = "webhooks")]
     pub webhooks: std::sync::OnceLock<crm_webhooks::Webhooks>,
+    /// Billing, when Stripe (or another `Billing`) is configured.
+    #[cfg(feature = "stripe")]
+    pub billing: std::sync::OnceLock<crm_billing::BillingService>,
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
@@ -114,6 +117,8 @@ impl AppState {
                 auth_failures,
                 #[cfg(feature = "webhooks")]
                 webhooks: std::sync::OnceLock::new(),
+                #[cfg(feature = "stripe")]
+                billing: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
             }),
@@ -175,6 +180,19 @@ impl AppState {
             .clock(crm.clock().clone())
             .limiter(self.inner.limiter.clone());
         Ok(self.inner.webhooks.get_or_init(|| w).clone())
+    }
+
+    /// Sets the billing service the billing routes use (the server sets it
+    /// when Stripe is configured); false when one was already set.
+    #[cfg(feature = "stripe")]
+    pub fn set_billing(&self, billing: crm_billing::BillingService) -> bool {
+        self.inner.billing.set(billing).is_ok()
+    }
+
+    /// The billing service, when billing is configured.
+    #[cfg(feature = "stripe")]
+    pub fn billing(&self) -> Option<&crm_billing::BillingService> {
+        self.inner.billing.get()
     }
 
     /// The metrics registry.

@@ -1,6 +1,8 @@
 //! Route handlers, grouped by resource.
 
 pub(crate) mod admin;
+#[cfg(feature = "stripe")]
+pub(crate) mod billing;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

@@ -7,6 +7,8 @@
 mod helpers;
 
 mod admin;
+#[cfg(feature = "stripe")]
+mod billing;
 mod campaigns;
 mod channels;
 mod cli;
