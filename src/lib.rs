@@ -16,6 +16,7 @@
 //! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
 //! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
 //! | `ai` | [`ai`]: the assistant — OpenAI-compatible adapter, offline heuristic, guardrails, the `assistant` worker (and, with `server`, `/api/v1/ai/*`) |
+//! | `stripe` | [`billing`]: Stripe Checkout (card and Pix), the customer portal, subscriptions, `Stripe-Signature` verification and the worker that applies webhooks (and, with `server`, `/webhooks/stripe` and `/api/v1/billing/*`) |
 //! | `server` | [`server`]: the HTTP server (`router`, `Server`, `Config`) |
 //! | `testing` | [`testing`]: the conformance suites |
 //!
@@ -52,6 +53,13 @@ pub mod webhooks {
 #[cfg(feature = "ai")]
 pub mod ai {
     pub use crm_ai::*;
+}
+
+/// Billing over Stripe: `StripeBilling` (the `Billing` port), `BillingService`,
+/// the `BillingApplier` worker, `signature` and `form` (re-exports `crm-billing`).
+#[cfg(feature = "stripe")]
+pub mod billing {
+    pub use crm_billing::*;
 }
 
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,

@@ -117,6 +117,9 @@ pub struct Config {
     /// The assistant (`[ai]`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `CRM_AI_*`).
     #[cfg(feature = "ai")]
     pub ai: crate::ai_config::AiConfig,
+    /// Billing over Stripe (`[billing]`, `STRIPE_*`, `CRM_BILLING_*`; feature `stripe`).
+    #[cfg(feature = "stripe")]
+    pub billing: crate::billing_config::BillingConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -180,6 +183,8 @@ impl Default for Config {
             webhooks: crate::webhook_config::WebhookConfig::default(),
             #[cfg(feature = "ai")]
             ai: crate::ai_config::AiConfig::default(),
+            #[cfg(feature = "stripe")]
+            billing: crate::billing_config::BillingConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -416,6 +421,8 @@ impl Config {
         self.webhooks.apply_env(get)?;
         #[cfg(feature = "ai")]
         self.ai.apply_env(get)?;
+        #[cfg(feature = "stripe")]
+        self.billing.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -434,6 +441,8 @@ impl Config {
         self.webhooks.validate()?;
         #[cfg(feature = "ai")]
         self.ai.validate()?;
+        #[cfg(feature = "stripe")]
+        self.billing.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

@@ -25,6 +25,10 @@ mod ai;
 #[cfg(feature = "ai")]
 pub mod ai_config;
 mod auth;
+#[cfg(feature = "stripe")]
+mod billing;
+#[cfg(feature = "stripe")]
+pub mod billing_config;
 pub mod campaign;
 pub mod config;
 mod error;
@@ -78,6 +82,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "system", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' inbound webhooks (signed by the provider, not by an API key)"),
         (name = "ai", description = "The assistant: reply drafts (streamed with `?stream=true`), sentiment, lead signals, summaries, usage, auto-reply"),
+        (name = "billing", description = "The account's subscription: Stripe Checkout (card and Pix), the customer portal, plan limits"),
         (name = "outbound-webhooks", description = "Endpoints that receive the account's events, signed per Standard Webhooks; deliveries, attempts, event types"),
     )
 )]
@@ -107,6 +112,8 @@ fn finish_document(doc: &mut utoipa::openapi::OpenApi) {
     ResourceLinks.modify(doc);
     #[cfg(feature = "webhooks")]
     routes::webhooks::add_payload_schemas(doc);
+    #[cfg(feature = "stripe")]
+    routes::billing::document_guard(doc);
 }
 
 /// OpenAPI links from each create operation's 201 to the operations that take
@@ -241,6 +248,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
     let routes = routes.merge(routes::ai::router());
     #[cfg(feature = "whatsapp-web")]
     let routes = routes.merge(routes::whatsapp_web::account_router());
+    #[cfg(feature = "stripe")]
+    let routes = routes.merge(routes::billing::router());
     routes
 }
 
@@ -257,6 +266,8 @@ fn provider_routes() -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::new();
     #[cfg(feature = "whatsapp-cloud")]
     let routes = routes.merge(routes::whatsapp::router());
+    #[cfg(feature = "stripe")]
+    let routes = routes.merge(routes::billing::webhook_router());
     routes
 }
 
@@ -275,7 +286,12 @@ pub fn system_router(state: AppState) -> Router {
 /// [`router`] plus `extra` routes (an adapter's inbound webhooks), merged
 /// at the top level outside `/api/v1` authentication.
 pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
-    let authed = authed_routes().layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let authed = authed_routes();
+    // The plan guard runs after authentication (layers run outside in: the
+    // one added last runs first).
+    #[cfg(feature = "stripe")]
+    let authed = authed.layer(middleware::from_fn_with_state(state.clone(), routes::billing::plan_guard));
+    let authed = authed.layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let public = routes::admin::public_router().layer(middleware::from_fn_with_state(state.clone(), auth::limit_by_ip));
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed.merge(public))

@@ -72,6 +72,9 @@ pub struct ServerBuilder {
     bootstrap: bool,
     #[cfg_attr(not(feature = "whatsapp-cloud"), allow(dead_code))]
     media: Option<Arc<dyn crm_core::MediaStore>>,
+    /// The billing provider (default: Stripe from `STRIPE_SECRET_KEY`, else off).
+    #[cfg(feature = "stripe")]
+    billing: Option<Arc<dyn crm_core::Billing>>,
 }
 
 /// Everything a process needs, assembled but not serving yet.
@@ -118,6 +121,14 @@ impl ServerBuilder {
     /// kind is always there.
     pub fn messenger_factory(mut self, factory: Arc<dyn MessengerFactory>) -> Self {
         self.factories.push(factory);
+        self
+    }
+
+    /// The billing provider, instead of Stripe from the configuration (a
+    /// `RecordingBilling` in tests, or Stripe built by the app).
+    #[cfg(feature = "stripe")]
+    pub fn billing(mut self, billing: Arc<dyn crm_core::Billing>) -> Self {
+        self.billing = Some(billing);
         self
     }
 
@@ -248,6 +259,8 @@ impl ServerBuilder {
             probes.push(probe);
             service
         };
+        #[cfg(feature = "stripe")]
+        let billing = crate::billing::service_from(config, &crm, self.billing.clone(), &mut probes)?;
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
@@ -285,6 +298,10 @@ impl ServerBuilder {
                     .event_worker(Arc::new(crm_webhooks::FanOut::new(w.clone())), crm_webhooks::FanOut::options())
                     .job_worker(Arc::new(deliverer), options);
             }
+            #[cfg(feature = "stripe")]
+            if let Some(b) = &billing {
+                rb = rb.job_worker(Arc::new(b.applier()), crm_billing::BillingApplier::options());
+            }
             Some(Arc::new(rb.build().start().await?))
         } else {
             None
@@ -307,6 +324,10 @@ impl ServerBuilder {
         }
         #[cfg(feature = "ai")]
         state.set_ai(assistant);
+        #[cfg(feature = "stripe")]
+        if let Some(b) = billing {
+            state.set_billing(b);
+        }
         #[cfg(feature = "whatsapp-web")]
         let _ = state.inner.whatsapp_web.set(web);
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
@@ -351,6 +372,8 @@ impl Server {
             job_workers: Vec::new(),
             routes: Vec::new(),
             probes: Vec::new(),
+            #[cfg(feature = "stripe")]
+            billing: None,
             recording: RecordingMessenger::new().keep_last(100),
             bootstrap: true,
             media: None,

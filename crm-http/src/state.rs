@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     /// The assistant service (crm-ai).
     #[cfg(feature = "ai")]
     pub ai: std::sync::OnceLock<crm_ai::AssistantService>,
+    /// Billing, when Stripe (or another `Billing`) is configured.
+    #[cfg(feature = "stripe")]
+    pub billing: std::sync::OnceLock<crm_billing::BillingService>,
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
@@ -119,6 +122,8 @@ impl AppState {
                 webhooks: std::sync::OnceLock::new(),
                 #[cfg(feature = "ai")]
                 ai: std::sync::OnceLock::new(),
+                #[cfg(feature = "stripe")]
+                billing: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
             }),
@@ -197,6 +202,19 @@ impl AppState {
             crm_ai::AssistantService::new(self.crm().clone(), std::sync::Arc::new(crm_ai::Heuristic::new()), None)
         });
         Ok(service.clone())
+    }
+
+    /// Sets the billing service the billing routes use (the server sets it
+    /// when Stripe is configured); false when one was already set.
+    #[cfg(feature = "stripe")]
+    pub fn set_billing(&self, billing: crm_billing::BillingService) -> bool {
+        self.inner.billing.set(billing).is_ok()
+    }
+
+    /// The billing service, when billing is configured.
+    #[cfg(feature = "stripe")]
+    pub fn billing(&self) -> Option<&crm_billing::BillingService> {
+        self.inner.billing.get()
     }
 
     /// The metrics registry.

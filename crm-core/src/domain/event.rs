@@ -96,6 +96,18 @@ event_types! {
     AI_DRAFT_SUGGESTED = "ai.draft_suggested";
     /// An account's or channel's auto-reply setting changed.
     AI_AUTO_REPLY_UPDATED = "ai.auto_reply_updated";
+    /// A billing subscription was first reported by the provider.
+    BILLING_SUBSCRIPTION_CREATED = "billing.subscription_created";
+    /// A billing subscription changed (status, price, quantity, period, cancel at period end).
+    BILLING_SUBSCRIPTION_UPDATED = "billing.subscription_updated";
+    /// A billing subscription was canceled (immediately or at its period's end).
+    BILLING_SUBSCRIPTION_CANCELED = "billing.subscription_canceled";
+    /// A checkout session was completed (the customer paid or subscribed).
+    BILLING_CHECKOUT_COMPLETED = "billing.checkout_completed";
+    /// An invoice was paid.
+    BILLING_INVOICE_PAID = "billing.invoice_paid";
+    /// An invoice's payment failed (the provider may retry).
+    BILLING_INVOICE_PAYMENT_FAILED = "billing.invoice_payment_failed";
 }
 
 impl EventType {

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod assistant;
+pub mod billing;
 pub mod campaign;
 pub mod channel;
 pub mod contact;

@@ -2,12 +2,14 @@
 //! reference the conformance suites are written against.
 
 mod assistant;
+mod billing;
 mod limiter;
 mod media;
 mod messenger;
 mod store;
 
 pub use assistant::ScriptedAssistant;
+pub use billing::{BillingCall, RecordingBilling};
 pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};

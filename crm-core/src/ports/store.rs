@@ -411,6 +411,7 @@ pub trait Store:
     + CampaignStore
     + crate::WebhookStore
     + crate::ports::assistant::AssistantStore
+    + crate::BillingStore
     + HealthCheck
 {
 }
@@ -427,6 +428,7 @@ impl<T> Store for T where
         + CampaignStore
         + crate::WebhookStore
         + crate::ports::assistant::AssistantStore
+        + crate::BillingStore
         + HealthCheck
 {
 }

@@ -3,6 +3,8 @@
 pub(crate) mod admin;
 #[cfg(feature = "ai")]
 pub(crate) mod ai;
+#[cfg(feature = "stripe")]
+pub(crate) mod billing;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

@@ -325,6 +325,7 @@ pub(crate) fn add_payload_schemas(doc: &mut utoipa::openapi::OpenApi) {
     add::<crm_core::Template>(c);
     add::<crm_core::ChannelView>(c);
     add::<EndpointView>(c);
+    add::<crm_core::domain::billing::Subscription>(c);
 }
 
 fn schema_json(schema: RefOr<Schema>) -> serde_json::Value {
@@ -461,6 +462,44 @@ fn catalog() -> Vec<EventTypeInfo> {
             &EventType::AI_AUTO_REPLY_UPDATED,
             "An account's (`channel_id` null) or channel's auto-reply setting changed.",
             object(&[("channel_id", string()), ("mode", component("AutoReplyMode"))]),
+        ),
+        (
+            &EventType::BILLING_SUBSCRIPTION_CREATED,
+            "The billing provider reported the account's subscription for the first time.",
+            component("Subscription"),
+        ),
+        (
+            &EventType::BILLING_SUBSCRIPTION_UPDATED,
+            "The account's subscription changed (status, price, quantity, period end, cancel at period end).",
+            component("Subscription"),
+        ),
+        (
+            &EventType::BILLING_SUBSCRIPTION_CANCELED,
+            "The account's subscription was canceled.",
+            component("Subscription"),
+        ),
+        (
+            &EventType::BILLING_CHECKOUT_COMPLETED,
+            "A checkout session was completed (`session_id`, `mode`, `customer_id`, `subscription_id`).",
+            object(&[("session_id", string()), ("mode", string()), ("customer_id", string())]),
+        ),
+        (
+            &EventType::BILLING_INVOICE_PAID,
+            "An invoice was paid (`invoice_id`, `amount` in minor units, `currency`, `subscription_id`).",
+            object(&[
+                ("invoice_id", string()),
+                ("amount", serde_json::json!({ "type": "integer" })),
+                ("currency", string()),
+            ]),
+        ),
+        (
+            &EventType::BILLING_INVOICE_PAYMENT_FAILED,
+            "An invoice's payment failed; the provider may retry (`invoice_id`, `amount`, `currency`, `attempt_count`).",
+            object(&[
+                ("invoice_id", string()),
+                ("amount", serde_json::json!({ "type": "integer" })),
+                ("currency", string()),
+            ]),
         ),
     ];
     let mut items: Vec<EventTypeInfo> = entries

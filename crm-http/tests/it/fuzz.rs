@@ -208,9 +208,14 @@ async fn fuzz(api: &Api, token: &str, ids: &[String], seed: u64, cases: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_never_get_a_5xx_on_postgres() {
+    // Billing on, against a local stand-in for Stripe (off, its routes answer 503).
+    #[cfg(feature = "stripe")]
+    let (stripe, _) = crate::billing::mock_stripe().await;
     let Some(h) = Harness::postgres_with("random_requests_never_get_a_5xx_on_postgres", |c| {
         c.rate_limit.per_key_per_minute = 1_000_000;
         c.rate_limit.per_ip_per_minute = 1_000_000;
+        #[cfg(feature = "stripe")]
+        crate::billing::configure(c, &stripe);
     })
     .await
     else {

@@ -9,6 +9,8 @@ mod helpers;
 mod admin;
 #[cfg(feature = "ai")]
 mod ai;
+#[cfg(feature = "stripe")]
+mod billing;
 mod campaigns;
 mod channels;
 mod cli;

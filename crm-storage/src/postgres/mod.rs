@@ -37,6 +37,7 @@ macro_rules! consumer_wants {
 
 mod accounts;
 mod assistant;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;

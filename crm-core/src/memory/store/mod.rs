@@ -3,7 +3,8 @@
 //! This module holds the state, the helpers every aggregate shares (event
 //! append with outbox fan-out, paging) and the health probe; each aggregate's
 //! port is implemented in its own module (`accounts`, `contacts`, `messages`,
-//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`, `webhooks`).
+//! `templates`, `events`, `channels`, `jobs`, `sessions`, `campaigns`, `webhooks`,
+//! `billing`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ use crate::{
 
 mod accounts;
 mod assistant;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;
@@ -79,6 +81,10 @@ struct State {
     auto_replies: BTreeMap<(AccountId, Option<ChannelId>), crate::domain::assistant::AutoReplySetting>,
     ai_drafts: BTreeMap<crate::AiDraftId, crate::domain::assistant::AiDraft>,
     ai_analyses: BTreeMap<MessageId, crate::domain::assistant::MessageAnalysis>,
+    /// Billing: provider events by id, customers by account, subscriptions by provider id.
+    billing_events: BTreeMap<String, crate::domain::billing::BillingEvent>,
+    billing_customers: BTreeMap<AccountId, String>,
+    billing_subscriptions: BTreeMap<String, crate::domain::billing::Subscription>,
 }
 
 impl State {

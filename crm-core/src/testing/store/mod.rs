@@ -30,6 +30,7 @@ use crate::{
 
 pub mod accounts;
 pub mod assistant;
+pub mod billing;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
@@ -85,6 +86,7 @@ where
     webhooks::run_all(&make).await;
     channel_sessions::run_all(&make).await;
     assistant::run_all(&make).await;
+    billing::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
