@@ -114,6 +114,8 @@ pub struct Config {
     /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
     #[cfg(feature = "webhooks")]
     pub webhooks: crate::webhook_config::WebhookConfig,
+    /// Media storage (`[media]`; `CRM_MEDIA_*`, `CRM_PUBLIC_URL`, `S3_BUCKET_NAME`, `AWS_*`).
+    pub media: crate::media_config::MediaConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -142,6 +144,7 @@ impl fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[redacted]"))
             .field("workers", &self.workers)
+            .field("media", &self.media)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +178,7 @@ impl Default for Config {
             trusted_proxies: 0,
             #[cfg(feature = "webhooks")]
             webhooks: crate::webhook_config::WebhookConfig::default(),
+            media: crate::media_config::MediaConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -409,6 +413,7 @@ impl Config {
         }
         #[cfg(feature = "webhooks")]
         self.webhooks.apply_env(get)?;
+        self.media.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -425,6 +430,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         #[cfg(feature = "webhooks")]
         self.webhooks.validate()?;
+        self.media.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

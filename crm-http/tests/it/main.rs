@@ -15,6 +15,7 @@ mod e2e;
 mod errors;
 mod fuzz;
 mod hardening;
+mod media;
 mod messages;
 mod ratelimit;
 mod system;

@@ -23,6 +23,7 @@ mod channels;
 mod contacts;
 mod events;
 mod jobs;
+mod media;
 mod messages;
 mod sessions;
 mod templates;
@@ -73,6 +74,7 @@ struct State {
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
     /// Channel session leases: owner and expiry.
     channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
+    media: BTreeMap<crate::MediaId, crate::Media>,
 }
 
 impl State {

@@ -35,6 +35,7 @@ pub mod channels;
 pub mod contacts;
 pub mod events;
 pub mod jobs;
+pub mod media;
 pub mod messages;
 pub mod sessions;
 pub mod templates;
@@ -83,6 +84,7 @@ where
     campaigns::run_all(&make).await;
     webhooks::run_all(&make).await;
     channel_sessions::run_all(&make).await;
+    media::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
