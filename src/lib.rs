@@ -12,6 +12,7 @@
 //! | `sqlite` (default) | [`storage::SqliteStore`] |
 //! | `postgres` | [`storage::PgStore`] |
 //! | `redis` | [`storage::RedisLimiter`] |
+//! | `s3` | `storage::ObjectMediaStore::s3`: media in S3 (the local-folder and memory media stores come with any storage feature) |
 //! | `whatsapp-cloud` | [`whatsapp`]: the WhatsApp Cloud API channel (and, with `server`, its webhook route and channel kind in the server) |
 //! | `webhooks` | [`webhooks`]: outbound webhooks signed per Standard Webhooks, their delivery workers, the SSRF guard and a receiver-side verifier (and, with `server`, their routes and workers in the server) |
 //! | `whatsapp-web` | `whatsapp::web`: the WhatsApp Web channel in headless Chromium (and, with `server`, its channel kind, session supervisor and QR route) |
@@ -26,8 +27,8 @@
 
 pub use crm_core::*;
 
-/// Storage adapters (SQLite, PostgreSQL, Redis).
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+/// Storage adapters (SQLite, PostgreSQL, Redis, the media stores).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "s3"))]
 pub mod storage {
     pub use crm_storage::*;
 }

@@ -82,6 +82,14 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The input is larger than allowed (a media file past its kind's limit, …).
+    #[error("{what} is larger than {limit} bytes")]
+    TooLarge {
+        /// What was too large, e.g. `"media"`.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// Configuration is missing or invalid.
     #[error("configuration error: {message}")]
     Config {
@@ -137,6 +145,7 @@ impl Error {
             Error::Provider { .. } => "provider",
             Error::Storage { .. } => "storage",
             Error::Config { .. } => "config",
+            Error::TooLarge { .. } => "too_large",
         }
     }
 }

@@ -146,6 +146,11 @@ typed_id!(
     "webhook_attempt"
 );
 typed_id!(
+    /// Identifies a [`Media`](crate::Media) record (one file in the media store).
+    MediaId,
+    "media"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

@@ -38,6 +38,7 @@ pub mod domain;
 mod error;
 pub mod governor;
 mod id;
+pub mod media;
 pub mod memory;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -64,6 +65,7 @@ pub use domain::contact::{
 };
 pub use domain::credentials::{ApiKey, ApiKeyToken, PasswordHash, Session, sha256_hex};
 pub use domain::event::{Event, EventFilter, EventType};
+pub use domain::media::{Media, MediaOrigin, MediaState};
 pub use domain::message::{
     Attachment, AttachmentState, Direction, Fallback, FallbackTemplate, Interactive, ListRow, ListSection,
     MAX_TEXT_LEN, MAX_UNSUPPORTED_PAYLOAD_BYTES, MediaKind, MediaRef, Message, MessageContent, MessageError,
@@ -80,6 +82,7 @@ pub use domain::webhook::{
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::AiDraftId;
+pub use id::MediaId;
 pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
@@ -92,7 +95,10 @@ pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
-pub use ports::media::{MediaStore, NewMedia, StoredMedia};
+pub use ports::media::{
+    ByteStream, ListedMedia, MediaDownload, MediaFile, MediaInfo, MediaRecordStore, MediaStore, NewMedia, SignedUrl,
+    StoredMedia, UrlSigner,
+};
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::store::{

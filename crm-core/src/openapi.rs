@@ -71,6 +71,7 @@ uuid_schema!(
     crate::TemplateId,
     crate::EventId,
     crate::WebhookEndpointId,
+    crate::MediaId,
     crate::WebhookDeliveryId,
     crate::WebhookAttemptId,
     crate::AiDraftId

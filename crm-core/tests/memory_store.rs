@@ -10,5 +10,6 @@ async fn memory_store_passes_the_store_suite() {
 
 #[tokio::test]
 async fn memory_media_store_passes_the_media_suite() {
-    testing::media::run_all(&crm_core::MemoryMediaStore::new()).await;
+    let signer = crm_core::UrlSigner::new(&[9; 32], "http://127.0.0.1:8080/media").expect("signer");
+    testing::media::run_all(&crm_core::MemoryMediaStore::new().with_signer(signer)).await;
 }

@@ -120,6 +120,8 @@ pub struct Config {
     /// Billing over Stripe (`[billing]`, `STRIPE_*`, `CRM_BILLING_*`; feature `stripe`).
     #[cfg(feature = "stripe")]
     pub billing: crate::billing_config::BillingConfig,
+    /// Media storage (`[media]`; `CRM_MEDIA_*`, `CRM_PUBLIC_URL`, `S3_BUCKET_NAME`, `AWS_*`).
+    pub media: crate::media_config::MediaConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -148,6 +150,7 @@ impl fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[redacted]"))
             .field("workers", &self.workers)
+            .field("media", &self.media)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +188,7 @@ impl Default for Config {
             ai: crate::ai_config::AiConfig::default(),
             #[cfg(feature = "stripe")]
             billing: crate::billing_config::BillingConfig::default(),
+            media: crate::media_config::MediaConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -423,6 +427,7 @@ impl Config {
         self.ai.apply_env(get)?;
         #[cfg(feature = "stripe")]
         self.billing.apply_env(get)?;
+        self.media.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -443,6 +448,7 @@ impl Config {
         self.ai.validate()?;
         #[cfg(feature = "stripe")]
         self.billing.validate()?;
+        self.media.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

@@ -143,6 +143,11 @@ impl From<crm_core::Error> for ApiError {
                 let detail = format!("invalid {field}: {reason}");
                 ApiError::validation(field.into_owned(), detail)
             }
+            E::TooLarge { what, limit } => ApiError::payload_too_large(if limit > 0 {
+                format!("the {what} is larger than {limit} bytes")
+            } else {
+                format!("the {what} is too large")
+            }),
             E::Unauthorized => ApiError::unauthorized("missing, invalid, expired or revoked credentials"),
             E::Forbidden { reason } => ApiError::forbidden(reason),
             E::RateLimited { retry_after } => ApiError::rate_limited(retry_after.as_secs_f64().ceil().max(1.0) as u64),

@@ -34,6 +34,8 @@ pub mod config;
 mod error;
 mod extract;
 pub mod import;
+pub mod media;
+pub mod media_config;
 pub mod metrics;
 mod request_id;
 mod routes;
@@ -77,6 +79,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
+        (name = "media", description = "Media files: uploads, inbound files, signed URLs"),
         (name = "admin", description = "Account, users and API keys"),
         (name = "auth", description = "Dashboard login"),
         (name = "system", description = "Health, readiness, metrics"),
@@ -234,6 +237,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::workers::router())
         .merge(routes::events::router())
         .merge(routes::admin::router())
+        .merge(routes::media::router())
         .merge(provider_account_routes())
 }
 
@@ -257,6 +261,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed_routes().merge(routes::admin::public_router()))
         .merge(routes::system::router())
+        .merge(routes::media::public_router())
         .merge(provider_routes())
 }
 
@@ -296,6 +301,7 @@ pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed.merge(public))
         .merge(routes::system::router())
+        .merge(routes::media::public_router())
         .merge(provider_routes())
         .split_for_parts();
     let mut doc = doc;

@@ -70,7 +70,6 @@ pub struct ServerBuilder {
     probes: Vec<Arc<dyn HealthCheck>>,
     recording: RecordingMessenger,
     bootstrap: bool,
-    #[cfg_attr(not(feature = "whatsapp-cloud"), allow(dead_code))]
     media: Option<Arc<dyn crm_core::MediaStore>>,
     /// The billing provider (default: Stripe from `STRIPE_SECRET_KEY`, else off).
     #[cfg(feature = "stripe")]
@@ -152,9 +151,12 @@ impl ServerBuilder {
         self
     }
 
-    /// Where inbound media files are kept (default: a [`LocalMediaStore`](crm_storage::LocalMediaStore)
-    /// in `<data_dir>/media`). With the `whatsapp-cloud` feature, a worker
-    /// downloads the media of messages received on WhatsApp Cloud channels into it.
+    /// Where media files are kept (default: from the configuration,
+    /// `CRM_MEDIA_BACKEND`: an [`ObjectMediaStore`](crm_storage::ObjectMediaStore)
+    /// in `<data_dir>/media`, or S3). Uploads go there, and with the
+    /// `whatsapp-cloud` feature a worker downloads the media of messages
+    /// received on WhatsApp Cloud channels into it. A store given here signs
+    /// its own URLs.
     pub fn media_store(mut self, media: Arc<dyn crm_core::MediaStore>) -> Self {
         self.media = Some(media);
         self
@@ -223,8 +225,10 @@ impl ServerBuilder {
             .messenger_factory(Arc::new(RecordingFactory::new(self.recording.clone())));
         // Built-in kinds first: a factory given to the builder for the same kind replaces it.
         #[cfg(feature = "whatsapp-cloud")]
+        let cloud = crm_whatsapp::CloudApiFactory::new()?;
+        #[cfg(feature = "whatsapp-cloud")]
         {
-            builder = builder.messenger_factory(Arc::new(crm_whatsapp::CloudApiFactory::new()?));
+            builder = builder.messenger_factory(Arc::new(cloud.clone()));
         }
         #[cfg(feature = "whatsapp-web")]
         let web_engine = crate::whatsapp_web::engine(config)?;
@@ -261,6 +265,10 @@ impl ServerBuilder {
         };
         #[cfg(feature = "stripe")]
         let billing = crate::billing::service_from(config, &crm, self.billing.clone(), &mut probes)?;
+        let media = crate::media::MediaServices::from_config(config, &crm, self.media.clone())?;
+        // Cloud channels send `media:<id>` files of the library.
+        #[cfg(feature = "whatsapp-cloud")]
+        cloud.set_media_library(media.library.clone());
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };
@@ -274,12 +282,20 @@ impl ServerBuilder {
             }
             #[cfg(feature = "whatsapp-cloud")]
             {
-                let media: Arc<dyn crm_core::MediaStore> = match &self.media {
-                    Some(m) => m.clone(),
-                    None => Arc::new(crm_storage::LocalMediaStore::new(config.data_dir.join("media"))),
-                };
-                let fetcher = crm_whatsapp::MediaFetcher::new(crm.clone(), media, crm_whatsapp::http_client()?);
+                let library = media.library.clone();
+                let fetcher =
+                    crm_whatsapp::MediaFetcher::with_library(crm.clone(), library, crm_whatsapp::http_client()?);
                 rb = rb.event_worker(Arc::new(fetcher), crm_whatsapp::MediaFetcher::options());
+            }
+            // Media: deleted with their contact; and after the retention period, when there is one.
+            let eraser = crm_core::media::MediaEraser::new(media.library.clone());
+            rb = rb.event_worker(Arc::new(eraser), WorkerOptions::default());
+            if config.media.retention_days > 0 {
+                let retention = Duration::from_secs(u64::from(config.media.retention_days) * 86_400);
+                let sweep =
+                    crm_core::media::MediaRetention::new(media.library.clone(), retention, Duration::from_secs(3600));
+                sweep.schedule().await?;
+                rb = rb.job_worker(Arc::new(sweep), WorkerOptions::default());
             }
             for (w, o) in self.job_workers {
                 rb = rb.job_worker(w, o);
@@ -317,7 +333,9 @@ impl ServerBuilder {
         };
         #[cfg(feature = "whatsapp-web")]
         let web = crate::whatsapp_web::start(web_engine, &crm, config, workers);
+        probes.push(media.library.files().clone());
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
+        state.set_media(media);
         #[cfg(feature = "webhooks")]
         if let Some(w) = webhooks {
             state.set_webhooks(w);

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
+    /// The media library and the signer of its URLs.
+    pub media: std::sync::OnceLock<crate::media::MediaServices>,
 }
 
 /// The WhatsApp Web engine and, in processes that run workers, the
@@ -126,6 +128,7 @@ impl AppState {
                 billing: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
+                media: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -215,6 +218,18 @@ impl AppState {
     #[cfg(feature = "stripe")]
     pub fn billing(&self) -> Option<&crm_billing::BillingService> {
         self.inner.billing.get()
+    }
+
+    /// Sets the media library the routes use (the server sets it from its
+    /// configuration); false when one was already set.
+    pub fn set_media(&self, media: crate::media::MediaServices) -> bool {
+        self.inner.media.set(media).is_ok()
+    }
+
+    /// The media library: the one set, else one in memory (files are lost
+    /// with the process) with a random URL secret.
+    pub fn media(&self) -> &crate::media::MediaServices {
+        self.inner.media.get_or_init(|| crate::media::MediaServices::memory(self.crm()))
     }
 
     /// The metrics registry.

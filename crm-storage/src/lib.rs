@@ -16,7 +16,9 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod error;
 mod media;
-pub use media::LocalMediaStore;
+pub use media::ObjectMediaStore;
+#[cfg(feature = "s3")]
+pub use media::S3Settings;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 

@@ -7,8 +7,10 @@
 //! [`MediaFetcher`] does this in a worker, never inside the webhook request:
 //! an outbox consumer of `message.received` (written in the same transaction
 //! as the message, so a crash after the webhook's 200 loses no download)
-//! that keeps the bytes in a [`MediaStore`] and records an [`Attachment`]
-//! (media id, MIME type, SHA-256, size, the store's key) on the message.
+//! that keeps the bytes in a [`MediaStore`] through a [`MediaLibrary`] (a
+//! media record: pending, then stored or failed) and records an
+//! [`Attachment`] (its state, Meta's media id, MIME type, SHA-256, size, the
+//! store's key, the media record's id) on the message.
 //! Transient failures (Meta's 5xx and 429, timeouts) are retried with the
 //! runtime's backoff; permanent ones (too large, expired, refused) are
 //! recorded on the message as a failed attachment.
@@ -17,10 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use crm_core::media::MediaLibrary;
+use crm_core::ports::media::once;
 use crm_core::workers::{EventWorker, Outcome, WorkerOptions};
 use crm_core::{
-    Attachment, AttachmentState, Crm, Direction, Error, Event, EventFilter, EventType, MediaStore, MessageContent,
-    MessageId, NewMedia, Result,
+    Attachment, AttachmentState, Crm, Direction, Error, Event, EventFilter, EventType, Media, MediaRef, MediaState,
+    MediaStore, MessageContent, MessageId, Result,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -178,24 +182,60 @@ fn file_name(content: &MessageContent, media_id: &str, mime: &str) -> String {
 }
 
 /// The worker that downloads inbound media of `whatsapp-cloud` channels
-/// (module docs). Run it in a [`Runtime`](crm_core::workers::Runtime) with
-/// [`MediaFetcher::options`].
+/// (module docs) into a [`MediaLibrary`]: a `pending` media record and
+/// attachment first (the message shows the file is on its way), then the
+/// download, then `stored` (with the key, size and SHA-256) or `failed`
+/// (with the reason). Run it in a [`Runtime`](crm_core::workers::Runtime)
+/// with [`MediaFetcher::options`].
 #[derive(Debug, Clone)]
 pub struct MediaFetcher {
     crm: Crm,
-    media: Arc<dyn MediaStore>,
+    library: MediaLibrary,
     client: reqwest::Client,
 }
 
 impl MediaFetcher {
-    /// Keeps files in `media`, calling Meta with `client`.
+    /// Keeps files in `media` (with the default [`MediaLimits`](crm_core::media::MediaLimits)),
+    /// calling Meta with `client`.
     pub fn new(crm: Crm, media: Arc<dyn MediaStore>, client: reqwest::Client) -> Self {
-        Self { crm, media, client }
+        let library = MediaLibrary::new(&crm, media);
+        Self { crm, library, client }
+    }
+
+    /// Keeps files through `library` (its store and limits).
+    pub fn with_library(crm: Crm, library: MediaLibrary, client: reqwest::Client) -> Self {
+        Self { crm, library, client }
     }
 
     /// Options that suit it: a few downloads at once, eight attempts.
     pub fn options() -> WorkerOptions {
         WorkerOptions { batch: 16, concurrency: 4, max_attempts: 8, ..WorkerOptions::default() }
+    }
+
+    /// The pending record of `message`'s file: the one its pending
+    /// attachment names (a retry), else a new one recorded on the message.
+    async fn pending_record(&self, message: &crm_core::Message, media: &MediaRef, name: &str) -> Result<Option<Media>> {
+        if let Some(id) = message.attachment.as_ref().and_then(|a| a.media_id) {
+            return match self.library.get(message.account_id, id).await {
+                Ok(m) if m.state == MediaState::Pending => Ok(Some(m)),
+                Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        let mime = media.mime_type.as_deref().unwrap_or("application/octet-stream");
+        let record = self.library.begin_inbound(message, mime, name).await?;
+        let pending = Attachment {
+            state: AttachmentState::Pending,
+            provider_media_id: media.location.clone(),
+            mime_type: media.mime_type.clone(),
+            sha256: None,
+            size: None,
+            key: None,
+            error: None,
+            media_id: Some(record.id),
+        };
+        self.crm.record_attachment(message.account_id, message.id, pending).await?;
+        Ok(Some(record))
     }
 
     /// Downloads and records the media of the message `event` names;
@@ -215,11 +255,15 @@ impl MediaFetcher {
             Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let (MessageContent::Media { media, .. }, Direction::Inbound, Some(channel_id), None) =
-            (&message.content, message.direction, message.channel_id, &message.attachment)
+        let (MessageContent::Media { media, .. }, Direction::Inbound, Some(channel_id)) =
+            (&message.content, message.direction, message.channel_id)
         else {
             return Ok(None);
         };
+        // Settled already (stored, failed, expired, deleted): nothing to do.
+        if message.attachment.as_ref().is_some_and(|a| a.state != AttachmentState::Pending) {
+            return Ok(None);
+        }
         let channel = match self.crm.get_channel(account, channel_id).await {
             Ok(c) if c.kind.as_str() == KIND => c,
             Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
@@ -229,6 +273,11 @@ impl MediaFetcher {
         let credentials = self.crm.channels().open(&channel)?;
         let messenger = CloudApiMessenger::from_channel(&channel, &credentials, self.client.clone())?;
         let max = CloudSettings::from_channel(&channel)?.max_media_bytes();
+        let name = file_name(&message.content, &media_id, media.mime_type.as_deref().unwrap_or(""));
+        let Some(record) = self.pending_record(&message, media, &name).await? else {
+            return Ok(None);
+        };
+        let record_id = record.id;
         let failed = |error: String| Attachment {
             state: AttachmentState::Failed,
             provider_media_id: media_id.clone(),
@@ -237,26 +286,34 @@ impl MediaFetcher {
             size: None,
             key: None,
             error: Some(error.chars().take(500).collect()),
+            media_id: Some(record_id),
         };
-        let attachment = match messenger.download_media(&media_id, max).await {
+        let downloaded = match messenger.download_media(&media_id, max).await {
             Ok(file) => {
-                let name = file_name(&message.content, &media_id, &file.mime_type);
-                let size = file.bytes.len() as u64;
-                let new =
-                    NewMedia { folder: INBOUND_FOLDER, name: &name, content_type: &file.mime_type, bytes: file.bytes };
-                let key = self.media.put(account, new).await?;
-                Attachment {
-                    state: AttachmentState::Stored,
-                    provider_media_id: media_id.clone(),
-                    mime_type: Some(file.mime_type),
-                    sha256: Some(file.sha256),
-                    size: Some(size),
-                    key: Some(key),
-                    error: None,
-                }
+                let mime = file.mime_type.clone();
+                self.library.store_inbound(record.clone(), &mime, INBOUND_FOLDER, once(file.bytes)).await
             }
-            Err(e @ Error::Validation { .. }) => failed(e.to_string()),
-            Err(e) if e.is_permanent() && matches!(e, Error::Provider { .. }) => failed(e.to_string()),
+            Err(e) => Err(e),
+        };
+        let attachment = match downloaded {
+            Ok(stored) => Attachment {
+                state: AttachmentState::Stored,
+                provider_media_id: media_id.clone(),
+                mime_type: Some(stored.content_type.clone()),
+                sha256: stored.sha256.clone(),
+                size: stored.size,
+                key: stored.key.clone(),
+                error: None,
+                media_id: Some(stored.id),
+            },
+            Err(e @ (Error::Validation { .. } | Error::TooLarge { .. })) => {
+                self.library.fail(record, &e.to_string()).await?;
+                failed(e.to_string())
+            }
+            Err(e) if e.is_permanent() && matches!(e, Error::Provider { .. }) => {
+                self.library.fail(record, &e.to_string()).await?;
+                failed(e.to_string())
+            }
             Err(e) => return Err(e),
         };
         self.crm.record_attachment(account, id, attachment).await.map(Some)
@@ -290,5 +347,71 @@ impl EventWorker for MediaFetcher {
                 Outcome::Retry { error: e.to_string(), after }
             }
         }
+    }
+}
+
+/// The prefix of a media location naming a file of crm's media library:
+/// `media:<media id>` (a [`Media`] record's id).
+pub const STORED_MEDIA_PREFIX: &str = "media:";
+
+/// The media id a message's `media:<id>` location names, if it names one.
+pub(crate) fn stored_media(content: &MessageContent) -> Option<Result<crm_core::MediaId>> {
+    let MessageContent::Media { media, .. } = content else { return None };
+    let id = media.location.strip_prefix(STORED_MEDIA_PREFIX)?;
+    Some(id.parse().map_err(|_| Error::validation("content.media.location", "media:<id> needs a media id")))
+}
+
+/// Meta's answer to a media upload.
+#[derive(Debug, serde::Deserialize)]
+struct Uploaded {
+    id: String,
+}
+
+impl CloudApiMessenger {
+    /// Uploads a file to Meta for this phone number: `POST
+    /// /{phone-number-id}/media` as multipart/form-data with
+    /// `messaging_product=whatsapp`, `type` (the MIME type) and `file`.
+    /// Returns Meta's media id (usable in sends for 30 days). Errors as
+    /// every Graph call ([`Error::Provider`], transient for 5xx, 429 and
+    /// timeouts).
+    pub async fn upload_media(&self, bytes: Vec<u8>, mime_type: &str, filename: &str) -> Result<String> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime_type)
+            .map_err(|_| Error::validation("content_type", "not a MIME type"))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime_type.to_owned())
+            .part("file", part);
+        let url = format!("{}/{}/media", self.root(), self.phone_number_id());
+        let body = self.call(self.client().post(url).multipart(form)).await?;
+        let uploaded: Uploaded = serde_json::from_slice(&body)
+            .map_err(|_| transient("malformed_response", "the media upload's answer names no id"))?;
+        check_media_id(&uploaded.id).map_err(|_| transient("malformed_response", "the media id is malformed"))?;
+        Ok(uploaded.id)
+    }
+
+    /// `message` with its `media:<id>` location replaced by the id Meta
+    /// gives the uploaded file. Permanent errors when there is no media
+    /// library, or the file is not stored (the send fails); the file is
+    /// bounded by the library's limit of its kind.
+    pub(crate) async fn with_uploaded_media(
+        &self,
+        message: &crm_core::OutboundMessage,
+        id: crm_core::MediaId,
+    ) -> Result<crm_core::OutboundMessage> {
+        let library = self.media_library().ok_or_else(|| {
+            Error::validation("content.media.location", "media:<id> needs the media library (crm-server sets it)")
+        })?;
+        let (record, download) = library.open(message.account_id, id).await?;
+        let limit = library.limits().for_type(&record.content_type);
+        let bytes = crm_core::ports::media::collect(download.body, limit).await?;
+        let meta_id = self.upload_media(bytes, &record.content_type, &record.filename).await?;
+        let mut resolved = message.clone();
+        if let MessageContent::Media { media, .. } = &mut resolved.content {
+            media.location = meta_id;
+            media.mime_type = Some(record.content_type);
+        }
+        Ok(resolved)
     }
 }

@@ -48,6 +48,8 @@ pub struct CloudApiMessenger {
     timeout: Duration,
     /// Set when Meta refused the token; the health check reports it.
     refused: Mutex<Option<String>>,
+    /// Where `media:<id>` locations are read from (see [`crate::media`]).
+    media: Option<crm_core::media::MediaLibrary>,
 }
 
 impl std::fmt::Debug for CloudApiMessenger {
@@ -77,6 +79,7 @@ pub struct CloudApiBuilder {
     token: Option<SecretString>,
     settings: CloudSettings,
     client: Option<reqwest::Client>,
+    media: Option<crm_core::media::MediaLibrary>,
 }
 
 impl std::fmt::Debug for CloudApiBuilder {
@@ -134,6 +137,14 @@ impl CloudApiBuilder {
         self
     }
 
+    /// The media library `media:<media id>` locations are read from: such a
+    /// file is uploaded to Meta (`POST /{phone-number-id}/media`) and sent
+    /// by the id Meta gives it.
+    pub fn media_library(mut self, library: crm_core::media::MediaLibrary) -> Self {
+        self.media = Some(library);
+        self
+    }
+
     /// The messenger. [`Error::Validation`] when the phone number id or the
     /// token is missing or a setting is invalid; [`Error::Config`] when the
     /// HTTP client cannot be built.
@@ -160,6 +171,7 @@ impl CloudApiBuilder {
             link_preview: self.settings.link_preview,
             timeout: self.settings.timeout(),
             refused: Mutex::new(None),
+            media: self.media,
         })
     }
 }
@@ -219,6 +231,11 @@ impl CloudApiMessenger {
 
     fn messages_url(&self) -> String {
         format!("{}/{}/messages", self.root, self.phone_number_id)
+    }
+
+    /// The media library `media:<id>` locations are read from, when it has one.
+    pub(crate) fn media_library(&self) -> Option<&crm_core::media::MediaLibrary> {
+        self.media.as_ref()
     }
 
     /// `<base>/<version>`.
@@ -382,7 +399,13 @@ impl Messenger for CloudApiMessenger {
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
         let options = BodyOptions { link_preview: self.link_preview, reply_to: message.reply_to.clone() };
-        self.send_with(message, &options).await
+        match crate::media::stored_media(&message.content) {
+            Some(id) => {
+                let resolved = self.with_uploaded_media(message, id?).await?;
+                self.send_with(&resolved, &options).await
+            }
+            None => self.send_with(message, &options).await,
+        }
     }
 }
 
@@ -393,17 +416,25 @@ impl Messenger for CloudApiMessenger {
 #[derive(Debug, Clone)]
 pub struct CloudApiFactory {
     client: reqwest::Client,
+    media: Arc<std::sync::OnceLock<crm_core::media::MediaLibrary>>,
 }
 
 impl CloudApiFactory {
     /// A factory whose messengers share one HTTP client.
     pub fn new() -> Result<Self> {
-        Ok(Self { client: http_client()? })
+        Ok(Self::with_client(http_client()?))
     }
 
     /// A factory over a given client.
     pub fn with_client(client: reqwest::Client) -> Self {
-        Self { client }
+        Self { client, media: Arc::default() }
+    }
+
+    /// Gives the messengers it builds (and its clones) the media library
+    /// `media:<id>` locations are read from (set once, after the service
+    /// the library needs is built); false when one was set already.
+    pub fn set_media_library(&self, library: crm_core::media::MediaLibrary) -> bool {
+        self.media.set(library).is_ok()
     }
 }
 
@@ -418,7 +449,9 @@ impl MessengerFactory for CloudApiFactory {
     }
 
     async fn build(&self, channel: &Channel, credentials: Credentials) -> Result<Arc<dyn Messenger>> {
-        Ok(Arc::new(CloudApiMessenger::from_channel(channel, &credentials, self.client.clone())?))
+        let mut messenger = CloudApiMessenger::from_channel(channel, &credentials, self.client.clone())?;
+        messenger.media = self.media.get().cloned();
+        Ok(Arc::new(messenger))
     }
 }
 

@@ -9,8 +9,8 @@ mod support;
 use crm_core::secrets::Credentials;
 use crm_core::workers::Runtime;
 use crm_core::{
-    AttachmentState, Error, InboundMessage, MediaKind, MediaRef, MediaStore, MemoryMediaStore, MemoryStore,
-    MessageContent, NewChannel, Store,
+    AttachmentState, Error, InboundMessage, MediaKind, MediaOrigin, MediaRef, MediaState, MediaStore, MemoryMediaStore,
+    MemoryStore, MessageContent, NewChannel, Store,
 };
 use crm_whatsapp::{CloudApiMessenger, MediaFetcher};
 use serde_json::json;
@@ -165,7 +165,8 @@ async fn the_worker_keeps_inbound_media_and_records_it_on_the_message() {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 let m = crm.get_message(account, id).await.unwrap();
-                if m.attachment.is_some() || Instant::now() > deadline {
+                let settled = m.attachment.as_ref().is_some_and(|a| a.state != AttachmentState::Pending);
+                if settled || Instant::now() > deadline {
                     return m;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,6 +189,13 @@ async fn the_worker_keeps_inbound_media_and_records_it_on_the_message() {
     let key = a.key.expect("kept under a key");
     assert!(key.starts_with(&format!("account/{account}/inbound/")) && key.ends_with("-1003383421387256.jpg"));
     assert_eq!(media.get(account, &key).await.unwrap().bytes, BYTES.as_bytes());
+    // The media record: stored, linked to the message and its contact, with the same key and hash.
+    let record = crm.store().get_media(account, a.media_id.expect("the record's id")).await.unwrap();
+    assert_eq!(
+        (record.state, record.origin, record.key.as_deref(), record.message_id, record.contact_id),
+        (MediaState::Stored, MediaOrigin::Inbound, Some(key.as_str()), Some(got.id), Some(got.contact_id))
+    );
+    assert_eq!((record.size, record.sha256), (Some(BYTES.len() as u64), Some(sha(BYTES.as_bytes()))));
 
     // Meta refuses (an expired id): recorded as failed, nothing kept.
     mock.then(Reply::Error { status: 400, code: 100, message: "Unsupported get request", retry_after: None });
@@ -195,6 +203,9 @@ async fn the_worker_keeps_inbound_media_and_records_it_on_the_message() {
     let a = wait(stored.id).await.attachment.expect("failure recorded");
     assert_eq!((a.state, a.key), (AttachmentState::Failed, None));
     assert!(a.error.unwrap().contains("Unsupported get request"));
+    let record = crm.store().get_media(account, a.media_id.expect("the record's id")).await.unwrap();
+    assert_eq!(record.state, MediaState::Failed, "the media record says it failed");
+    assert!(record.error.unwrap().contains("Unsupported get request"));
     // Text messages are not touched.
     let text = InboundMessage { content: MessageContent::text("oi"), ..photo("wamid.T1", "x") };
     let t = crm.record_inbound_via(&channel, text).await.unwrap().message;
@@ -203,5 +214,86 @@ async fn the_worker_keeps_inbound_media_and_records_it_on_the_message() {
     workers.shutdown(Duration::from_secs(2)).await;
     assert_eq!(media.len(), 1);
     let events = crm.store().list_events(account, None, 1000).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.event_type.as_str() == "message.updated").count(), 2);
+    // Each media message: pending, then stored or failed.
+    assert_eq!(events.iter().filter(|e| e.event_type.as_str() == "message.updated").count(), 4);
+}
+
+/// A PNG's first bytes (what `infer` recognises).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+#[tokio::test]
+async fn a_stored_file_is_uploaded_to_meta_then_sent_by_its_id() {
+    use crm_core::media::{MediaLibrary, Upload};
+    use crm_core::{AccountId, Messenger, OutboundMessage, Phone};
+    let mock = GraphMock::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let crm = support::crm_over(store.clone());
+    let account = crm.create_account("Loja").await.unwrap().id;
+    let library = MediaLibrary::new(&crm, Arc::new(MemoryMediaStore::new()));
+    let upload = Upload { filename: "logo.png", content_type: Some("image/png") };
+    let logo = library.upload(account, upload, crm_core::ports::media::once(PNG.to_vec())).await.unwrap();
+    let messenger = CloudApiMessenger::builder()
+        .phone_number_id(PNID)
+        .access_token(TOKEN)
+        .base_url(mock.base_url())
+        .timeout(Duration::from_secs(2))
+        .media_library(library.clone())
+        .build()
+        .unwrap();
+    let outbound = |account: AccountId, location: String| OutboundMessage {
+        account_id: account,
+        message_id: crm_core::MessageId::new(),
+        to: Phone::parse("+5511987654321").unwrap(),
+        whatsapp_id: None,
+        content: MessageContent::Media {
+            kind: MediaKind::Image,
+            media: MediaRef { location, mime_type: None },
+            caption: Some("Nossa marca".into()),
+            filename: None,
+        },
+        new_recipient: false,
+        reply_to: None,
+    };
+
+    // Meta's documented answer to POST /{phone-number-id}/media.
+    mock.then(Reply::Json(200, json!({ "id": "1037543291543636" })));
+    let receipt = messenger.send(&outbound(account, format!("media:{}", logo.id))).await.unwrap();
+    assert!(receipt.provider_message_id.starts_with("wamid."));
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "the upload, then the send");
+    let up = &requests[0];
+    assert_eq!((up.method.as_str(), up.path.as_str()), ("POST", format!("/v23.0/{PNID}/media").as_str()));
+    assert_eq!(up.authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+    assert!(up.content_type.as_deref().unwrap_or("").starts_with("multipart/form-data; boundary="));
+    let raw = String::from_utf8_lossy(&up.raw);
+    for part in
+        ["name=\"messaging_product\"\r\n\r\nwhatsapp", "name=\"type\"\r\n\r\nimage/png", "filename=\"logo.png\""]
+    {
+        assert!(raw.contains(part), "the form has {part:?}: {raw}");
+    }
+    assert!(up.raw.windows(PNG.len()).any(|w| w == PNG), "the file's bytes are in the form");
+    let send = &requests[1];
+    assert_eq!(send.path, format!("/v23.0/{PNID}/messages"));
+    assert_eq!(send.body["type"], "image");
+    assert_eq!(send.body["image"], json!({ "id": "1037543291543636", "caption": "Nossa marca" }));
+
+    // Meta's 5xx on the upload is transient (the dispatcher retries); nothing is sent.
+    mock.then(Reply::Error { status: 500, code: 1, message: "An unknown error occurred", retry_after: None });
+    let err = messenger.send(&outbound(account, format!("media:{}", logo.id))).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(mock.count(), 3);
+
+    // Another account's id, a deleted file, a malformed id: permanent, Meta never called.
+    let err = messenger.send(&outbound(AccountId::new(), format!("media:{}", logo.id))).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    library.delete(account, logo.id).await.unwrap();
+    let err = messenger.send(&outbound(account, format!("media:{}", logo.id))).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }) && err.is_permanent(), "{err}");
+    let err = messenger.send(&outbound(account, "media:../../etc".into())).await.unwrap_err();
+    assert!(matches!(err, Error::Validation { .. }), "{err}");
+    // Without a library, `media:` cannot be sent.
+    let bare = support::messenger_for(&mock, PNID, TOKEN);
+    let err = bare.send(&outbound(account, format!("media:{}", logo.id))).await.unwrap_err();
+    assert!(matches!(err, Error::Validation { .. }), "{err}");
+    assert_eq!(mock.count(), 3, "no further calls to Meta");
 }

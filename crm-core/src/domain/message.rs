@@ -570,6 +570,12 @@ pub enum AttachmentState {
     Stored,
     /// The provider's file could not be downloaded (see [`Attachment::error`]).
     Failed,
+    /// Waiting for its download (a worker copies it; see [`Attachment::media_id`]).
+    Pending,
+    /// Deleted after the account's media retention period.
+    Expired,
+    /// Deleted on request or with the contact.
+    Deleted,
 }
 
 /// An inbound message's media file as crm fetched it from the provider.
@@ -595,6 +601,10 @@ pub struct Attachment {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Its record in the media library ([`Media`](crate::Media)), whose
+    /// signed URL reads it once stored.
+    #[serde(default)]
+    pub media_id: Option<crate::MediaId>,
 }
 
 /// What the provider says a message costs (WhatsApp's `pricing` and

@@ -9,6 +9,7 @@ pub mod contact;
 pub mod credentials;
 pub mod event;
 mod json;
+pub mod media;
 pub mod message;
 pub mod phone;
 pub mod template;

@@ -412,6 +412,7 @@ pub trait Store:
     + crate::WebhookStore
     + crate::ports::assistant::AssistantStore
     + crate::BillingStore
+    + crate::MediaRecordStore
     + HealthCheck
 {
 }
@@ -429,6 +430,7 @@ impl<T> Store for T where
         + crate::WebhookStore
         + crate::ports::assistant::AssistantStore
         + crate::BillingStore
+        + crate::MediaRecordStore
         + HealthCheck
 {
 }

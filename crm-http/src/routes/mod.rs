@@ -9,6 +9,7 @@ pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;
 pub(crate) mod events;
+pub(crate) mod media;
 pub(crate) mod messages;
 pub(crate) mod system;
 pub(crate) mod templates;

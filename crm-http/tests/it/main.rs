@@ -19,6 +19,7 @@ mod e2e;
 mod errors;
 mod fuzz;
 mod hardening;
+mod media;
 mod messages;
 mod ratelimit;
 #[cfg(all(feature = "webhooks", feature = "postgres"))]

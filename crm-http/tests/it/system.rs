@@ -166,6 +166,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("/health", "get"),
     ("/ready", "get"),
     ("/metrics", "get"),
+    ("/api/v1/media", "post"),
+    ("/api/v1/media/{id}", "get"),
+    ("/api/v1/media/{id}", "delete"),
+    ("/api/v1/media/{id}/url", "get"),
+    ("/media/{token}", "get"),
 ];
 
 /// The built-in providers' webhooks and routes (by feature).

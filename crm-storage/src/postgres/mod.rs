@@ -44,6 +44,7 @@ mod contacts;
 mod events;
 mod jobs;
 mod lane;
+mod media;
 mod messages;
 mod sessions;
 mod templates;

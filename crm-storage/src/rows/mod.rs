@@ -25,6 +25,7 @@ pub(crate) mod channels;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod jobs;
+pub(crate) mod media;
 pub(crate) mod messages;
 pub(crate) mod sessions;
 pub(crate) mod templates;

@@ -33,6 +33,7 @@ mod channels;
 mod contacts;
 mod events;
 mod jobs;
+mod media;
 mod messages;
 mod sessions;
 mod templates;

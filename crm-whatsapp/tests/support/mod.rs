@@ -25,6 +25,8 @@ pub struct Recorded {
     pub authorization: Option<String>,
     pub content_type: Option<String>,
     pub body: Value,
+    /// The body as sent (a multipart upload is no JSON).
+    pub raw: Vec<u8>,
 }
 
 /// What the mock answers next.
@@ -110,6 +112,7 @@ async fn answer(
         authorization: header("authorization"),
         content_type: header("content-type"),
         body: parsed.clone(),
+        raw: body.to_vec(),
     };
     inner.requests.lock().unwrap().push(recorded);
     let next = inner.script.lock().unwrap().pop_front();

@@ -26,6 +26,7 @@ mod channels;
 mod contacts;
 mod events;
 mod jobs;
+mod media;
 mod messages;
 mod sessions;
 mod templates;
@@ -85,6 +86,7 @@ struct State {
     billing_events: BTreeMap<String, crate::domain::billing::BillingEvent>,
     billing_customers: BTreeMap<AccountId, String>,
     billing_subscriptions: BTreeMap<String, crate::domain::billing::Subscription>,
+    media: BTreeMap<crate::MediaId, crate::Media>,
 }
 
 impl State {

@@ -591,6 +591,7 @@ pub async fn annotate_message(store: Arc<dyn Store>) {
         size: Some(1234),
         key: Some(format!("account/{a}/inbound/x-photo.jpg")),
         error: None,
+        media_id: Some(crate::MediaId::new()),
     };
     let before = event_count(&store, a).await;
     let annotated = store

@@ -37,6 +37,7 @@ pub mod channels;
 pub mod contacts;
 pub mod events;
 pub mod jobs;
+pub mod media;
 pub mod messages;
 pub mod sessions;
 pub mod templates;
@@ -87,6 +88,7 @@ where
     channel_sessions::run_all(&make).await;
     assistant::run_all(&make).await;
     billing::run_all(&make).await;
+    media::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
