@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod channels;
 pub mod domain;
 mod error;
@@ -83,6 +84,7 @@ pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
 pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
+pub use id::{AutomationId, AutomationRunId};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
@@ -97,6 +99,7 @@ pub use ports::store::{
     MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use ports::webhooks::WebhookStore;
+pub use ports::automations::AutomationStore;
 pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
     CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,

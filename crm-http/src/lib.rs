@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod automation;
 pub mod campaign;
 pub mod config;
 mod error;
@@ -218,6 +219,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messages::router())
         .merge(routes::templates::router())
         .merge(routes::campaigns::router())
+        .merge(routes::automations::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())

@@ -90,6 +90,16 @@ event_types! {
     CHANNEL_STATE_CHANGED = "channel.state_changed";
     /// A channel waiting to be paired shows a new QR code (its text).
     CHANNEL_QR = "channel.qr";
+    /// An automation rule was created.
+    AUTOMATION_CREATED = "automation.created";
+    /// An automation rule was edited (a new version), enabled or disabled.
+    AUTOMATION_UPDATED = "automation.updated";
+    /// An automation rule was deleted.
+    AUTOMATION_DELETED = "automation.deleted";
+    /// An automation run failed or was stopped by the loop bound.
+    AUTOMATION_RUN_FAILED = "automation.run_failed";
+    /// A contact's lead score changed (the change, with its signal).
+    CONTACT_SCORE_CHANGED = "contact.score_changed";
 }
 
 impl EventType {

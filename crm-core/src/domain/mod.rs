@@ -1,6 +1,7 @@
 //! Domain types, validated at construction.
 
 pub mod account;
+pub mod automation;
 pub mod campaign;
 pub mod channel;
 pub mod contact;
@@ -9,6 +10,7 @@ pub mod event;
 mod json;
 pub mod message;
 pub mod phone;
+pub mod scoring;
 pub mod template;
 pub(crate) mod time;
 pub mod webhook;

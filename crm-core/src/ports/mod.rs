@@ -1,5 +1,6 @@
 //! Ports: the object-safe traits every adapter implements.
 
+pub mod automations;
 pub mod campaigns;
 pub mod channels;
 pub mod clock;

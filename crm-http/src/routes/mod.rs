@@ -1,6 +1,7 @@
 //! Route handlers, grouped by resource.
 
 pub(crate) mod admin;
+pub(crate) mod automations;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

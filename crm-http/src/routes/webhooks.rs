@@ -325,6 +325,9 @@ pub(crate) fn add_payload_schemas(doc: &mut utoipa::openapi::OpenApi) {
     add::<crm_core::Template>(c);
     add::<crm_core::ChannelView>(c);
     add::<EndpointView>(c);
+    add::<crm_core::domain::automation::Automation>(c);
+    add::<crm_core::domain::automation::AutomationRun>(c);
+    add::<crm_core::domain::scoring::ScoreChange>(c);
 }
 
 fn schema_json(schema: RefOr<Schema>) -> serde_json::Value {
@@ -446,6 +449,23 @@ fn catalog() -> Vec<EventTypeInfo> {
             &EventType::ENDPOINT_DISABLED,
             "Delivery disabled a webhook endpoint (410 Gone, or failing continuously).",
             component("EndpointView"),
+        ),
+        (&EventType::AUTOMATION_CREATED, "An automation rule was created.", component("Automation")),
+        (
+            &EventType::AUTOMATION_UPDATED,
+            "An automation rule was edited (a new version), enabled or disabled.",
+            component("Automation"),
+        ),
+        (&EventType::AUTOMATION_DELETED, "An automation rule was deleted.", id()),
+        (
+            &EventType::AUTOMATION_RUN_FAILED,
+            "An automation run failed or was stopped by the loop bound (`reason` says why).",
+            component("AutomationRun"),
+        ),
+        (
+            &EventType::CONTACT_SCORE_CHANGED,
+            "A contact's lead score changed (old and new score, the signal, a stage it moved to).",
+            component("ScoreChange"),
         ),
     ];
     let mut items: Vec<EventTypeInfo> = entries

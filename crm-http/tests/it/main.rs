@@ -7,6 +7,8 @@
 mod helpers;
 
 mod admin;
+#[cfg(feature = "webhooks")]
+mod automations;
 mod campaigns;
 mod channels;
 mod cli;

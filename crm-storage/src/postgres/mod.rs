@@ -36,6 +36,7 @@ macro_rules! consumer_wants {
 }
 
 mod accounts;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::error::{corrupt, db};
 
 pub(crate) mod accounts;
+pub(crate) mod automations;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

@@ -26,6 +26,7 @@ use crate::error::{corrupt, db, migrate};
 use crate::rows::{Arg, BATCH, Columns, Fetch, from_micros, get, json_from, micros, probe, to_json};
 
 mod accounts;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;

@@ -18,6 +18,7 @@ use crate::{
 };
 
 mod accounts;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;
@@ -73,6 +74,8 @@ struct State {
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
     /// Channel session leases: owner and expiry.
     channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
+    /// Automation rules, versions, runs, scoring models and score history.
+    automation: automations::AutomationState,
 }
 
 impl State {

@@ -29,6 +29,7 @@ use crate::{
 };
 
 pub mod accounts;
+pub mod automations;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
@@ -83,6 +84,7 @@ where
     campaigns::run_all(&make).await;
     webhooks::run_all(&make).await;
     channel_sessions::run_all(&make).await;
+    automations::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
