@@ -83,9 +83,10 @@ pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
-pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use id::{AutomationId, AutomationRunId};
+pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
+pub use ports::automations::AutomationStore;
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
@@ -99,7 +100,6 @@ pub use ports::store::{
     MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use ports::webhooks::WebhookStore;
-pub use ports::automations::AutomationStore;
 pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
     CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,

@@ -11,9 +11,8 @@ use crm_core::domain::automation::{Automation, RuleDefinition, RunStatus};
 use crm_core::domain::scoring::{ScoringModel, Threshold};
 use crm_core::workers::{EventWorker, JobWorker, Outcome};
 use crm_core::{
-    Account, ContactId, Crm, Error, Event, EventStore, EventType, InboundMessage, Job, JobQuery,
-    JobStore, LeadStage, ManualClock, MemoryStore, MessageContent, NewContact, NewTemplate, PageRequest,
-    RecordingMessenger,
+    Account, ContactId, Crm, Error, Event, EventStore, EventType, InboundMessage, Job, JobQuery, JobStore, LeadStage,
+    ManualClock, MemoryStore, MessageContent, NewContact, NewTemplate, PageRequest, RecordingMessenger,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -68,6 +68,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "templates", description = "Reusable message bodies"),
         (name = "channels", description = "The account's connections to messaging providers"),
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
+        (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "admin", description = "Account, users and API keys"),

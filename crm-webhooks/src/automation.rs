@@ -19,7 +19,7 @@ use std::time::Duration;
 use crm_core::automation::WEBHOOK_JOB;
 use crm_core::domain::automation::WebhookTarget;
 use crm_core::workers::{JobWorker, Outcome, WorkerOptions};
-use crm_core::{Error, Event, Job, Result, WebhookStore};
+use crm_core::{Error, Event, Job, Result};
 
 use crate::{Sender, Webhooks, signature_header};
 

@@ -34,8 +34,8 @@ use crate::domain::automation::{
 };
 use crate::domain::scoring::contains_any_word;
 use crate::{
-    AccountId, ChannelId, Contact, ContactId, ContactPatch, Crm, Error, Event, EventType, Job,
-    MessageContent, MessageId, PageRequest, Result, SendRequest,
+    AccountId, ChannelId, Contact, ContactId, ContactPatch, Crm, Error, Event, EventType, Job, MessageContent,
+    MessageId, PageRequest, Result, SendRequest,
 };
 
 mod scoring;
@@ -124,7 +124,6 @@ pub struct PlannedAction {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRun {
     /// The rule.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub automation_id: crate::AutomationId,
     /// The version evaluated.
     pub version: u32,

@@ -7,9 +7,7 @@ use serde_json::json;
 use super::{AUTOMATION_CONSUMER, CONTINUE_JOB, Engine, SCHEDULE_JOB, is_transient, schedule_job};
 use crate::domain::automation::{RunStatus, SCHEDULED_EVENT, Trigger};
 use crate::workers::{EventWorker, JobWorker, Outcome};
-use crate::{
-    AutomationId, AutomationRunId, Error, Event, EventFilter, EventId, EventType, Job, Result,
-};
+use crate::{AutomationId, AutomationRunId, Error, Event, EventFilter, EventId, EventType, Job, Result};
 
 /// Maps an engine failure to the runtime's outcome: transient ones retry.
 fn outcome(r: Result<()>) -> Outcome {

@@ -474,7 +474,6 @@ impl RuleDefinition {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Automation {
     /// Id.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: AutomationId,
     /// Owning account.
     pub account_id: AccountId,
@@ -527,7 +526,6 @@ impl Automation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutomationVersion {
     /// The rule.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub automation_id: AutomationId,
     /// Its number.
     pub version: u32,
@@ -617,12 +615,10 @@ pub struct StepOutcome {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutomationRun {
     /// Id.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub id: AutomationRunId,
     /// The account.
     pub account_id: AccountId,
     /// The rule.
-    #[cfg_attr(feature = "openapi", schema(value_type = uuid::Uuid))]
     pub automation_id: AutomationId,
     /// The rule's version it ran.
     pub version: u32,

@@ -4,7 +4,7 @@
 //! running for real on a server over SQLite and PostgreSQL.
 
 use crm_core::automation::Engine;
-use crm_core::{EventStore, EventType, Role};
+use crm_core::{EventType, Role};
 use serde_json::{Value, json};
 use std::time::Duration;
 
