@@ -65,7 +65,7 @@ async fn main() -> Result<()> {
         contact.name,
         contact.lead_score,
         contact.lead_stage.as_str(),
-        contact.tags
+        contact.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>()
     );
     let page = PageRequest::first(10)?;
     let jobs =

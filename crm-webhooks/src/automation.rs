@@ -9,7 +9,8 @@
 //! `webhook-timestamp`; an endpoint target adds `webhook-signature`. A URL
 //! target has no secret to sign with: register the URL as an endpoint to
 //! have it signed. 2xx is done; 408, 429 (after its `Retry-After`), 5xx and
-//! network failures are retried by the runtime; other answers fail the job.
+//! network failures are retried by the runtime; other answers, a URL the SSRF
+//! guard refuses and a deleted endpoint fail the job.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -73,6 +74,10 @@ impl AutomationCaller {
                 (e.url.clone(), headers)
             }
         };
+        // A URL the guard refuses will never be allowed: fail at once.
+        if let Err(e) = crate::ssrf::check_url(&url, self.sender.policy()) {
+            return Ok(Outcome::Fail { error: format!("refused: {e}") });
+        }
         headers.insert("webhook-id".into(), msg_id);
         headers.insert("webhook-timestamp".into(), ts.to_string());
         let r = self.sender.post(&url, &headers, body).await;
