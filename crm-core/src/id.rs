@@ -151,6 +151,16 @@ typed_id!(
     "media"
 );
 typed_id!(
+    /// Identifies an [`Automation`](crate::domain::automation::Automation) rule.
+    AutomationId,
+    "automation"
+);
+typed_id!(
+    /// Identifies an [`AutomationRun`](crate::domain::automation::AutomationRun).
+    AutomationRunId,
+    "automation_run"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod channels;
 pub mod domain;
 mod error;
@@ -86,10 +87,12 @@ pub use id::MediaId;
 pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
+pub use id::{AutomationId, AutomationRunId};
 pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::assistant::{Assistant, AssistantStore, DraftChunk, DraftStream};
 pub use ports::billing::{Billing, BillingStore};
+pub use ports::automations::AutomationStore;
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};

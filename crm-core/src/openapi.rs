@@ -74,5 +74,7 @@ uuid_schema!(
     crate::MediaId,
     crate::WebhookDeliveryId,
     crate::WebhookAttemptId,
-    crate::AiDraftId
+    crate::AiDraftId,
+    crate::AutomationId,
+    crate::AutomationRunId
 );

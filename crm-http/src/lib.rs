@@ -29,6 +29,7 @@ mod auth;
 mod billing;
 #[cfg(feature = "stripe")]
 pub mod billing_config;
+mod automation;
 pub mod campaign;
 pub mod config;
 mod error;
@@ -77,6 +78,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "templates", description = "Reusable message bodies"),
         (name = "channels", description = "The account's connections to messaging providers"),
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
+        (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "media", description = "Media files: uploads, inbound files, signed URLs"),
@@ -233,6 +235,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messages::router())
         .merge(routes::templates::router())
         .merge(routes::campaigns::router())
+        .merge(routes::automations::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())

@@ -277,6 +277,7 @@ impl ServerBuilder {
             let (runner, tracker) = (crm.campaign_runner(), crm.campaign_tracker());
             let (runner_options, tracker_options) = (runner.options(), tracker.options());
             rb = rb.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
+            rb = crate::automation::register(rb, &crm);
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
             }
@@ -312,7 +313,11 @@ impl ServerBuilder {
                     WorkerOptions { concurrency: config.webhooks.concurrency, ..crm_webhooks::Deliverer::options() };
                 rb = rb
                     .event_worker(Arc::new(crm_webhooks::FanOut::new(w.clone())), crm_webhooks::FanOut::options())
-                    .job_worker(Arc::new(deliverer), options);
+                    .job_worker(Arc::new(deliverer), options)
+                    .job_worker(
+                        Arc::new(crm_webhooks::AutomationCaller::new(w.clone())?),
+                        crm_webhooks::AutomationCaller::options(),
+                    );
             }
             #[cfg(feature = "stripe")]
             if let Some(b) = &billing {

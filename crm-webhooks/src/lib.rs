@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod schedule;
 pub mod sender;
 pub mod service;
@@ -53,6 +54,7 @@ pub mod ssrf;
 pub mod verify;
 pub mod worker;
 
+pub use automation::AutomationCaller;
 pub use schedule::RetrySchedule;
 pub use sender::{AttemptResult, Sender};
 pub use service::{CONSUMER, DELIVER_KIND, EndpointPatch, NewEndpoint, TEST_EVENT_TYPE, WebhookSettings, Webhooks};

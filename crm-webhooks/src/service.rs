@@ -211,7 +211,7 @@ impl Webhooks {
 
     /// The secrets that sign now: the current one, and the previous one
     /// while its overlap lasts.
-    fn signing_secrets(&self, e: &WebhookEndpoint) -> Result<Vec<SigningSecret>> {
+    pub(crate) fn signing_secrets(&self, e: &WebhookEndpoint) -> Result<Vec<SigningSecret>> {
         let mut out = vec![self.open(e, &e.secret)?];
         if let (Some(prev), Some(until)) = (&e.previous_secret, e.previous_secret_expires_at)
             && until > self.now()

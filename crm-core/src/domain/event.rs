@@ -108,6 +108,16 @@ event_types! {
     BILLING_INVOICE_PAID = "billing.invoice_paid";
     /// An invoice's payment failed (the provider may retry).
     BILLING_INVOICE_PAYMENT_FAILED = "billing.invoice_payment_failed";
+    /// An automation rule was created.
+    AUTOMATION_CREATED = "automation.created";
+    /// An automation rule was edited (a new version), enabled or disabled.
+    AUTOMATION_UPDATED = "automation.updated";
+    /// An automation rule was deleted.
+    AUTOMATION_DELETED = "automation.deleted";
+    /// An automation run failed or was stopped by the loop bound.
+    AUTOMATION_RUN_FAILED = "automation.run_failed";
+    /// A contact's lead score changed (the change, with its signal).
+    CONTACT_SCORE_CHANGED = "contact.score_changed";
 }
 
 impl EventType {

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod assistant;
 pub mod billing;
+pub mod automation;
 pub mod campaign;
 pub mod channel;
 pub mod contact;
@@ -12,6 +13,7 @@ mod json;
 pub mod media;
 pub mod message;
 pub mod phone;
+pub mod scoring;
 pub mod template;
 pub(crate) mod time;
 pub mod webhook;

@@ -2,6 +2,7 @@
 
 pub mod assistant;
 pub mod billing;
+pub mod automations;
 pub mod campaigns;
 pub mod channels;
 pub mod clock;

@@ -413,6 +413,7 @@ pub trait Store:
     + crate::ports::assistant::AssistantStore
     + crate::BillingStore
     + crate::MediaRecordStore
+    + crate::AutomationStore
     + HealthCheck
 {
 }
@@ -431,6 +432,7 @@ impl<T> Store for T where
         + crate::ports::assistant::AssistantStore
         + crate::BillingStore
         + crate::MediaRecordStore
+        + crate::AutomationStore
         + HealthCheck
 {
 }

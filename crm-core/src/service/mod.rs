@@ -19,6 +19,7 @@ use crate::{
 };
 
 mod accounts;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;

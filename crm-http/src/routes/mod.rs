@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod ai;
 #[cfg(feature = "stripe")]
 pub(crate) mod billing;
+pub(crate) mod automations;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

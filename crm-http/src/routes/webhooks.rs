@@ -326,6 +326,9 @@ pub(crate) fn add_payload_schemas(doc: &mut utoipa::openapi::OpenApi) {
     add::<crm_core::ChannelView>(c);
     add::<EndpointView>(c);
     add::<crm_core::domain::billing::Subscription>(c);
+    add::<crm_core::domain::automation::Automation>(c);
+    add::<crm_core::domain::automation::AutomationRun>(c);
+    add::<crm_core::domain::scoring::ScoreChange>(c);
 }
 
 fn schema_json(schema: RefOr<Schema>) -> serde_json::Value {
@@ -500,6 +503,23 @@ fn catalog() -> Vec<EventTypeInfo> {
                 ("amount", serde_json::json!({ "type": "integer" })),
                 ("currency", string()),
             ]),
+        ),
+        (&EventType::AUTOMATION_CREATED, "An automation rule was created.", component("Automation")),
+        (
+            &EventType::AUTOMATION_UPDATED,
+            "An automation rule was edited (a new version), enabled or disabled.",
+            component("Automation"),
+        ),
+        (&EventType::AUTOMATION_DELETED, "An automation rule was deleted.", id()),
+        (
+            &EventType::AUTOMATION_RUN_FAILED,
+            "An automation run failed or was stopped by the loop bound (`reason` says why).",
+            component("AutomationRun"),
+        ),
+        (
+            &EventType::CONTACT_SCORE_CHANGED,
+            "A contact's lead score changed (old and new score, the signal, a stage it moved to).",
+            component("ScoreChange"),
         ),
     ];
     let mut items: Vec<EventTypeInfo> = entries

@@ -11,6 +11,8 @@ mod admin;
 mod ai;
 #[cfg(feature = "stripe")]
 mod billing;
+#[cfg(feature = "webhooks")]
+mod automations;
 mod campaigns;
 mod channels;
 mod cli;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::helpers::{Api, Harness, create_contact, id};
 
-type Inbox = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+pub(crate) type Inbox = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A receiver on 127.0.0.1 that keeps what it gets and answers 204.
 pub(crate) async fn receiver() -> (String, Inbox) {
@@ -36,7 +36,7 @@ pub(crate) async fn receiver() -> (String, Inbox) {
     (url, inbox)
 }
 
-async fn wait_for(inbox: &Inbox, n: usize) -> Vec<(HeaderMap, Bytes)> {
+pub(crate) async fn wait_for(inbox: &Inbox, n: usize) -> Vec<(HeaderMap, Bytes)> {
     for _ in 0..500 {
         let got = inbox.lock().expect("lock").clone();
         if got.len() >= n {
@@ -200,7 +200,7 @@ async fn round_trip(h: &Harness) {
     api.delete(&format!("/api/v1/webhooks/endpoints/{endpoint}")).bearer(&key).send().await.problem(404, "not-found");
 }
 
-fn allow_loopback(c: &mut crm_http::Config) {
+pub(crate) fn allow_loopback(c: &mut crm_http::Config) {
     c.webhooks.allow_networks = vec!["127.0.0.0/8".into()];
 }
 

@@ -38,6 +38,7 @@ macro_rules! consumer_wants {
 mod accounts;
 mod assistant;
 mod billing;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;

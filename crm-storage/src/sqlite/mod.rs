@@ -28,6 +28,7 @@ use crate::rows::{Arg, BATCH, Columns, Fetch, from_micros, get, json_from, micro
 mod accounts;
 mod assistant;
 mod billing;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;

@@ -21,6 +21,7 @@ use crate::{
 mod accounts;
 mod assistant;
 mod billing;
+mod automations;
 mod campaigns;
 mod channels;
 mod contacts;
@@ -87,6 +88,8 @@ struct State {
     billing_customers: BTreeMap<AccountId, String>,
     billing_subscriptions: BTreeMap<String, crate::domain::billing::Subscription>,
     media: BTreeMap<crate::MediaId, crate::Media>,
+    /// Automation rules, versions, runs, scoring models and score history.
+    automation: automations::AutomationState,
 }
 
 impl State {

@@ -31,6 +31,7 @@ use crate::{
 pub mod accounts;
 pub mod assistant;
 pub mod billing;
+pub mod automations;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
@@ -89,6 +90,7 @@ where
     assistant::run_all(&make).await;
     billing::run_all(&make).await;
     media::run_all(&make).await;
+    automations::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
