@@ -72,5 +72,7 @@ uuid_schema!(
     crate::EventId,
     crate::WebhookEndpointId,
     crate::WebhookDeliveryId,
-    crate::WebhookAttemptId
+    crate::WebhookAttemptId,
+    crate::SequenceId,
+    crate::EnrolmentId
 );

@@ -114,6 +114,8 @@ pub struct Config {
     /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
     #[cfg(feature = "webhooks")]
     pub webhooks: crate::webhook_config::WebhookConfig,
+    /// n8n (`[n8n]`; `N8N_URL`, `N8N_API_KEY`, `N8N_WEBHOOK_SECRET`, `N8N_TIMEOUT_SECS`).
+    pub n8n: crate::n8n::N8nConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -175,6 +177,7 @@ impl Default for Config {
             trusted_proxies: 0,
             #[cfg(feature = "webhooks")]
             webhooks: crate::webhook_config::WebhookConfig::default(),
+            n8n: crate::n8n::N8nConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -409,6 +412,7 @@ impl Config {
         }
         #[cfg(feature = "webhooks")]
         self.webhooks.apply_env(get)?;
+        self.n8n.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -425,6 +429,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         #[cfg(feature = "webhooks")]
         self.webhooks.validate()?;
+        self.n8n.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

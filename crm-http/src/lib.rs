@@ -27,8 +27,10 @@ mod error;
 mod extract;
 pub mod import;
 pub mod metrics;
+pub mod n8n;
 mod request_id;
 mod routes;
+mod sequences;
 mod server;
 mod state;
 #[cfg(feature = "webhooks")]
@@ -67,6 +69,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "templates", description = "Reusable message bodies"),
         (name = "channels", description = "The account's connections to messaging providers"),
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
+        (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
+        (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "admin", description = "Account, users and API keys"),
@@ -113,7 +117,7 @@ impl Modify for ResourceLinks {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
         use utoipa::openapi::link::Link;
-        let links: [(&str, &[&str]); 4] = [
+        let links: [(&str, &[&str]); 5] = [
             (
                 "/api/v1/contacts",
                 &[
@@ -129,6 +133,10 @@ impl Modify for ResourceLinks {
             ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
             ("/api/v1/channels", &["get_channel", "update_channel", "delete_channel"]),
             ("/api/v1/messages", &["get_message"]),
+            (
+                "/api/v1/sequences",
+                &["get_sequence", "replace_sequence", "delete_sequence", "enrol_contacts", "list_enrolments"],
+            ),
         ];
         for (path, targets) in links {
             let Some(op) = openapi.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
@@ -218,6 +226,8 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::messages::router())
         .merge(routes::templates::router())
         .merge(routes::campaigns::router())
+        .merge(routes::sequences::router())
+        .merge(routes::n8n::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())

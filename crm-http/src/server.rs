@@ -70,6 +70,7 @@ pub struct ServerBuilder {
     probes: Vec<Arc<dyn HealthCheck>>,
     recording: RecordingMessenger,
     bootstrap: bool,
+    workflows: Option<Arc<dyn crm_core::ports::workflows::Workflows>>,
     #[cfg_attr(not(feature = "whatsapp-cloud"), allow(dead_code))]
     media: Option<Arc<dyn crm_core::MediaStore>>,
 }
@@ -146,6 +147,13 @@ impl ServerBuilder {
     /// downloads the media of messages received on WhatsApp Cloud channels into it.
     pub fn media_store(mut self, media: Arc<dyn crm_core::MediaStore>) -> Self {
         self.media = Some(media);
+        self
+    }
+
+    /// The workflow engine to use instead of the one `N8N_URL` configures
+    /// (tests give a `RecordingWorkflows`).
+    pub fn workflows(mut self, workflows: Arc<dyn crm_core::ports::workflows::Workflows>) -> Self {
+        self.workflows = Some(workflows);
         self
     }
 
@@ -240,6 +248,13 @@ impl ServerBuilder {
         }
         let crm = builder.build()?;
         let bootstrap = if self.bootstrap { bootstrap(&crm).await? } else { None };
+        let workflows = match self.workflows {
+            Some(w) => Some(w),
+            None => config.n8n.workflows()?,
+        };
+        if let Some(w) = &workflows {
+            probes.push(w.clone());
+        }
         #[cfg(feature = "webhooks")]
         let webhooks = webhooks_from(config, &crm, &limiter)?;
         let runtime = if workers {
@@ -250,6 +265,11 @@ impl ServerBuilder {
             let (runner, tracker) = (crm.campaign_runner(), crm.campaign_tracker());
             let (runner_options, tracker_options) = (runner.options(), tracker.options());
             rb = rb.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
+            rb = crate::sequences::workers(rb, &crm);
+            if let Some(w) = &workflows {
+                let trigger = crm_core::workers::WorkflowTrigger::new(w.clone());
+                rb = rb.job_worker(Arc::new(trigger), crm_core::workers::WorkflowTrigger::options());
+            }
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
             }
@@ -296,6 +316,9 @@ impl ServerBuilder {
         }
         #[cfg(feature = "whatsapp-web")]
         let _ = state.inner.whatsapp_web.set(web);
+        if let Some(w) = workflows {
+            state.set_workflows(w);
+        }
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
     }
 }
@@ -340,6 +363,7 @@ impl Server {
             probes: Vec::new(),
             recording: RecordingMessenger::new().keep_last(100),
             bootstrap: true,
+            workflows: None,
             media: None,
         }
     }

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub auth_failures: crate::auth::AuthFailures,
     #[cfg(feature = "webhooks")]
     pub webhooks: std::sync::OnceLock<crm_webhooks::Webhooks>,
+    /// The workflow engine (n8n), when one is configured.
+    pub workflows: std::sync::OnceLock<Arc<dyn crm_core::ports::workflows::Workflows>>,
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
@@ -114,6 +116,7 @@ impl AppState {
                 auth_failures,
                 #[cfg(feature = "webhooks")]
                 webhooks: std::sync::OnceLock::new(),
+                workflows: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
             }),
@@ -175,6 +178,17 @@ impl AppState {
             .clock(crm.clock().clone())
             .limiter(self.inner.limiter.clone());
         Ok(self.inner.webhooks.get_or_init(|| w).clone())
+    }
+
+    /// Sets the workflow engine (n8n) the `/api/v1/n8n` routes use; false
+    /// when one was already set.
+    pub fn set_workflows(&self, workflows: Arc<dyn crm_core::ports::workflows::Workflows>) -> bool {
+        self.inner.workflows.set(workflows).is_ok()
+    }
+
+    /// The workflow engine, when one is configured.
+    pub fn workflows(&self) -> Option<&Arc<dyn crm_core::ports::workflows::Workflows>> {
+        self.inner.workflows.get()
     }
 
     /// The metrics registry.

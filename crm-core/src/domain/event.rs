@@ -90,6 +90,20 @@ event_types! {
     CHANNEL_STATE_CHANGED = "channel.state_changed";
     /// A channel waiting to be paired shows a new QR code (its text).
     CHANNEL_QR = "channel.qr";
+    /// A follow-up sequence was created.
+    SEQUENCE_CREATED = "sequence.created";
+    /// A sequence changed (steps, window, enabled).
+    SEQUENCE_UPDATED = "sequence.updated";
+    /// A sequence was deleted (with its enrolments).
+    SEQUENCE_DELETED = "sequence.deleted";
+    /// A contact was enrolled in a sequence.
+    SEQUENCE_ENROLLED = "sequence.enrolled";
+    /// A step of an enrolment ran.
+    SEQUENCE_STEP_COMPLETED = "sequence.step_completed";
+    /// An enrolment ran its last step.
+    SEQUENCE_COMPLETED = "sequence.completed";
+    /// An enrolment stopped early (a reply, a stage change, an opt-out, a manual or automation stop, a failed step).
+    SEQUENCE_STOPPED = "sequence.stopped";
 }
 
 impl EventType {

@@ -9,6 +9,7 @@ pub mod event;
 mod json;
 pub mod message;
 pub mod phone;
+pub mod sequence;
 pub mod template;
 pub(crate) mod time;
 pub mod webhook;

@@ -5,8 +5,10 @@ mod limiter;
 mod media;
 mod messenger;
 mod store;
+mod workflows;
 
 pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};
 pub use store::MemoryStore;
+pub use workflows::RecordingWorkflows;

@@ -410,6 +410,7 @@ pub trait Store:
     + JobStore
     + CampaignStore
     + crate::WebhookStore
+    + crate::SequenceStore
     + HealthCheck
 {
 }
@@ -425,6 +426,7 @@ impl<T> Store for T where
         + JobStore
         + CampaignStore
         + crate::WebhookStore
+        + crate::SequenceStore
         + HealthCheck
 {
 }

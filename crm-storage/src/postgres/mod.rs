@@ -43,6 +43,7 @@ mod events;
 mod jobs;
 mod lane;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;

@@ -32,6 +32,7 @@ mod contacts;
 mod events;
 mod jobs;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;

@@ -24,6 +24,7 @@ mod contacts;
 mod events;
 mod jobs;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
@@ -73,6 +74,10 @@ struct State {
     attempts: HashMap<crate::WebhookDeliveryId, Vec<crate::WebhookAttempt>>,
     /// Channel session leases: owner and expiry.
     channel_leases: HashMap<ChannelId, (String, DateTime<Utc>)>,
+    sequences: BTreeMap<crate::SequenceId, crate::Sequence>,
+    enrolments: BTreeMap<crate::EnrolmentId, crate::Enrolment>,
+    /// The active enrolment of each contact in each sequence.
+    active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
 }
 
 impl State {

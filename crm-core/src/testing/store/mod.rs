@@ -36,6 +36,7 @@ pub mod contacts;
 pub mod events;
 pub mod jobs;
 pub mod messages;
+pub mod sequences;
 pub mod sessions;
 pub mod templates;
 pub mod webhooks;
@@ -83,6 +84,7 @@ where
     campaigns::run_all(&make).await;
     webhooks::run_all(&make).await;
     channel_sessions::run_all(&make).await;
+    sequences::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
