@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 use crm_core::workers::{JobWorker, Outcome, Runtime, WorkerOptions};
 use crm_core::{
-    Clock, ContactQuery, Crm, Job, NewContact, NewSequence, PageRequest, RecordingMessenger,
-    SEQUENCE_STEP_JOB, SequenceStep, StepAction, Store, SystemClock,
+    Clock, ContactQuery, Crm, Job, NewContact, NewSequence, PageRequest, RecordingMessenger, SEQUENCE_STEP_JOB,
+    SequenceStep, StepAction, Store, SystemClock,
 };
 use crm_storage::PgStore;
 use std::sync::Arc;
@@ -117,7 +117,12 @@ async fn main() {
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!("bare job claim/complete: {n} in {:.2?} = {:.0}/s", bare, rate(bare));
-    println!("sequence steps (add_tag): {n} in {:.2?} = {:.0}/s ({:.2}× the bare job time)", steps, rate(steps), steps.as_secs_f64() / bare.as_secs_f64());
+    println!(
+        "sequence steps (add_tag): {n} in {:.2?} = {:.0}/s ({:.2}× the bare job time)",
+        steps,
+        rate(steps),
+        steps.as_secs_f64() / bare.as_secs_f64()
+    );
 
     let pool = pg.pool().clone();
     drop(store);
