@@ -161,6 +161,16 @@ typed_id!(
     "automation_run"
 );
 typed_id!(
+    /// Identifies a follow-up [`Sequence`](crate::Sequence).
+    SequenceId,
+    "sequence"
+);
+typed_id!(
+    /// Identifies an [`Enrolment`](crate::Enrolment) of a contact in a sequence.
+    EnrolmentId,
+    "enrolment"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

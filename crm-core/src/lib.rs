@@ -73,6 +73,9 @@ pub use domain::message::{
     MessageKind, MessageStatus, Pricing, ReplyButton, ReplyTo, StatusUpdate,
 };
 pub use domain::phone::Phone;
+pub use domain::sequence::{
+    Enrolment, EnrolmentState, NewSequence, SendWindow, Sequence, SequenceStep, StepAction, StopReason,
+};
 pub use domain::template::{
     MAX_RENDER_PREVIEW, MAX_TEMPLATE_BODY, NewTemplate, ParameterKind, Template, TemplateCategory, TemplateParameter,
     Variables, is_component_variable, render_lenient, render_strict,
@@ -88,6 +91,7 @@ pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
 };
 pub use id::{AutomationId, AutomationRunId};
+pub use id::{EnrolmentId, SequenceId};
 pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::assistant::{Assistant, AssistantStore, DraftChunk, DraftStream};
@@ -104,6 +108,7 @@ pub use ports::media::{
 };
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
+pub use ports::sequences::{Enrolling, EnrolmentQuery, SequenceStore};
 pub use ports::store::{
     AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageAnnotation,
     MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
@@ -113,4 +118,8 @@ pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
     CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,
     Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
+};
+pub use service::{
+    EnrolResult, SEQUENCE_CONSUMER, SEQUENCE_ENROL_JOB, SEQUENCE_STEP_JOB, SEQUENCE_STOP_JOB, SequenceEnroller,
+    SequenceRunner, SequenceStopper, SequenceWatcher,
 };

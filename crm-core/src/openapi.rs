@@ -76,5 +76,7 @@ uuid_schema!(
     crate::WebhookAttemptId,
     crate::AiDraftId,
     crate::AutomationId,
-    crate::AutomationRunId
+    crate::AutomationRunId,
+    crate::SequenceId,
+    crate::EnrolmentId
 );

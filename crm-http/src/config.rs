@@ -122,6 +122,8 @@ pub struct Config {
     pub billing: crate::billing_config::BillingConfig,
     /// Media storage (`[media]`; `CRM_MEDIA_*`, `CRM_PUBLIC_URL`, `S3_BUCKET_NAME`, `AWS_*`).
     pub media: crate::media_config::MediaConfig,
+    /// n8n (`[n8n]`; `N8N_URL`, `N8N_API_KEY`, `N8N_WEBHOOK_SECRET`, `N8N_TIMEOUT_SECS`).
+    pub n8n: crate::n8n::N8nConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -189,6 +191,7 @@ impl Default for Config {
             #[cfg(feature = "stripe")]
             billing: crate::billing_config::BillingConfig::default(),
             media: crate::media_config::MediaConfig::default(),
+            n8n: crate::n8n::N8nConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -428,6 +431,7 @@ impl Config {
         #[cfg(feature = "stripe")]
         self.billing.apply_env(get)?;
         self.media.apply_env(get)?;
+        self.n8n.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -449,6 +453,7 @@ impl Config {
         #[cfg(feature = "stripe")]
         self.billing.validate()?;
         self.media.validate()?;
+        self.n8n.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

@@ -38,8 +38,10 @@ pub mod import;
 pub mod media;
 pub mod media_config;
 pub mod metrics;
+pub mod n8n;
 mod request_id;
 mod routes;
+mod sequences;
 mod server;
 mod state;
 #[cfg(feature = "webhooks")]
@@ -79,6 +81,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "channels", description = "The account's connections to messaging providers"),
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
         (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
+        (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
+        (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
         (name = "media", description = "Media files: uploads, inbound files, signed URLs"),
@@ -130,7 +134,7 @@ impl Modify for ResourceLinks {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
         use utoipa::openapi::link::Link;
-        let links: [(&str, &[&str]); 4] = [
+        let links: [(&str, &[&str]); 5] = [
             (
                 "/api/v1/contacts",
                 &[
@@ -146,6 +150,10 @@ impl Modify for ResourceLinks {
             ("/api/v1/templates", &["get_template", "replace_template", "delete_template", "render_template"]),
             ("/api/v1/channels", &["get_channel", "update_channel", "delete_channel"]),
             ("/api/v1/messages", &["get_message"]),
+            (
+                "/api/v1/sequences",
+                &["get_sequence", "replace_sequence", "delete_sequence", "enrol_contacts", "list_enrolments"],
+            ),
         ];
         for (path, targets) in links {
             let Some(op) = openapi.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
@@ -236,6 +244,8 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::templates::router())
         .merge(routes::campaigns::router())
         .merge(routes::automations::router())
+        .merge(routes::sequences::router())
+        .merge(routes::n8n::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())

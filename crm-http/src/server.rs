@@ -70,6 +70,7 @@ pub struct ServerBuilder {
     probes: Vec<Arc<dyn HealthCheck>>,
     recording: RecordingMessenger,
     bootstrap: bool,
+    workflows: Option<Arc<dyn crm_core::ports::workflows::Workflows>>,
     media: Option<Arc<dyn crm_core::MediaStore>>,
     /// The billing provider (default: Stripe from `STRIPE_SECRET_KEY`, else off).
     #[cfg(feature = "stripe")]
@@ -159,6 +160,13 @@ impl ServerBuilder {
     /// its own URLs.
     pub fn media_store(mut self, media: Arc<dyn crm_core::MediaStore>) -> Self {
         self.media = Some(media);
+        self
+    }
+
+    /// The workflow engine to use instead of the one `N8N_URL` configures
+    /// (tests give a `RecordingWorkflows`).
+    pub fn workflows(mut self, workflows: Arc<dyn crm_core::ports::workflows::Workflows>) -> Self {
+        self.workflows = Some(workflows);
         self
     }
 
@@ -255,6 +263,13 @@ impl ServerBuilder {
         }
         let crm = builder.build()?;
         let bootstrap = if self.bootstrap { bootstrap(&crm).await? } else { None };
+        let workflows = match self.workflows {
+            Some(w) => Some(w),
+            None => config.n8n.workflows()?,
+        };
+        if let Some(w) = &workflows {
+            probes.push(w.clone());
+        }
         #[cfg(feature = "webhooks")]
         let webhooks = webhooks_from(config, &crm, &limiter)?;
         #[cfg(feature = "ai")]
@@ -278,6 +293,11 @@ impl ServerBuilder {
             let (runner_options, tracker_options) = (runner.options(), tracker.options());
             rb = rb.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
             rb = crate::automation::register(rb, &crm);
+            rb = crate::sequences::workers(rb, &crm);
+            if let Some(w) = &workflows {
+                let trigger = crm_core::workers::WorkflowTrigger::new(w.clone());
+                rb = rb.job_worker(Arc::new(trigger), crm_core::workers::WorkflowTrigger::options());
+            }
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
             }
@@ -353,6 +373,9 @@ impl ServerBuilder {
         }
         #[cfg(feature = "whatsapp-web")]
         let _ = state.inner.whatsapp_web.set(web);
+        if let Some(w) = workflows {
+            state.set_workflows(w);
+        }
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
     }
 }
@@ -399,6 +422,7 @@ impl Server {
             billing: None,
             recording: RecordingMessenger::new().keep_last(100),
             bootstrap: true,
+            workflows: None,
             media: None,
         }
     }

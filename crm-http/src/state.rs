@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     /// Billing, when Stripe (or another `Billing`) is configured.
     #[cfg(feature = "stripe")]
     pub billing: std::sync::OnceLock<crm_billing::BillingService>,
+    /// The workflow engine (n8n), when one is configured.
+    pub workflows: std::sync::OnceLock<Arc<dyn crm_core::ports::workflows::Workflows>>,
     /// The WhatsApp Web sessions of this process and their supervisor.
     #[cfg(feature = "whatsapp-web")]
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
@@ -126,6 +128,7 @@ impl AppState {
                 ai: std::sync::OnceLock::new(),
                 #[cfg(feature = "stripe")]
                 billing: std::sync::OnceLock::new(),
+                workflows: std::sync::OnceLock::new(),
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
                 media: std::sync::OnceLock::new(),
@@ -230,6 +233,17 @@ impl AppState {
     /// with the process) with a random URL secret.
     pub fn media(&self) -> &crate::media::MediaServices {
         self.inner.media.get_or_init(|| crate::media::MediaServices::memory(self.crm()))
+    }
+
+    /// Sets the workflow engine (n8n) the `/api/v1/n8n` routes use; false
+    /// when one was already set.
+    pub fn set_workflows(&self, workflows: Arc<dyn crm_core::ports::workflows::Workflows>) -> bool {
+        self.inner.workflows.set(workflows).is_ok()
+    }
+
+    /// The workflow engine, when one is configured.
+    pub fn workflows(&self) -> Option<&Arc<dyn crm_core::ports::workflows::Workflows>> {
+        self.inner.workflows.get()
     }
 
     /// The metrics registry.

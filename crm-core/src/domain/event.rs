@@ -118,6 +118,20 @@ event_types! {
     AUTOMATION_RUN_FAILED = "automation.run_failed";
     /// A contact's lead score changed (the change, with its signal).
     CONTACT_SCORE_CHANGED = "contact.score_changed";
+    /// A follow-up sequence was created.
+    SEQUENCE_CREATED = "sequence.created";
+    /// A sequence changed (steps, window, enabled).
+    SEQUENCE_UPDATED = "sequence.updated";
+    /// A sequence was deleted (with its enrolments).
+    SEQUENCE_DELETED = "sequence.deleted";
+    /// A contact was enrolled in a sequence.
+    SEQUENCE_ENROLLED = "sequence.enrolled";
+    /// A step of an enrolment ran.
+    SEQUENCE_STEP_COMPLETED = "sequence.step_completed";
+    /// An enrolment ran its last step.
+    SEQUENCE_COMPLETED = "sequence.completed";
+    /// An enrolment stopped early (a reply, a stage change, an opt-out, a manual or automation stop, a failed step).
+    SEQUENCE_STOPPED = "sequence.stopped";
 }
 
 impl EventType {

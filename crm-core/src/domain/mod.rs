@@ -14,6 +14,7 @@ pub mod media;
 pub mod message;
 pub mod phone;
 pub mod scoring;
+pub mod sequence;
 pub mod template;
 pub(crate) mod time;
 pub mod webhook;

@@ -7,6 +7,7 @@ mod limiter;
 mod media;
 mod messenger;
 mod store;
+mod workflows;
 
 pub use assistant::ScriptedAssistant;
 pub use billing::{BillingCall, RecordingBilling};
@@ -14,3 +15,4 @@ pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};
 pub use store::MemoryStore;
+pub use workflows::RecordingWorkflows;

@@ -11,5 +11,7 @@ pub mod jobs;
 pub mod media;
 pub mod messenger;
 pub mod rate_limiter;
+pub mod sequences;
 pub mod store;
 pub mod webhooks;
+pub mod workflows;

@@ -414,6 +414,7 @@ pub trait Store:
     + crate::BillingStore
     + crate::MediaRecordStore
     + crate::AutomationStore
+    + crate::SequenceStore
     + HealthCheck
 {
 }
@@ -433,6 +434,7 @@ impl<T> Store for T where
         + crate::BillingStore
         + crate::MediaRecordStore
         + crate::AutomationStore
+        + crate::SequenceStore
         + HealthCheck
 {
 }

@@ -26,6 +26,7 @@ mod contacts;
 mod events;
 mod messages;
 mod sending;
+mod sequences;
 mod sessions;
 mod templates;
 
@@ -34,6 +35,10 @@ pub use contacts::MAX_IMPORT_BATCH;
 pub use messages::{Inbound, InboundMessage, ProviderStatus};
 pub use sending::{
     ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, Quote, SendRequest, check_template_variables,
+};
+pub use sequences::{
+    EnrolResult, SEQUENCE_CONSUMER, SEQUENCE_ENROL_JOB, SEQUENCE_STEP_JOB, SEQUENCE_STOP_JOB, SequenceEnroller,
+    SequenceRunner, SequenceStopper, SequenceWatcher,
 };
 pub use sessions::SESSION_MINTED_KEY_MAX_DAYS;
 

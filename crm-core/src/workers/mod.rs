@@ -24,8 +24,10 @@
 mod outbox;
 mod queue;
 mod runtime;
+mod workflows;
 
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle, ShutdownReport, WorkerStats};
+pub use workflows::{WORKFLOW_TRIGGER_JOB, WorkflowTrigger};
 
 use async_trait::async_trait;
 use std::fmt::Debug;

@@ -12,6 +12,8 @@ pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod media;
 pub(crate) mod messages;
+pub(crate) mod n8n;
+pub(crate) mod sequences;
 pub(crate) mod system;
 pub(crate) mod templates;
 #[cfg(feature = "webhooks")]

@@ -329,6 +329,8 @@ pub(crate) fn add_payload_schemas(doc: &mut utoipa::openapi::OpenApi) {
     add::<crm_core::domain::automation::Automation>(c);
     add::<crm_core::domain::automation::AutomationRun>(c);
     add::<crm_core::domain::scoring::ScoreChange>(c);
+    add::<crm_core::Sequence>(c);
+    add::<crm_core::Enrolment>(c);
 }
 
 fn schema_json(schema: RefOr<Schema>) -> serde_json::Value {
@@ -440,6 +442,26 @@ fn catalog() -> Vec<EventTypeInfo> {
             campaign("completed"),
         ),
         (&EventType::ENDPOINT_CREATED, "A webhook endpoint was created.", component("EndpointView")),
+        (&EventType::SEQUENCE_CREATED, "A follow-up sequence was created.", component("Sequence")),
+        (&EventType::SEQUENCE_UPDATED, "A sequence changed (steps, window, enabled).", component("Sequence")),
+        (&EventType::SEQUENCE_DELETED, "A sequence was deleted with its enrolments.", id()),
+        (&EventType::SEQUENCE_ENROLLED, "A contact was enrolled in a sequence.", component("Enrolment")),
+        (
+            &EventType::SEQUENCE_STEP_COMPLETED,
+            "A step of an enrolment ran (`step`: its index); the enrolment shows the next one.",
+            object(&[("enrolment", component("Enrolment")), ("step", serde_json::json!({ "type": "integer" }))]),
+        ),
+        (
+            &EventType::SEQUENCE_COMPLETED,
+            "An enrolment ran its last step (`step`: its index).",
+            object(&[("enrolment", component("Enrolment")), ("step", serde_json::json!({ "type": "integer" }))]),
+        ),
+        (
+            &EventType::SEQUENCE_STOPPED,
+            "An enrolment stopped early: `stop_reason` replied, stage_changed, opted_out, manual, automation, failed \
+             or contact_deleted.",
+            component("Enrolment"),
+        ),
         (
             &EventType::ENDPOINT_UPDATED,
             "A webhook endpoint changed (including a secret rotation).",

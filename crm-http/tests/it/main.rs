@@ -23,9 +23,11 @@ mod fuzz;
 mod hardening;
 mod media;
 mod messages;
+mod n8n;
 mod ratelimit;
 #[cfg(all(feature = "webhooks", feature = "postgres"))]
 mod scale_out;
+mod sequences;
 mod system;
 mod templates;
 mod tenancy;

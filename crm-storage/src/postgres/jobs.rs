@@ -19,29 +19,35 @@ use crate::rows::events::clip_error;
 use crate::rows::jobs::{job_columns, job_row};
 use crate::rows::{duration_micros, get, queue_stats_row};
 
+/// Stores a (checked) job through `ex` (the pool or a transaction); a
+/// taken id or unique key is [`Error::Conflict`].
+pub(super) async fn insert_job<'e>(ex: impl sqlx::PgExecutor<'e>, job: &Job) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state, \
+                           created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(job.id.into_uuid())
+    .bind(&job.kind)
+    .bind(job.account_id.map(AccountId::into_uuid))
+    .bind(&job.payload)
+    .bind(job.unique_key.as_deref())
+    .bind(job.run_at)
+    .bind(i32::try_from(job.attempt).unwrap_or(i32::MAX))
+    .bind(job.last_error.as_deref().map(clip_error))
+    .bind(job.state.as_str())
+    .bind(job.created_at)
+    .execute(ex)
+    .await
+    .map_err(|e| db("scheduling a job", e))?;
+    Ok(())
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     async fn schedule_job(&self, job: &Job) -> Result<()> {
         check_job(job)?;
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state, \
-                               created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(job.id.into_uuid())
-        .bind(&job.kind)
-        .bind(job.account_id.map(AccountId::into_uuid))
-        .bind(&job.payload)
-        .bind(job.unique_key.as_deref())
-        .bind(job.run_at)
-        .bind(i32::try_from(job.attempt).unwrap_or(i32::MAX))
-        .bind(job.last_error.as_deref().map(clip_error))
-        .bind(job.state.as_str())
-        .bind(job.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db("scheduling a job", e))?;
-        Ok(())
+        insert_job(&self.pool, job).await
     }
 
     async fn get_job(&self, account: AccountId, id: JobId) -> Result<Job> {

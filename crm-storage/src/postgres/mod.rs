@@ -47,6 +47,7 @@ mod jobs;
 mod lane;
 mod media;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;

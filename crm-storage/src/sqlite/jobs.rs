@@ -20,30 +20,37 @@ use crate::rows::events::clip_error;
 use crate::rows::jobs::{job_columns, job_row};
 use crate::rows::{duration_micros, micros, queue_stats_row};
 
+/// Stores a (checked) job in a write transaction; a taken id or unique
+/// key is [`Error::Conflict`].
+pub(super) async fn insert_job(tx: &mut Tx, job: &Job) -> Result<()> {
+    let payload = json_string("payload", &job.payload)?;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state, \
+                           created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(job.id.into_uuid())
+    .bind(&job.kind)
+    .bind(job.account_id.map(AccountId::into_uuid))
+    .bind(payload)
+    .bind(job.unique_key.as_deref())
+    .bind(micros(job.run_at))
+    .bind(i64::from(job.attempt))
+    .bind(job.last_error.as_deref().map(clip_error))
+    .bind(job.state.as_str())
+    .bind(micros(job.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db("scheduling a job", e))?;
+    Ok(())
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn schedule_job(&self, job: &Job) -> Result<()> {
         check_job(job)?;
-        let payload = json_string("payload", &job.payload)?;
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state, \
-                               created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(job.id.into_uuid())
-        .bind(&job.kind)
-        .bind(job.account_id.map(AccountId::into_uuid))
-        .bind(payload)
-        .bind(job.unique_key.as_deref())
-        .bind(micros(job.run_at))
-        .bind(i64::from(job.attempt))
-        .bind(job.last_error.as_deref().map(clip_error))
-        .bind(job.state.as_str())
-        .bind(micros(job.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("scheduling a job", e))?;
+        insert_job(&mut tx, job).await?;
         commit(tx).await
     }
 

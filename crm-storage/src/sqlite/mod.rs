@@ -36,6 +36,7 @@ mod events;
 mod jobs;
 mod media;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;

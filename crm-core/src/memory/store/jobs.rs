@@ -9,6 +9,19 @@ use crate::ports::store::{MAX_NACK_ERROR_CHARS, check_event_limit};
 use crate::{AccountId, Error, Job, JobClaim, JobId, JobQuery, JobState, JobStore, Page, QueueStats, Result};
 
 impl State {
+    /// [`Error::Conflict`] when the job's id or its kind's unique key is taken.
+    pub(super) fn check_new_job(&self, job: &Job) -> Result<()> {
+        if self.jobs.contains_key(&job.id) {
+            return Err(Error::conflict("job", "id already exists"));
+        }
+        if let Some(key) = &job.unique_key
+            && self.jobs.values().any(|e| e.job.kind == job.kind && e.job.unique_key.as_ref() == Some(key))
+        {
+            return Err(Error::conflict("job", "a job of this kind holds this unique key"));
+        }
+        Ok(())
+    }
+
     /// The job a token holds: [`Error::NotFound`] when gone or dead,
     /// [`Error::Conflict`] when another lease holds it.
     fn held_job(&mut self, token: &JobToken) -> Result<&mut JobEntry> {
@@ -33,14 +46,7 @@ impl JobStore for MemoryStore {
     async fn schedule_job(&self, job: &Job) -> Result<()> {
         check_job(job)?;
         let mut s = self.lock();
-        if s.jobs.contains_key(&job.id) {
-            return Err(Error::conflict("job", "id already exists"));
-        }
-        if let Some(key) = &job.unique_key
-            && s.jobs.values().any(|e| e.job.kind == job.kind && e.job.unique_key.as_ref() == Some(key))
-        {
-            return Err(Error::conflict("job", "a job of this kind holds this unique key"));
-        }
+        s.check_new_job(job)?;
         s.jobs.insert(job.id, JobEntry { job: job.clone(), lease: None });
         Ok(())
     }

@@ -29,6 +29,7 @@ mod events;
 mod jobs;
 mod media;
 mod messages;
+mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
@@ -90,6 +91,10 @@ struct State {
     media: BTreeMap<crate::MediaId, crate::Media>,
     /// Automation rules, versions, runs, scoring models and score history.
     automation: automations::AutomationState,
+    sequences: BTreeMap<crate::SequenceId, crate::Sequence>,
+    enrolments: BTreeMap<crate::EnrolmentId, crate::Enrolment>,
+    /// The active enrolment of each contact in each sequence.
+    active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
 }
 
 impl State {

@@ -40,6 +40,7 @@ pub mod events;
 pub mod jobs;
 pub mod media;
 pub mod messages;
+pub mod sequences;
 pub mod sessions;
 pub mod templates;
 pub mod webhooks;
@@ -91,6 +92,7 @@ where
     billing::run_all(&make).await;
     media::run_all(&make).await;
     automations::run_all(&make).await;
+    sequences::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
