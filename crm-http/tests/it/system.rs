@@ -227,7 +227,8 @@ async fn openapi_document_lists_every_route() {
     let doc: Value = h.api.get("/openapi.json").send().await.ok_json(200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
-    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES).chain(WEB_ROUTES).chain(AI_ROUTES) {
+    for (path, method) in ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES).chain(WEB_ROUTES).chain(AI_ROUTES)
+    {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
