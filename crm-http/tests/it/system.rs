@@ -235,6 +235,21 @@ const BILLING_ROUTES: &[(&str, &str)] = &[
 ];
 #[cfg(not(feature = "stripe"))]
 const BILLING_ROUTES: &[(&str, &str)] = &[];
+/// The assistant's routes (feature `ai`).
+#[cfg(feature = "ai")]
+const AI_ROUTES: &[(&str, &str)] = &[
+    ("/api/v1/contacts/{id}/ai/draft", "post"),
+    ("/api/v1/contacts/{id}/ai/summary", "post"),
+    ("/api/v1/contacts/{id}/ai/drafts", "get"),
+    ("/api/v1/contacts/{id}/ai/analyses", "get"),
+    ("/api/v1/ai/sentiment", "post"),
+    ("/api/v1/ai/signals", "post"),
+    ("/api/v1/ai/usage", "get"),
+    ("/api/v1/ai/auto-reply", "get"),
+    ("/api/v1/ai/auto-reply", "put"),
+];
+#[cfg(not(feature = "ai"))]
+const AI_ROUTES: &[(&str, &str)] = &[];
 
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
@@ -242,15 +257,25 @@ async fn openapi_document_lists_every_route() {
     let doc: Value = h.api.get("/openapi.json").send().await.ok_json(200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
-    for (path, method) in
-        ROUTES.iter().chain(WEBHOOK_ROUTES).chain(OUTBOUND_ROUTES).chain(WEB_ROUTES).chain(BILLING_ROUTES)
+    for (path, method) in ROUTES
+        .iter()
+        .chain(WEBHOOK_ROUTES)
+        .chain(OUTBOUND_ROUTES)
+        .chain(WEB_ROUTES)
+        .chain(BILLING_ROUTES)
+        .chain(AI_ROUTES)
     {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
     assert_eq!(
         documented,
-        ROUTES.len() + WEBHOOK_ROUTES.len() + OUTBOUND_ROUTES.len() + WEB_ROUTES.len() + BILLING_ROUTES.len(),
+        ROUTES.len()
+            + WEBHOOK_ROUTES.len()
+            + OUTBOUND_ROUTES.len()
+            + WEB_ROUTES.len()
+            + BILLING_ROUTES.len()
+            + AI_ROUTES.len(),
         "no undocumented extras and none missing"
     );
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
