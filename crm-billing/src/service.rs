@@ -136,13 +136,14 @@ impl BillingService {
     }
 
     /// The account's customer: the stored link, else found or created at the
-    /// provider and linked.
-    pub async fn customer(&self, account: AccountId, idempotency_key: &str) -> Result<String> {
+    /// provider and linked. The creation's idempotency key is the account's
+    /// own, so two first checkouts at once create one customer.
+    pub async fn customer(&self, account: AccountId) -> Result<String> {
         if let Some(c) = self.store.billing_customer(account).await? {
             return Ok(c);
         }
         let name = self.store.get_account(account).await?.name;
-        let key = format!("{idempotency_key}:customer");
+        let key = format!("crm-customer-{account}");
         let customer = self.billing.ensure_customer(account, &name, &key).await?;
         self.store.set_billing_customer(account, &customer).await?;
         Ok(customer)
@@ -176,7 +177,7 @@ impl BillingService {
         idempotency_key: &str,
     ) -> Result<HostedSession> {
         Self::check_checkout(input)?;
-        let customer = self.customer(account, idempotency_key).await?;
+        let customer = self.customer(account).await?;
         let request = CheckoutRequest {
             mode: input.mode,
             price_id: input.price_id.clone(),
