@@ -212,7 +212,7 @@ impl ScoringModel {
             return None;
         }
         let mut ts: Vec<&Threshold> = self.thresholds.iter().collect();
-        ts.sort_by(|a, b| b.min_score.cmp(&a.min_score));
+        ts.sort_by_key(|t| std::cmp::Reverse(t.min_score));
         let t = ts.into_iter().find(|t| score >= t.min_score)?;
         (t.stage > current && !matches!(t.stage, LeadStage::Won | LeadStage::Lost)).then_some(t.stage)
     }
