@@ -63,6 +63,13 @@ pub mod billing {
     pub use crm_billing::*;
 }
 
+/// Connectors to other tools (re-exports `crm-connectors`); with `n8n`,
+/// `connectors::n8n::N8n`, the `Workflows` port over a self-hosted n8n.
+#[cfg(feature = "n8n")]
+pub mod connectors {
+    pub use crm_connectors::*;
+}
+
 /// The HTTP server: REST API, API keys, tenancy, rate limits, health,
 /// OpenAPI (re-exports `crm-http`).
 #[cfg(feature = "server")]

@@ -52,7 +52,7 @@ async fn list(State(m): State<Mock>, h: HeaderMap, Query(q): Query<HashMap<Strin
         return r;
     }
     m.seen.lock().unwrap().push(("GET".into(), "/api/v1/workflows".into(), json!(q)));
-    let page = if q.get("cursor").is_some() { fixture("page2") } else { fixture("page1") };
+    let page = if q.contains_key("cursor") { fixture("page2") } else { fixture("page1") };
     axum::Json(page).into_response()
 }
 
