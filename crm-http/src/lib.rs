@@ -25,11 +25,11 @@ mod ai;
 #[cfg(feature = "ai")]
 pub mod ai_config;
 mod auth;
+mod automation;
 #[cfg(feature = "stripe")]
 mod billing;
 #[cfg(feature = "stripe")]
 pub mod billing_config;
-mod automation;
 pub mod campaign;
 pub mod config;
 mod error;

@@ -2,8 +2,8 @@
 
 pub mod account;
 pub mod assistant;
-pub mod billing;
 pub mod automation;
+pub mod billing;
 pub mod campaign;
 pub mod channel;
 pub mod contact;

@@ -1,8 +1,8 @@
 //! Ports: the object-safe traits every adapter implements.
 
 pub mod assistant;
-pub mod billing;
 pub mod automations;
+pub mod billing;
 pub mod campaigns;
 pub mod channels;
 pub mod clock;

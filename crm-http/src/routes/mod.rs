@@ -3,9 +3,9 @@
 pub(crate) mod admin;
 #[cfg(feature = "ai")]
 pub(crate) mod ai;
+pub(crate) mod automations;
 #[cfg(feature = "stripe")]
 pub(crate) mod billing;
-pub(crate) mod automations;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

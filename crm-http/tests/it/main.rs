@@ -9,10 +9,10 @@ mod helpers;
 mod admin;
 #[cfg(feature = "ai")]
 mod ai;
-#[cfg(feature = "stripe")]
-mod billing;
 #[cfg(feature = "webhooks")]
 mod automations;
+#[cfg(feature = "stripe")]
+mod billing;
 mod campaigns;
 mod channels;
 mod cli;

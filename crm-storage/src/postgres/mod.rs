@@ -37,8 +37,8 @@ macro_rules! consumer_wants {
 
 mod accounts;
 mod assistant;
-mod billing;
 mod automations;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;

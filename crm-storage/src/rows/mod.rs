@@ -19,8 +19,8 @@ use crate::error::{corrupt, db};
 
 pub(crate) mod accounts;
 pub(crate) mod assistant;
-pub(crate) mod billing;
 pub(crate) mod automations;
+pub(crate) mod billing;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;

@@ -27,8 +27,8 @@ use crate::rows::{Arg, BATCH, Columns, Fetch, from_micros, get, json_from, micro
 
 mod accounts;
 mod assistant;
-mod billing;
 mod automations;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;

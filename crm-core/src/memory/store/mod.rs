@@ -20,8 +20,8 @@ use crate::{
 
 mod accounts;
 mod assistant;
-mod billing;
 mod automations;
+mod billing;
 mod campaigns;
 mod channels;
 mod contacts;

@@ -30,8 +30,8 @@ use crate::{
 
 pub mod accounts;
 pub mod assistant;
-pub mod billing;
 pub mod automations;
+pub mod billing;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
