@@ -13,7 +13,8 @@
 //! - **Health**: `GET {base}/healthz` → `{"status":"ok"}`.
 //!
 //! Errors: 401/403 from the API → [`Error::Config`] (the key is refused);
-//! 404 → [`Error::NotFound`]; 429 → transient [`Error::Provider`] with
+//! 404 → [`Error::NotFound`]; 400 → [`Error::Validation`] (n8n refused the
+//! cursor or id it was given); 429 → transient [`Error::Provider`] with
 //! `Retry-After`; 5xx, connection failures and timeouts → transient
 //! [`Error::Provider`]; other 4xx → permanent. Messages carry n8n's
 //! `message` (clipped), never the key or the secret.
@@ -251,6 +252,8 @@ impl N8n {
         let code = Some(status.as_u16().to_string());
         match status {
             StatusCode::NOT_FOUND => Error::not_found("workflow"),
+            // n8n refuses what it was asked (a malformed cursor or id): the caller's input.
+            StatusCode::BAD_REQUEST if api => Error::validation("request", message),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if api => {
                 Error::Config { message: format!("n8n refused the API key (HTTP {})", status.as_u16()) }
             }

@@ -206,16 +206,36 @@ async fn fuzz(api: &Api, token: &str, ids: &[String], seed: u64, cases: usize) {
     }
 }
 
+/// A stand-in for n8n's REST API on 127.0.0.1: no workflows (an empty
+/// page), every workflow id unknown (404, as n8n answers), healthy.
+async fn n8n_stand_in() -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/api/v1/workflows", get(|| async { axum::Json(serde_json::json!({ "data": [], "nextCursor": null })) }))
+        .fallback(|| async {
+            (axum::http::StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "message": "Not Found" })))
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_never_get_a_5xx_on_postgres() {
     // Billing on, against a local stand-in for Stripe (off, its routes answer 503).
     #[cfg(feature = "stripe")]
     let (stripe, _) = crate::billing::mock_stripe().await;
+    // n8n on, against a stand-in (off, its routes answer 503).
+    let n8n = n8n_stand_in().await;
     let Some(h) = Harness::postgres_with("random_requests_never_get_a_5xx_on_postgres", |c| {
         c.rate_limit.per_key_per_minute = 1_000_000;
         c.rate_limit.per_ip_per_minute = 1_000_000;
         #[cfg(feature = "stripe")]
         crate::billing::configure(c, &stripe);
+        c.n8n.url = Some(n8n);
+        c.n8n.api_key = Some("n8n-fuzz-key".to_owned().into());
     })
     .await
     else {

@@ -25,8 +25,6 @@ mod media;
 mod messages;
 mod n8n;
 mod ratelimit;
-#[cfg(all(feature = "webhooks", feature = "postgres"))]
-mod scale_out;
 mod sequences;
 mod system;
 mod templates;

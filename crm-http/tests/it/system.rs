@@ -186,6 +186,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/media/{id}", "delete"),
     ("/api/v1/media/{id}/url", "get"),
     ("/media/{token}", "get"),
+    ("/api/v1/sequences", "get"),
+    ("/api/v1/sequences", "post"),
+    ("/api/v1/sequences/{id}", "get"),
+    ("/api/v1/sequences/{id}", "put"),
+    ("/api/v1/sequences/{id}", "delete"),
+    ("/api/v1/sequences/{id}/enrolments", "post"),
+    ("/api/v1/sequences/{id}/enrolments", "get"),
+    ("/api/v1/sequences/{id}/enrolments/{enrolment_id}", "get"),
+    ("/api/v1/sequences/{id}/enrolments/{enrolment_id}", "delete"),
+    ("/api/v1/n8n/workflows", "get"),
+    ("/api/v1/n8n/workflows/{id}", "get"),
+    ("/api/v1/n8n/workflows/{id}/activate", "post"),
+    ("/api/v1/n8n/workflows/{id}/deactivate", "post"),
+    ("/api/v1/n8n/workflows/{id}/export", "get"),
 ];
 
 /// The built-in providers' webhooks and routes (by feature).

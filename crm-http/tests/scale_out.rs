@@ -2,25 +2,60 @@
 //! worker` processes on loopback share one PostgreSQL. 10,000 events are
 //! published to one endpoint; every event reaches the receiver signed, every
 //! attempt is made exactly once, and each process delivered a share (read
-//! from its own `/metrics`).
+//! from its own `/metrics`). A binary of its own: its processes need the
+//! machine's cores and PostgreSQL connections without other tests beside it.
+#![cfg(all(feature = "webhooks", feature = "postgres"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
 use crm_core::secrets::{Keyring, SecretKey};
 use crm_core::{Crm, NewContact, RecordingMessenger, Store};
 use crm_storage::PgStore;
 use crm_webhooks::{AddressPolicy, NewEndpoint, WebhookSettings, Webhooks};
+use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-use crate::helpers::pg_schema_url;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crm-server");
 const EVENTS: usize = 10_000;
 const PROCESSES: usize = 3;
+
+type Inbox = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A receiver on 127.0.0.1 that keeps every request and answers 204.
+async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let keep = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().expect("lock").push((headers, body));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+/// `url` with a fresh, migrated schema of its own as the search path.
+async fn pg_schema_url(url: &str) -> String {
+    let schema = format!("crm_scale_{}", uuid::Uuid::now_v7().simple());
+    let store = PgStore::connect_with_schema(url, &schema).await.expect("create schema");
+    store.pool().close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
 
 /// One `crm-server worker` process and the address of its `/metrics`.
 struct WorkerProcess {
@@ -93,7 +128,7 @@ async fn three_worker_processes_on_one_postgres_deliver_every_event_once_and_sha
         policy: AddressPolicy::strict().allow_list("127.0.0.0/8").expect("allow-list"),
         ..WebhookSettings::default()
     });
-    let (receiver, inbox) = crate::webhooks::receiver().await;
+    let (receiver, inbox) = receiver().await;
     let input =
         NewEndpoint { url: receiver, event_types: Some(vec!["contact.created".into()]), ..NewEndpoint::default() };
     let (endpoint, secret) = hooks.create_endpoint(account, input).await.expect("endpoint");
