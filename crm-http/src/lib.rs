@@ -117,12 +117,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// What runs on the finished document (after the routes are merged in).
 fn finish_document(doc: &mut utoipa::openapi::OpenApi) {
+    add_id_schemas(doc);
     ProblemResponses.modify(doc);
     ResourceLinks.modify(doc);
     #[cfg(feature = "webhooks")]
     routes::webhooks::add_payload_schemas(doc);
     #[cfg(feature = "stripe")]
     routes::billing::document_guard(doc);
+}
+
+/// The identifiers path parameters refer to by name (`"id" = SequenceId`),
+/// as components, so every `$ref` resolves.
+fn add_id_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    fn add<T: utoipa::ToSchema>(c: &mut utoipa::openapi::Components) {
+        c.schemas.entry(T::name().into_owned()).or_insert_with(T::schema);
+    }
+    let c = doc.components.get_or_insert_with(Default::default);
+    add::<crm_core::SequenceId>(c);
+    add::<crm_core::EnrolmentId>(c);
 }
 
 /// OpenAPI links from each create operation's 201 to the operations that take

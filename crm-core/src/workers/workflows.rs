@@ -14,8 +14,10 @@ pub const WORKFLOW_TRIGGER_JOB: &str = "workflow.trigger";
 
 /// Triggers workflows: the job worker of [`WORKFLOW_TRIGGER_JOB`]. A
 /// transient failure (429, 5xx, timeout) is retried after the backoff or
-/// the engine's `Retry-After`; a workflow that does not exist, a bad
-/// payload or a refused key is dead-lettered (replayable).
+/// the engine's `Retry-After`; so is a workflow the engine does not know
+/// (n8n answers 404 while a workflow is inactive or still activating), up
+/// to the attempts; a bad payload or a refused key is dead-lettered at
+/// once (replayable).
 #[derive(Debug, Clone)]
 pub struct WorkflowTrigger {
     workflows: Arc<dyn Workflows>,
@@ -62,6 +64,10 @@ impl JobWorker for WorkflowTrigger {
                 Outcome::Retry { error: "the workflow engine asked to slow down".into(), after: Some(retry_after) }
             }
             Err(e) if e.is_transient() => Outcome::retry(e.to_string()),
+            Err(Error::NotFound { .. }) => Outcome::Retry {
+                error: format!("{workflow}: the engine has no such active workflow (yet)"),
+                after: Some(Duration::from_secs(2)),
+            },
             Err(e) => Outcome::Fail { error: e.to_string() },
         }
     }
