@@ -212,7 +212,20 @@ async fn the_job_worker_retries_transient_failures_and_buries_the_rest() {
         o => panic!("{o:?}"),
     }
     assert!(matches!(worker.run(&job("broken")).await, Outcome::Retry { .. }));
-    assert!(matches!(worker.run(&job("not-there")).await, Outcome::Fail { .. }));
+    // n8n's 404 (a workflow inactive or still activating): retried soon, up to the attempts.
+    match worker.run(&job("not-there")).await {
+        Outcome::Retry { after, .. } => assert_eq!(after, Some(Duration::from_secs(2))),
+        o => panic!("{o:?}"),
+    }
+    let no_workflow = Job::new(
+        WORKFLOW_TRIGGER_JOB,
+        None,
+        json!({ "event": { "type": "contact.created" } }),
+        chrono::Utc::now(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert!(matches!(worker.run(&no_workflow).await, Outcome::Fail { .. }), "a bad payload is buried");
 }
 
 #[tokio::test]
