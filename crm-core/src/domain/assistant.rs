@@ -40,10 +40,12 @@ impl Tone {
     }
 }
 
-/// What the business is and how it speaks: given to every draft.
+/// What the business is and how it speaks: given to every draft. Read
+/// only from a JSON object (serde would otherwise fill the fields from an
+/// array, in order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(default)]
+#[serde(default, remote = "Self")]
 pub struct BusinessContext {
     /// The business's name, as customers know it.
     pub business_name: Option<String>,
@@ -56,6 +58,19 @@ pub struct BusinessContext {
     /// The business's own instructions (opening hours, policies); the
     /// business's text, never the customer's.
     pub instructions: Option<String>,
+}
+
+impl Serialize for BusinessContext {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        Self::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BusinessContext {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        Self::deserialize(serde_json::Value::Object(object)).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for BusinessContext {
@@ -701,6 +716,19 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).single().expect("time");
         assert_eq!(month_start(at), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().expect("t"));
         assert_eq!(next_month_start(at), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).single().expect("t"));
+    }
+
+    #[test]
+    fn business_context_is_read_only_from_an_object() {
+        let ctx: BusinessContext = serde_json::from_str(r#"{"tone": "formal"}"#).expect("an object");
+        assert_eq!((ctx.tone, ctx.language.as_str()), (Tone::Formal, "pt-BR"), "missing fields take the defaults");
+        assert_eq!(
+            serde_json::from_value::<BusinessContext>(serde_json::to_value(&ctx).expect("json")).ok(),
+            Some(ctx)
+        );
+        for bad in ["[null, null]", "[]", "\"friendly\"", "3"] {
+            assert!(serde_json::from_str::<BusinessContext>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -159,6 +159,7 @@ async fn delete_media(
 
 /// How long a signed URL lives.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UrlParams {
     /// Seconds, 1 to 604800 (7 days); default from `CRM_MEDIA_URL_TTL_SECS` (1 hour).

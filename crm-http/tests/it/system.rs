@@ -301,6 +301,19 @@ async fn openapi_document_lists_every_route() {
         assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
     }
     assert_eq!(crm_http::openapi().paths.paths.len(), doc["paths"].as_object().unwrap().len());
+    // A parameter declared in the path is a segment of that path (a query
+    // struct without `parameter_in = Query` would claim to be one).
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
+                let name = p["name"].as_str().unwrap();
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: path parameter {name} is not in the path"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
