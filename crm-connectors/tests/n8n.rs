@@ -111,6 +111,11 @@ async fn webhook(State(m): State<Mock>, h: HeaderMap, Path(path): Path<String>, 
         "broken" => {
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "message": "Error in workflow" }))).into_response()
         }
+        // The suite's webhook: registered only while its workflow is active,
+        // as n8n's production webhooks are.
+        "suite-hook" if m.active.lock().unwrap().get("wf1AbCdEfGhIjKlM").copied().unwrap_or(false) => {
+            axum::Json(json!({ "message": "Workflow was started" })).into_response()
+        }
         "slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             StatusCode::OK.into_response()
@@ -291,4 +296,11 @@ fn signatures_match_the_standard_webhooks_vector() {
     let s = SigningSecret::parse(SECRET).unwrap();
     let sig = s.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+#[tokio::test]
+async fn the_adapter_over_the_mock_passes_the_workflows_suite() {
+    let (base, _mock) = start().await;
+    let fixture = crm_core::testing::workflows::WorkflowsFixture::new("wf1AbCdEfGhIjKlM", "suite-hook");
+    crm_core::testing::workflows::run_all(&client(&base), &fixture).await;
 }

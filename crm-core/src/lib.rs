@@ -110,8 +110,8 @@ pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::sequences::{Enrolling, EnrolmentQuery, SequenceStore};
 pub use ports::store::{
-    AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, ImportReport, MessageAnnotation,
-    MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
+    AccountStore, Claim, ClaimToken, ContactStore, DeadLetter, EventStore, FallbackSwap, ImportReport,
+    MessageAnnotation, MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use ports::webhooks::WebhookStore;
 pub use service::{

@@ -154,6 +154,97 @@ async fn outside_the_window_a_free_form_send_falls_back_or_is_refused_before_met
     assert_eq!(w.mock.count(), 1);
 }
 
+/// A text queued while Ana's window was open, whose window closes before the
+/// dispatcher gets to it (a throttled channel, a backlog): the dispatcher
+/// sends the fallback template instead — the request's, else the channel's —
+/// and records why; without one the message fails with the window's reason
+/// and Meta is never called for it.
+#[tokio::test]
+async fn a_window_closing_while_the_message_is_queued_falls_back_at_dispatch() {
+    use crm_core::workers::Runtime;
+    use crm_core::{ManualClock, Store};
+    use std::time::{Duration, Instant};
+
+    let mock = GraphMock::start().await;
+    let clock = ManualClock::new("2026-11-30T09:00:00Z".parse().unwrap());
+    let shared: Arc<dyn crm_core::Clock> = Arc::new(clock.clone());
+    let store = Arc::new(MemoryStore::with_clock(shared.clone()));
+    let crm = crm_core::Crm::builder()
+        .store(store.clone())
+        .clock(shared)
+        .messenger_factory(Arc::new(crm_whatsapp::CloudApiFactory::new().unwrap()))
+        .keyring(crm_core::secrets::Keyring::new(crm_core::secrets::SecretKey::generate("k1").unwrap()))
+        .build()
+        .unwrap();
+    let account = crm.create_account("Loja").await.unwrap().id;
+    let channel = crm.create_channel(account, channel_input(&mock, "106540352242922", json!({}))).await.unwrap();
+    let w = World { crm: crm.clone(), mock: mock.clone(), account, channel: channel.clone() };
+    synced(&w, reengagement()).await;
+    let ana = ana_writes(&w, &channel, "wamid.IN-late", None).await;
+
+    // One minute before her window closes, two texts are queued: one naming a
+    // fallback template, one without.
+    clock.advance(Duration::from_secs(24 * 3600 - 60));
+    let fallback = FallbackTemplate { name: "retomar_conversa".into(), language: "pt_BR".into(), variables: vars(&[]) };
+    let with = crm
+        .queue_message(account, SendRequest::new(ana.id, MessageContent::text("Seu pedido chegou?")).fallback(fallback))
+        .await
+        .unwrap()
+        .message;
+    assert!(with.fallback.is_none() && with.content == MessageContent::text("Seu pedido chegou?"), "queued as text");
+    let without =
+        crm.queue_message(account, SendRequest::new(ana.id, MessageContent::text("Oi?"))).await.unwrap().message;
+    // The dispatcher only gets to them five minutes later.
+    clock.advance(Duration::from_secs(300));
+    let dispatcher = crm.dispatcher();
+    let options = dispatcher.options();
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let workers =
+        Runtime::builder(store_dyn).event_worker(Arc::new(dispatcher), options).build().start().await.unwrap();
+    let settled = |id| {
+        let crm = crm.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let m = crm.get_message(account, id).await.unwrap();
+                if m.status != MessageStatus::Queued || Instant::now() > deadline {
+                    return m;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let with = settled(with.id).await;
+    let without = settled(without.id).await;
+    workers.shutdown(Duration::from_secs(2)).await;
+
+    assert_eq!(with.status, MessageStatus::Sent, "{with:?}");
+    let f = with.fallback.as_ref().expect("fell back at dispatch");
+    assert_eq!((f.template.as_str(), f.language.as_str()), ("retomar_conversa", "pt_BR"));
+    assert!(f.reason.contains("closed while the message was queued"), "{}", f.reason);
+    assert_eq!(f.original, MessageContent::text("Seu pedido chegou?"));
+    assert!(
+        matches!(&with.content, MessageContent::Template { rendered, .. } if rendered.contains("Olá Ana")),
+        "{:?}",
+        with.content
+    );
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1, "Meta is called once, for the fallback only");
+    assert_eq!(requests[0].body["type"], "template");
+    assert_eq!(requests[0].body["template"]["name"], "retomar_conversa");
+    assert_eq!(requests[0].body["template"]["components"][0]["parameters"][0]["text"], "Ana");
+
+    assert_eq!(without.status, MessageStatus::Failed, "{without:?}");
+    let error = without.error.expect("the reason");
+    assert_eq!(error.code.as_deref(), Some("not_sendable"));
+    assert!(error.reason.contains("customer-service window"), "{}", error.reason);
+    // The swap is an event of its own, so webhooks and the inbox see it.
+    let events = crm.list_events(account, None, 200).await.unwrap();
+    let updated: Vec<_> = events.iter().filter(|e| e.event_type.as_str() == "message.updated").collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].payload["fallback"]["template"], "retomar_conversa");
+}
+
 #[tokio::test]
 async fn the_channel_setting_falls_back_and_the_window_is_per_channel() {
     let w = world(json!({

@@ -45,7 +45,9 @@ event_types! {
     /// A message's status moved forward.
     MESSAGE_STATUS_UPDATED = "message.status_updated";
     /// What a message carries beside its status changed: an inbound media
-    /// file was fetched (`attachment`), or the provider reported its price (`pricing`).
+    /// file was fetched (`attachment`), the provider reported its price
+    /// (`pricing`), or a queued free-form message fell back to its template
+    /// because the customer-service window closed while it waited (`fallback`).
     MESSAGE_UPDATED = "message.updated";
     /// A template was created.
     TEMPLATE_CREATED = "template.created";
@@ -77,6 +79,8 @@ event_types! {
     CAMPAIGN_CANCELLED = "campaign.cancelled";
     /// Every recipient of a campaign was sent to, skipped or failed.
     CAMPAIGN_COMPLETED = "campaign.completed";
+    /// A campaign that was not under way was deleted with its recipients.
+    CAMPAIGN_DELETED = "campaign.deleted";
     /// An outbound webhook endpoint was created.
     ENDPOINT_CREATED = "endpoint.created";
     /// An outbound webhook endpoint changed (URL, filter, headers, secret rotation, enabled).

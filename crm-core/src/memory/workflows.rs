@@ -11,11 +11,18 @@ use crate::{Error, Health, HealthCheck, Result};
 #[derive(Debug, Default)]
 struct Inner {
     workflows: BTreeMap<String, Workflow>,
+    /// Webhook path → the workflow listening there while active.
+    webhooks: BTreeMap<String, String>,
     triggered: Vec<(String, serde_json::Value)>,
 }
 
 /// A workflow engine in memory: workflows added by hand, triggers recorded
 /// (`triggered()`), activation switched. Clones share the same data.
+///
+/// Like n8n, a trigger reaches a workflow only through its webhook path
+/// ([`add_webhook`](Self::add_webhook)) while the workflow is active; any
+/// other target is `NotFound`. A target may be the path or a URL ending in
+/// `/webhook/<path>`.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingWorkflows(Arc<Mutex<Inner>>);
 
@@ -25,11 +32,17 @@ impl RecordingWorkflows {
         Self::default()
     }
 
-    /// Adds a workflow.
+    /// Adds a workflow without a webhook trigger.
     pub fn add(&self, id: &str, name: &str, active: bool) {
         let w =
             Workflow { id: id.into(), name: name.into(), active, tags: Vec::new(), created_at: None, updated_at: None };
         self.lock().workflows.insert(id.into(), w);
+    }
+
+    /// Adds a workflow whose webhook trigger listens on `path` while it is active.
+    pub fn add_webhook(&self, id: &str, name: &str, active: bool, path: &str) {
+        self.add(id, name, active);
+        self.lock().webhooks.insert(path.trim_matches('/').to_owned(), id.to_owned());
     }
 
     /// Every trigger so far: the target and the event.
@@ -56,7 +69,17 @@ impl Workflows for RecordingWorkflows {
         if workflow.trim().is_empty() {
             return Err(Error::validation("workflow", "must be a webhook path or URL"));
         }
-        self.lock().triggered.push((workflow.to_owned(), event.clone()));
+        let path = match workflow.split_once("/webhook/") {
+            Some((_, path)) if workflow.starts_with("http://") || workflow.starts_with("https://") => path,
+            _ => workflow,
+        };
+        let mut inner = self.lock();
+        let listening =
+            inner.webhooks.get(path.trim_matches('/')).and_then(|id| inner.workflows.get(id)).is_some_and(|w| w.active);
+        if !listening {
+            return Err(Error::not_found("workflow"));
+        }
+        inner.triggered.push((workflow.to_owned(), event.clone()));
         Ok(serde_json::Value::Null)
     }
 
@@ -87,7 +110,16 @@ impl Workflows for RecordingWorkflows {
 
     async fn export_workflow(&self, id: &str) -> Result<serde_json::Value> {
         let w = self.get_workflow(id).await?;
-        Ok(serde_json::json!({ "id": w.id, "name": w.name, "active": w.active, "nodes": [], "connections": {} }))
+        let nodes: Vec<serde_json::Value> = self
+            .lock()
+            .webhooks
+            .iter()
+            .filter(|(_, wid)| **wid == w.id)
+            .map(|(path, _)| {
+                serde_json::json!({ "name": "webhook", "type": "n8n-nodes-base.webhook", "parameters": { "path": path } })
+            })
+            .collect();
+        Ok(serde_json::json!({ "id": w.id, "name": w.name, "active": w.active, "nodes": nodes, "connections": {} }))
     }
 }
 

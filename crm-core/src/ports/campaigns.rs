@@ -71,6 +71,13 @@ pub trait CampaignStore: Send + Sync + Debug + 'static {
     /// [`Error::Conflict`] when the version is stale.
     async fn update_campaign(&self, campaign: &Campaign, event: &Event) -> Result<Campaign>;
 
+    /// Deletes the campaign with its recipients and records `event`, in one
+    /// transaction, when the stored `version` equals `version` (the caller
+    /// checked the state it read). The messages it sent stay in their
+    /// threads. [`Error::NotFound`] when missing; [`Error::Conflict`] when the
+    /// version is stale.
+    async fn delete_campaign(&self, account: AccountId, id: CampaignId, version: i64, event: &Event) -> Result<()>;
+
     /// Stores planned recipients and moves the plan progress from `from` to
     /// `to`, in one transaction; `false` (nothing stored) when the stored
     /// progress is no longer `from`. [`Error::Validation`] when

@@ -219,10 +219,13 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
         contact: ContactId,
     ) -> Result<Vec<(Option<ChannelId>, DateTime<Utc>)>>;
 
-    /// Sets what `annotation` carries (`attachment`, `pricing`; fields left
-    /// `None` keep their stored value) on a message and records `event`, in
-    /// one transaction; returns the message as stored afterwards. The status
-    /// and everything else stay. [`Error::NotFound`] when missing.
+    /// Sets what `annotation` carries (`attachment`, `pricing`, a fallback
+    /// swap; fields left `None` keep their stored value) on a message and
+    /// records `event`, in one transaction; returns the message as stored
+    /// afterwards. The status and everything else stay. A fallback swap
+    /// replaces the content (and kind) and records the fallback only while
+    /// the message is `queued`: [`Error::Conflict`] (nothing written, no
+    /// event) when it has left `queued`. [`Error::NotFound`] when missing.
     async fn annotate_message(
         &self,
         account: AccountId,
@@ -233,12 +236,25 @@ pub trait MessageStore: Send + Sync + Debug + 'static {
 }
 
 /// What [`MessageStore::annotate_message`] sets on a message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageAnnotation {
     /// The media file fetched for an inbound message.
     pub attachment: Option<crate::Attachment>,
     /// What the provider says the message costs.
     pub pricing: Option<crate::Pricing>,
+    /// A queued free-form message switched to its fallback template at
+    /// dispatch, because the customer-service window closed while it waited.
+    pub fallback: Option<FallbackSwap>,
+}
+
+/// The content a queued message falls back to, and the record of why
+/// ([`MessageAnnotation::fallback`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackSwap {
+    /// The template message sent instead.
+    pub content: crate::MessageContent,
+    /// Which template, why, and the original content.
+    pub fallback: crate::Fallback,
 }
 
 /// Templates.

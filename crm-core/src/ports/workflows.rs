@@ -79,10 +79,12 @@ pub fn check_workflow_id(id: &str) -> Result<()> {
 /// use crm_core::ports::workflows::Workflows;
 /// use crm_core::memory::RecordingWorkflows;
 /// let engine = RecordingWorkflows::new();
-/// engine.add("wf1", "Lead qualification", false);
-/// engine.trigger("crm-lead", &serde_json::json!({ "type": "contact.created" })).await?;
-/// assert_eq!(engine.triggered()[0].0, "crm-lead");
+/// engine.add_webhook("wf1", "Lead qualification", false, "crm-lead");
+/// let event = serde_json::json!({ "type": "contact.created" });
+/// assert!(engine.trigger("crm-lead", &event).await.is_err(), "inactive: nobody listens");
 /// assert!(engine.activate("wf1").await?.active);
+/// engine.trigger("crm-lead", &event).await?;
+/// assert_eq!(engine.triggered()[0].0, "crm-lead");
 /// # Ok::<(), crm_core::Error>(()) }).unwrap();
 /// ```
 #[async_trait]

@@ -220,6 +220,23 @@ impl Crm {
         Ok(c)
     }
 
+    /// Deletes a campaign that is not under way — a draft, or one that
+    /// completed or was cancelled — with its recipient list
+    /// (`campaign.deleted`). The messages it sent stay in their threads.
+    /// [`Error::Conflict`] while it is scheduled, running or paused (cancel
+    /// it first); [`Error::NotFound`] when missing.
+    pub async fn delete_campaign(&self, account: AccountId, id: CampaignId) -> Result<()> {
+        let c = self.store.get_campaign(account, id).await?;
+        if matches!(c.state, CampaignState::Scheduled | CampaignState::Running | CampaignState::Paused) {
+            return Err(Error::conflict(
+                "campaign",
+                format!("it is {}; cancel it before deleting it", c.state.as_str()),
+            ));
+        }
+        let event = self.campaign_event(&c, EventType::CAMPAIGN_DELETED, None);
+        self.store.delete_campaign(account, id, c.version, &event).await
+    }
+
     /// The campaign runner, to run in a [`Runtime`](crate::workers::Runtime).
     pub fn campaign_runner(&self) -> CampaignRunner {
         CampaignRunner { crm: self.clone() }

@@ -311,7 +311,7 @@ impl Crm {
         let message = self.update_status(account, message, update).await?;
         match pricing {
             Some(p) if !moves && message.pricing.is_none() => {
-                let annotation = crate::MessageAnnotation { pricing: Some(p), attachment: None };
+                let annotation = crate::MessageAnnotation { pricing: Some(p), attachment: None, fallback: None };
                 self.annotate_message(account, &message, annotation).await
             }
             _ => Ok(message),
@@ -327,11 +327,11 @@ impl Crm {
         attachment: crate::Attachment,
     ) -> Result<Message> {
         let message = self.store.get_message(account, message_id).await?;
-        let annotation = crate::MessageAnnotation { attachment: Some(attachment), pricing: None };
+        let annotation = crate::MessageAnnotation { attachment: Some(attachment), pricing: None, fallback: None };
         self.annotate_message(account, &message, annotation).await
     }
 
-    async fn annotate_message(
+    pub(super) async fn annotate_message(
         &self,
         account: AccountId,
         message: &Message,
@@ -343,6 +343,7 @@ impl Crm {
             "direction": message.direction,
             "attachment": annotation.attachment,
             "pricing": annotation.pricing,
+            "fallback": annotation.fallback.as_ref().map(|f| &f.fallback),
         });
         let event = self.event(account, EventType::MESSAGE_UPDATED, &payload);
         self.store.annotate_message(account, message.id, &annotation, &event).await

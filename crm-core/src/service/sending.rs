@@ -30,9 +30,9 @@ use super::{ContactSummary, Crm, clean_error, contact_summary, describe_window};
 use crate::workers::{EventWorker, Outcome, WorkerOptions};
 use crate::{
     AccountId, Capabilities, Channel, ChannelId, Contact, ContactId, Error, Event, EventFilter, EventType, Fallback,
-    FallbackTemplate, GovernedMessenger, MAX_TEXT_LEN, Message, MessageContent, MessageError, MessageId, MessageKind,
-    MessageStatus, Messenger, OutboundMessage, Paced, ReplyTo, Result, SendReceipt, StatusUpdate, Template, Throttle,
-    Variables, Verdict,
+    FallbackSwap, FallbackTemplate, GovernedMessenger, MAX_TEXT_LEN, Message, MessageAnnotation, MessageContent,
+    MessageError, MessageId, MessageKind, MessageStatus, Messenger, OutboundMessage, Paced, ReplyTo, Result,
+    SendReceipt, StatusUpdate, Template, Throttle, Variables, Verdict,
 };
 
 /// `template` rendered for `contact` (whose `name`, `first_name`, `phone` and
@@ -288,6 +288,10 @@ struct QueuedPayload<'a> {
     new_recipient: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_after: Option<DateTime<Utc>>,
+    /// The request's fallback template, for a window that closes while the
+    /// message waits (the channel's own is read at dispatch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_template: Option<&'a FallbackTemplate>,
 }
 
 struct Prepared {
@@ -295,6 +299,8 @@ struct Prepared {
     route: Route,
     message: Message,
     new_recipient: bool,
+    /// The request's fallback template, when the message did not fall back already.
+    fallback_template: Option<FallbackTemplate>,
 }
 
 fn unusable_receipt(provider: &str) -> Error {
@@ -464,26 +470,13 @@ impl Crm {
             let Some(template) = req.fallback_template.clone().or(configured) else {
                 return Err(window_closed(window));
             };
-            let stored = match self.stored_template(account, &template.name, &template.language).await {
-                Err(Error::NotFound { .. }) => {
-                    return Err(Error::validation(
-                        "fallback_template",
-                        format!("no template {} ({}) is stored", template.name, template.language),
-                    ));
-                }
-                other => other?,
-            };
-            let rendered = render_for(stored, &contact, template.variables.clone())?;
-            content = self.template_content(account, &contact, rendered).await?;
-            fallback = Some(Fallback {
-                template: template.name,
-                language: template.language,
-                reason: format!(
-                    "outside the customer-service window: the contact has not written in the last {}",
-                    describe(window)
-                ),
-                original: req.content.clone(),
-            });
+            let reason = format!(
+                "outside the customer-service window: the contact has not written in the last {}",
+                describe(window)
+            );
+            let swap = self.fall_back(account, &contact, template, req.content.clone(), reason).await?;
+            content = swap.content;
+            fallback = Some(swap.fallback);
             last_inbound = contact.last_inbound_at;
         }
         let mut message = Message::outbound(account, contact.id, content, now)?;
@@ -497,7 +490,34 @@ impl Crm {
         }
         self.check_sendable(&contact, &message, &caps, messenger.provider(), last_inbound, now)?;
         let new_recipient = contact.last_outbound_at.is_none_or(|t| (now - t).to_std().is_ok_and(|age| age >= DAY));
-        Ok(Prepared { contact, route, message, new_recipient })
+        let fallback_template = if message.fallback.is_none() { req.fallback_template.clone() } else { None };
+        Ok(Prepared { contact, route, message, new_recipient, fallback_template })
+    }
+
+    /// `original` rendered as fallback `template` for `contact` instead,
+    /// with the record of why. [`Error::Validation`] on `fallback_template`
+    /// when no such template is stored, or on its variables.
+    async fn fall_back(
+        &self,
+        account: AccountId,
+        contact: &Contact,
+        template: FallbackTemplate,
+        original: MessageContent,
+        reason: String,
+    ) -> Result<FallbackSwap> {
+        let stored = match self.stored_template(account, &template.name, &template.language).await {
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::validation(
+                    "fallback_template",
+                    format!("no template {} ({}) is stored", template.name, template.language),
+                ));
+            }
+            other => other?,
+        };
+        let rendered = render_for(stored, contact, template.variables.clone())?;
+        let content = self.template_content(account, contact, rendered).await?;
+        let fallback = Fallback { template: template.name, language: template.language, reason, original };
+        Ok(FallbackSwap { content, fallback })
     }
 
     /// The quoted message of a reply: one of the contact's thread that the
@@ -549,6 +569,7 @@ impl Crm {
             contact: contact_summary(&p.contact),
             new_recipient: p.new_recipient,
             dispatch_after,
+            fallback_template: p.fallback_template.as_ref(),
         };
         self.event(p.message.account_id, EventType::MESSAGE_QUEUED, &payload)
     }
@@ -858,7 +879,48 @@ impl Crm {
         };
         let messenger = route.messenger();
         let caps = messenger.capabilities();
-        let last_inbound = self.window_start(account, &contact, &route, &caps, message.kind()).await?;
+        let mut last_inbound = self.window_start(account, &contact, &route, &caps, message.kind()).await?;
+        let mut message = message;
+        if let Some(window) = caps.customer_service_window
+            && message.kind() != MessageKind::Template
+            && caps.kinds.contains(&message.kind())
+            && !window_state(last_inbound, window, now).0
+        {
+            // The window closed while the message waited: its fallback
+            // template (the request's, else the channel's) goes instead.
+            let requested = event.payload.get("fallback_template").filter(|v| !v.is_null());
+            let requested = match requested.map(|v| serde_json::from_value::<FallbackTemplate>(v.clone())) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => return Ok(Outcome::Fail { error: format!("unreadable fallback_template: {e}") }),
+                None => None,
+            };
+            let configured = match &route {
+                Route::Channel(c, _) => c.fallback_template().unwrap_or(None),
+                Route::Fallback(_) => None,
+            };
+            if let Some(template) = requested.or(configured) {
+                let reason = format!(
+                    "the customer-service window closed while the message was queued: the contact has not written \
+                     in the last {}",
+                    describe(window)
+                );
+                let swap = match self.fall_back(account, &contact, template, message.content.clone(), reason).await {
+                    Ok(s) => s,
+                    Err(e @ Error::Validation { .. }) => {
+                        return self.fail_queued(account, message, "not_sendable", e.to_string()).await;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let annotation = MessageAnnotation { fallback: Some(swap), ..MessageAnnotation::default() };
+                message = match self.annotate_message(account, &message, annotation).await {
+                    Ok(m) => m,
+                    // Sent or failed meanwhile by its immediate caller.
+                    Err(Error::Conflict { .. }) => return Ok(Outcome::Done),
+                    Err(e) => return Err(e),
+                };
+                last_inbound = contact.last_inbound_at;
+            }
+        }
         if let Err(e) = self.check_sendable(&contact, &message, &caps, messenger.provider(), last_inbound, now) {
             return self.fail_queued(account, message, "not_sendable", e.to_string()).await;
         }

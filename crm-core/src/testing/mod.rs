@@ -18,6 +18,7 @@ pub mod assistant;
 pub mod media;
 pub mod rate_limiter;
 pub mod store;
+pub mod workflows;
 
 /// Whether `CRM_TEST_REQUIRE_ALL` is set: then a test that lacks its service
 /// must fail instead of skipping.

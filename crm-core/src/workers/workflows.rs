@@ -86,6 +86,7 @@ mod tests {
     #[tokio::test]
     async fn triggers_the_named_workflow_with_the_event() {
         let engine = RecordingWorkflows::new();
+        engine.add_webhook("wf1AbCdEfGhIjKlM", "Lead qualification", true, "crm-lead");
         let w = WorkflowTrigger::new(Arc::new(engine.clone()));
         let event = json!({ "type": "contact.created", "data": { "id": "c1" } });
         assert_eq!(w.run(&job(json!({ "workflow": "crm-lead", "event": event }))).await, Outcome::Done);

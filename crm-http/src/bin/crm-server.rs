@@ -142,6 +142,9 @@ enum CampaignCommand {
     Resume(CampaignRef),
     /// Cancel a campaign.
     Cancel(CampaignRef),
+    /// Delete a campaign that is not under way (a draft, completed or
+    /// cancelled) with its recipient list; its messages stay.
+    Delete(CampaignRef),
     /// Show a campaign's progress with a progress bar until it ends.
     Watch {
         #[command(flatten)]
@@ -430,6 +433,10 @@ async fn campaign(config: Config, command: CampaignCommand) -> crm_core::Result<
         CampaignCommand::Pause(r) => show(&crm.pause_campaign(r.account, r.id).await?),
         CampaignCommand::Resume(r) => show(&crm.resume_campaign(r.account, r.id).await?),
         CampaignCommand::Cancel(r) => show(&crm.cancel_campaign(r.account, r.id).await?),
+        CampaignCommand::Delete(r) => {
+            crm.delete_campaign(r.account, r.id).await?;
+            println!("deleted campaign {}", r.id);
+        }
         CampaignCommand::Watch { campaign: r, work } => {
             let runtime = if work {
                 use crm_core::workers::Runtime;

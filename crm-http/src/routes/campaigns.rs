@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_campaigns, create_campaign))
-        .routes(routes!(get_campaign))
+        .routes(routes!(get_campaign, delete_campaign))
         .routes(routes!(start_campaign))
         .routes(routes!(schedule_campaign))
         .routes(routes!(pause_campaign))
@@ -98,6 +98,22 @@ async fn get_campaign(
     ApiPath(id): ApiPath<CampaignId>,
 ) -> ApiResult<Json<CampaignView>> {
     Ok(Json(state.crm().get_campaign(principal.account_id, id).await?))
+}
+
+/// Delete a campaign that is not under way — a draft, completed or cancelled
+/// — with its recipient list (admins). Its messages stay in their threads.
+/// 409 while it is scheduled, running or paused: cancel it first.
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "campaigns", params(("id" = CampaignId, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+async fn delete_campaign(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<CampaignId>,
+) -> ApiResult<StatusCode> {
+    principal.require(Role::Admin)?;
+    state.crm().delete_campaign(principal.account_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Start a draft or scheduled campaign now (admins). 409 from another state.

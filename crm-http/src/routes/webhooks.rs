@@ -362,6 +362,7 @@ fn catalog() -> Vec<EventTypeInfo> {
         "properties": {
             "message_id": string(), "contact_id": string(), "direction": component("Direction"),
             "attachment": nullable("Attachment"), "pricing": nullable("Pricing"),
+            "fallback": nullable("Fallback"),
         },
         "required": ["message_id", "contact_id", "direction"],
     });
@@ -423,7 +424,8 @@ fn catalog() -> Vec<EventTypeInfo> {
         ),
         (
             &EventType::MESSAGE_UPDATED,
-            "A message gained provider data: its downloaded attachment, or pricing from a status report.",
+            "A message gained provider data (its downloaded attachment, or pricing from a status report), or a \
+             queued free-form message fell back to its template because the window closed while it waited.",
             message_update,
         ),
         (&EventType::CAMPAIGN_CREATED, "A campaign was created (as a draft).", campaign("draft")),
@@ -440,6 +442,11 @@ fn catalog() -> Vec<EventTypeInfo> {
             &EventType::CAMPAIGN_COMPLETED,
             "Every recipient of a campaign was sent to, skipped or failed (`counters` has the totals).",
             campaign("completed"),
+        ),
+        (
+            &EventType::CAMPAIGN_DELETED,
+            "A campaign that was not under way (a draft, completed or cancelled) was deleted with its recipients.",
+            campaign("cancelled"),
         ),
         (&EventType::ENDPOINT_CREATED, "A webhook endpoint was created.", component("EndpointView")),
         (&EventType::SEQUENCE_CREATED, "A follow-up sequence was created.", component("Sequence")),

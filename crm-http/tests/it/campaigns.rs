@@ -23,9 +23,11 @@ async fn lifecycle(h: &Harness) {
     let api = &h.api;
     let (account, admin) = h.account(Role::Admin).await;
     let agent = h.key(account, Role::Agent).await;
+    let mut contact_ids = Vec::new();
     for n in 0..12 {
         let body = json!({ "name": format!("Ana {n}"), "phone": phone(n), "tags": ["vip"] });
-        api.post("/api/v1/contacts").bearer(&admin).json(body).send().await.expect(201);
+        let created = api.post("/api/v1/contacts").bearer(&admin).json(body).send().await.ok_json(201);
+        contact_ids.push(id(&created));
     }
     let opted_out = json!({ "name": "Bia", "phone": phone(99), "tags": ["vip"], "opt_in": "opted_out" });
     api.post("/api/v1/contacts").bearer(&admin).json(opted_out).send().await.expect(201);
@@ -123,6 +125,36 @@ async fn lifecycle(h: &Harness) {
     let cancelled = api.post(&format!("/api/v1/campaigns/{lid}/cancel")).bearer(&admin).send().await.ok_json(200);
     assert_eq!(cancelled["state"], "cancelled");
     api.post(&format!("/api/v1/campaigns/{lid}/resume")).bearer(&admin).send().await.problem(409, "conflict");
+
+    // Deleting: not while under way, not by an agent or another account;
+    // a finished one goes with its recipients, its messages stay.
+    let soon = post(body(json!({ "scheduled_at": "2999-01-01T00:00:00Z" }))).await.ok_json(201);
+    let sid = id(&soon);
+    api.delete(&format!("/api/v1/campaigns/{sid}")).bearer(&admin).send().await.problem(409, "conflict");
+    api.delete(&format!("/api/v1/campaigns/{cid}")).bearer(&agent).send().await.problem(403, "forbidden");
+    api.delete(&format!("/api/v1/campaigns/{cid}")).bearer(&other).send().await.problem(404, "not-found");
+    let deleted = api.delete(&format!("/api/v1/campaigns/{cid}")).bearer(&admin).send().await;
+    deleted.expect(204);
+    api.get(&format!("/api/v1/campaigns/{cid}")).bearer(&agent).send().await.problem(404, "not-found");
+    api.get(&path("recipients")).bearer(&agent).send().await.problem(404, "not-found");
+    api.delete(&format!("/api/v1/campaigns/{cid}")).bearer(&admin).send().await.problem(404, "not-found");
+    api.delete(&format!("/api/v1/campaigns/{lid}")).bearer(&admin).send().await.expect(204);
+    let events = api.get("/api/v1/events?limit=1000").bearer(&admin).send().await.ok_json(200);
+    let items = |v: &Value| v["items"].as_array().or(v.as_array()).unwrap().clone();
+    let deleted_events: Vec<Value> = items(&events).into_iter().filter(|e| e["type"] == "campaign.deleted").collect();
+    assert_eq!(deleted_events.len(), 2, "{deleted_events:?}");
+    assert_eq!(deleted_events[0]["payload"]["id"], cid.as_str());
+    assert_eq!(deleted_events[0]["payload"]["state"], "completed");
+    // The messages it sent are still in the contacts' threads.
+    for contact in &contact_ids {
+        let thread = api.get(&format!("/api/v1/contacts/{contact}/messages")).bearer(&agent).send().await.ok_json(200);
+        let texts: Vec<Value> = items(&thread).iter().map(|m| m["content"]["rendered"].clone()).collect();
+        assert_eq!(texts.len(), 1, "{thread}");
+        assert!(texts[0].as_str().is_some_and(|t| t.contains("30% off")), "{texts:?}");
+    }
+    let list = api.get("/api/v1/campaigns").bearer(&agent).send().await.ok_json(200);
+    let left: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(left, [sid.as_str()]);
 }
 
 #[tokio::test]

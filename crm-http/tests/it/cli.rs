@@ -455,7 +455,7 @@ async fn campaign_create_start_and_watch() {
     }
 
     let help = cli.run(&["campaign", "--help"]).ok().stdout;
-    for cmd in ["create", "list", "start", "pause", "resume", "cancel", "watch"] {
+    for cmd in ["create", "list", "start", "pause", "resume", "cancel", "delete", "watch"] {
         assert!(help.contains(cmd), "{cmd} in {help}");
     }
     let r =
@@ -490,4 +490,10 @@ async fn campaign_create_start_and_watch() {
     assert!(watched.contains("completed: 3 recipient(s), sent 3"), "{watched}");
     let r = cli.run(&["campaign", "pause", "--account", &account, &id]);
     assert!(r.code != 0 && r.stderr.contains("cannot become paused"), "{}", r.stderr);
+    let deleted = cli.run(&["campaign", "delete", "--account", &account, &id]).ok().stdout;
+    assert!(deleted.contains(&format!("deleted campaign {id}")), "{deleted}");
+    let listed = cli.run(&["campaign", "list", "--account", &account]).ok().stdout;
+    assert!(!listed.contains(&id), "{listed}");
+    let r = cli.run(&["campaign", "delete", "--account", &account, &id]);
+    assert!(r.code != 0 && r.stderr.contains("not found"), "{}", r.stderr);
 }

@@ -24,7 +24,7 @@ async fn trigger_job(h: &Harness, account: crm_core::AccountId, workflow: &str, 
 #[tokio::test]
 async fn workflow_routes_and_trigger_jobs_over_a_recording_engine() {
     let engine = RecordingWorkflows::new();
-    engine.add("wf1AbCdEfGhIjKlM", "Lead qualification", false);
+    engine.add_webhook("wf1AbCdEfGhIjKlM", "Lead qualification", false, "crm-lead");
     let e = engine.clone();
     let h = Harness::sqlite_builder(|_| {}, move |b| b.workflows(Arc::new(e))).await;
     let api = &h.api;
@@ -43,7 +43,9 @@ async fn workflow_routes_and_trigger_jobs_over_a_recording_engine() {
     api.get("/api/v1/n8n/workflows/nope1234").bearer(&owner).send().await.problem(404, "not-found");
     api.get("/api/v1/n8n/workflows/a%20b").bearer(&owner).send().await.problem(422, "validation");
 
-    // A workflow.trigger job runs through the server's runtime.
+    // A workflow.trigger job runs through the server's runtime (to the
+    // active workflow's webhook).
+    assert_eq!(api.post(&format!("{path}/activate")).bearer(&owner).send().await.ok_json(200)["active"], true);
     trigger_job(&h, account, "crm-lead", json!({ "type": "contact.created", "data": { "id": "c1" } })).await;
     for _ in 0..200 {
         if !engine.triggered().is_empty() {
@@ -137,6 +139,17 @@ async fn a_real_n8n_workflow_receives_a_crm_event_and_tags_the_contact_back() {
         .await
         .unwrap();
     let wid = created["id"].as_str().unwrap_or_else(|| panic!("n8n did not create the workflow: {created}")).to_owned();
+
+    // The adapter passes the Workflows suite against the real n8n, on this
+    // (still inactive) workflow; the suite leaves it inactive.
+    let adapter = crm_connectors::n8n::N8n::builder()
+        .base_url(&n8n_url)
+        .api_key(&n8n_key)
+        .webhook_secret(crm_webhooks::signing::SigningSecret::parse(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let fixture = crm_core::testing::workflows::WorkflowsFixture::new(&wid, &path).settle(Duration::from_secs(20));
+    crm_core::testing::workflows::run_all(&adapter, &fixture).await;
 
     // Activate it through crm, and find it in crm's list and export.
     let wpath = format!("/api/v1/n8n/workflows/{wid}");

@@ -138,6 +138,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/campaigns", "get"),
     ("/api/v1/campaigns", "post"),
     ("/api/v1/campaigns/{id}", "get"),
+    ("/api/v1/campaigns/{id}", "delete"),
     ("/api/v1/campaigns/{id}/start", "post"),
     ("/api/v1/campaigns/{id}/schedule", "post"),
     ("/api/v1/campaigns/{id}/pause", "post"),

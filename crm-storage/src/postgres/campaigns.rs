@@ -99,6 +99,36 @@ impl CampaignStore for PgStore {
         Ok(stored)
     }
 
+    async fn delete_campaign(&self, account: AccountId, id: CampaignId, version: i64, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut tx = self.write().await?;
+        let deleted = sqlx::query("DELETE FROM campaigns WHERE id = $1 AND account_id = $2 AND version = $3")
+            .bind(id.into_uuid())
+            .bind(account.into_uuid())
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("deleting a campaign", e))?
+            .rows_affected();
+        if deleted == 0 {
+            let sql = "SELECT 1 FROM campaigns WHERE id = $1 AND account_id = $2";
+            return Err(if exists(&mut tx, sql, id.into_uuid(), account).await? {
+                Error::conflict("campaign", "it was changed meanwhile; read it again")
+            } else {
+                Error::not_found("campaign")
+            });
+        }
+        // The schema cascades; said here too, so a store opened without
+        // foreign keys enforced keeps no orphans.
+        sqlx::query("DELETE FROM campaign_recipients WHERE campaign_id = $1")
+            .bind(id.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("deleting a campaign's recipients", e))?;
+        append(&mut tx, event).await?;
+        commit(tx).await
+    }
+
     async fn plan_recipients(
         &self,
         account: AccountId,

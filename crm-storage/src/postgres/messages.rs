@@ -238,19 +238,37 @@ impl MessageStore for PgStore {
         check_event_account(account, event)?;
         let attachment = annotation.attachment.as_ref().map(|v| to_json("attachment", v)).transpose()?;
         let pricing = annotation.pricing.as_ref().map(|v| to_json("pricing", v)).transpose()?;
+        let swap = annotation.fallback.as_ref();
+        let kind = swap.map(|f| f.content.kind().as_str());
+        let content = swap.map(|f| to_json("content", &f.content)).transpose()?;
+        let fallback = swap.map(|f| to_json("fallback", &f.fallback)).transpose()?;
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "UPDATE messages SET attachment = COALESCE($1, attachment), pricing = COALESCE($2, pricing) \
-             WHERE id = $3 AND account_id = $4 RETURNING *",
+            "UPDATE messages SET attachment = COALESCE($1, attachment), pricing = COALESCE($2, pricing), \
+             kind = COALESCE($3, kind), content = COALESCE($4, content), fallback = COALESCE($5, fallback) \
+             WHERE id = $6 AND account_id = $7 AND (NOT $8 OR status = 'queued') RETURNING *",
         )
         .bind(attachment)
         .bind(pricing)
+        .bind(kind)
+        .bind(content)
+        .bind(fallback)
         .bind(id.into_uuid())
         .bind(account.into_uuid())
+        .bind(swap.is_some())
         .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| db("annotating a message", e))?
-        .ok_or(Error::not_found("message"))?;
+        .map_err(|e| db("annotating a message", e))?;
+        let Some(row) = row else {
+            drop(tx);
+            return Err(match swap {
+                Some(_) => match crate::rows::messages::get_message(self, account, id).await {
+                    Ok(_) => Error::conflict("message", "it is no longer queued"),
+                    Err(e) => e,
+                },
+                None => Error::not_found("message"),
+            });
+        };
         let message = message_row(&row)?;
         append(&mut tx, event).await?;
         commit(tx).await?;

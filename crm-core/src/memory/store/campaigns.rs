@@ -87,6 +87,19 @@ impl CampaignStore for MemoryStore {
         Ok(next)
     }
 
+    async fn delete_campaign(&self, account: AccountId, id: CampaignId, version: i64, event: &Event) -> Result<()> {
+        check_event_account(account, event)?;
+        let mut s = self.lock();
+        s.ensure_new(event)?;
+        if s.campaign(account, id)?.version != version {
+            return Err(Error::conflict("campaign", "it was changed meanwhile; read it again"));
+        }
+        s.campaigns.remove(&id);
+        s.recipients.remove(&id);
+        s.append(event);
+        Ok(())
+    }
+
     async fn plan_recipients(
         &self,
         account: AccountId,

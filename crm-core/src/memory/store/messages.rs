@@ -137,6 +137,13 @@ impl MessageStore for MemoryStore {
         let mut s = self.lock();
         s.ensure_new(event)?;
         let m = s.message_mut(account, id)?;
+        if annotation.fallback.is_some() && m.status != crate::MessageStatus::Queued {
+            return Err(Error::conflict("message", "it is no longer queued"));
+        }
+        if let Some(f) = &annotation.fallback {
+            m.content = f.content.clone();
+            m.fallback = Some(f.fallback.clone());
+        }
         if let Some(a) = &annotation.attachment {
             m.attachment = Some(a.clone());
         }

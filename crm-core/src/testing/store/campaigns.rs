@@ -17,6 +17,7 @@ where
 {
     campaign_roundtrip_and_tenancy(make().await).await;
     campaign_update_is_optimistic(make().await).await;
+    campaign_delete_takes_its_recipients(make().await).await;
     plan_recipients_moves_the_plan_once(make().await).await;
     recipients_move_only_forward(make().await).await;
     recipient_replies_and_counts(make().await).await;
@@ -118,6 +119,52 @@ pub async fn campaign_update_is_optimistic(store: Arc<dyn Store>) {
     missing.version = 0;
     let err = store.update_campaign(&missing, &ev(a, EventType::CAMPAIGN_PAUSED)).await.expect_err("missing");
     assert!(is_not_found(&err), "[campaigns] updating a missing campaign is NotFound, got {err}");
+}
+
+/// `delete_campaign` removes the campaign and its recipients with its event
+/// when the version matches; a stale version is Conflict and a missing (or
+/// another account's) campaign NotFound, both writing nothing.
+pub async fn campaign_delete_takes_its_recipients(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let b = new_account(&store, "B").await;
+    let c = stored(&store, a, tag_audience()).await;
+    let kept = stored(&store, a, tag_audience()).await;
+    let (x, y) = (ContactId::new(), ContactId::new());
+    for (campaign, contact) in [(&c, x), (&kept, y)] {
+        let planned = store
+            .plan_recipients(
+                a,
+                campaign.id,
+                &campaign.plan,
+                &progress(1, Some(contact), false),
+                &[pending(contact)],
+                now(),
+            )
+            .await
+            .expect("plan");
+        assert!(planned, "[campaigns] plan");
+    }
+    let before = event_count(&store, a).await;
+    let err = store.delete_campaign(a, c.id, c.version + 1, &ev(a, EventType::CAMPAIGN_DELETED)).await;
+    assert!(is_conflict(&err.expect_err("stale")), "[campaigns] deleting with a stale version is Conflict");
+    let err = store.delete_campaign(b, c.id, c.version, &ev(b, EventType::CAMPAIGN_DELETED)).await;
+    assert!(is_not_found(&err.expect_err("tenancy")), "[campaigns] another account's campaign is NotFound");
+    assert_eq!(event_count(&store, a).await, before, "[campaigns] a refused delete writes no event");
+    assert_eq!(store.list_recipients(a, c.id, None, None, 10).await.expect("recipients").len(), 1);
+
+    store.delete_campaign(a, c.id, c.version, &ev(a, EventType::CAMPAIGN_DELETED)).await.expect("delete");
+    assert_eq!(event_count(&store, a).await, before + 1, "[campaigns] one event");
+    assert!(is_not_found(&store.get_campaign(a, c.id).await.expect_err("gone")), "[campaigns] deleted");
+    let err = store.list_recipients(a, c.id, None, None, 10).await.expect_err("gone");
+    assert!(is_not_found(&err), "[campaigns] its recipients went with it, got {err}");
+    let err = store.delete_campaign(a, c.id, c.version, &ev(a, EventType::CAMPAIGN_DELETED)).await;
+    assert!(is_not_found(&err.expect_err("again")), "[campaigns] deleting twice is NotFound");
+    let other = store.get_campaign(a, kept.id).await.expect("another campaign stays");
+    assert_eq!((other.version, other.plan.planned), (kept.version, 1), "[campaigns] another campaign is untouched");
+    let others = store.list_recipients(a, kept.id, None, None, 10).await.expect("recipients");
+    assert_eq!(others.len(), 1, "[campaigns] another campaign's recipients stay");
+    let counts = store.recipient_counts(a, kept.id).await.expect("counts");
+    assert_eq!(counts.get(RecipientState::Pending), 1, "[campaigns] and are still counted");
 }
 
 /// `plan_recipients` stores a batch with seq numbers from the progress,

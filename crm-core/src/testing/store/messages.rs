@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::{contact, ev, event_count, inbound, insert, is_conflict, is_not_found, new_account, now, outbound, status};
 use crate::{
-    Attachment, AttachmentState, ChannelId, Contact, ContactId, EventType, Fallback, Message, MessageAnnotation,
-    MessageContent, MessageError, MessageStatus, PageRequest, Pricing, ReplyTo, StatusUpdate, Store,
+    Attachment, AttachmentState, ChannelId, Contact, ContactId, EventType, Fallback, FallbackSwap, Message,
+    MessageAnnotation, MessageContent, MessageError, MessageStatus, PageRequest, Pricing, ReplyTo, StatusUpdate, Store,
 };
 
 /// Runs every behaviour of this section, each on a fresh store from `make`.
@@ -32,6 +32,7 @@ where
     message_whatsapp_details_roundtrip(make().await).await;
     last_inbound_by_channel(make().await).await;
     annotate_message(make().await).await;
+    annotate_message_fallback_swap(make().await).await;
 }
 
 fn referenced(c: &Contact, text: &str, reference: &str) -> Message {
@@ -598,7 +599,7 @@ pub async fn annotate_message(store: Arc<dyn Store>) {
         .annotate_message(
             a,
             m.id,
-            &MessageAnnotation { attachment: Some(attachment.clone()), pricing: None },
+            &MessageAnnotation { attachment: Some(attachment.clone()), pricing: None, fallback: None },
             &ev(a, EventType::MESSAGE_UPDATED),
         )
         .await
@@ -610,7 +611,7 @@ pub async fn annotate_message(store: Arc<dyn Store>) {
         .annotate_message(
             a,
             m.id,
-            &MessageAnnotation { attachment: None, pricing: Some(pricing("service")) },
+            &MessageAnnotation { attachment: None, pricing: Some(pricing("service")), fallback: None },
             &ev(a, EventType::MESSAGE_UPDATED),
         )
         .await
@@ -625,4 +626,65 @@ pub async fn annotate_message(store: Arc<dyn Store>) {
         .expect_err("another account");
     assert!(is_not_found(&err), "[annotate] another account's message is NotFound, got {err}");
     assert_eq!(event_count(&store, b).await, b_events, "[annotate] a refused annotation writes no event");
+}
+
+/// A fallback swap replaces a queued message's content (and kind) with the
+/// template and records the fallback, with its event; once the message has
+/// left `queued` the swap is Conflict, writes nothing and records no event.
+pub async fn annotate_message_fallback_swap(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    let c = contact(a, "Ana", "+5511987654321");
+    insert(&store, &c).await;
+    let m = outbound(&c, "Oi, tudo bem?");
+    store.insert_message(&m, &ev(a, EventType::MESSAGE_QUEUED)).await.expect("insert");
+    let swap = FallbackSwap {
+        content: MessageContent::Template {
+            name: "retomar".into(),
+            language: "pt_BR".into(),
+            variables: [("first_name".to_owned(), "Ana".to_owned())].into(),
+            rendered: "Olá Ana, podemos continuar?".into(),
+        },
+        fallback: Fallback {
+            template: "retomar".into(),
+            language: "pt_BR".into(),
+            reason: "the window closed while the message was queued".into(),
+            original: m.content.clone(),
+        },
+    };
+    let annotation = MessageAnnotation { fallback: Some(swap.clone()), ..MessageAnnotation::default() };
+    let before = event_count(&store, a).await;
+    let swapped = store.annotate_message(a, m.id, &annotation, &ev(a, EventType::MESSAGE_UPDATED)).await.expect("swap");
+    assert_eq!(swapped.content, swap.content, "[swap] the template replaces the content");
+    assert_eq!(swapped.kind(), crate::MessageKind::Template, "[swap] the kind follows the content");
+    assert_eq!(swapped.fallback.as_ref(), Some(&swap.fallback), "[swap] the fallback is recorded");
+    assert_eq!(swapped.status, MessageStatus::Queued, "[swap] the status stays");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), swapped, "[swap] stored equals the result");
+    assert_eq!(event_count(&store, a).await, before + 1, "[swap] one event");
+
+    let sent = store
+        .update_message_status(
+            a,
+            m.id,
+            &status(MessageStatus::Sent, Some("wamid.swap")),
+            &ev(a, EventType::MESSAGE_STATUS_UPDATED),
+        )
+        .await
+        .expect("status")
+        .expect("queued -> sent");
+    let before = event_count(&store, a).await;
+    let mut again = swap.clone();
+    again.fallback.template = "outro".into();
+    let annotation = MessageAnnotation { fallback: Some(again), ..MessageAnnotation::default() };
+    let err = store
+        .annotate_message(a, m.id, &annotation, &ev(a, EventType::MESSAGE_UPDATED))
+        .await
+        .expect_err("no longer queued");
+    assert!(is_conflict(&err), "[swap] a sent message cannot be swapped, got {err}");
+    assert_eq!(store.get_message(a, m.id).await.expect("get"), sent, "[swap] nothing written");
+    assert_eq!(event_count(&store, a).await, before, "[swap] no event");
+    let err = store
+        .annotate_message(a, crate::MessageId::new(), &annotation, &ev(a, EventType::MESSAGE_UPDATED))
+        .await
+        .expect_err("missing");
+    assert!(is_not_found(&err), "[swap] a missing message is NotFound, got {err}");
 }
