@@ -35,6 +35,7 @@
 
 pub mod automation;
 pub mod channels;
+pub mod dashboard;
 pub mod domain;
 mod error;
 pub mod governor;

@@ -215,6 +215,24 @@ pub(crate) async fn throttle_login(state: &AppState, email: &crm_core::Email) ->
     Ok(())
 }
 
+/// The user an e-mail and password belong to, after the per-e-mail login
+/// throttle ([`throttle_login`]): 401 on any mismatch, 429 past the
+/// throttle. Shared by `POST /api/v1/auth/login` and the dashboard's login form.
+pub(crate) async fn check_login(state: &AppState, email: String, password: String) -> Result<crm_core::User, ApiError> {
+    // An address that cannot be a user's is refused before any work (no
+    // user can have it, so the answer reveals nothing).
+    let parsed = crm_core::Email::parse(&email).map_err(|_| crm_core::Error::Unauthorized)?;
+    throttle_login(state, &parsed).await?;
+    let crm = state.crm().clone();
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let user = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(async move { crm.verify_login(&email, &password).await })
+    })
+    .await
+    .map_err(|_| crm_core::Error::Unauthorized)??;
+    Ok(user)
+}
+
 /// Login attempts per e-mail per minute.
 pub const LOGIN_TRIES_PER_MINUTE: u32 = 5;
 /// Login attempts per e-mail per hour.

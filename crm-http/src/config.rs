@@ -111,6 +111,10 @@ pub struct Config {
     /// passes (1 behind one load balancer), and make sure clients cannot
     /// reach the server around them.
     pub trusted_proxies: usize,
+    /// Whether the dashboard's cookies carry `Secure` (`CRM_SECURE_COOKIES`,
+    /// default false): set it when browsers reach the server over HTTPS (TLS
+    /// at a proxy in front of it), so the session cookie never travels in clear.
+    pub secure_cookies: bool,
     /// Outbound webhooks (`[webhooks]`, `CRM_WEBHOOK_*`).
     #[cfg(feature = "webhooks")]
     pub webhooks: crate::webhook_config::WebhookConfig,
@@ -184,6 +188,7 @@ impl Default for Config {
             api_key_cache_secs: 5,
             channel_cache_secs: 5,
             trusted_proxies: 0,
+            secure_cookies: false,
             #[cfg(feature = "webhooks")]
             webhooks: crate::webhook_config::WebhookConfig::default(),
             #[cfg(feature = "ai")]
@@ -402,6 +407,13 @@ impl Config {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
                 _ => return Err(bad("CRM_WORKERS", "expected true or false")),
+            };
+        }
+        if let Some(v) = get("CRM_SECURE_COOKIES") {
+            self.secure_cookies = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(bad("CRM_SECURE_COOKIES", "expected true or false")),
             };
         }
         if let Some(v) = get("CRM_WORKER_LISTEN") {

@@ -32,6 +32,7 @@ mod billing;
 pub mod billing_config;
 pub mod campaign;
 pub mod config;
+pub mod dashboard;
 mod error;
 mod extract;
 pub mod import;
@@ -52,7 +53,10 @@ mod whatsapp_web;
 pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};
 pub use error::{ApiError, Problem, error_chain};
-pub use server::{BOOTSTRAP_ACCOUNT, Bootstrap, Parts, Server, ServerBuilder, init_tracing, open_store, run_worker};
+pub use server::{
+    BOOTSTRAP_ACCOUNT, BOOTSTRAP_OWNER_EMAIL, Bootstrap, Parts, Server, ServerBuilder, init_tracing, open_store,
+    run_worker,
+};
 pub use state::{AppState, Settings};
 
 use axum::Router;
@@ -332,7 +336,7 @@ pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let mut doc = doc;
     finish_document(&mut doc);
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc);
-    let mut app = app.merge(docs);
+    let mut app = app.merge(docs).merge(dashboard::router());
     for r in extra {
         app = app.merge(r);
     }

@@ -32,14 +32,22 @@ pub async fn open_store_with_pool(url: &str, pool_size: u32) -> Result<Arc<dyn S
     crm_storage::connect_with_pool(url, pool_size).await
 }
 
-/// What the first start created: the account and its admin key (shown once).
+/// What the first start created: the account, its admin key and an owner
+/// login for the dashboard (each shown once).
 #[derive(Debug)]
 pub struct Bootstrap {
     /// The new account.
     pub account_id: AccountId,
     /// Its admin key; print it once, it is not stored in clear.
     pub admin_key: ApiKeyToken,
+    /// The owner user's login e-mail ([`BOOTSTRAP_OWNER_EMAIL`]).
+    pub owner_email: String,
+    /// The owner user's generated password; print it once, only its hash is stored.
+    pub owner_password: secrecy::SecretString,
 }
+
+/// The e-mail of the owner user created on the first start (the dashboard login).
+pub const BOOTSTRAP_OWNER_EMAIL: &str = "owner@crm.local";
 
 /// Composes a server: every adapter can be given, and what is not given is
 /// assembled from the [`Config`] (store from `DATABASE_URL`, limiter from
@@ -355,6 +363,7 @@ impl ServerBuilder {
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             cors_origins: config.cors_origins.clone(),
             trusted_proxies: config.trusted_proxies,
+            secure_cookies: config.secure_cookies,
         };
         #[cfg(feature = "whatsapp-web")]
         let web = crate::whatsapp_web::start(web_engine, &crm, config, workers);
@@ -621,8 +630,8 @@ fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
 pub const BOOTSTRAP_ACCOUNT: AccountId =
     AccountId::from_uuid(uuid::Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001));
 
-/// On an empty database, creates an account, an owner key and a default
-/// channel of the `recording` kind (so the quick start's send works with
+/// On an empty database, creates an account, an owner key, an owner user
+/// for the dashboard and a default channel of the `recording` kind (so the quick start's send works with
 /// nothing configured).
 async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
     if !crm.store().read_all_events(None, 1).await?.is_empty() {
@@ -647,7 +656,16 @@ async fn bootstrap(crm: &Crm) -> Result<Option<Bootstrap>> {
         ..Default::default()
     };
     crm.create_channel(BOOTSTRAP_ACCOUNT, channel).await?;
-    Ok(Some(Bootstrap { account_id: BOOTSTRAP_ACCOUNT, admin_key: token }))
+    // An owner login for the dashboard, with a generated password.
+    let password = crate::dashboard::random_hex(12)
+        .ok_or_else(|| Error::Config { message: "no randomness for the owner's password".into() })?;
+    crm.create_user(BOOTSTRAP_ACCOUNT, BOOTSTRAP_OWNER_EMAIL, "Owner", crm_core::Role::Owner, &password).await?;
+    Ok(Some(Bootstrap {
+        account_id: BOOTSTRAP_ACCOUNT,
+        admin_key: token,
+        owner_email: BOOTSTRAP_OWNER_EMAIL.to_owned(),
+        owner_password: password.into(),
+    }))
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are registered now, not when

@@ -27,6 +27,8 @@ pub struct Settings {
     /// `X-Forwarded-For` entries are believed for the client address (0:
     /// none, the socket peer is the client).
     pub trusted_proxies: usize,
+    /// Whether the dashboard's cookies carry `Secure` (HTTPS in front).
+    pub secure_cookies: bool,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             trusted_proxies: 0,
+            secure_cookies: false,
         }
     }
 }

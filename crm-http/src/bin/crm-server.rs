@@ -30,7 +30,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// CRM_SHUTDOWN_GRACE_SECS, CRM_DEFAULT_COUNTRY, CRM_SECRET_KEYS,
 /// CRM_SECRET_KEYS_FILE, CRM_WORKERS, CRM_WORKER_LISTEN,
 /// CRM_DISPATCH_CONCURRENCY, CRM_SEND_MAX_ATTEMPTS, CRM_SEND_DEADLINE_SECS,
-/// CRM_API_KEY_CACHE_SECS, CRM_CHANNEL_CACHE_SECS, CRM_TRUSTED_PROXIES.
+/// CRM_API_KEY_CACHE_SECS, CRM_CHANNEL_CACHE_SECS, CRM_TRUSTED_PROXIES,
+/// CRM_SECURE_COOKIES.
 #[derive(Debug, Parser)]
 #[command(name = "crm-server", version, about, long_about)]
 struct Cli {
@@ -295,8 +296,10 @@ async fn serve(config: Config) -> crm_core::Result<()> {
         println!("First start: created account {} with an owner API key (shown only now):", b.account_id);
         println!("\n    {}\n", b.admin_key.expose());
         println!("Store it safely; create more keys with `crm-server api-key create`.");
+        println!("Dashboard login (shown only now): {} / {}", b.owner_email, b.owner_password.expose_secret());
     }
     println!("crm listening on http://{addr}");
+    println!("  dashboard: http://{addr}/dashboard");
     println!("  API docs:  http://{addr}/docs");
     println!("  try:       curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/contacts");
     tracing::info!(%addr, database = %crm_http::config::redact_url(config.database_url().expose_secret()), "listening");

@@ -238,17 +238,7 @@ async fn revoke_api_key(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = Session), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Json<Session>> {
-    // An address that cannot be a user's is refused before any work (no
-    // user can have it, so the answer reveals nothing).
-    let email = crm_core::Email::parse(&body.email).map_err(|_| crm_core::Error::Unauthorized)?;
-    crate::auth::throttle_login(&state, &email).await?;
-    let crm = state.crm().clone();
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(async move { crm.verify_login(&body.email, &body.password).await })
-    })
-    .await
-    .map_err(|_| crm_core::Error::Unauthorized)??;
+    let user = crate::auth::check_login(&state, body.email, body.password).await?;
     let ttl = chrono::Duration::from_std(state.settings().session_ttl).unwrap_or(chrono::Duration::hours(12));
     let expires_at = state.crm().clock().now() + ttl;
     let (session, token) = state.crm().start_session(&user, expires_at).await?;

@@ -261,6 +261,18 @@ async fn serve_prints_the_first_key_serves_and_stops_on_sigterm() {
     assert_eq!(r.status(), 200);
     let r = client.get(format!("{base}/api/v1/contacts")).bearer_auth("crm_wrong_key").send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // The first start also prints the dashboard's owner login, and it works.
+    let login = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("Dashboard login (shown only now): "))
+        .expect("the owner login is printed");
+    let (email, password) = login.trim().split_once(" / ").expect("e-mail / password");
+    assert_eq!(email, crm_http::BOOTSTRAP_OWNER_EMAIL);
+    let next = tokio::time::timeout(Duration::from_secs(60), stdout.next_line()).await.unwrap().unwrap();
+    assert_eq!(next.as_deref().map(str::trim), Some(format!("dashboard: {base}/dashboard").as_str()));
+    let body = serde_json::json!({ "email": email, "password": password });
+    let r = client.post(format!("{base}/api/v1/auth/login")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 
     let pid = child.id().expect("running").to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -271,6 +283,7 @@ async fn serve_prints_the_first_key_serves_and_stops_on_sigterm() {
     tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).await.unwrap();
     assert!(logs.contains("\"status\":200") || logs.contains("status"), "request logs: {logs}");
     assert!(!logs.contains(&key), "the key never reaches the logs");
+    assert!(!logs.contains(password), "the owner's password never reaches the logs");
     assert!(!logs.contains("crm_wrong_key"), "presented tokens never reach the logs");
     for l in logs.lines().filter(|l| !l.trim().is_empty()) {
         assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "JSON log lines: {l}");

@@ -397,6 +397,8 @@ pub struct Running {
     pub state: AppState,
     /// The admin key the first start printed.
     pub admin_key: String,
+    /// The dashboard owner login the first start printed: e-mail, password.
+    pub owner_login: (String, String),
     pub account_id: AccountId,
     shutdown: oneshot::Sender<()>,
     handle: JoinHandle<std::io::Result<()>>,
@@ -425,6 +427,10 @@ impl Running {
             addr,
             state,
             admin_key: boot.admin_key.expose().to_owned(),
+            owner_login: (
+                boot.owner_email.clone(),
+                secrecy::ExposeSecret::expose_secret(&boot.owner_password).to_owned(),
+            ),
             account_id: boot.account_id,
             shutdown,
             handle,

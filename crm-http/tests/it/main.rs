@@ -17,6 +17,8 @@ mod campaigns;
 mod channels;
 mod cli;
 mod contacts;
+mod dashboard;
+mod dashboard_browser;
 mod e2e;
 mod errors;
 mod fuzz;

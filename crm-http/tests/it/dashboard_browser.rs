@@ -1,0 +1,186 @@
+//! The dashboard driven end to end in real headless Chromium (chromiumoxide)
+//! against a real server on SQLite: log in with the owner login the first
+//! start created, read the overview's metrics over data seeded through the
+//! API, switch languages, search a contact, log out; a wrong password and a
+//! form posted without the CSRF token are refused.
+//!
+//! Needs Chromium: `CRM_TEST_CHROMIUM` names the binary (`.ci/run` sets it);
+//! unset, the test prints SKIPPED (and fails under `CRM_TEST_REQUIRE_ALL`).
+//! With `CRM_DASHBOARD_SCREENSHOTS=<folder>` it saves screenshots of each
+//! page at desktop and phone widths there (the committed set is in
+//! `docs/screenshots/`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::dashboard::seed_overview;
+use crate::helpers::Harness;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A temporary Chromium profile, removed at the end.
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn launch(chromium: &str) -> (Browser, tokio::task::JoinHandle<()>, Profile) {
+    let profile = Profile(std::env::temp_dir().join(format!("crm-dashboard-e2e-{}", uuid::Uuid::now_v7())));
+    std::fs::create_dir_all(&profile.0).unwrap();
+    let config = BrowserConfig::builder()
+        .chrome_executable(chromium)
+        .user_data_dir(&profile.0)
+        .no_sandbox()
+        .window_size(1280, 900)
+        .args(["disable-gpu", "disable-background-networking", "disable-component-update", "no-first-run"])
+        .build()
+        .unwrap();
+    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
+    let driver = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    (browser, driver, profile)
+}
+
+/// Evaluates `js` (an expression) and returns its JSON value.
+async fn eval(page: &Page, js: &str) -> serde_json::Value {
+    page.evaluate(js).await.unwrap_or_else(|e| panic!("{js}: {e}")).into_value().unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until `js` is true on the page (panics with the page's text after [`WAIT`]).
+async fn until(page: &Page, js: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(v) = page.evaluate(js).await
+            && v.into_value::<bool>().unwrap_or(false)
+        {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let text = eval(page, "document.body ? document.body.innerText : ''").await;
+            panic!("timed out waiting for `{js}`; the page says: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Types `text` into the field `selector`.
+async fn fill(page: &Page, selector: &str, text: &str) {
+    page.find_element(selector).await.unwrap().click().await.unwrap().type_str(text).await.unwrap();
+}
+
+/// Clicks `selector` and waits for the next page whose path is `path`.
+async fn submit(page: &Page, selector: &str, path: &str) {
+    eval(page, "window.__before = true").await;
+    page.find_element(selector).await.unwrap().click().await.unwrap();
+    until(page, &format!("!window.__before && location.pathname === '{path}' && document.readyState === 'complete'"))
+        .await;
+}
+
+/// Saves the page at desktop and phone widths when screenshots are asked for.
+async fn screenshots(page: &Page, dir: Option<&Path>, name: &str) {
+    let Some(dir) = dir else { return };
+    std::fs::create_dir_all(dir).unwrap();
+    for (suffix, width, height, mobile) in [("desktop", 1280, 900, false), ("phone", 390, 844, true)] {
+        page.execute(SetDeviceMetricsOverrideParams::new(width, height, 1.0, mobile)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let path = dir.join(format!("{name}-{suffix}.png"));
+        page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path).await.unwrap();
+    }
+    page.execute(SetDeviceMetricsOverrideParams::new(1280, 900, 1.0, false)).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_in_headless_chromium() {
+    let Some(chromium) = crm_core::testing::service_url("CRM_TEST_CHROMIUM", "the_dashboard_in_headless_chromium")
+    else {
+        return;
+    };
+    let shots = std::env::var("CRM_DASHBOARD_SCREENSHOTS").ok().filter(|s| !s.is_empty()).map(PathBuf::from);
+    let h = Harness::sqlite().await;
+    let server = h.server.as_ref().unwrap();
+    let (key, base) = (server.admin_key.clone(), server.base.clone());
+    let (email, password) = server.owner_login.clone();
+
+    // Data through the API: three contacts, one won; three messages sent.
+    let names = ["Ana Souza", "Bruno Lima", "Carla Dias"];
+    seed_overview(&h.api, &key, &names, &["Olá, Ana!", "Seu pedido saiu.", "Obrigado!"]).await;
+
+    let (mut browser, driver, _profile) = launch(&chromium).await;
+    let page = browser.new_page(format!("{base}/dashboard")).await.unwrap();
+    // Not signed in: the login page, in the browser's language (headless
+    // Chromium asks for en-US); the PT switch turns it Portuguese, and the
+    // choice is remembered.
+    until(&page, "location.pathname === '/dashboard/login' && !!document.querySelector('#login-form')").await;
+    assert_eq!(eval(&page, "document.documentElement.lang").await, "en");
+    page.find_element("a[hreflang='pt-BR']").await.unwrap().click().await.unwrap();
+    until(&page, "document.documentElement.lang === 'pt-BR' && !!document.querySelector('#login-form')").await;
+    page.goto(format!("{base}/dashboard/login")).await.unwrap();
+    until(&page, "document.documentElement.lang === 'pt-BR'").await;
+    screenshots(&page, shots.as_deref(), "login").await;
+
+    // A wrong password is refused.
+    fill(&page, "#email", &email).await;
+    fill(&page, "#password", "not the password").await;
+    submit(&page, "#login-submit", "/dashboard/login").await;
+    until(&page, "!!document.querySelector('#login-error')").await;
+    assert_eq!(eval(&page, "document.querySelector('#login-error').textContent").await, "E-mail ou senha incorretos.");
+
+    // A form posted without the CSRF token is refused, even from the page itself.
+    let status = eval(
+        &page,
+        &format!(
+            "fetch('/dashboard/login', {{ method: 'POST', body: new URLSearchParams({{ email: '{email}', password: '{password}' }}) }}).then(r => r.status)"
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The right password: the overview.
+    eval(&page, "document.querySelector('#email').value = ''").await;
+    fill(&page, "#email", &email).await;
+    fill(&page, "#password", &password).await;
+    submit(&page, "#login-submit", "/dashboard").await;
+    until(&page, "!!document.querySelector('[data-metric=messages_sent]')").await;
+    let metric = |name: &str| format!("document.querySelector('[data-metric={name}]').textContent.trim()");
+    assert_eq!(eval(&page, &metric("messages_sent")).await, "3");
+    assert_eq!(eval(&page, &metric("conversion")).await, "33.3%", "one of three new contacts won");
+    assert_eq!(eval(&page, &metric("active_users")).await, "1");
+    assert_eq!(eval(&page, "document.querySelector('[data-stage=won]').textContent").await, "1");
+    assert_eq!(eval(&page, "document.querySelectorAll('.chart svg').length").await, 2);
+    // The session cookie is not readable by scripts.
+    assert_eq!(eval(&page, "document.cookie.includes('crm_session')").await, false);
+    screenshots(&page, shots.as_deref(), "overview").await;
+
+    // English on request.
+    page.goto(format!("{base}/dashboard?lang=en")).await.unwrap();
+    until(&page, "document.documentElement.lang === 'en'").await;
+    assert_eq!(eval(&page, "document.querySelector('#logout').textContent").await, "Log out");
+    page.goto(format!("{base}/dashboard/contacts?lang=pt-BR")).await.unwrap();
+    until(&page, "document.documentElement.lang === 'pt-BR' && !!document.querySelector('#q')").await;
+
+    // Search a contact.
+    fill(&page, "#q", "ana").await;
+    submit(&page, "#search-submit", "/dashboard/contacts").await;
+    let rows =
+        eval(&page, "[...document.querySelectorAll('#contacts tbody tr')].map(r => r.cells[0].textContent)").await;
+    assert_eq!(rows, json!(["Ana Souza"]));
+    screenshots(&page, shots.as_deref(), "contacts").await;
+
+    // Log out: back to the login page, and the overview is closed again.
+    submit(&page, "#logout", "/dashboard/login").await;
+    page.goto(format!("{base}/dashboard")).await.unwrap();
+    until(&page, "location.pathname === '/dashboard/login'").await;
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    h.stop().await;
+}
