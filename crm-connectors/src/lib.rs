@@ -8,8 +8,19 @@
 //!   deactivate and export workflows through its REST API
 //!   (`X-N8N-API-KEY`), and its `/healthz` as a health probe.
 //!
-//! E-mail, Slack, GA4 and Salesforce land here as their issues do.
+//! - `oauth`: [`oauth::OAuthHttpClient`], the
+//!   [`OAuthClient`](crm_core::ports::oauth::OAuthClient) port for Google and
+//!   Salesforce (authorization code with PKCE, refresh, revocation).
+//! - `salesforce`: [`salesforce::SalesforceCrm`], the
+//!   [`ExternalCrm`](crm_core::ports::external_crm::ExternalCrm) port over
+//!   Salesforce's REST API on an account's OAuth grant.
+//!
+//! E-mail, Slack and GA4 land here as their issues do.
 #![warn(missing_docs)]
 
 #[cfg(feature = "n8n")]
 pub mod n8n;
+#[cfg(feature = "oauth")]
+pub mod oauth;
+#[cfg(feature = "salesforce")]
+pub mod salesforce;
