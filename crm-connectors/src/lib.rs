@@ -20,6 +20,19 @@
 
 #[cfg(feature = "n8n")]
 pub mod n8n;
+
+/// `client`, or a new one with crm's user agent and a 5 s connect timeout.
+#[cfg(any(feature = "n8n", feature = "oauth"))]
+fn http_client(client: Option<reqwest::Client>) -> crm_core::Result<reqwest::Client> {
+    match client {
+        Some(c) => Ok(c),
+        None => reqwest::Client::builder()
+            .user_agent(concat!("crm-connectors/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| crm_core::Error::Config { message: format!("cannot build the HTTP client: {e}") }),
+    }
+}
 #[cfg(feature = "oauth")]
 pub mod oauth;
 #[cfg(feature = "salesforce")]

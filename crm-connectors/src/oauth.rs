@@ -169,14 +169,7 @@ impl OAuthHttpClientBuilder {
         for (p, c) in &self.providers {
             c.check(*p)?;
         }
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(concat!("crm-connectors/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?,
-        };
+        let client = crate::http_client(self.client)?;
         Ok(OAuthHttpClient {
             providers: self.providers,
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),

@@ -91,14 +91,7 @@ impl SalesforceCrmBuilder {
         if !ok {
             return Err(Error::Config { message: "the Salesforce API version must look like v62.0".into() });
         }
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(concat!("crm-connectors/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?,
-        };
+        let client = crate::http_client(self.client)?;
         Ok(SalesforceCrm {
             tokens,
             api_version,

@@ -685,7 +685,8 @@ async fn salesforce_pull_queries_changes_since_a_time() {
 async fn the_push_job_keeps_the_mapping_and_retries_an_outage() {
     let f = setup().await;
     let sf: Arc<dyn ExternalCrm> = Arc::new(salesforce(&f).await);
-    let crm = Crm::builder().store(f.store.clone()).build().unwrap();
+    let crm =
+        Crm::builder().store(f.store.clone()).messenger(Arc::new(crm_core::RecordingMessenger::new())).build().unwrap();
     let account = crm.create_account("Loja").await.unwrap();
     // The grant belongs to the fixture's account: connect this one too.
     let c = crm
