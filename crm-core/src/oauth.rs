@@ -82,6 +82,9 @@ impl Pkce {
     }
 }
 
+/// One lock per grant, held while it refreshes or disconnects.
+type GrantLocks = HashMap<(AccountId, OAuthProvider), Arc<tokio::sync::Mutex<()>>>;
+
 /// An account's OAuth connections: starts and completes authorizations,
 /// keeps tokens fresh, disconnects. Implements [`AccessTokens`].
 #[derive(Clone)]
@@ -91,7 +94,7 @@ pub struct OAuthConnections {
     keyring: Keyring,
     clock: Arc<dyn Clock>,
     /// One refresh at a time per grant in this process.
-    locks: Arc<Mutex<HashMap<(AccountId, OAuthProvider), Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<GrantLocks>>,
 }
 
 impl fmt::Debug for OAuthConnections {
