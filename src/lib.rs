@@ -64,8 +64,9 @@ pub mod billing {
 }
 
 /// Connectors to other tools (re-exports `crm-connectors`); with `n8n`,
-/// `connectors::n8n::N8n`, the `Workflows` port over a self-hosted n8n.
-#[cfg(feature = "n8n")]
+/// `connectors::n8n::N8n`, the `Workflows` port over a self-hosted n8n;
+/// with `oauth`, `connectors::oauth` and `connectors::salesforce`.
+#[cfg(any(feature = "n8n", feature = "oauth"))]
 pub mod connectors {
     pub use crm_connectors::*;
 }

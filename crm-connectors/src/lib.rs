@@ -8,8 +8,32 @@
 //!   deactivate and export workflows through its REST API
 //!   (`X-N8N-API-KEY`), and its `/healthz` as a health probe.
 //!
-//! E-mail, Slack, GA4 and Salesforce land here as their issues do.
+//! - `oauth`: [`oauth::OAuthHttpClient`], the
+//!   [`OAuthClient`](crm_core::ports::oauth::OAuthClient) port for Google and
+//!   Salesforce (authorization code with PKCE, refresh, revocation).
+//! - `salesforce`: [`salesforce::SalesforceCrm`], the
+//!   [`ExternalCrm`](crm_core::ports::external_crm::ExternalCrm) port over
+//!   Salesforce's REST API on an account's OAuth grant.
+//!
+//! E-mail, Slack and GA4 land here as their issues do.
 #![warn(missing_docs)]
 
 #[cfg(feature = "n8n")]
 pub mod n8n;
+
+/// `client`, or a new one with crm's user agent and a 5 s connect timeout.
+#[cfg(any(feature = "n8n", feature = "oauth"))]
+fn http_client(client: Option<reqwest::Client>) -> crm_core::Result<reqwest::Client> {
+    match client {
+        Some(c) => Ok(c),
+        None => reqwest::Client::builder()
+            .user_agent(concat!("crm-connectors/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| crm_core::Error::Config { message: format!("cannot build the HTTP client: {e}") }),
+    }
+}
+#[cfg(feature = "oauth")]
+pub mod oauth;
+#[cfg(feature = "salesforce")]
+pub mod salesforce;

@@ -93,14 +93,7 @@ impl N8nBuilder {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(concat!("crm-connectors/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?,
-        };
+        let client = crate::http_client(self.client)?;
         Ok(N8n {
             base,
             api_key: self.api_key.filter(|k| !k.is_empty()),

@@ -42,6 +42,7 @@ pub mod governor;
 mod id;
 pub mod media;
 pub mod memory;
+pub mod oauth;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod ports;
@@ -101,6 +102,7 @@ pub use ports::billing::{Billing, BillingStore};
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::external_crm::ExternalCrm;
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::media::{
@@ -108,6 +110,7 @@ pub use ports::media::{
     StoredMedia, UrlSigner,
 };
 pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
+pub use ports::oauth::{AccessTokens, OAuthClient, OAuthGrant, OAuthProvider, OAuthStore};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::sequences::{Enrolling, EnrolmentQuery, SequenceStore};
 pub use ports::store::{

@@ -128,6 +128,9 @@ pub struct Config {
     pub media: crate::media_config::MediaConfig,
     /// n8n (`[n8n]`; `N8N_URL`, `N8N_API_KEY`, `N8N_WEBHOOK_SECRET`, `N8N_TIMEOUT_SECS`).
     pub n8n: crate::n8n::N8nConfig,
+    /// OAuth connections and Salesforce (`[oauth]`; `GOOGLE_OAUTH_*`,
+    /// `SALESFORCE_*`, `OAUTH_TIMEOUT_SECS`).
+    pub oauth: crate::oauth::OAuthConfig,
     /// The Chromium binary WhatsApp Web sessions run in, a path or a name on
     /// `PATH` (`CRM_WHATSAPP_WEB_CHROMIUM`, default `chromium`; feature
     /// `whatsapp-web`). Profiles live in `<data_dir>/whatsapp-web/<channel id>`.
@@ -197,6 +200,7 @@ impl Default for Config {
             billing: crate::billing_config::BillingConfig::default(),
             media: crate::media_config::MediaConfig::default(),
             n8n: crate::n8n::N8nConfig::default(),
+            oauth: crate::oauth::OAuthConfig::default(),
             whatsapp_web_chromium: PathBuf::from("chromium"),
             whatsapp_web_url: "https://web.whatsapp.com/".into(),
             whatsapp_web_lease_secs: 30,
@@ -444,6 +448,7 @@ impl Config {
         self.billing.apply_env(get)?;
         self.media.apply_env(get)?;
         self.n8n.apply_env(get)?;
+        self.oauth.apply_env(get)?;
         if let Some(v) = get("CRM_WHATSAPP_WEB_CHROMIUM") {
             self.whatsapp_web_chromium = PathBuf::from(v);
         }
@@ -466,6 +471,7 @@ impl Config {
         self.billing.validate()?;
         self.media.validate()?;
         self.n8n.validate()?;
+        self.oauth.validate()?;
         let db_url = self.database_url();
         let db = db_url.expose_secret();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {

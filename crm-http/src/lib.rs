@@ -40,6 +40,7 @@ pub mod media;
 pub mod media_config;
 pub mod metrics;
 pub mod n8n;
+pub mod oauth;
 mod request_id;
 mod routes;
 mod sequences;
@@ -86,6 +87,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
         (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
+        (name = "oauth", description = "OAuth 2.0 connections (Google, Salesforce: PKCE, one-time state, refresh, revoke) and the Salesforce contact sync"),
         (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
@@ -262,6 +264,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::automations::router())
         .merge(routes::sequences::router())
         .merge(routes::n8n::router())
+        .merge(routes::oauth::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())
@@ -289,6 +292,8 @@ fn provider_account_routes() -> OpenApiRouter<AppState> {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed_routes().merge(routes::admin::public_router()))
+        .merge(routes::oauth::start_router())
+        .merge(routes::oauth::callback_router())
         .merge(routes::system::router())
         .merge(routes::media::public_router())
         .merge(provider_routes())
@@ -327,8 +332,14 @@ pub fn router_with(state: AppState, extra: Vec<Router<AppState>>) -> Router {
     let authed = authed.layer(middleware::from_fn_with_state(state.clone(), routes::billing::plan_guard));
     let authed = authed.layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let public = routes::admin::public_router().layer(middleware::from_fn_with_state(state.clone(), auth::limit_by_ip));
+    let oauth_start =
+        routes::oauth::start_router().layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let oauth_callback =
+        routes::oauth::callback_router().layer(middleware::from_fn_with_state(state.clone(), auth::limit_by_ip));
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", authed.merge(public))
+        .merge(oauth_start)
+        .merge(oauth_callback)
         .merge(routes::system::router())
         .merge(routes::media::public_router())
         .merge(provider_routes())

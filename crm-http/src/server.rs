@@ -278,6 +278,14 @@ impl ServerBuilder {
         if let Some(w) = &workflows {
             probes.push(w.clone());
         }
+        #[cfg(feature = "oauth")]
+        let oauth = config.oauth.services(&crm)?;
+        #[cfg(not(feature = "oauth"))]
+        if config.oauth.any() {
+            return Err(Error::Config {
+                message: "OAuth providers are set but this build has no `oauth` feature".into(),
+            });
+        }
         #[cfg(feature = "webhooks")]
         let webhooks = webhooks_from(config, &crm, &limiter)?;
         #[cfg(feature = "ai")]
@@ -305,6 +313,13 @@ impl ServerBuilder {
             if let Some(w) = &workflows {
                 let trigger = crm_core::workers::WorkflowTrigger::new(w.clone());
                 rb = rb.job_worker(Arc::new(trigger), crm_core::workers::WorkflowTrigger::options());
+            }
+            #[cfg(feature = "oauth")]
+            if let Some(sf) = oauth.as_ref().and_then(|o| o.salesforce.clone()) {
+                use crm_core::workers::{ExternalCrmPull, ExternalCrmPush};
+                rb = rb
+                    .job_worker(Arc::new(ExternalCrmPush::new(crm.clone(), sf.clone())), ExternalCrmPush::options())
+                    .job_worker(Arc::new(ExternalCrmPull::new(crm.clone(), sf)), ExternalCrmPull::options());
             }
             for (w, o) in self.event_workers {
                 rb = rb.event_worker(w, o);
@@ -384,6 +399,10 @@ impl ServerBuilder {
         let _ = state.inner.whatsapp_web.set(web);
         if let Some(w) = workflows {
             state.set_workflows(w);
+        }
+        #[cfg(feature = "oauth")]
+        if let Some(o) = oauth {
+            state.set_oauth(o);
         }
         Ok(Parts { state, routes: self.routes, bootstrap, recording: self.recording })
     }

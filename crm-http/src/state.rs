@@ -77,6 +77,9 @@ pub(crate) struct Inner {
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
     /// The media library and the signer of its URLs.
     pub media: std::sync::OnceLock<crate::media::MediaServices>,
+    /// OAuth connections and the Salesforce adapter, when a provider is configured.
+    #[cfg(feature = "oauth")]
+    pub oauth: std::sync::OnceLock<crate::oauth::OAuthServices>,
 }
 
 /// The WhatsApp Web engine and, in processes that run workers, the
@@ -135,6 +138,8 @@ impl AppState {
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
                 media: std::sync::OnceLock::new(),
+                #[cfg(feature = "oauth")]
+                oauth: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -247,6 +252,18 @@ impl AppState {
     /// The workflow engine, when one is configured.
     pub fn workflows(&self) -> Option<&Arc<dyn crm_core::ports::workflows::Workflows>> {
         self.inner.workflows.get()
+    }
+
+    /// Sets the OAuth services; false when they were already set.
+    #[cfg(feature = "oauth")]
+    pub fn set_oauth(&self, oauth: crate::oauth::OAuthServices) -> bool {
+        self.inner.oauth.set(oauth).is_ok()
+    }
+
+    /// The OAuth services, when a provider is configured.
+    #[cfg(feature = "oauth")]
+    pub fn oauth(&self) -> Option<&crate::oauth::OAuthServices> {
+        self.inner.oauth.get()
     }
 
     /// The metrics registry.

@@ -21,7 +21,7 @@
 //! Jobs for other crates (the contract): `sequence.enrol`
 //! `{"sequence_id", "contact_id", "source": {"automation_id", "run_id"}}`,
 //! `sequence.stop` `{"sequence_id" | null, "contact_id", "reason": "automation"}`,
-//! `workflow.trigger` `{"workflow", "event"}` and [`WEBHOOK_JOB`]
+//! `workflow.trigger` `{"workflow", "event"}`, `salesforce.push` `{"contact_id"}` and [`WEBHOOK_JOB`]
 //! `{"target", "event"}`, each with the unique key `automation:<run id>:<action index>`.
 
 use chrono::{DateTime, Utc};
@@ -377,6 +377,10 @@ impl Engine {
             Action::CallN8nWorkflow { workflow } => {
                 json!({ "kind": WORKFLOW_TRIGGER_JOB, "payload": { "workflow": workflow, "event": event } })
             }
+            Action::SyncToSalesforce => json!({
+                "kind": crate::ports::external_crm::EXTERNAL_CRM_PUSH_JOB,
+                "payload": { "contact_id": contact_id }
+            }),
             other => serde_json::to_value(other).unwrap_or(Value::Null),
         })
     }
@@ -630,8 +634,12 @@ impl Engine {
             Action::StartSequence { .. }
             | Action::StopSequence { .. }
             | Action::CallWebhook { .. }
-            | Action::CallN8nWorkflow { .. } => {
-                if matches!(action, Action::StartSequence { .. } | Action::StopSequence { .. }) {
+            | Action::CallN8nWorkflow { .. }
+            | Action::SyncToSalesforce => {
+                if matches!(
+                    action,
+                    Action::StartSequence { .. } | Action::StopSequence { .. } | Action::SyncToSalesforce
+                ) {
                     needs_contact()?;
                 }
                 let args = self.render(action, event, subject, &source).await?;

@@ -271,6 +271,9 @@ pub enum Action {
         /// The n8n webhook path or full URL.
         workflow: String,
     },
+    /// Pushes the contact to Salesforce (job `salesforce.push`, run with
+    /// the account's OAuth grant; creates a Lead or updates the linked record).
+    SyncToSalesforce,
     /// Not available yet: issue #14 (crm-ai) adds it.
     AiReply,
     /// Not available yet: issue #16 (connectors) adds it.
@@ -294,6 +297,7 @@ impl Action {
             Action::StopSequence { .. } => "stop_sequence",
             Action::CallWebhook { .. } => "call_webhook",
             Action::CallN8nWorkflow { .. } => "call_n8n_workflow",
+            Action::SyncToSalesforce => "sync_to_salesforce",
             Action::AiReply => "ai_reply",
             Action::SendEmail => "send_email",
             Action::NotifySlack => "notify_slack",

@@ -431,6 +431,7 @@ pub trait Store:
     + crate::MediaRecordStore
     + crate::AutomationStore
     + crate::SequenceStore
+    + crate::OAuthStore
     + HealthCheck
 {
 }
@@ -451,6 +452,7 @@ impl<T> Store for T where
         + crate::MediaRecordStore
         + crate::AutomationStore
         + crate::SequenceStore
+        + crate::OAuthStore
         + HealthCheck
 {
 }

@@ -21,11 +21,13 @@
 //! to a grace period, and gives back what is left (due at once, the
 //! interrupted attempt counted).
 
+mod external_crm;
 mod outbox;
 mod queue;
 mod runtime;
 mod workflows;
 
+pub use external_crm::{ExternalCrmPull, ExternalCrmPush, pull_job, push_job};
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle, ShutdownReport, WorkerStats};
 pub use workflows::{WORKFLOW_TRIGGER_JOB, WorkflowTrigger};
 

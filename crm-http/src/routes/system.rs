@@ -76,6 +76,11 @@ pub(crate) struct Readiness {
     checks: BTreeMap<String, Check>,
     /// Every account's channels.
     channels: ChannelSummary,
+    /// OAuth grants of every account by provider and status (`broken`:
+    /// the provider refused the refresh token; the account must connect
+    /// again). Reported only: a broken grant never fails readiness.
+    /// `null` when no OAuth provider is configured.
+    oauth: Option<Vec<crm_core::ports::oauth::GrantCount>>,
 }
 
 /// Channels probed by `/ready` (the rest are counted).
@@ -141,6 +146,20 @@ async fn channel_summary(state: &AppState) -> ChannelSummary {
     summary
 }
 
+#[cfg(feature = "oauth")]
+async fn oauth_summary(state: &AppState) -> Option<Vec<crm_core::ports::oauth::GrantCount>> {
+    let oauth = state.oauth()?;
+    match tokio::time::timeout(PROBE_TIMEOUT, oauth.connections.counts()).await {
+        Ok(Ok(counts)) => Some(counts),
+        _ => Some(Vec::new()),
+    }
+}
+
+#[cfg(not(feature = "oauth"))]
+async fn oauth_summary(_: &AppState) -> Option<Vec<crm_core::ports::oauth::GrantCount>> {
+    None
+}
+
 /// Liveness: cheap, touches no dependency.
 #[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Liveness)))]
 async fn health() -> Json<Liveness> {
@@ -183,7 +202,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let channels = channel_summary(&state).await;
     let (code, status) =
         if all_ok { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
-    (code, Json(Readiness { status, checks, channels }))
+    (code, Json(Readiness { status, checks, channels, oauth: oauth_summary(&state).await }))
 }
 
 /// Prometheus metrics.

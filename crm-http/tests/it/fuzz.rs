@@ -236,6 +236,12 @@ async fn random_requests_never_get_a_5xx_on_postgres() {
         crate::billing::configure(c, &stripe);
         c.n8n.url = Some(n8n);
         c.n8n.api_key = Some("n8n-fuzz-key".to_owned().into());
+        // OAuth on (off, its routes answer 503); nothing the fuzzer can
+        // reach calls the provider.
+        c.oauth.salesforce.client_id = Some("fuzz".into());
+        c.oauth.salesforce.client_secret = Some("fuzz-secret".to_owned().into());
+        c.oauth.salesforce.redirect_uri = Some("http://127.0.0.1:9/auth/salesforce/callback".into());
+        c.oauth.salesforce.base_url = Some("http://127.0.0.1:9".into());
     })
     .await
     else {

@@ -26,6 +26,8 @@ mod hardening;
 mod media;
 mod messages;
 mod n8n;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod ratelimit;
 mod sequences;
 mod system;

@@ -201,6 +201,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/n8n/workflows/{id}/activate", "post"),
     ("/api/v1/n8n/workflows/{id}/deactivate", "post"),
     ("/api/v1/n8n/workflows/{id}/export", "get"),
+    ("/auth/{provider}/start", "get"),
+    ("/auth/{provider}/callback", "get"),
+    ("/api/v1/oauth", "get"),
+    ("/api/v1/oauth/{provider}", "delete"),
+    ("/api/v1/contacts/{id}/salesforce", "post"),
+    ("/api/v1/contacts/{id}/salesforce", "get"),
+    ("/api/v1/salesforce/pull", "post"),
 ];
 
 /// The built-in providers' webhooks and routes (by feature).

@@ -47,6 +47,7 @@ mod jobs;
 mod lane;
 mod media;
 mod messages;
+mod oauth;
 mod sequences;
 mod sessions;
 mod templates;

@@ -28,6 +28,7 @@ pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod media;
 pub(crate) mod messages;
+pub(crate) mod oauth;
 pub(crate) mod sequences;
 pub(crate) mod sessions;
 pub(crate) mod templates;

@@ -36,6 +36,7 @@ mod events;
 mod jobs;
 mod media;
 mod messages;
+mod oauth;
 mod sequences;
 mod sessions;
 mod templates;

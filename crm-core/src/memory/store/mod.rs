@@ -29,6 +29,7 @@ mod events;
 mod jobs;
 mod media;
 mod messages;
+mod oauth;
 mod sequences;
 mod sessions;
 mod templates;
@@ -95,6 +96,8 @@ struct State {
     enrolments: BTreeMap<crate::EnrolmentId, crate::Enrolment>,
     /// The active enrolment of each contact in each sequence.
     active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
+    /// OAuth grants, authorizations in flight and external links.
+    oauth: oauth::OAuthState,
 }
 
 impl State {

@@ -40,6 +40,7 @@ pub mod events;
 pub mod jobs;
 pub mod media;
 pub mod messages;
+pub mod oauth;
 pub mod sequences;
 pub mod sessions;
 pub mod templates;
@@ -93,6 +94,7 @@ where
     media::run_all(&make).await;
     automations::run_all(&make).await;
     sequences::run_all(&make).await;
+    oauth::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
