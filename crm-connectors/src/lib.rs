@@ -8,8 +8,32 @@
 //!   deactivate and export workflows through its REST API
 //!   (`X-N8N-API-KEY`), and its `/healthz` as a health probe.
 //!
-//! E-mail, Slack, GA4 and Salesforce land here as their issues do.
+//! - `sendgrid`: [`sendgrid::SendGrid`], the
+//!   [`Mailer`](crm_core::ports::connectors::Mailer) port over SendGrid's v3
+//!   Mail Send API, and [`sendgrid::EventWebhookVerifier`] for its signed
+//!   event webhook (bounces, opens, clicks, …).
+//! - `smtp`: [`smtp::Smtp`], the `Mailer` port over any SMTP server (lettre).
+//! - `slack`: [`slack::Slack`], the
+//!   [`Notifier`](crm_core::ports::connectors::Notifier) port over an
+//!   incoming webhook or `chat.postMessage`.
+//! - `ga4`: [`ga4::Ga4`], the [`Analytics`](crm_core::ports::connectors::Analytics)
+//!   port over GA4's Measurement Protocol (with its debug validation).
+//!
+//! Each connector adapter also has a
+//! [`ConnectorFactory`](crm_core::ports::connectors::ConnectorFactory) that
+//! builds it from an account's connection, for the server to register.
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sendgrid", feature = "slack", feature = "ga4"))]
+mod http;
+
+#[cfg(feature = "ga4")]
+pub mod ga4;
 #[cfg(feature = "n8n")]
 pub mod n8n;
+#[cfg(feature = "sendgrid")]
+pub mod sendgrid;
+#[cfg(feature = "slack")]
+pub mod slack;
+#[cfg(feature = "smtp")]
+pub mod smtp;

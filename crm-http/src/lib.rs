@@ -39,6 +39,7 @@ pub mod media;
 pub mod media_config;
 pub mod metrics;
 pub mod n8n;
+mod connectors;
 mod request_id;
 mod routes;
 mod sequences;
@@ -82,6 +83,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "campaigns", description = "A template sent to an audience through one channel, at the channel's pace"),
         (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
+        (name = "connections", description = "The account's connections to e-mail (SendGrid, SMTP), Slack and GA4: set, read, test, delete (admins)"),
         (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
@@ -258,6 +260,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::automations::router())
         .merge(routes::sequences::router())
         .merge(routes::n8n::router())
+        .merge(routes::connections::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())
@@ -298,6 +301,8 @@ fn provider_routes() -> OpenApiRouter<AppState> {
     let routes = routes.merge(routes::whatsapp::router());
     #[cfg(feature = "stripe")]
     let routes = routes.merge(routes::billing::webhook_router());
+    #[cfg(feature = "sendgrid")]
+    let routes = routes.merge(routes::connections::webhook_router());
     routes
 }
 

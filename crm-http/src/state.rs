@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub whatsapp_web: std::sync::OnceLock<WhatsAppWeb>,
     /// The media library and the signer of its URLs.
     pub media: std::sync::OnceLock<crate::media::MediaServices>,
+    /// The connector factories (e-mail, Slack, GA4, …) and their keyring.
+    pub connectors: std::sync::OnceLock<Arc<crm_core::connections::ConnectorRegistry>>,
 }
 
 /// The WhatsApp Web engine and, in processes that run workers, the
@@ -132,6 +134,7 @@ impl AppState {
                 #[cfg(feature = "whatsapp-web")]
                 whatsapp_web: std::sync::OnceLock::new(),
                 media: std::sync::OnceLock::new(),
+                connectors: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -244,6 +247,20 @@ impl AppState {
     /// The workflow engine, when one is configured.
     pub fn workflows(&self) -> Option<&Arc<dyn crm_core::ports::workflows::Workflows>> {
         self.inner.workflows.get()
+    }
+
+    /// Sets the connector registry the `/api/v1/connections` routes use;
+    /// false when one was already set.
+    pub fn set_connectors(&self, registry: Arc<crm_core::connections::ConnectorRegistry>) -> bool {
+        self.inner.connectors.set(registry).is_ok()
+    }
+
+    /// The connector registry: the one set, else one without factories
+    /// (every provider kind is refused) over the service's keyring.
+    pub fn connectors(&self) -> &Arc<crm_core::connections::ConnectorRegistry> {
+        self.inner.connectors.get_or_init(|| {
+            Arc::new(crm_core::connections::ConnectorRegistry::new(Vec::new(), self.crm().channels().keyring().cloned()))
+        })
     }
 
     /// The metrics registry.

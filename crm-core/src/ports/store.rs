@@ -415,6 +415,7 @@ pub trait Store:
     + crate::MediaRecordStore
     + crate::AutomationStore
     + crate::SequenceStore
+    + crate::ConnectionStore
     + HealthCheck
 {
 }
@@ -435,6 +436,7 @@ impl<T> Store for T where
         + crate::MediaRecordStore
         + crate::AutomationStore
         + crate::SequenceStore
+        + crate::ConnectionStore
         + HealthCheck
 {
 }

@@ -13,6 +13,7 @@ pub(crate) mod events;
 pub(crate) mod media;
 pub(crate) mod messages;
 pub(crate) mod n8n;
+pub(crate) mod connections;
 pub(crate) mod sequences;
 pub(crate) mod system;
 pub(crate) mod templates;

@@ -24,6 +24,7 @@ mod automations;
 mod billing;
 mod campaigns;
 mod channels;
+mod connections;
 mod contacts;
 mod events;
 mod jobs;
@@ -95,6 +96,8 @@ struct State {
     enrolments: BTreeMap<crate::EnrolmentId, crate::Enrolment>,
     /// The active enrolment of each contact in each sequence.
     active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
+    /// Connections to outside providers by (account, provider kind).
+    connections: BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
 }
 
 impl State {

@@ -35,6 +35,7 @@ pub mod billing;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
+pub mod connections;
 pub mod contacts;
 pub mod events;
 pub mod jobs;
@@ -93,6 +94,7 @@ where
     media::run_all(&make).await;
     automations::run_all(&make).await;
     sequences::run_all(&make).await;
+    connections::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
