@@ -19,8 +19,7 @@
 use async_trait::async_trait;
 use crm_core::domain::connection::Connection;
 use crm_core::ports::connectors::{
-    Analytics, AnalyticsEvent, AnalyticsUser, Capability, Connector, ConnectorFactory, MAX_ANALYTICS_BATCH,
-    check_track,
+    Analytics, AnalyticsEvent, AnalyticsUser, Capability, Connector, ConnectorFactory, MAX_ANALYTICS_BATCH, check_track,
 };
 use crm_core::secrets::Credentials;
 use crm_core::{Error, Result};
@@ -82,9 +81,9 @@ impl fmt::Debug for Ga4 {
 
 /// Checks a measurement id: `G-` and 4–20 upper-case letters or digits.
 pub fn check_measurement_id(id: &str) -> Result<()> {
-    let ok = id
-        .strip_prefix("G-")
-        .is_some_and(|rest| (4..=20).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+    let ok = id.strip_prefix("G-").is_some_and(|rest| {
+        (4..=20).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    });
     if !ok {
         return Err(Error::validation("settings.measurement_id", "must look like G-XXXXXXXXXX"));
     }
@@ -94,7 +93,12 @@ pub fn check_measurement_id(id: &str) -> Result<()> {
 impl Ga4 {
     /// A collector for `measurement_id` with `api_secret` at `base` (default
     /// [`GA4_API`]). [`Error::Config`] for a bad id, an empty secret or a bad URL.
-    pub fn new(base: Option<&str>, measurement_id: &str, api_secret: &str, client: Option<reqwest::Client>) -> Result<Self> {
+    pub fn new(
+        base: Option<&str>,
+        measurement_id: &str,
+        api_secret: &str,
+        client: Option<reqwest::Client>,
+    ) -> Result<Self> {
         check_measurement_id(measurement_id).map_err(|e| Error::Config { message: e.to_string() })?;
         if api_secret.trim().is_empty() {
             return Err(Error::Config { message: "the GA4 API secret is empty".into() });
@@ -135,7 +139,9 @@ impl Ga4 {
 
     async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
         let mut url = http::join(&self.base, path)?;
-        url.query_pairs_mut().append_pair("measurement_id", &self.measurement_id).append_pair("api_secret", &self.api_secret);
+        url.query_pairs_mut()
+            .append_pair("measurement_id", &self.measurement_id)
+            .append_pair("api_secret", &self.api_secret);
         let resp = http::send(PROVIDER, self.client.post(url).json(body), self.timeout).await?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -153,7 +159,13 @@ impl Ga4 {
         for batch in events.chunks(MAX_ANALYTICS_BATCH) {
             let resp = self.post("debug/mp/collect", &Self::body(user, batch)).await?;
             let answer: DebugAnswer = resp.json().await.map_err(|_| {
-                http::provider_error(PROVIDER, true, None, "the GA4 validation endpoint answered malformed JSON".into(), None)
+                http::provider_error(
+                    PROVIDER,
+                    true,
+                    None,
+                    "the GA4 validation endpoint answered malformed JSON".into(),
+                    None,
+                )
             })?;
             messages.extend(answer.validation_messages);
         }
@@ -163,7 +175,8 @@ impl Ga4 {
 
 /// The messages as one [`Error::Validation`].
 fn validation_error(messages: &[ValidationMessage]) -> Error {
-    let field = messages.first().map(|m| m.field_path.clone()).filter(|f| !f.is_empty()).unwrap_or_else(|| "events".into());
+    let field =
+        messages.first().map(|m| m.field_path.clone()).filter(|f| !f.is_empty()).unwrap_or_else(|| "events".into());
     let reason = messages
         .iter()
         .map(|m| format!("{} ({}): {}", m.field_path, m.validation_code, m.description))

@@ -81,7 +81,11 @@ impl Slack {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| Error::Config { message: "the Slack webhook URL is not an http(s) URL".into() })?;
-        Ok(Self { target: Target::Webhook(url), timeout: DEFAULT_TIMEOUT, client: client.map_or_else(http::client, Ok)? })
+        Ok(Self {
+            target: Target::Webhook(url),
+            timeout: DEFAULT_TIMEOUT,
+            client: client.map_or_else(http::client, Ok)?,
+        })
     }
 
     /// A notifier calling `chat.postMessage` at `api_base` (default
@@ -133,9 +137,14 @@ trait WithCode {
 impl WithCode for Error {
     fn with_code(self, slack_code: &str) -> Self {
         match self {
-            Error::Provider { provider, transient, message, retry_after, source, .. } => {
-                Error::Provider { provider, transient, code: Some(http::clip(slack_code)), message, retry_after, source }
-            }
+            Error::Provider { provider, transient, message, retry_after, source, .. } => Error::Provider {
+                provider,
+                transient,
+                code: Some(http::clip(slack_code)),
+                message,
+                retry_after,
+                source,
+            },
             e => e,
         }
     }
@@ -172,7 +181,9 @@ impl Notifier for Slack {
             Target::Bot { .. } if !status.is_success() => Err(Self::refusal(&format!("HTTP {status}"), status, wait)),
             Target::Bot { .. } => match serde_json::from_str::<ApiAnswer>(&text) {
                 Ok(a) if a.ok => Ok(()),
-                Ok(a) => Err(Self::refusal(a.error.as_deref().unwrap_or("unknown_error"), StatusCode::BAD_REQUEST, wait)),
+                Ok(a) => {
+                    Err(Self::refusal(a.error.as_deref().unwrap_or("unknown_error"), StatusCode::BAD_REQUEST, wait))
+                }
                 Err(_) => Err(http::provider_error(PROVIDER, true, None, "Slack answered malformed JSON".into(), None)),
             },
         }
@@ -257,7 +268,9 @@ impl ConnectorFactory for SlackFactory {
             let channel = connection.settings["channel"].as_str().map(str::to_owned);
             Slack::bot(&self.api_base, token, channel, self.client.clone())?
         } else {
-            return Err(Error::Config { message: "the Slack connection has neither a webhook URL nor a bot token".into() });
+            return Err(Error::Config {
+                message: "the Slack connection has neither a webhook URL nor a bot token".into(),
+            });
         };
         Ok(Connector::Notify(Arc::new(slack)))
     }

@@ -116,7 +116,9 @@ impl Smtp {
             b = b.reply_to(address(r, "reply_to")?);
         }
         let mut body = match &email.html {
-            Some(html) => MultiPart::mixed().multipart(MultiPart::alternative_plain_html(email.text.clone(), html.clone())),
+            Some(html) => {
+                MultiPart::mixed().multipart(MultiPart::alternative_plain_html(email.text.clone(), html.clone()))
+            }
             None => MultiPart::mixed().singlepart(SinglePart::plain(email.text.clone())),
         };
         for a in &email.attachments {
@@ -222,7 +224,8 @@ impl ConnectorFactory for SmtpFactory {
             (Some(u), Some(p)) => Some((u.to_owned(), p.to_owned())),
             _ => None,
         };
-        let smtp = Smtp::new(&host, port, security, login, Some(sender(&connection.settings)?), Duration::from_secs(20))?;
+        let smtp =
+            Smtp::new(&host, port, security, login, Some(sender(&connection.settings)?), Duration::from_secs(20))?;
         Ok(Connector::Mail(Arc::new(smtp)))
     }
 }

@@ -8,10 +8,10 @@
 mod support;
 
 use crm_connectors::ga4::{Ga4, Ga4Factory, ValidationMessage};
+use crm_core::Error;
 use crm_core::ports::connectors::{Analytics, AnalyticsEvent, AnalyticsUser, ConnectorFactory};
 use crm_core::secrets::Credentials;
 use crm_core::testing::connectors::analytics;
-use crm_core::Error;
 use serde_json::{Map, json};
 use std::time::Duration;
 use support::{Mock, Reply};
@@ -67,7 +67,9 @@ async fn debug_mode_surfaces_validation_messages() {
         messages[1],
         ValidationMessage {
             field_path: "events".into(),
-            description: "Event at index: [1] has invalid name [_badEventName]. Names must start with an alphabetic character.".into(),
+            description:
+                "Event at index: [1] has invalid name [_badEventName]. Names must start with an alphabetic character."
+                    .into(),
             validation_code: "NAME_INVALID".into(),
         }
     );

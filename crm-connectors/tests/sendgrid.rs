@@ -164,7 +164,13 @@ async fn a_mail_job_survives_an_outage_and_is_sent_through_the_accounts_connecti
     let job = schedule_mail(&*store, account.id, &MailJob { provider: None, draft }, None, Utc::now()).await.unwrap();
     let worker = ConnectorWorker::mail(store.clone(), registry, None, Arc::new(SystemClock));
     mock.then(Reply::new(503, "").header("Retry-After", "60"));
-    assert_eq!(worker.run(&job).await, Outcome::Retry { error: "sendgrid error 503: SendGrid answered 503 Service Unavailable".into(), after: Some(Duration::from_secs(60)) });
+    assert_eq!(
+        worker.run(&job).await,
+        Outcome::Retry {
+            error: "sendgrid error 503: SendGrid answered 503 Service Unavailable".into(),
+            after: Some(Duration::from_secs(60))
+        }
+    );
     assert_eq!(worker.run(&job).await, Outcome::Done);
     let body = mock.seen()[1].json();
     assert_eq!(body["from"], json!({ "email": "loja@example.com", "name": "Loja" }), "the connection's sender");
@@ -219,7 +225,11 @@ fn the_event_webhook_accepts_only_good_fresh_signatures() {
 
     let events = verifier.verify(Some(&sig), Some(ts), body.as_bytes(), now).unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds, ["email.delivered", "email.opened", "email.clicked", "email.bounced", "email.dropped"], "processed is skipped");
+    assert_eq!(
+        kinds,
+        ["email.delivered", "email.opened", "email.clicked", "email.bounced", "email.dropped"],
+        "processed is skipped"
+    );
     assert_eq!(events[0].contact_id.map(|c| c.to_string()).as_deref(), Some("0193d0a0-0000-7000-8000-000000000001"));
     assert_eq!(events[0].account_id.as_deref(), Some("ACCOUNT"));
     assert_eq!(events[2].data["url"], json!("http://www.sendgrid.com/"));
@@ -227,7 +237,8 @@ fn the_event_webhook_accepts_only_good_fresh_signatures() {
     assert_eq!(events[3].data["bounce_classification"], json!("Invalid Address"));
     assert_eq!(events[3].at, Utc.timestamp_opt(1_764_500_040, 0).unwrap());
 
-    let refused = |r: crm_core::Result<Vec<_>>| matches!(r, Err(Error::Validation { ref field, .. }) if field == "signature");
+    let refused =
+        |r: crm_core::Result<Vec<_>>| matches!(r, Err(Error::Validation { ref field, .. }) if field == "signature");
     let tampered = body.replace("bounce", "delivered");
     assert!(refused(verifier.verify(Some(&sig), Some(ts), tampered.as_bytes(), now)), "a tampered body");
     let other = EventWebhookVerifier::new(&Signer::new().public_key()).unwrap();
@@ -235,13 +246,18 @@ fn the_event_webhook_accepts_only_good_fresh_signatures() {
     let later = now + chrono::Duration::minutes(10);
     assert!(refused(verifier.verify(Some(&sig), Some(ts), body.as_bytes(), later)), "a stale timestamp");
     let other_ts = signer.sign("1764500101", body.as_bytes());
-    assert!(refused(verifier.verify(Some(&other_ts), Some(ts), body.as_bytes(), now)), "a signature of another timestamp");
+    assert!(
+        refused(verifier.verify(Some(&other_ts), Some(ts), body.as_bytes(), now)),
+        "a signature of another timestamp"
+    );
     assert!(refused(verifier.verify(None, Some(ts), body.as_bytes(), now)), "no signature");
     assert!(refused(verifier.verify(Some(&sig), None, body.as_bytes(), now)), "no timestamp");
     assert!(refused(verifier.verify(Some("not base64!"), Some(ts), body.as_bytes(), now)), "garbage");
 
     let not_array = br#"{"event":"open"}"#;
     let sig = signer.sign(ts, not_array);
-    assert!(matches!(verifier.verify(Some(&sig), Some(ts), not_array, now), Err(Error::Validation { ref field, .. }) if field == "body"));
+    assert!(
+        matches!(verifier.verify(Some(&sig), Some(ts), not_array, now), Err(Error::Validation { ref field, .. }) if field == "body")
+    );
     assert!(EventWebhookVerifier::new("AAAA").is_err(), "a key that is not P-256 is refused");
 }

@@ -56,8 +56,15 @@ async fn posts_block_kit_payloads() {
     assert!(req.header("authorization").is_none(), "a webhook URL is its own credential");
     let body = req.json();
     assert_eq!(body["text"], json!("Hot lead: Ana & <Filhos> reached score 85"));
-    assert_eq!(body["blocks"][0], json!({ "type": "header", "text": { "type": "plain_text", "text": "Hot lead", "emoji": true } }));
-    assert_eq!(body["blocks"][1]["fields"][0]["text"], json!("*Contact*\nAna &amp; &lt;Filhos&gt;"), "mrkdwn is escaped");
+    assert_eq!(
+        body["blocks"][0],
+        json!({ "type": "header", "text": { "type": "plain_text", "text": "Hot lead", "emoji": true } })
+    );
+    assert_eq!(
+        body["blocks"][1]["fields"][0]["text"],
+        json!("*Contact*\nAna &amp; &lt;Filhos&gt;"),
+        "mrkdwn is escaped"
+    );
     assert_eq!(body["blocks"][2]["elements"][0]["url"], json!("https://crm.example.com/contacts/1"));
     assert!(body.get("channel").is_none());
 
@@ -126,7 +133,10 @@ async fn a_rate_limited_notification_is_retried_at_slacks_time_not_lost() {
     assert!(factory.validate(&json!({}), Some(&creds)).is_err(), "a webhook URL elsewhere is refused");
     creds.insert("webhook_url", format!("{}services/T/B/X", mock.base));
     factory.validate(&json!({}), Some(&creds)).unwrap();
-    let registry = Arc::new(ConnectorRegistry::new(vec![Arc::new(factory)], Some(Keyring::new(SecretKey::generate("k1").unwrap()))));
+    let registry = Arc::new(ConnectorRegistry::new(
+        vec![Arc::new(factory)],
+        Some(Keyring::new(SecretKey::generate("k1").unwrap())),
+    ));
     let mut c = Connection::new(account.id, ConnectionKind::SLACK, json!({}), None, Utc::now()).unwrap();
     c.credentials = Some(registry.seal(&c, &creds).unwrap());
     store.put_connection(&c, &ev(EventType::CONNECTION_UPDATED)).await.unwrap();

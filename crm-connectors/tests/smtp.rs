@@ -42,7 +42,11 @@ async fn serve(sink: Sink, socket: tokio::net::TcpStream) {
             "250-sink.local\r\n250-AUTH PLAIN\r\n250 8BITMIME".into()
         } else if let Some(b64) = upper.strip_prefix("AUTH PLAIN ").map(|_| &line[11..]) {
             let expected = STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
-            if b64.trim() == expected { "235 2.7.0 Authentication successful".into() } else { "535 5.7.8 Authentication credentials invalid".into() }
+            if b64.trim() == expected {
+                "235 2.7.0 Authentication successful".into()
+            } else {
+                "535 5.7.8 Authentication credentials invalid".into()
+            }
         } else if upper.starts_with("MAIL FROM:") {
             current = Received { from: line[10..].trim().to_owned(), ..Received::default() };
             "250 2.1.0 Ok".into()
@@ -115,16 +119,26 @@ async fn sends_a_multipart_message_with_every_recipient() {
     email.attachments.push(Attachment {
         filename: "pedido.pdf".into(),
         content_type: "application/pdf".into(),
-        content: b"%PDF-1.4 test".to_vec(),
+        content: b"%PDF\xff\xfe\x00\x01binary".to_vec(),
     });
     let sent = m.send(&email).await.unwrap();
     assert!(sent.provider_id.unwrap().contains("queued as 4A1B2C3D"));
     let got = sink.received.lock().unwrap()[0].clone();
     assert_eq!(got.from, "<loja@example.com>");
-    assert_eq!(got.to, ["<ana@example.com>", "<gerente@example.com>", "<arquivo@example.com>"], "bcc is an envelope recipient");
+    assert_eq!(
+        got.to,
+        ["<ana@example.com>", "<gerente@example.com>", "<arquivo@example.com>"],
+        "bcc is an envelope recipient"
+    );
     let data = &got.data;
-    assert!(data.contains("From: \"Loja\" <loja@example.com>") || data.contains("From: Loja <loja@example.com>"), "{data}");
-    assert!(data.contains("To: \"Ana Souza\" <ana@example.com>") || data.contains("To: Ana Souza <ana@example.com>"), "{data}");
+    assert!(
+        data.contains("From: \"Loja\" <loja@example.com>") || data.contains("From: Loja <loja@example.com>"),
+        "{data}"
+    );
+    assert!(
+        data.contains("To: \"Ana Souza\" <ana@example.com>") || data.contains("To: Ana Souza <ana@example.com>"),
+        "{data}"
+    );
     assert!(data.contains("Cc: gerente@example.com"), "{data}");
     assert!(!data.contains("arquivo@example.com"), "no Bcc header: {data}");
     assert!(data.contains("Reply-To: vendas@example.com"), "{data}");
@@ -132,7 +146,7 @@ async fn sends_a_multipart_message_with_every_recipient() {
     assert!(data.contains("multipart/mixed") && data.contains("multipart/alternative"), "{data}");
     assert!(data.contains("text/plain") && data.contains("text/html"), "{data}");
     assert!(data.contains("filename=\"pedido.pdf\"") && data.contains("application/pdf"), "{data}");
-    assert!(data.contains(&STANDARD.encode(b"%PDF-1.4 test")), "the attachment is base64: {data}");
+    assert!(data.contains(&STANDARD.encode(b"%PDF\xff\xfe\x00\x01binary")), "the attachment is base64: {data}");
 }
 
 #[tokio::test]

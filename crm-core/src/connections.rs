@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::domain::connection::Connection;
-use crate::ports::connectors::{ConnectorFactory, Connector};
+use crate::ports::connectors::{Connector, ConnectorFactory};
 use crate::secrets::{Credentials, Keyring, SealedSecret};
 use crate::{Error, Result};
 

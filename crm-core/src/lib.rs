@@ -100,8 +100,8 @@ pub use ports::automations::AutomationStore;
 pub use ports::billing::{Billing, BillingStore};
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
-pub use ports::connections::ConnectionStore;
 pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::connections::ConnectionStore;
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::media::{

@@ -259,7 +259,10 @@ impl AppState {
     /// (every provider kind is refused) over the service's keyring.
     pub fn connectors(&self) -> &Arc<crm_core::connections::ConnectorRegistry> {
         self.inner.connectors.get_or_init(|| {
-            Arc::new(crm_core::connections::ConnectorRegistry::new(Vec::new(), self.crm().channels().keyring().cloned()))
+            Arc::new(crm_core::connections::ConnectorRegistry::new(
+                Vec::new(),
+                self.crm().channels().keyring().cloned(),
+            ))
         })
     }
 

@@ -701,7 +701,9 @@ fn connector_job(action: &Action, event: &Event, subject: &Subject) -> Result<Va
         }
         Action::TrackEvent { name, params, value_minor, currency } => {
             let mut e = match value_minor {
-                Some(v) => AnalyticsEvent::conversion(name, *v, currency.as_deref().unwrap_or("BRL"), &event.id.to_string())?,
+                Some(v) => {
+                    AnalyticsEvent::conversion(name, *v, currency.as_deref().unwrap_or("BRL"), &event.id.to_string())?
+                }
                 None => AnalyticsEvent::custom(name, serde_json::Map::new())?,
             };
             for (k, v) in params {

@@ -490,8 +490,7 @@ impl Action {
                     return bad("to", "at most 10 addresses");
                 }
                 for m in to {
-                    crate::ports::connectors::Mailbox::new(m.as_str())
-                        .check(&format!("{field}.to"))?;
+                    crate::ports::connectors::Mailbox::new(m.as_str()).check(&format!("{field}.to"))?;
                 }
                 check_provider(provider.as_deref(), &field)
             }
@@ -499,7 +498,10 @@ impl Action {
                 if text.trim().is_empty() || text.chars().count() > crate::ports::connectors::MAX_NOTIFICATION_CHARS {
                     return bad("text", "must be 1 to 3000 characters");
                 }
-                if channel.as_ref().is_some_and(|c| c.is_empty() || c.chars().count() > 80 || c.contains(char::is_whitespace)) {
+                if channel
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.chars().count() > 80 || c.contains(char::is_whitespace))
+                {
                     return bad("channel", "must be 1 to 80 characters without spaces");
                 }
                 if hot_lead_threshold.is_some_and(|t| t > 100) {
@@ -823,10 +825,16 @@ mod tests {
             "actions[0].subject"
         );
         assert_eq!(
-            field(base(json!([]), json!([{"type": "send_email", "subject": "Oi", "text": "x", "provider": "Bad Kind"}]))),
+            field(base(
+                json!([]),
+                json!([{"type": "send_email", "subject": "Oi", "text": "x", "provider": "Bad Kind"}])
+            )),
             "actions[0].provider"
         );
-        assert_eq!(field(base(json!([]), json!([{"type": "notify_slack", "text": "x", "hot_lead_threshold": 101}]))), "actions[0].hot_lead_threshold");
+        assert_eq!(
+            field(base(json!([]), json!([{"type": "notify_slack", "text": "x", "hot_lead_threshold": 101}]))),
+            "actions[0].hot_lead_threshold"
+        );
         assert_eq!(field(base(json!([]), json!([{"type": "track_event", "name": "1bad"}]))), "actions[0].name");
         for (kind, issue) in [("ai_reply", "#14")] {
             let err = base(json!([]), json!([{"type": "add_tag", "tag": "x"}, {"type": kind}])).unwrap_err();

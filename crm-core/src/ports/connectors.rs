@@ -510,7 +510,10 @@ impl AnalyticsEvent {
             ));
         }
         if self.params.len() > MAX_EVENT_PARAMS || self.params.keys().any(|k| k.is_empty() || k.len() > 40) {
-            return Err(Error::validation("params", format!("at most {MAX_EVENT_PARAMS}, names of 1 to 40 characters")));
+            return Err(Error::validation(
+                "params",
+                format!("at most {MAX_EVENT_PARAMS}, names of 1 to 40 characters"),
+            ));
         }
         Ok(())
     }

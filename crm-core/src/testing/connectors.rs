@@ -22,8 +22,8 @@ use serde_json::{Map, json};
 
 use crate::Error;
 use crate::ports::connectors::{
-    Analytics, AnalyticsEvent, AnalyticsUser, Attachment, MAX_ATTACHMENT_BYTES, MAX_BLOCKS, MailDraft, Mailbox,
-    Mailer, Notification, Notifier,
+    Analytics, AnalyticsEvent, AnalyticsUser, Attachment, MAX_ATTACHMENT_BYTES, MAX_BLOCKS, MailDraft, Mailbox, Mailer,
+    Notification, Notifier,
 };
 
 fn is_validation(e: &Error) -> bool {
@@ -102,7 +102,8 @@ pub async fn notifier(notifier: &dyn Notifier, posted: &(dyn Fn() -> usize + Syn
     let empty = Notification { text: " ".into(), blocks: Vec::new(), channel: None };
     let e = notifier.notify(&empty).await.expect_err("[notifier] an empty text is refused");
     assert!(is_validation(&e), "[notifier] empty text: {e:?}");
-    let many = Notification { text: "x".into(), blocks: vec![json!({ "type": "divider" }); MAX_BLOCKS + 1], channel: None };
+    let many =
+        Notification { text: "x".into(), blocks: vec![json!({ "type": "divider" }); MAX_BLOCKS + 1], channel: None };
     let e = notifier.notify(&many).await.expect_err("[notifier] too many blocks is refused");
     assert!(is_validation(&e), "[notifier] too many blocks: {e:?}");
     assert_eq!(posted(), start + 2, "[notifier] refused messages post nothing");

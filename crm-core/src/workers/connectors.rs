@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use super::{Backoff, JobWorker, Outcome, WorkerOptions};
 use crate::connections::ConnectorRegistry;
-use crate::domain::connection::{
-    Connection, ConnectionKind, ConnectionResult, ConnectionStatus, clip_error,
-};
+use crate::domain::connection::{Connection, ConnectionKind, ConnectionResult, ConnectionStatus, clip_error};
 use crate::ports::connectors::{
     AnalyticsEvent, AnalyticsUser, Attachment, Capability, Connector, MailDraft, Notification, check_track,
 };
@@ -190,7 +188,10 @@ impl ConnectorWorker {
                 .ok_or_else(|| Error::not_found("connection"))?,
         };
         if connection.status == ConnectionStatus::Disconnected {
-            return Err(Error::validation("provider", format!("the {} connection is disconnected", connection.provider)));
+            return Err(Error::validation(
+                "provider",
+                format!("the {} connection is disconnected", connection.provider),
+            ));
         }
         Ok(connection)
     }
@@ -206,9 +207,16 @@ impl ConnectorWorker {
         let mut out = Vec::with_capacity(draft.attachments.len());
         for id in &draft.attachments {
             let record = self.store.get_media(account, *id).await?;
-            let key = record.key.as_deref().ok_or_else(|| Error::validation("attachments", format!("media {id} has no stored file")))?;
+            let key = record
+                .key
+                .as_deref()
+                .ok_or_else(|| Error::validation("attachments", format!("media {id} has no stored file")))?;
             let stored = media.get(account, key).await?;
-            out.push(Attachment { filename: record.filename, content_type: stored.content_type, content: stored.bytes });
+            out.push(Attachment {
+                filename: record.filename,
+                content_type: stored.content_type,
+                content: stored.bytes,
+            });
         }
         Ok(out)
     }
@@ -307,12 +315,12 @@ impl JobWorker for ConnectorWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use crate::domain::connection::Connection;
     use crate::memory::{RecordingAnalytics, RecordingConnectorFactory, RecordingMailer, RecordingNotifier};
     use crate::ports::connectors::Mailbox;
     use crate::testing::connectors::sample_draft;
     use crate::{Account, Event, EventType, MemoryStore, SystemClock};
+    use serde_json::json;
 
     struct Fixture {
         store: Arc<dyn Store>,
@@ -326,8 +334,12 @@ mod tests {
     async fn fixture() -> Fixture {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let account = Account::new("Loja", Utc::now()).unwrap();
-        store.create_account(&account, &Event::new(account.id, EventType::ACCOUNT_CREATED, &json!({}), Utc::now())).await.unwrap();
-        let (mailer, notifier, analytics) = (RecordingMailer::new(), RecordingNotifier::new(), RecordingAnalytics::new());
+        store
+            .create_account(&account, &Event::new(account.id, EventType::ACCOUNT_CREATED, &json!({}), Utc::now()))
+            .await
+            .unwrap();
+        let (mailer, notifier, analytics) =
+            (RecordingMailer::new(), RecordingNotifier::new(), RecordingAnalytics::new());
         let registry = Arc::new(ConnectorRegistry::new(
             vec![
                 Arc::new(RecordingConnectorFactory::mail("sendgrid", &mailer)),
@@ -338,7 +350,10 @@ mod tests {
         ));
         for kind in [ConnectionKind::SENDGRID, ConnectionKind::SLACK, ConnectionKind::GA4] {
             let c = Connection::new(account.id, kind, json!({}), None, Utc::now()).unwrap();
-            store.put_connection(&c, &Event::new(account.id, EventType::CONNECTION_UPDATED, &json!({}), Utc::now())).await.unwrap();
+            store
+                .put_connection(&c, &Event::new(account.id, EventType::CONNECTION_UPDATED, &json!({}), Utc::now()))
+                .await
+                .unwrap();
         }
         Fixture { store, account: account.id, mailer, notifier, analytics, registry }
     }
@@ -358,7 +373,9 @@ mod tests {
         let f = fixture().await;
         let contact = crate::ContactId::new();
         let draft = MailDraft { contact_id: Some(contact), ..sample_draft() };
-        let job = schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft }, Some("k1"), Utc::now()).await.unwrap();
+        let job = schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft }, Some("k1"), Utc::now())
+            .await
+            .unwrap();
         let job = claimed(&f, job).await;
         assert_eq!(mail_worker(&f).run(&job).await, Outcome::Done);
         let sent = f.mailer.sent();
@@ -370,7 +387,8 @@ mod tests {
         assert!(c.last_success_at.is_some(), "a success is recorded on the connection");
 
         let bad = MailDraft { to: vec![Mailbox::new("nope")], ..sample_draft() };
-        let refused = schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft: bad }, None, Utc::now()).await;
+        let refused =
+            schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft: bad }, None, Utc::now()).await;
         assert!(matches!(refused, Err(Error::Validation { .. })), "a draft that cannot be sent is refused up front");
     }
 
@@ -378,9 +396,10 @@ mod tests {
     async fn outages_retry_at_the_providers_time_and_refusals_are_buried() {
         let f = fixture().await;
         let w = mail_worker(&f);
-        let job = schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft: sample_draft() }, None, Utc::now())
-            .await
-            .unwrap();
+        let job =
+            schedule_mail(&*f.store, f.account, &MailJob { provider: None, draft: sample_draft() }, None, Utc::now())
+                .await
+                .unwrap();
         let outage = |transient, after| Error::Provider {
             provider: "sendgrid".into(),
             transient,
@@ -397,7 +416,10 @@ mod tests {
         f.mailer.fail_next(Error::Config { message: "sendgrid refused the API key".into() });
         assert!(matches!(w.run(&job).await, Outcome::Fail { .. }));
         let c = f.store.get_connection(f.account, &ConnectionKind::SENDGRID).await.unwrap();
-        assert_eq!((c.status, c.last_error.as_deref()), (ConnectionStatus::Error, Some("configuration error: sendgrid refused the API key")));
+        assert_eq!(
+            (c.status, c.last_error.as_deref()),
+            (ConnectionStatus::Error, Some("configuration error: sendgrid refused the API key"))
+        );
         assert_eq!(w.run(&job).await, Outcome::Done, "the next attempt goes through");
         let c = f.store.get_connection(f.account, &ConnectionKind::SENDGRID).await.unwrap();
         assert_eq!(c.status, ConnectionStatus::Connected);
@@ -407,7 +429,10 @@ mod tests {
     async fn notifications_and_analytics_go_through_their_connections() {
         let f = fixture().await;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let n = NotifyJob { provider: Some(ConnectionKind::SLACK), notification: Notification::hot_lead("Ana", 90, 70, None) };
+        let n = NotifyJob {
+            provider: Some(ConnectionKind::SLACK),
+            notification: Notification::hot_lead("Ana", 90, 70, None),
+        };
         let job = schedule_notification(&*f.store, f.account, &n, None, Utc::now()).await.unwrap();
         let w = ConnectorWorker::notify(f.store.clone(), f.registry.clone(), clock.clone());
         f.notifier.fail_next(Error::RateLimited { retry_after: Duration::from_secs(7) });
@@ -424,11 +449,26 @@ mod tests {
         assert_eq!(f.analytics.tracked()[0].1, events);
 
         // The slack connection cannot track analytics; a missing or disconnected one buries the job.
-        let wrong = Job::new(ANALYTICS_JOB, Some(f.account), json!({ "provider": "slack", "user": a.user, "events": events }), Utc::now(), Utc::now()).unwrap();
+        let wrong = Job::new(
+            ANALYTICS_JOB,
+            Some(f.account),
+            json!({ "provider": "slack", "user": a.user, "events": events }),
+            Utc::now(),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(matches!(w.run(&wrong).await, Outcome::Fail { .. }));
-        f.store.delete_connection(f.account, &ConnectionKind::GA4, &Event::new(f.account, EventType::CONNECTION_DELETED, &json!({}), Utc::now())).await.unwrap();
+        f.store
+            .delete_connection(
+                f.account,
+                &ConnectionKind::GA4,
+                &Event::new(f.account, EventType::CONNECTION_DELETED, &json!({}), Utc::now()),
+            )
+            .await
+            .unwrap();
         assert!(matches!(w.run(&job).await, Outcome::Fail { .. }), "no analytics connection: buried, replayable");
-        let garbage = Job::new(NOTIFY_JOB, Some(f.account), json!({ "notification": 3 }), Utc::now(), Utc::now()).unwrap();
+        let garbage =
+            Job::new(NOTIFY_JOB, Some(f.account), json!({ "notification": 3 }), Utc::now(), Utc::now()).unwrap();
         let w = ConnectorWorker::notify(f.store.clone(), f.registry.clone(), Arc::new(SystemClock));
         assert!(matches!(w.run(&garbage).await, Outcome::Fail { .. }));
     }

@@ -102,7 +102,10 @@ async fn bad_rules_and_bad_calls_are_4xx() {
         (json!({"type": "send_email", "subject": "Oi", "text": "oi", "to": ["not an address"]}), "actions[0].to"),
         (json!({"type": "notify_slack", "text": ""}), "actions[0].text"),
         (json!({"type": "track_event", "name": "google_x"}), "actions[0].name"),
-        (json!({"type": "track_event", "name": "purchase", "value_minor": 100, "currency": "real"}), "actions[0].currency"),
+        (
+            json!({"type": "track_event", "name": "purchase", "value_minor": 100, "currency": "real"}),
+            "actions[0].currency",
+        ),
     ] {
         let body = json!({"name": "x", "trigger": {"event": "message.received"}, "actions": [action]});
         let p = post(body).await.problem(422, "validation");

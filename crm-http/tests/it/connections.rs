@@ -77,7 +77,9 @@ fn p256_public_key(pair: &EcdsaKeyPair) -> String {
 async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     let (m, base) = mock().await;
     let (sg, slack) = (SendGridFactory::new(&base), SlackFactory::new(&base, &base));
-    let h = Harness::sqlite_builder(|_| {}, move |b| b.connector_factory(Arc::new(sg)).connector_factory(Arc::new(slack))).await;
+    let h =
+        Harness::sqlite_builder(|_| {}, move |b| b.connector_factory(Arc::new(sg)).connector_factory(Arc::new(slack)))
+            .await;
     let api = &h.api;
     let (account, admin) = h.account(Role::Admin).await;
     let agent = h.key(account, Role::Agent).await;
@@ -87,7 +89,10 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     let set = api.put("/api/v1/connections/sendgrid").bearer(&admin).json(body.clone()).send().await;
     let view = set.ok_json(200);
     assert!(!set.text().contains(SG_KEY), "the key is never returned: {}", set.text());
-    assert_eq!((view["provider"].as_str(), view["status"].as_str(), view["credentials_set"].as_bool()), (Some("sendgrid"), Some("connected"), Some(true)));
+    assert_eq!(
+        (view["provider"].as_str(), view["status"].as_str(), view["credentials_set"].as_bool()),
+        (Some("sendgrid"), Some("connected"), Some(true))
+    );
     assert_eq!(view["capability"], "mail");
     let list = api.get("/api/v1/connections").bearer(&admin).send().await;
     assert!(!list.text().contains(SG_KEY));
@@ -96,11 +101,22 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
 
     // Bad input: problem+json, nothing stored.
     let no_from = json!({ "settings": {}, "credentials": { "api_key": SG_KEY } });
-    let p = api.put("/api/v1/connections/sendgrid").bearer(&admin).json(no_from).send().await.problem(422, "validation");
+    let p =
+        api.put("/api/v1/connections/sendgrid").bearer(&admin).json(no_from).send().await.problem(422, "validation");
     assert_eq!(p["field"], "settings.from");
     api.put("/api/v1/connections/acme").bearer(&admin).json(body.clone()).send().await.problem(422, "validation");
-    api.put("/api/v1/connections/Not%20A%20Kind").bearer(&admin).json(body.clone()).send().await.problem(422, "validation");
-    api.put("/api/v1/connections/slack").bearer(&admin).json(json!({ "settings": {} })).send().await.problem(422, "validation");
+    api.put("/api/v1/connections/Not%20A%20Kind")
+        .bearer(&admin)
+        .json(body.clone())
+        .send()
+        .await
+        .problem(422, "validation");
+    api.put("/api/v1/connections/slack")
+        .bearer(&admin)
+        .json(json!({ "settings": {} }))
+        .send()
+        .await
+        .problem(422, "validation");
     let extra = json!({ "settings": {}, "credentials": {}, "surprise": 1 });
     let r = api.put("/api/v1/connections/slack").bearer(&admin).json(extra).send().await;
     assert!(matches!(r.status.as_u16(), 400 | 422), "unknown fields are refused: {}", r.text());
@@ -109,16 +125,32 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     api.get("/api/v1/connections/slack").bearer(&admin).send().await.problem(404, "not-found");
 
     // Test: a test e-mail reaches the mock; a refused key marks the connection.
-    let test = api.post("/api/v1/connections/sendgrid/test").bearer(&admin).json(json!({ "to": { "email": "ana@example.com" } })).send().await.ok_json(200);
+    let test = api
+        .post("/api/v1/connections/sendgrid/test")
+        .bearer(&admin)
+        .json(json!({ "to": { "email": "ana@example.com" } }))
+        .send()
+        .await
+        .ok_json(200);
     assert_eq!(test["ok"], true);
     let (path, headers, sent) = m.seen.lock().unwrap()[0].clone();
     assert_eq!(path, "/v3/mail/send");
     assert_eq!(headers["authorization"], format!("Bearer {SG_KEY}").as_str());
     assert_eq!(sent["personalizations"][0]["to"][0]["email"], "ana@example.com");
     assert_eq!(sent["from"]["email"], "loja@example.com");
-    api.post("/api/v1/connections/sendgrid/test").bearer(&admin).json(json!({})).send().await.problem(422, "validation");
+    api.post("/api/v1/connections/sendgrid/test")
+        .bearer(&admin)
+        .json(json!({}))
+        .send()
+        .await
+        .problem(422, "validation");
     m.replies.lock().unwrap().push_back((401, r#"{"errors":[{"message":"The provided authorization grant is invalid, expired, or revoked","field":null,"help":null}]}"#.into()));
-    let failed = api.post("/api/v1/connections/sendgrid/test").bearer(&admin).json(json!({ "to": { "email": "ana@example.com" } })).send().await;
+    let failed = api
+        .post("/api/v1/connections/sendgrid/test")
+        .bearer(&admin)
+        .json(json!({ "to": { "email": "ana@example.com" } }))
+        .send()
+        .await;
     let failed_json = failed.ok_json(200);
     assert!(!failed.text().contains(SG_KEY));
     assert_eq!((failed_json["ok"].as_bool(), failed_json["status"].as_str()), (Some(false), Some("error")));
@@ -133,7 +165,9 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     // A durable mail job: the server's runtime sends it through the connection.
     let before = m.seen.lock().unwrap().len();
     let draft = MailDraft { from: None, ..sample_draft() };
-    schedule_mail(&**h.crm().store(), account, &MailJob { provider: None, draft }, None, chrono::Utc::now()).await.unwrap();
+    schedule_mail(&**h.crm().store(), account, &MailJob { provider: None, draft }, None, chrono::Utc::now())
+        .await
+        .unwrap();
     until("the mail job", || m.seen.lock().unwrap().len() > before).await;
     assert_eq!(m.seen.lock().unwrap()[before].2["subject"], "Pedido #42 confirmado");
 
@@ -158,7 +192,8 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    let with_key = json!({ "settings": { "from": "loja@example.com", "event_webhook_public_key": p256_public_key(&pair) } });
+    let with_key =
+        json!({ "settings": { "from": "loja@example.com", "event_webhook_public_key": p256_public_key(&pair) } });
     api.put("/api/v1/connections/sendgrid").bearer(&admin).json(with_key).send().await.expect(200);
     let contact = crm_core::ContactId::new();
     let events = json!([
@@ -186,7 +221,11 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
     post(&sig, &events.replace("bounce", "delivered")).send().await.problem(400, "bad-request");
     post("bm90IGEgc2lnbmF0dXJl", &events).send().await.problem(400, "bad-request");
     let other = crm_core::AccountId::new();
-    api.post(&format!("/webhooks/sendgrid/{other}")).raw("application/json", b"[]".to_vec()).send().await.problem(404, "not-found");
+    api.post(&format!("/webhooks/sendgrid/{other}"))
+        .raw("application/json", b"[]".to_vec())
+        .send()
+        .await
+        .problem(404, "not-found");
 
     // Another account sees nothing; delete.
     let (_, stranger) = h.account(Role::Admin).await;

@@ -12,7 +12,6 @@ use crate::rows::connections::{
     CONNECTION_EXISTS, CONNECTION_FAILED, CONNECTION_SUCCEEDED, DELETE_CONNECTION, PUT_CONNECTION, connection_row,
 };
 
-
 async fn connection_exists(tx: &mut Tx, account: AccountId, provider: &ConnectionKind) -> Result<bool> {
     let row = sqlx::query(CONNECTION_EXISTS)
         .bind(account.into_uuid())

@@ -22,9 +22,14 @@ pub(crate) fn connection_row(r: &impl Columns) -> Result<Connection> {
 }
 
 /// [`ConnectionStore::get_connection`](crm_core::ConnectionStore::get_connection).
-pub(crate) async fn get_connection(db: &impl Fetch, account: AccountId, provider: &ConnectionKind) -> Result<Connection> {
+pub(crate) async fn get_connection(
+    db: &impl Fetch,
+    account: AccountId,
+    provider: &ConnectionKind,
+) -> Result<Connection> {
     let sql = "SELECT * FROM connections WHERE account_id = $1 AND provider = $2";
-    let row = db.fetch_optional("reading a connection", sql, vec![account.into_uuid().into(), provider.as_str().into()]);
+    let row =
+        db.fetch_optional("reading a connection", sql, vec![account.into_uuid().into(), provider.as_str().into()]);
     row.await?.map(|r| connection_row(&r)).transpose()?.ok_or(Error::not_found("connection"))
 }
 
@@ -37,7 +42,8 @@ pub(crate) async fn list_connections(db: &impl Fetch, account: AccountId) -> Res
 
 /// [`ConnectionStore::connection_counts`](crm_core::ConnectionStore::connection_counts).
 pub(crate) async fn connection_counts(db: &impl Fetch) -> Result<Vec<(ConnectionKind, ConnectionStatus, u64)>> {
-    let sql = "SELECT provider, status, COUNT(*) AS n FROM connections GROUP BY provider, status ORDER BY provider, status";
+    let sql =
+        "SELECT provider, status, COUNT(*) AS n FROM connections GROUP BY provider, status ORDER BY provider, status";
     let rows = db.fetch_all("counting connections", sql, Vec::new()).await?;
     rows.iter()
         .map(|r| {

@@ -32,7 +32,11 @@ impl ConnectionStore for MemoryStore {
 
     async fn list_connections(&self, account: AccountId) -> Result<Vec<Connection>> {
         let s = self.lock();
-        Ok(s.connections.range((account, ConnectionKind::parse("0")?)..).take_while(|(k, _)| k.0 == account).map(|(_, c)| c.clone()).collect())
+        Ok(s.connections
+            .range((account, ConnectionKind::parse("0")?)..)
+            .take_while(|(k, _)| k.0 == account)
+            .map(|(_, c)| c.clone())
+            .collect())
     }
 
     async fn delete_connection(&self, account: AccountId, provider: &ConnectionKind, event: &Event) -> Result<()> {

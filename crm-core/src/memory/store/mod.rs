@@ -97,7 +97,8 @@ struct State {
     /// The active enrolment of each contact in each sequence.
     active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
     /// Connections to outside providers by (account, provider kind).
-    connections: BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
+    connections:
+        BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
 }
 
 impl State {

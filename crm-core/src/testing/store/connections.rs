@@ -45,7 +45,8 @@ pub async fn connections_put_get_list_delete(store: Arc<dyn Store>) {
     assert_eq!(opened.expect("opens").get("bot_token"), Some("xoxb-1"), "[connections] credentials round-trip");
     assert_eq!(event_count(&store, a).await, before + 1, "[connections] put records its event");
 
-    let mut replaced = Connection::new(a, ConnectionKind::SLACK, json!({ "channel": "#ops" }), None, now()).expect("valid");
+    let mut replaced =
+        Connection::new(a, ConnectionKind::SLACK, json!({ "channel": "#ops" }), None, now()).expect("valid");
     replaced.status = ConnectionStatus::Disconnected;
     let stored = store.put_connection(&replaced, &ev(a, EventType::CONNECTION_UPDATED)).await.expect("replace");
     assert_eq!(stored.created_at.timestamp_millis(), t0.timestamp_millis(), "[connections] replace keeps created_at");
@@ -108,7 +109,11 @@ pub async fn connection_results_and_counts(store: Arc<dyn Store>) {
     let at = now();
     store.record_connection_result(a, &ConnectionKind::SENDGRID, &ConnectionResult::Success(at)).await.expect("ok");
     let got = store.get_connection(a, &ConnectionKind::SENDGRID).await.expect("get");
-    assert_eq!((got.status, got.last_error.clone()), (ConnectionStatus::Connected, None), "[connections] success clears");
+    assert_eq!(
+        (got.status, got.last_error.clone()),
+        (ConnectionStatus::Connected, None),
+        "[connections] success clears"
+    );
     assert_eq!(got.last_success_at.map(|t| t.timestamp_millis()), Some(at.timestamp_millis()));
 
     let mut off = got.clone();
