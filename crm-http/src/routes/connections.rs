@@ -91,8 +91,7 @@ pub(crate) struct ConnectionInput {
     settings: serde_json::Value,
     /// Credentials (SendGrid: `api_key`; SMTP: `username`, `password`;
     /// Slack: `webhook_url` or `bot_token`; GA4: `api_secret`), sealed at
-    /// rest and never returned. Absent: the stored ones are kept.
-    #[schema(max_properties = 10)]
+    /// rest and never returned. Absent: the stored ones are kept. At most 10.
     credentials: Option<BTreeMap<String, String>>,
     /// `false` disconnects it (nothing is sent through it); default `true`.
     enabled: Option<bool>,
