@@ -325,7 +325,8 @@ async fn the_loop_bound_stops_a_rule_that_triggers_itself() {
 #[tokio::test]
 async fn later_actions_are_refused_at_validation_naming_their_issue() {
     let (crm, _store, _clock, account) = setup().await;
-    for (kind, issue) in [("ai_reply", "#14")] {
+    let (kind, issue) = ("ai_reply", "#14");
+    {
         let def = rule(json!({"trigger": {"event": "message.received"}, "actions": [{"type": kind}]}));
         let err = crm.create_automation(account.id, "later", def).await.unwrap_err();
         match err {

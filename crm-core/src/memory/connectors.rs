@@ -128,7 +128,10 @@ impl Notifier for RecordingNotifier {
 /// An analytics collector that records every call (`tracked()`), failing
 /// with scripted errors first. Clones share the data.
 #[derive(Debug, Clone, Default)]
-pub struct RecordingAnalytics(Arc<Mutex<Script<(AnalyticsUser, Vec<AnalyticsEvent>)>>>);
+pub struct RecordingAnalytics(Arc<Mutex<Script<Tracked>>>);
+
+/// One recorded `track` call: the user and the events.
+type Tracked = (AnalyticsUser, Vec<AnalyticsEvent>);
 
 impl RecordingAnalytics {
     /// A collector that accepts everything.
@@ -142,7 +145,7 @@ impl RecordingAnalytics {
     }
 
     /// Every call so far: the user and the events.
-    pub fn tracked(&self) -> Vec<(AnalyticsUser, Vec<AnalyticsEvent>)> {
+    pub fn tracked(&self) -> Vec<Tracked> {
         lock(&self.0).recorded.clone()
     }
 }

@@ -90,7 +90,8 @@ async fn bad_rules_and_bad_calls_are_4xx() {
         let key = key.clone();
         async move { api.post("/api/v1/automations").bearer(&key).json(body).send().await }
     };
-    for (kind, issue) in [("ai_reply", "#14")] {
+    let (kind, issue) = ("ai_reply", "#14");
+    {
         let body = json!({"name": "x", "trigger": {"event": "message.received"}, "actions": [{"type": kind}]});
         let p = post(body).await.problem(422, "validation");
         assert_eq!(p["field"], "actions[0].type", "{p}");
