@@ -65,8 +65,17 @@ pub mod billing {
 
 /// Connectors to other tools (re-exports `crm-connectors`); with `n8n`,
 /// `connectors::n8n::N8n`, the `Workflows` port over a self-hosted n8n;
-/// with `oauth`, `connectors::oauth` and `connectors::salesforce`.
-#[cfg(any(feature = "n8n", feature = "oauth"))]
+/// with `oauth`, `connectors::oauth` and `connectors::salesforce`; with
+/// `sendgrid`/`smtp`, `slack` and `ga4`, the e-mail, notification and
+/// analytics adapters.
+#[cfg(any(
+    feature = "n8n",
+    feature = "oauth",
+    feature = "sendgrid",
+    feature = "smtp",
+    feature = "slack",
+    feature = "ga4"
+))]
 pub mod connectors {
     pub use crm_connectors::*;
 }

@@ -14,10 +14,27 @@
 //! - `salesforce`: [`salesforce::SalesforceCrm`], the
 //!   [`ExternalCrm`](crm_core::ports::external_crm::ExternalCrm) port over
 //!   Salesforce's REST API on an account's OAuth grant.
+//! - `sendgrid`: [`sendgrid::SendGrid`], the
+//!   [`Mailer`](crm_core::ports::connectors::Mailer) port over SendGrid's v3
+//!   Mail Send API, and [`sendgrid::EventWebhookVerifier`] for its signed
+//!   event webhook (bounces, opens, clicks, …).
+//! - `smtp`: [`smtp::Smtp`], the `Mailer` port over any SMTP server (lettre).
+//! - `slack`: [`slack::Slack`], the
+//!   [`Notifier`](crm_core::ports::connectors::Notifier) port over an
+//!   incoming webhook or `chat.postMessage`.
+//! - `ga4`: [`ga4::Ga4`], the [`Analytics`](crm_core::ports::connectors::Analytics)
+//!   port over GA4's Measurement Protocol (with its debug validation).
 //!
-//! E-mail, Slack and GA4 land here as their issues do.
+//! Each connector adapter also has a
+//! [`ConnectorFactory`](crm_core::ports::connectors::ConnectorFactory) that
+//! builds it from an account's connection, for the server to register.
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sendgrid", feature = "slack", feature = "ga4"))]
+mod http;
+
+#[cfg(feature = "ga4")]
+pub mod ga4;
 #[cfg(feature = "n8n")]
 pub mod n8n;
 
@@ -37,3 +54,9 @@ fn http_client(client: Option<reqwest::Client>) -> crm_core::Result<reqwest::Cli
 pub mod oauth;
 #[cfg(feature = "salesforce")]
 pub mod salesforce;
+#[cfg(feature = "sendgrid")]
+pub mod sendgrid;
+#[cfg(feature = "slack")]
+pub mod slack;
+#[cfg(feature = "smtp")]
+pub mod smtp;

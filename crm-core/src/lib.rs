@@ -35,6 +35,7 @@
 
 pub mod automation;
 pub mod channels;
+pub mod connections;
 pub mod dashboard;
 pub mod domain;
 mod error;
@@ -102,6 +103,7 @@ pub use ports::billing::{Billing, BillingStore};
 pub use ports::campaigns::CampaignStore;
 pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::connections::ConnectionStore;
 pub use ports::external_crm::ExternalCrm;
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};

@@ -325,7 +325,8 @@ async fn the_loop_bound_stops_a_rule_that_triggers_itself() {
 #[tokio::test]
 async fn later_actions_are_refused_at_validation_naming_their_issue() {
     let (crm, _store, _clock, account) = setup().await;
-    for (kind, issue) in [("ai_reply", "#14"), ("send_email", "#16"), ("notify_slack", "#16")] {
+    let (kind, issue) = ("ai_reply", "#14");
+    {
         let def = rule(json!({"trigger": {"event": "message.received"}, "actions": [{"type": kind}]}));
         let err = crm.create_automation(account.id, "later", def).await.unwrap_err();
         match err {
@@ -489,4 +490,53 @@ async fn rules_are_bounded_per_account_and_tenant_scoped() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Validation { ref field, .. } if field == "name"), "{err}");
+}
+
+#[tokio::test]
+async fn connector_actions_schedule_durable_sends() {
+    let (crm, store, _clock, account) = setup().await;
+    let (contact, event) = lead(&crm, &store, &account).await;
+    let patch = crm_core::ContactPatch { email: Some(Some("joao@example.com".into())), ..Default::default() };
+    crm.update_contact(account.id, contact, patch).await.unwrap();
+    let def = rule(json!({"trigger": {"event": "message.received"}, "actions": [
+        {"type": "send_email", "subject": "Oi {{first_name}}", "text": "Recebemos: {{name}}", "provider": "sendgrid"},
+        {"type": "notify_slack", "text": "Lead {{name}}", "hot_lead_threshold": 70},
+        {"type": "track_event", "name": "purchase", "value_minor": 4990, "params": {"plan": "pro"}},
+        {"type": "send_email", "subject": "Cópia", "text": "Lead {{phone}}", "to": ["vendas@example.com"]}
+    ]}));
+    crm.create_automation(account.id, "Conectores", def).await.unwrap();
+    let runs = Engine::new(crm.clone()).handle_event(&event).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Completed, "{:?}", runs[0]);
+
+    let mails = jobs(&store, &account, "mail.send").await;
+    assert_eq!(mails.len(), 2);
+    let first = mails.iter().find(|j| j.payload["provider"] == "sendgrid").unwrap();
+    assert_eq!(first.payload["draft"]["to"], json!([{"email": "joao@example.com", "name": "João Silva"}]));
+    assert_eq!(first.payload["draft"]["variables"]["first_name"], "João");
+    assert_eq!(first.payload["draft"]["contact_id"], json!(contact));
+    assert!(first.unique_key.as_deref().unwrap().ends_with(":0"), "one job per run and action");
+    let copy = mails.iter().find(|j| j.payload.get("provider").is_none()).unwrap();
+    assert_eq!(copy.payload["draft"]["to"], json!([{"email": "vendas@example.com"}]));
+
+    let slack = jobs(&store, &account, "notify.send").await;
+    assert_eq!(slack[0].payload["provider"], "slack");
+    assert_eq!(slack[0].payload["notification"]["blocks"][0]["text"]["text"], "Hot lead");
+    assert_eq!(slack[0].payload["notification"]["blocks"][2]["text"]["text"], "Lead João Silva");
+
+    let ga = jobs(&store, &account, "analytics.track").await;
+    let e = &ga[0].payload["events"][0];
+    assert_eq!((e["name"].as_str(), e["params"]["currency"].as_str()), (Some("purchase"), Some("BRL")));
+    assert_eq!((e["params"]["value"].as_f64(), e["params"]["plan"].as_str()), (Some(49.9), Some("pro")));
+    assert_eq!(e["params"]["transaction_id"], json!(event.id.to_string()), "GA4 deduplicates redeliveries");
+    assert_eq!(ga[0].payload["user"]["user_id"], json!(contact.to_string()));
+
+    // A contact without an e-mail and an action without `to` fails the run, scheduling nothing.
+    let (crm, store, _clock, account) = setup().await;
+    let (_, event) = lead(&crm, &store, &account).await;
+    let def = rule(json!({"trigger": {"event": "message.received"},
+        "actions": [{"type": "send_email", "subject": "Oi", "text": "Oi"}]}));
+    crm.create_automation(account.id, "Sem e-mail", def).await.unwrap();
+    let runs = Engine::new(crm.clone()).handle_event(&event).await.unwrap();
+    assert_ne!(runs[0].status, RunStatus::Completed);
+    assert!(jobs(&store, &account, "mail.send").await.is_empty());
 }

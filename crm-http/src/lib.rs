@@ -32,6 +32,7 @@ mod billing;
 pub mod billing_config;
 pub mod campaign;
 pub mod config;
+mod connectors;
 pub mod dashboard;
 mod error;
 mod extract;
@@ -88,6 +89,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
         (name = "oauth", description = "OAuth 2.0 connections (Google, Salesforce: PKCE, one-time state, refresh, revoke) and the Salesforce contact sync"),
+        (name = "connections", description = "The account's connections to e-mail (SendGrid, SMTP), Slack and GA4: set, read, test, delete (admins)"),
         (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
         (name = "events", description = "The event log"),
@@ -265,6 +267,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::sequences::router())
         .merge(routes::n8n::router())
         .merge(routes::oauth::router())
+        .merge(routes::connections::router())
         .merge(routes::channels::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())
@@ -307,6 +310,8 @@ fn provider_routes() -> OpenApiRouter<AppState> {
     let routes = routes.merge(routes::whatsapp::router());
     #[cfg(feature = "stripe")]
     let routes = routes.merge(routes::billing::webhook_router());
+    #[cfg(feature = "sendgrid")]
+    let routes = routes.merge(routes::connections::webhook_router());
     routes
 }
 

@@ -80,6 +80,9 @@ pub struct ServerBuilder {
     bootstrap: bool,
     workflows: Option<Arc<dyn crm_core::ports::workflows::Workflows>>,
     media: Option<Arc<dyn crm_core::MediaStore>>,
+    /// Connector factories beyond the built-in ones (a later one replaces
+    /// a built-in one of the same kind).
+    connector_factories: Vec<Arc<dyn crm_core::ports::connectors::ConnectorFactory>>,
     /// The billing provider (default: Stripe from `STRIPE_SECRET_KEY`, else off).
     #[cfg(feature = "stripe")]
     billing: Option<Arc<dyn crm_core::Billing>>,
@@ -168,6 +171,14 @@ impl ServerBuilder {
     /// its own URLs.
     pub fn media_store(mut self, media: Arc<dyn crm_core::MediaStore>) -> Self {
         self.media = Some(media);
+        self
+    }
+
+    /// A connector factory (e-mail, notifications, analytics) for the
+    /// account connections of its kind, replacing a built-in one of that
+    /// kind (tests point providers at local mocks this way).
+    pub fn connector_factory(mut self, factory: Arc<dyn crm_core::ports::connectors::ConnectorFactory>) -> Self {
+        self.connector_factories.push(factory);
         self
     }
 
@@ -297,6 +308,12 @@ impl ServerBuilder {
         #[cfg(feature = "stripe")]
         let billing = crate::billing::service_from(config, &crm, self.billing.clone(), &mut probes)?;
         let media = crate::media::MediaServices::from_config(config, &crm, self.media.clone())?;
+        let mut connector_factories = crate::connectors::built_in();
+        connector_factories.extend(self.connector_factories);
+        let connectors = Arc::new(crm_core::connections::ConnectorRegistry::new(
+            connector_factories,
+            crm.channels().keyring().cloned(),
+        ));
         // Cloud channels send `media:<id>` files of the library.
         #[cfg(feature = "whatsapp-cloud")]
         cloud.set_media_library(media.library.clone());
@@ -310,6 +327,7 @@ impl ServerBuilder {
             rb = rb.job_worker(Arc::new(runner), runner_options).event_worker(Arc::new(tracker), tracker_options);
             rb = crate::automation::register(rb, &crm);
             rb = crate::sequences::workers(rb, &crm);
+            rb = crate::connectors::workers(rb, &crm, &connectors, media.library.files());
             if let Some(w) = &workflows {
                 let trigger = crm_core::workers::WorkflowTrigger::new(w.clone());
                 rb = rb.job_worker(Arc::new(trigger), crm_core::workers::WorkflowTrigger::options());
@@ -385,6 +403,7 @@ impl ServerBuilder {
         probes.push(media.library.files().clone());
         let state = AppState::with_runtime(crm, limiter, probes, settings, runtime);
         state.set_media(media);
+        state.set_connectors(connectors);
         #[cfg(feature = "webhooks")]
         if let Some(w) = webhooks {
             state.set_webhooks(w);
@@ -452,6 +471,7 @@ impl Server {
             bootstrap: true,
             workflows: None,
             media: None,
+            connector_factories: Vec::new(),
         }
     }
 

@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     /// OAuth connections and the Salesforce adapter, when a provider is configured.
     #[cfg(feature = "oauth")]
     pub oauth: std::sync::OnceLock<crate::oauth::OAuthServices>,
+    /// The connector factories (e-mail, Slack, GA4, …) and their keyring.
+    pub connectors: std::sync::OnceLock<Arc<crm_core::connections::ConnectorRegistry>>,
 }
 
 /// The WhatsApp Web engine and, in processes that run workers, the
@@ -140,6 +142,7 @@ impl AppState {
                 media: std::sync::OnceLock::new(),
                 #[cfg(feature = "oauth")]
                 oauth: std::sync::OnceLock::new(),
+                connectors: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -264,6 +267,23 @@ impl AppState {
     #[cfg(feature = "oauth")]
     pub fn oauth(&self) -> Option<&crate::oauth::OAuthServices> {
         self.inner.oauth.get()
+    }
+
+    /// Sets the connector registry the `/api/v1/connections` routes use;
+    /// false when one was already set.
+    pub fn set_connectors(&self, registry: Arc<crm_core::connections::ConnectorRegistry>) -> bool {
+        self.inner.connectors.set(registry).is_ok()
+    }
+
+    /// The connector registry: the one set, else one without factories
+    /// (every provider kind is refused) over the service's keyring.
+    pub fn connectors(&self) -> &Arc<crm_core::connections::ConnectorRegistry> {
+        self.inner.connectors.get_or_init(|| {
+            Arc::new(crm_core::connections::ConnectorRegistry::new(
+                Vec::new(),
+                self.crm().channels().keyring().cloned(),
+            ))
+        })
     }
 
     /// The metrics registry.

@@ -381,6 +381,9 @@ impl Engine {
                 "kind": crate::ports::external_crm::EXTERNAL_CRM_PUSH_JOB,
                 "payload": { "contact_id": contact_id }
             }),
+            Action::SendEmail { .. } | Action::NotifySlack { .. } | Action::TrackEvent { .. } => {
+                connector_job(action, event, subject)?
+            }
             other => serde_json::to_value(other).unwrap_or(Value::Null),
         })
     }
@@ -635,7 +638,10 @@ impl Engine {
             | Action::StopSequence { .. }
             | Action::CallWebhook { .. }
             | Action::CallN8nWorkflow { .. }
-            | Action::SyncToSalesforce => {
+            | Action::SyncToSalesforce
+            | Action::SendEmail { .. }
+            | Action::NotifySlack { .. }
+            | Action::TrackEvent { .. } => {
                 if matches!(
                     action,
                     Action::StartSequence { .. } | Action::StopSequence { .. } | Action::SyncToSalesforce
@@ -647,11 +653,78 @@ impl Engine {
                 schedule_job(crm, &kind, account, args["payload"].clone(), now, key).await?;
                 Step::Done(format!("job {kind} scheduled"))
             }
-            Action::AiReply | Action::SendEmail | Action::NotifySlack => {
+            Action::AiReply => {
                 return Err(Error::validation("type", format!("{} is not available yet", action.kind())));
             }
         })
     }
+}
+
+/// The job (`{"kind", "payload"}`) of a connector action, checked as the
+/// scheduling functions of [`crate::workers::connectors`] check it.
+fn connector_job(action: &Action, event: &Event, subject: &Subject) -> Result<Value> {
+    use crate::domain::connection::ConnectionKind;
+    use crate::ports::connectors::{AnalyticsEvent, AnalyticsUser, MailDraft, Mailbox, Notification};
+    use crate::workers::connectors::{ANALYTICS_JOB, AnalyticsJob, MAIL_SEND_JOB, MailJob, NOTIFY_JOB, NotifyJob};
+    let contact = subject.contact.as_ref();
+    let vars = contact.map(crate::service::contact_variables).unwrap_or_default();
+    let to_value = |v: Result<Value, serde_json::Error>| v.map_err(|e| Error::validation("action", e.to_string()));
+    Ok(match action {
+        Action::SendEmail { subject: title, text, html, to, provider } => {
+            let to: Vec<Mailbox> = if to.is_empty() {
+                let email = contact.and_then(|c| c.email.as_ref()).ok_or_else(|| {
+                    Error::validation("to", "the contact has no e-mail address and the action names no recipient")
+                })?;
+                vec![Mailbox { email: email.to_string(), name: contact.map(|c| c.name.clone()) }]
+            } else {
+                to.iter().map(|t| Mailbox::new(t.as_str())).collect()
+            };
+            let draft = MailDraft {
+                to,
+                subject: title.clone(),
+                text: text.clone(),
+                html: html.clone(),
+                variables: vars,
+                contact_id: contact.map(|c| c.id),
+                ..MailDraft::default()
+            };
+            draft.render()?;
+            let provider = provider.as_deref().map(ConnectionKind::parse).transpose()?;
+            json!({ "kind": MAIL_SEND_JOB, "payload": to_value(serde_json::to_value(MailJob { provider, draft }))? })
+        }
+        Action::NotifySlack { text, channel, hot_lead_threshold } => {
+            let text = crate::render_lenient(text, &vars, crate::ports::connectors::MAX_NOTIFICATION_CHARS)?;
+            let mut n = match (hot_lead_threshold, contact) {
+                (Some(t), Some(c)) => {
+                    let mut n = Notification::hot_lead(&c.name, i64::from(c.lead_score), i64::from(*t), None);
+                    n.blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": crate::ports::connectors::escape_mrkdwn(&text) } }));
+                    n
+                }
+                _ => Notification::plain(&text),
+            };
+            n.channel = channel.clone();
+            n.check()?;
+            let job = NotifyJob { provider: Some(ConnectionKind::SLACK), notification: n };
+            json!({ "kind": NOTIFY_JOB, "payload": to_value(serde_json::to_value(job))? })
+        }
+        Action::TrackEvent { name, params, value_minor, currency } => {
+            let mut e = match value_minor {
+                Some(v) => {
+                    AnalyticsEvent::conversion(name, *v, currency.as_deref().unwrap_or("BRL"), &event.id.to_string())?
+                }
+                None => AnalyticsEvent::custom(name, serde_json::Map::new())?,
+            };
+            for (k, v) in params {
+                e.params.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            e.check()?;
+            let id = contact.map_or_else(|| format!("account.{}", event.account_id), |c| c.id.to_string());
+            let user = AnalyticsUser { client_id: id.clone(), user_id: contact.map(|_| id) };
+            let job = AnalyticsJob { provider: None, user, events: vec![e] };
+            json!({ "kind": ANALYTICS_JOB, "payload": to_value(serde_json::to_value(job))? })
+        }
+        _ => Value::Null,
+    })
 }
 
 fn tag_list(c: &Contact) -> String {

@@ -276,10 +276,55 @@ pub enum Action {
     SyncToSalesforce,
     /// Not available yet: issue #14 (crm-ai) adds it.
     AiReply,
-    /// Not available yet: issue #16 (connectors) adds it.
-    SendEmail,
-    /// Not available yet: issue #16 (connectors) adds it.
-    NotifySlack,
+    /// E-mails the contact (or `to`) through the account's e-mail
+    /// connection (job `mail.send`); the contact's `{{name}}`,
+    /// `{{first_name}}`, `{{phone}}` and `{{email}}` fill the templates.
+    SendEmail {
+        /// Subject template.
+        subject: String,
+        /// Plain-text body template.
+        text: String,
+        /// HTML body template.
+        #[serde(default)]
+        html: Option<String>,
+        /// Recipients' addresses; the contact's e-mail when empty.
+        #[serde(default)]
+        to: Vec<String>,
+        /// The connection (`sendgrid`, `smtp`); the first e-mail connection when absent.
+        #[serde(default)]
+        provider: Option<String>,
+    },
+    /// Posts to the account's Slack connection (job `notify.send`): `text`
+    /// (contact placeholders filled), or, with `hot_lead_threshold`, a
+    /// Block Kit hot-lead card with the contact's score.
+    NotifySlack {
+        /// The message.
+        text: String,
+        /// The channel (bot-token connections); the connection's default when absent.
+        #[serde(default)]
+        channel: Option<String>,
+        /// Makes it a hot-lead card naming this score threshold.
+        #[serde(default)]
+        hot_lead_threshold: Option<u8>,
+    },
+    /// Tracks an analytics event for the contact (job `analytics.track`,
+    /// GA4): `client_id` and `user_id` are the contact's id; with
+    /// `value_minor` it is a conversion in `currency` (default BRL) whose
+    /// transaction id is the triggering event's id.
+    TrackEvent {
+        /// The event name (GA4 rules: a letter, then letters, digits, `_`; at most 40).
+        name: String,
+        /// Its parameters.
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        params: serde_json::Map<String, serde_json::Value>,
+        /// A conversion's value in minor units.
+        #[serde(default)]
+        value_minor: Option<i64>,
+        /// A conversion's currency (ISO 4217).
+        #[serde(default)]
+        currency: Option<String>,
+    },
 }
 
 impl Action {
@@ -299,8 +344,9 @@ impl Action {
             Action::CallN8nWorkflow { .. } => "call_n8n_workflow",
             Action::SyncToSalesforce => "sync_to_salesforce",
             Action::AiReply => "ai_reply",
-            Action::SendEmail => "send_email",
-            Action::NotifySlack => "notify_slack",
+            Action::SendEmail { .. } => "send_email",
+            Action::NotifySlack { .. } => "notify_slack",
+            Action::TrackEvent { .. } => "track_event",
         }
     }
 }
@@ -382,6 +428,15 @@ impl Condition {
     }
 }
 
+fn check_provider(provider: Option<&str>, field: &str) -> Result<()> {
+    match provider {
+        Some(p) => crate::domain::connection::ConnectionKind::parse(p)
+            .map(drop)
+            .map_err(|e| Error::validation(format!("{field}.provider"), e.to_string())),
+        None => Ok(()),
+    }
+}
+
 impl Action {
     fn check(&self, field: String) -> Result<()> {
         let bad = |sub: &str, reason: &str| Err(Error::validation(format!("{field}.{sub}"), reason.to_owned()));
@@ -425,8 +480,53 @@ impl Action {
                 }
             }
             Action::AiReply => bad("type", "ai_reply is not available yet: issue #14 (crm-ai) adds it"),
-            Action::SendEmail => bad("type", "send_email is not available yet: issue #16 (connectors) adds it"),
-            Action::NotifySlack => bad("type", "notify_slack is not available yet: issue #16 (connectors) adds it"),
+            Action::SendEmail { subject, text, html, to, provider } => {
+                if subject.trim().is_empty() || subject.chars().count() > 998 || subject.chars().any(char::is_control) {
+                    return bad("subject", "must be one line of 1 to 998 characters");
+                }
+                if text.trim().is_empty() || text.chars().count() > MAX_ACTION_TEXT * 16 {
+                    return bad("text", "must be 1 to 65536 characters");
+                }
+                if html.as_ref().is_some_and(|h| h.chars().count() > MAX_ACTION_TEXT * 64) {
+                    return bad("html", "must be at most 262144 characters");
+                }
+                if to.len() > 10 {
+                    return bad("to", "at most 10 addresses");
+                }
+                for m in to {
+                    crate::ports::connectors::Mailbox::new(m.as_str()).check(&format!("{field}.to"))?;
+                }
+                check_provider(provider.as_deref(), &field)
+            }
+            Action::NotifySlack { text, channel, hot_lead_threshold } => {
+                if text.trim().is_empty() || text.chars().count() > crate::ports::connectors::MAX_NOTIFICATION_CHARS {
+                    return bad("text", "must be 1 to 3000 characters");
+                }
+                if channel
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.chars().count() > 80 || c.contains(char::is_whitespace))
+                {
+                    return bad("channel", "must be 1 to 80 characters without spaces");
+                }
+                if hot_lead_threshold.is_some_and(|t| t > 100) {
+                    return bad("hot_lead_threshold", "must be 0 to 100");
+                }
+                Ok(())
+            }
+            Action::TrackEvent { name, params, value_minor, currency } => {
+                crate::ports::connectors::AnalyticsEvent { name: name.clone(), params: params.clone() }
+                    .check()
+                    .map_err(|e| Error::validation(format!("{field}.name"), e.to_string()))?;
+                if value_minor.is_none() && currency.is_some() {
+                    return bad("currency", "needs value_minor");
+                }
+                if let Some(c) = currency
+                    && (c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+                {
+                    return bad("currency", "must be an ISO 4217 code like BRL");
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -724,13 +824,27 @@ mod tests {
             field(base(json!([]), json!([{"type": "call_webhook", "target": {"url": "ftp://x"}}]))),
             "actions[0].target.url"
         );
-        for (kind, issue) in [("ai_reply", "#14"), ("send_email", "#16"), ("notify_slack", "#16")] {
-            let err = base(json!([]), json!([{"type": "add_tag", "tag": "x"}, {"type": kind}])).unwrap_err();
-            assert!(
-                matches!(&err, Error::Validation { field, reason } if field == "actions[1].type" && reason.contains(issue)),
-                "{err:?}"
-            );
-        }
+        assert_eq!(
+            field(base(json!([]), json!([{"type": "send_email", "subject": "Oi\nBcc: x", "text": "x"}]))),
+            "actions[0].subject"
+        );
+        assert_eq!(
+            field(base(
+                json!([]),
+                json!([{"type": "send_email", "subject": "Oi", "text": "x", "provider": "Bad Kind"}])
+            )),
+            "actions[0].provider"
+        );
+        assert_eq!(
+            field(base(json!([]), json!([{"type": "notify_slack", "text": "x", "hot_lead_threshold": 101}]))),
+            "actions[0].hot_lead_threshold"
+        );
+        assert_eq!(field(base(json!([]), json!([{"type": "track_event", "name": "1bad"}]))), "actions[0].name");
+        let err = base(json!([]), json!([{"type": "add_tag", "tag": "x"}, {"type": "ai_reply"}])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation { field, reason } if field == "actions[1].type" && reason.contains("#14")),
+            "{err:?}"
+        );
         assert_eq!(field(rule(json!({"trigger": {"event": "Nope"}, "actions": tag}))), "trigger.event");
         assert_eq!(
             field(rule(json!({"trigger": {"schedule": {"every_minutes": 1}}, "actions": tag}))),

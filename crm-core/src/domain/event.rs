@@ -136,6 +136,26 @@ event_types! {
     SEQUENCE_COMPLETED = "sequence.completed";
     /// An enrolment stopped early (a reply, a stage change, an opt-out, a manual or automation stop, a failed step).
     SEQUENCE_STOPPED = "sequence.stopped";
+    /// A connection to an outside provider (e-mail, Slack, analytics) was set or changed.
+    CONNECTION_UPDATED = "connection.updated";
+    /// A connection to an outside provider was removed.
+    CONNECTION_DELETED = "connection.deleted";
+    /// The e-mail provider delivered an e-mail to the recipient's server.
+    EMAIL_DELIVERED = "email.delivered";
+    /// The recipient's server refused an e-mail (bounce).
+    EMAIL_BOUNCED = "email.bounced";
+    /// The e-mail provider dropped an e-mail (suppressed or invalid address).
+    EMAIL_DROPPED = "email.dropped";
+    /// The recipient's server deferred an e-mail (the provider retries).
+    EMAIL_DEFERRED = "email.deferred";
+    /// The recipient opened an e-mail.
+    EMAIL_OPENED = "email.opened";
+    /// The recipient clicked a link of an e-mail.
+    EMAIL_CLICKED = "email.clicked";
+    /// The recipient reported an e-mail as spam.
+    EMAIL_SPAM_REPORTED = "email.spam_reported";
+    /// The recipient unsubscribed.
+    EMAIL_UNSUBSCRIBED = "email.unsubscribed";
 }
 
 impl EventType {

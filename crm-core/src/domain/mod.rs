@@ -6,6 +6,7 @@ pub mod automation;
 pub mod billing;
 pub mod campaign;
 pub mod channel;
+pub mod connection;
 pub mod contact;
 pub mod credentials;
 pub mod event;

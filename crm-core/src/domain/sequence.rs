@@ -42,6 +42,19 @@ pub enum StepAction {
         /// The text.
         text: String,
     },
+    /// E-mails the contact through the account's e-mail connection (a
+    /// durable `mail.send` job); the contact's `{{name}}`, `{{first_name}}`,
+    /// `{{phone}}` and `{{email}}` fill the templates. A contact without an
+    /// e-mail address stops the enrolment as failed.
+    SendEmail {
+        /// Subject template.
+        subject: String,
+        /// Plain-text body template.
+        text: String,
+        /// HTML body template.
+        #[serde(default)]
+        html: Option<String>,
+    },
     /// Adds a tag to the contact.
     AddTag {
         /// The tag.
@@ -71,10 +84,23 @@ impl StepAction {
             }
             StepAction::AddTag { tag } | StepAction::RemoveTag { tag } => Tag::parse(tag).map(|_| ()),
             StepAction::SetStage { .. } => Ok(()),
+            StepAction::SendEmail { subject, text, html } => {
+                let bad = |what: &str| Err(Error::validation("steps", what.to_owned()));
+                if subject.trim().is_empty() || subject.chars().count() > 998 || subject.chars().any(char::is_control) {
+                    return bad("an e-mail subject must be one line of 1 to 998 characters");
+                }
+                if text.trim().is_empty() || text.chars().count() > crate::ports::connectors::MAX_BODY_CHARS {
+                    return bad("an e-mail text must be 1 to 524288 characters");
+                }
+                if html.as_ref().is_some_and(|h| h.chars().count() > crate::ports::connectors::MAX_BODY_CHARS) {
+                    return bad("an e-mail HTML body must be at most 524288 characters");
+                }
+                Ok(())
+            }
         }
     }
 
-    /// `send_template`, `send_text`, `add_tag`, `remove_tag` or `set_stage`.
+    /// `send_template`, `send_text`, `send_email`, `add_tag`, `remove_tag` or `set_stage`.
     pub fn kind(&self) -> &'static str {
         match self {
             StepAction::SendTemplate { .. } => "send_template",
@@ -82,6 +108,7 @@ impl StepAction {
             StepAction::AddTag { .. } => "add_tag",
             StepAction::RemoveTag { .. } => "remove_tag",
             StepAction::SetStage { .. } => "set_stage",
+            StepAction::SendEmail { .. } => "send_email",
         }
     }
 }

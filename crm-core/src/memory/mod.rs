@@ -3,6 +3,7 @@
 
 mod assistant;
 mod billing;
+mod connectors;
 mod limiter;
 mod media;
 mod messenger;
@@ -11,6 +12,7 @@ mod workflows;
 
 pub use assistant::ScriptedAssistant;
 pub use billing::{BillingCall, RecordingBilling};
+pub use connectors::{RecordingAnalytics, RecordingConnectorFactory, RecordingMailer, RecordingNotifier};
 pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};

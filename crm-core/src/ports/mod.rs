@@ -6,6 +6,8 @@ pub mod billing;
 pub mod campaigns;
 pub mod channels;
 pub mod clock;
+pub mod connections;
+pub mod connectors;
 pub mod external_crm;
 pub mod health;
 pub mod jobs;

@@ -432,6 +432,7 @@ pub trait Store:
     + crate::AutomationStore
     + crate::SequenceStore
     + crate::OAuthStore
+    + crate::ConnectionStore
     + HealthCheck
 {
 }
@@ -453,6 +454,7 @@ impl<T> Store for T where
         + crate::AutomationStore
         + crate::SequenceStore
         + crate::OAuthStore
+        + crate::ConnectionStore
         + HealthCheck
 {
 }

@@ -348,6 +348,28 @@ impl Crm {
             StepAction::RemoveTag { tag } => {
                 self.untag_contact(account, contact.id, std::slice::from_ref(tag)).await?;
             }
+            StepAction::SendEmail { subject, text, html } => {
+                use crate::ports::connectors::{MailDraft, Mailbox};
+                use crate::workers::connectors::{MailJob, schedule_mail};
+                let email = contact
+                    .email
+                    .as_ref()
+                    .ok_or_else(|| Error::validation("email", "the contact has no e-mail address"))?;
+                let draft = MailDraft {
+                    to: vec![Mailbox { email: email.to_string(), name: Some(contact.name.clone()) }],
+                    subject: subject.clone(),
+                    text: text.clone(),
+                    html: html.clone(),
+                    variables: crate::service::contact_variables(contact),
+                    contact_id: Some(contact.id),
+                    ..MailDraft::default()
+                };
+                let job = MailJob { provider: None, draft };
+                match schedule_mail(&*self.store, account, &job, Some(&reference), self.now()).await {
+                    Ok(_) | Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             StepAction::SetStage { stage } => {
                 let patch = ContactPatch { lead_stage: Some(*stage), ..Default::default() };
                 self.update_contact(account, contact.id, patch).await?;

@@ -15,6 +15,7 @@
 //! like any test assertion.
 
 pub mod assistant;
+pub mod connectors;
 pub mod media;
 pub mod rate_limiter;
 pub mod store;

@@ -21,6 +21,7 @@
 //! to a grace period, and gives back what is left (due at once, the
 //! interrupted attempt counted).
 
+pub mod connectors;
 mod external_crm;
 mod outbox;
 mod queue;

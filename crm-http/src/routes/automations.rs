@@ -108,8 +108,9 @@ async fn list_automations(
     Ok(Json(state.crm().list_automations(principal.account_id, &p.page()?).await?))
 }
 
-/// Create an automation rule (version 1). Actions `ai_reply`, `send_email`
-/// and `notify_slack` are refused with 422 until their issues land.
+/// Create an automation rule (version 1). `send_email`, `notify_slack` and
+/// `track_event` schedule durable jobs through the account's connections;
+/// `ai_reply` is refused with 422 until its issue lands.
 #[utoipa::path(post, path = "/automations", tag = "automations", request_body = AutomationBody,
     responses((status = 201, body = Automation, headers(("location" = String, description = "URL of the new rule"))),
         (status = 403, body = Problem), (status = 422, body = Problem)),

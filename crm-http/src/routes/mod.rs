@@ -8,6 +8,7 @@ pub(crate) mod automations;
 pub(crate) mod billing;
 pub(crate) mod campaigns;
 pub(crate) mod channels;
+pub(crate) mod connections;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod media;

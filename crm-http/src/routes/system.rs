@@ -68,6 +68,45 @@ pub(crate) struct ChannelSummary {
     items: Vec<ChannelCheck>,
 }
 
+/// How many connections of one provider kind are in each status, over
+/// every account (a failing connection is one tenant's problem: it is
+/// reported, and makes `degraded` true, but never fails readiness).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct ConnectionCount {
+    /// Working (or not yet used).
+    connected: u64,
+    /// Their last use failed for a reason their owner must fix.
+    error: u64,
+    /// Switched off by their owner.
+    disconnected: u64,
+}
+
+/// Connections at a glance.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct ConnectionSummary {
+    /// Whether any connection is in `error`.
+    degraded: bool,
+    /// Counts by provider kind.
+    providers: BTreeMap<String, ConnectionCount>,
+}
+
+async fn connection_summary(state: &AppState) -> ConnectionSummary {
+    let mut summary = ConnectionSummary::default();
+    let Ok(counts) = state.crm().store().connection_counts().await else { return summary };
+    for (kind, status, n) in counts {
+        let c = summary.providers.entry(kind.to_string()).or_default();
+        match status {
+            crm_core::domain::connection::ConnectionStatus::Connected => c.connected += n,
+            crm_core::domain::connection::ConnectionStatus::Error => {
+                c.error += n;
+                summary.degraded = true;
+            }
+            crm_core::domain::connection::ConnectionStatus::Disconnected => c.disconnected += n,
+        }
+    }
+    summary
+}
+
 /// Readiness of every configured dependency.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Readiness {
@@ -81,6 +120,8 @@ pub(crate) struct Readiness {
     /// again). Reported only: a broken grant never fails readiness.
     /// `null` when no OAuth provider is configured.
     oauth: Option<Vec<crm_core::ports::oauth::GrantCount>>,
+    /// Every account's connections (e-mail, Slack, GA4, …).
+    connections: ConnectionSummary,
 }
 
 /// Channels probed by `/ready` (the rest are counted).
@@ -200,9 +241,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
         checks.insert(name, Check { status: h.status, latency_ms: h.latency.as_secs_f64() * 1000.0, detail: h.detail });
     }
     let channels = channel_summary(&state).await;
+    let connections = connection_summary(&state).await;
     let (code, status) =
         if all_ok { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
-    (code, Json(Readiness { status, checks, channels, oauth: oauth_summary(&state).await }))
+    (code, Json(Readiness { status, checks, channels, oauth: oauth_summary(&state).await, connections }))
 }
 
 /// Prometheus metrics.

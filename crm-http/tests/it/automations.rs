@@ -90,11 +90,27 @@ async fn bad_rules_and_bad_calls_are_4xx() {
         let key = key.clone();
         async move { api.post("/api/v1/automations").bearer(&key).json(body).send().await }
     };
-    for (kind, issue) in [("ai_reply", "#14"), ("send_email", "#16"), ("notify_slack", "#16")] {
+    let (kind, issue) = ("ai_reply", "#14");
+    {
         let body = json!({"name": "x", "trigger": {"event": "message.received"}, "actions": [{"type": kind}]});
         let p = post(body).await.problem(422, "validation");
         assert_eq!(p["field"], "actions[0].type", "{p}");
         assert!(p["detail"].as_str().unwrap().contains(issue), "{p}");
+    }
+    // The connector actions (#16) check their arguments.
+    for (action, field) in [
+        (json!({"type": "send_email", "subject": " ", "text": "oi"}), "actions[0].subject"),
+        (json!({"type": "send_email", "subject": "Oi", "text": "oi", "to": ["not an address"]}), "actions[0].to"),
+        (json!({"type": "notify_slack", "text": ""}), "actions[0].text"),
+        (json!({"type": "track_event", "name": "google_x"}), "actions[0].name"),
+        (
+            json!({"type": "track_event", "name": "purchase", "value_minor": 100, "currency": "real"}),
+            "actions[0].currency",
+        ),
+    ] {
+        let body = json!({"name": "x", "trigger": {"event": "message.received"}, "actions": [action]});
+        let p = post(body).await.problem(422, "validation");
+        assert_eq!(p["field"], field, "{p}");
     }
     let p = post(json!({"name": "x", "trigger": {"event": "message.received"},
         "conditions": [{"type": "text", "regex": "(unclosed"}], "actions": [{"type": "add_tag", "tag": "x"}]}))

@@ -16,6 +16,8 @@ mod billing;
 mod campaigns;
 mod channels;
 mod cli;
+#[cfg(all(feature = "sendgrid", feature = "slack"))]
+mod connections;
 mod contacts;
 mod dashboard;
 mod dashboard_browser;

@@ -208,6 +208,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/contacts/{id}/salesforce", "post"),
     ("/api/v1/contacts/{id}/salesforce", "get"),
     ("/api/v1/salesforce/pull", "post"),
+    ("/api/v1/connections", "get"),
+    ("/api/v1/connections/{provider}", "get"),
+    ("/api/v1/connections/{provider}", "put"),
+    ("/api/v1/connections/{provider}", "delete"),
+    ("/api/v1/connections/{provider}/test", "post"),
 ];
 
 /// The built-in providers' webhooks and routes (by feature).
@@ -272,6 +277,11 @@ const AI_ROUTES: &[(&str, &str)] = &[
 ];
 #[cfg(not(feature = "ai"))]
 const AI_ROUTES: &[(&str, &str)] = &[];
+/// SendGrid's event webhook (feature `sendgrid`).
+#[cfg(feature = "sendgrid")]
+const SENDGRID_ROUTES: &[(&str, &str)] = &[("/webhooks/sendgrid/{account_id}", "post")];
+#[cfg(not(feature = "sendgrid"))]
+const SENDGRID_ROUTES: &[(&str, &str)] = &[];
 
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
@@ -286,6 +296,7 @@ async fn openapi_document_lists_every_route() {
         .chain(WEB_ROUTES)
         .chain(BILLING_ROUTES)
         .chain(AI_ROUTES)
+        .chain(SENDGRID_ROUTES)
     {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }
@@ -297,7 +308,8 @@ async fn openapi_document_lists_every_route() {
             + OUTBOUND_ROUTES.len()
             + WEB_ROUTES.len()
             + BILLING_ROUTES.len()
-            + AI_ROUTES.len(),
+            + AI_ROUTES.len()
+            + SENDGRID_ROUTES.len(),
         "no undocumented extras and none missing"
     );
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");

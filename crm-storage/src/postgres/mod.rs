@@ -41,6 +41,7 @@ mod automations;
 mod billing;
 mod campaigns;
 mod channels;
+mod connections;
 mod contacts;
 mod events;
 mod jobs;

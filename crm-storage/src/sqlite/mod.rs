@@ -31,6 +31,7 @@ mod automations;
 mod billing;
 mod campaigns;
 mod channels;
+mod connections;
 mod contacts;
 mod events;
 mod jobs;

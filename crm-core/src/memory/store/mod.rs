@@ -24,6 +24,7 @@ mod automations;
 mod billing;
 mod campaigns;
 mod channels;
+mod connections;
 mod contacts;
 mod events;
 mod jobs;
@@ -98,6 +99,9 @@ struct State {
     active_enrolments: HashMap<(crate::SequenceId, ContactId), crate::EnrolmentId>,
     /// OAuth grants, authorizations in flight and external links.
     oauth: oauth::OAuthState,
+    /// Connections to outside providers by (account, provider kind).
+    connections:
+        BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
 }
 
 impl State {

@@ -35,6 +35,7 @@ pub mod billing;
 pub mod campaigns;
 pub mod channel_sessions;
 pub mod channels;
+pub mod connections;
 pub mod contacts;
 pub mod events;
 pub mod jobs;
@@ -95,6 +96,7 @@ where
     automations::run_all(&make).await;
     sequences::run_all(&make).await;
     oauth::run_all(&make).await;
+    connections::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
