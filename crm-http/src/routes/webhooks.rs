@@ -380,6 +380,16 @@ fn catalog() -> Vec<EventTypeInfo> {
             "required": ["id", "name", "state"],
         })
     };
+    // `email.*`: what the e-mail provider's event webhook reported.
+    let email = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "provider": string(), "email": string(), "at": { "type": "string", "format": "date-time" },
+            "contact_id": string(), "sg_event_id": string(), "sg_message_id": string(), "reason": string(),
+            "status": string(), "type": string(), "url": string(), "bounce_classification": string(),
+        },
+        "required": ["provider", "email", "at"],
+    });
     let entries: Vec<(&EventType, &str, serde_json::Value)> = vec![
         (&EventType::ACCOUNT_CREATED, "An account was created.", component("Account")),
         (&EventType::USER_CREATED, "A user was created.", object(&[("id", string()), ("email", string())])),
@@ -475,6 +485,37 @@ fn catalog() -> Vec<EventTypeInfo> {
             component("EndpointView"),
         ),
         (&EventType::ENDPOINT_DELETED, "A webhook endpoint was deleted.", id()),
+        (
+            &EventType::CONNECTION_UPDATED,
+            "A connection to an outside provider (sendgrid, smtp, slack, ga4, …) was set or changed (never its \
+             credentials).",
+            object(&[("provider", string()), ("status", string())]),
+        ),
+        (
+            &EventType::CONNECTION_DELETED,
+            "A connection to an outside provider was removed.",
+            object(&[("provider", string())]),
+        ),
+        (
+            &EventType::EMAIL_DELIVERED,
+            "The e-mail provider delivered an e-mail to the recipient's server.",
+            email.clone(),
+        ),
+        (
+            &EventType::EMAIL_BOUNCED,
+            "The recipient's server refused an e-mail (`reason`, `bounce_classification`).",
+            email.clone(),
+        ),
+        (
+            &EventType::EMAIL_DROPPED,
+            "The e-mail provider dropped an e-mail (suppressed or invalid address).",
+            email.clone(),
+        ),
+        (&EventType::EMAIL_DEFERRED, "The recipient's server deferred an e-mail; the provider retries.", email.clone()),
+        (&EventType::EMAIL_OPENED, "The recipient opened an e-mail.", email.clone()),
+        (&EventType::EMAIL_CLICKED, "The recipient clicked a link of an e-mail (`url`).", email.clone()),
+        (&EventType::EMAIL_SPAM_REPORTED, "The recipient reported an e-mail as spam.", email.clone()),
+        (&EventType::EMAIL_UNSUBSCRIBED, "The recipient unsubscribed.", email.clone()),
         (
             &EventType::ENDPOINT_DISABLED,
             "Delivery disabled a webhook endpoint (410 Gone, or failing continuously).",
