@@ -219,9 +219,10 @@ impl Modify for ProblemResponses {
                 let mut codes: Vec<u16> = Vec::new();
                 if api {
                     codes.extend([400, 422, 429, 503]);
-                    if op.security.is_some() {
-                        codes.extend([401, 403]);
-                    }
+                }
+                // Any authenticated operation, under /api or not (`/auth/{provider}/start`).
+                if op.security.is_some() {
+                    codes.extend([401, 403]);
                 }
                 if op.request_body.is_some() {
                     codes.extend([413, 415]);
