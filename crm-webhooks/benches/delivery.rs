@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crm_core::secrets::{Keyring, SecretKey};
-use crm_core::workers::{Runtime, WorkerOptions};
+use crm_core::workers::{EventWorker, Runtime, WorkerOptions};
 use crm_core::{Crm, NewContact, RecordingMessenger, Store};
 use crm_storage::PgStore;
 use crm_webhooks::{AddressPolicy, Deliverer, FanOut, NewEndpoint, WebhookSettings, Webhooks};
@@ -114,7 +114,11 @@ fn main() {
             NewEndpoint { url: hook, event_types: Some(vec!["contact.created".into()]), ..NewEndpoint::default() };
         hooks.create_endpoint(account, input).await.unwrap();
         drop(inbox);
-        // Events first (the outbox holds N), then the workers start: the drain rate.
+        // Events first (the outbox holds N), then the workers start: the
+        // drain rate. The fan-out consumer is registered before the events,
+        // as a server does at start, so each one is queued for it.
+        let fan_out = FanOut::new(hooks.clone());
+        store.register_consumer(fan_out.name(), &fan_out.events()).await.unwrap();
         crm.import_contacts(account, contacts(0, N)).await.unwrap();
         let fast = |o: WorkerOptions| WorkerOptions {
             poll: Duration::from_millis(5),
@@ -123,7 +127,7 @@ fn main() {
         };
         let started = Instant::now();
         let runtime = Runtime::builder(store.clone())
-            .event_worker(Arc::new(FanOut::new(hooks.clone())), fast(FanOut::options()))
+            .event_worker(Arc::new(fan_out), fast(FanOut::options()))
             .job_worker(Arc::new(Deliverer::new(hooks.clone()).unwrap()), fast(Deliverer::options()))
             .build()
             .start()

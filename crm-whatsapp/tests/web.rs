@@ -154,6 +154,11 @@ async fn pairing_by_qr_then_a_restart_keeps_the_login() {
     // The pairing screen shows a new code: the session follows it.
     s.page.command(json!({ "op": "qr" }));
     eventually("the new QR", || async { s.engine.qr(s.channel.id).is_some_and(|q| q != first) }).await;
+    // The page's version is read on its own turn of the session loop.
+    eventually("the page's version", || async {
+        s.engine.status(s.channel.id).is_some_and(|st| st.version.as_deref() == Some(PINNED_VERSION))
+    })
+    .await;
     let status = s.engine.status(s.channel.id).expect("status");
     assert_eq!(status.version.as_deref(), Some(PINNED_VERSION));
     assert_eq!(status.provider_state.as_deref(), Some("UNPAIRED"));

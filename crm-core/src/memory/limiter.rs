@@ -107,13 +107,16 @@ impl RateLimiter for GcraLimiter {
         if quota.limit == 0 || quota.period < Duration::from_millis(1) {
             return Err(Error::validation("quota", "limit must be ≥ 1 and period ≥ 1 ms"));
         }
-        let now = self.now_nanos();
         let idx = (self.hasher.hash_one(key) as usize) % SHARDS;
         let mut shard = self.shards[idx].lock().map_err(|_| Error::Storage {
             message: "rate limiter state poisoned".into(),
             transient: false,
             source: None,
         })?;
+        // Read under the lock: a time read before it could be older than the
+        // one a check that got the lock first used, and the decisions (their
+        // `remaining`) would not follow the order they were made in.
+        let now = self.now_nanos();
         shard.ops = shard.ops.wrapping_add(1);
         if shard.ops % SWEEP_EVERY == 0 {
             shard.tat.retain(|_, tat| *tat > now);
