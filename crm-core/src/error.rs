@@ -90,6 +90,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The provider behind a channel does not offer this operation (group
+    /// management on Meta's Cloud API, …): permanent, nothing was sent.
+    #[error("{provider} does not support {operation}")]
+    Unsupported {
+        /// Provider name, e.g. `"whatsapp-cloud"`.
+        provider: Cow<'static, str>,
+        /// What was asked, e.g. `"creating groups"`.
+        operation: Cow<'static, str>,
+    },
     /// Configuration is missing or invalid.
     #[error("configuration error: {message}")]
     Config {
@@ -112,6 +121,11 @@ impl Error {
     /// A [`Error::Validation`] for `field`.
     pub fn validation(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         Error::Validation { field: field.into(), reason: reason.into() }
+    }
+
+    /// A [`Error::Unsupported`]: `provider` does not offer `operation`.
+    pub fn unsupported(provider: impl Into<Cow<'static, str>>, operation: impl Into<Cow<'static, str>>) -> Self {
+        Error::Unsupported { provider: provider.into(), operation: operation.into() }
     }
 
     /// A [`Error::Storage`] wrapping a driver error.
@@ -146,6 +160,7 @@ impl Error {
             Error::Storage { .. } => "storage",
             Error::Config { .. } => "config",
             Error::TooLarge { .. } => "too_large",
+            Error::Unsupported { .. } => "unsupported",
         }
     }
 }
@@ -183,5 +198,11 @@ mod tests {
         assert_eq!(Error::validation("phone", "bad").to_string(), "invalid phone: bad");
         assert!(Error::RateLimited { retry_after: Duration::from_secs(1) }.is_transient());
         assert!(Error::Unauthorized.is_permanent());
+        let e = Error::unsupported("whatsapp-cloud", "creating groups");
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            ("unsupported", "whatsapp-cloud does not support creating groups")
+        );
+        assert!(e.is_permanent());
     }
 }

@@ -263,6 +263,10 @@ impl Messenger for GovernedMessenger {
     async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {
         self.inner.find_receipt(message).await
     }
+
+    fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crate::GroupManager>> {
+        self.inner.clone().group_manager()
+    }
 }
 
 #[cfg(test)]

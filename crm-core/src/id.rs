@@ -171,6 +171,11 @@ typed_id!(
     "enrolment"
 );
 typed_id!(
+    /// Identifies a [`Group`](crate::domain::group::Group) (a WhatsApp group crm keeps).
+    GroupId,
+    "group"
+);
+typed_id!(
     /// Identifies an [`Event`](crate::Event); also the cursor of the event log.
     EventId,
     "event"

@@ -89,6 +89,7 @@ pub use domain::webhook::{
 pub use error::{BoxError, Error, Result};
 pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::AiDraftId;
+pub use id::GroupId;
 pub use id::MediaId;
 pub use id::{
     AccountId, ApiKeyId, CampaignId, ChannelId, ContactId, EventId, JobId, MessageId, SessionId, TemplateId, UserId,
@@ -96,6 +97,7 @@ pub use id::{
 pub use id::{AutomationId, AutomationRunId};
 pub use id::{EnrolmentId, SequenceId};
 pub use id::{WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId};
+pub use memory::MemoryGroups;
 pub use memory::{GcraLimiter, MemoryMediaStore, MemoryStore, RecordingFactory, RecordingMessenger, SentMessage};
 pub use ports::assistant::{Assistant, AssistantStore, DraftChunk, DraftStream};
 pub use ports::automations::AutomationStore;
@@ -105,6 +107,7 @@ pub use ports::channels::{ChannelStore, MessengerFactory};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::connections::ConnectionStore;
 pub use ports::external_crm::ExternalCrm;
+pub use ports::groups::{GroupManager, GroupStore};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::media::{
@@ -129,3 +132,4 @@ pub use service::{
     EnrolResult, SEQUENCE_CONSUMER, SEQUENCE_ENROL_JOB, SEQUENCE_STEP_JOB, SEQUENCE_STOP_JOB, SequenceEnroller,
     SequenceRunner, SequenceStopper, SequenceWatcher,
 };
+pub use service::{InboundGroupMessage, ParticipantChange};

@@ -61,6 +61,7 @@ macro_rules! uuid_schema {
 uuid_schema!(
     crate::CampaignId,
     crate::ChannelId,
+    crate::GroupId,
     crate::JobId,
     crate::AccountId,
     crate::UserId,

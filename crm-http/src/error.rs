@@ -150,6 +150,12 @@ impl From<crm_core::Error> for ApiError {
             }),
             E::Unauthorized => ApiError::unauthorized("missing, invalid, expired or revoked credentials"),
             E::Forbidden { reason } => ApiError::forbidden(reason),
+            E::Unsupported { provider, operation } => ApiError::new(
+                StatusCode::CONFLICT,
+                "unsupported",
+                "Not supported by the channel",
+                format!("the channel's provider ({provider}) does not support {operation}"),
+            ),
             E::RateLimited { retry_after } => ApiError::rate_limited(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             E::Provider { provider, transient, code, message, .. } => {
                 tracing::warn!(%provider, transient, code = code.as_deref().unwrap_or(""), "provider error: {message}");

@@ -89,6 +89,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "automations", description = "Automation rules (versions, runs, dry run) and the lead scoring model"),
         (name = "sequences", description = "Follow-up sequences: timed steps per enrolled contact, stopped by a reply, a stage change or an opt-out"),
         (name = "oauth", description = "OAuth 2.0 connections (Google, Salesforce: PKCE, one-time state, refresh, revoke) and the Salesforce contact sync"),
+        (name = "groups", description = "A channel's WhatsApp groups: create, rename, describe, participants and admins, leave, the group thread (WhatsApp Web; 409 `unsupported` on the Cloud API)"),
         (name = "connections", description = "The account's connections to e-mail (SendGrid, SMTP), Slack and GA4: set, read, test, delete (admins)"),
         (name = "n8n", description = "The configured n8n instance's workflows: list, read, activate, deactivate, export (owners)"),
         (name = "workers", description = "Dead letters and durable jobs of the background workers"),
@@ -270,6 +271,7 @@ fn authed_routes() -> OpenApiRouter<AppState> {
         .merge(routes::oauth::router())
         .merge(routes::connections::router())
         .merge(routes::channels::router())
+        .merge(routes::groups::router())
         .merge(routes::workers::router())
         .merge(routes::events::router())
         .merge(routes::admin::router())

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod groups;
 pub mod media;
 mod messenger;
 pub mod payload;

@@ -407,6 +407,12 @@ impl Messenger for CloudApiMessenger {
             None => self.send_with(message, &options).await,
         }
     }
+
+    /// [`CloudGroups`](crate::groups::CloudGroups): every group operation
+    /// is unsupported on the Cloud API.
+    fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crm_core::GroupManager>> {
+        Some(Arc::new(crate::groups::CloudGroups))
+    }
 }
 
 /// The [`MessengerFactory`] of the `whatsapp-cloud` channel kind: the

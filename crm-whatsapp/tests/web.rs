@@ -2,7 +2,8 @@
 //! stand-in of WhatsApp Web (`fixtures/whatsapp-web/page.html`, served on
 //! 127.0.0.1): pairing by QR, a restart that keeps the login, the version
 //! pin, messages both ways, acks that only move statuses forward, a page
-//! reload, a logout, and two engines competing for one session.
+//! reload, a logout, two engines competing for one session, and groups
+//! (the `GroupManager` conformance suite, group threads and receipts).
 //!
 //! Needs Chromium: `CRM_TEST_CHROMIUM` names the binary (`.ci/run` sets
 //! it); unset, the tests print SKIPPED (and fail under CRM_TEST_REQUIRE_ALL).
@@ -289,6 +290,94 @@ async fn messages_both_ways_and_acks_only_move_statuses_forward() {
     s.page.answer_sends_with("ERROR_UNKNOWN");
     let failed = s.crm.send_now(account, SendRequest::new(contact.id, MessageContent::text("x"))).await.expect("send");
     assert_eq!(failed.status, MessageStatus::Failed, "{failed:?}");
+    s.engine.shutdown().await;
+}
+
+// ----- groups ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_pass_the_conformance_suite_and_their_threads_reach_crm() {
+    let Some(chromium) = chromium("groups_pass_the_conformance_suite_and_their_threads_reach_crm") else { return };
+    let s = setup(&chromium, "groups", PINNED_VERSION).await;
+    pair(&s).await;
+    let account = s.channel.account_id;
+    let me = crm_core::Phone::parse("+5511900000000").expect("phone");
+
+    // The GroupManager contract, through the bridge in real Chromium.
+    let manager = s.crm.group_manager(&s.channel).await.expect("a whatsapp-web channel manages groups");
+    crm_core::testing::groups::run_all(manager.as_ref(), &me).await;
+    let ops: Vec<String> = s.page.group_ops().iter().filter_map(|o| o["op"].as_str().map(String::from)).collect();
+    for op in ["create", "subject", "description", "add", "remove", "promote", "demote", "leave"] {
+        assert!(ops.iter().any(|o| o == op), "the page never saw {op}: {ops:?}");
+    }
+
+    // Through crm: the group is stored, a send reaches the page's group chat.
+    let ana = crm_core::Phone::parse("+5511987650001").expect("phone");
+    let group = s.crm.create_group(account, s.channel.id, "Clientes VIP", &[ana.clone()]).await.expect("create");
+    assert!(group.jid.ends_with("@g.us"));
+    assert_eq!(group.participants.len(), 2, "{group:?}");
+    let sent = s
+        .crm
+        .send_to_group(account, s.channel.id, group.id, MessageContent::text("Bom dia, grupo!"))
+        .await
+        .expect("send to the group");
+    let pid = sent.provider_message_id.clone().expect("provider id");
+    let page_sent = s.page.sent();
+    let last = page_sent.last().expect("the page sent it");
+    assert_eq!(last["to"], json!(group.jid));
+    assert_eq!(last["body"], "Bom dia, grupo!");
+
+    // Receipts per participant: delivered, read; a stale one changes nothing.
+    let status_of = || {
+        let store = s.store.clone();
+        let pid = pid.clone();
+        async move { store.find_group_message(account, &pid).await.expect("read").expect("stored") }
+    };
+    s.page.command(json!({ "op": "groupReceipt", "id": pid, "delivery": ["5511987650001@c.us"], "ack": 2 }));
+    eventually("delivered", || async { status_of().await.status == MessageStatus::Delivered }).await;
+    assert_eq!(status_of().await.receipts.get(ana.as_str()), Some(&MessageStatus::Delivered));
+    s.page.command(json!({ "op": "groupReceipt", "id": pid, "read": ["5511987650001@c.us"], "ack": 3 }));
+    eventually("read", || async { status_of().await.receipts.get(ana.as_str()) == Some(&MessageStatus::Read) }).await;
+    s.page.command(json!({ "op": "groupReceipt", "id": pid, "delivery": ["5511987650001@c.us"], "ack": 2 }));
+
+    // Inbound: a participant writes; the sender is recorded. A group the
+    // channel was added to elsewhere is read from the page on its first message.
+    s.page.command(json!({
+        "op": "groupReceive", "group": group.jid, "author": "5511987650001@c.us",
+        "body": "Oi! Tem desconto?", "id": "GIN1", "name": "Ana"
+    }));
+    s.page.command(json!({
+        "op": "joinGroup", "group": "120363000000000777@g.us", "subject": "Fornecedores",
+        "participants": ["5511987650009@c.us"]
+    }));
+    s.page.command(json!({
+        "op": "groupReceive", "group": "120363000000000777@g.us", "author": "5511987650009@c.us",
+        "body": "Pedido chegou", "id": "GIN2"
+    }));
+    let thread = |id| {
+        let crm = s.crm.clone();
+        let channel = s.channel.id;
+        async move { crm.list_group_messages(account, channel, id, None, 100).await.expect("thread") }
+    };
+    eventually("the group message", || async { thread(group.id).await.len() == 2 }).await;
+    let inbound = thread(group.id).await.into_iter().find(|m| m.direction == crm_core::Direction::Inbound);
+    let inbound = inbound.expect("inbound");
+    assert_eq!(inbound.sender.as_ref(), Some(&ana));
+    assert_eq!(inbound.sender_name.as_deref(), Some("Ana"));
+    assert_eq!(inbound.content, MessageContent::text("Oi! Tem desconto?"));
+    eventually("the other group", || async {
+        s.store.find_group(account, s.channel.id, "120363000000000777@g.us").await.ok().flatten().is_some()
+    })
+    .await;
+    let other = s.store.find_group(account, s.channel.id, "120363000000000777@g.us").await.expect("find").expect("g");
+    assert_eq!(other.subject, "Fornecedores", "read from the page");
+    eventually("its message", || async { thread(other.id).await.len() == 1 }).await;
+    assert_eq!(status_of().await.status, MessageStatus::Read, "a group message's status moved backwards");
+
+    let events = event_types(&s.store, &s.channel).await;
+    for kind in ["group.created", "group.message_sent", "group.message_received"] {
+        assert!(events.iter().any(|(t, _)| t == kind), "no {kind} event");
+    }
     s.engine.shutdown().await;
 }
 

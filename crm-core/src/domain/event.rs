@@ -156,6 +156,16 @@ event_types! {
     EMAIL_SPAM_REPORTED = "email.spam_reported";
     /// The recipient unsubscribed.
     EMAIL_UNSUBSCRIBED = "email.unsubscribed";
+    /// A group was created through a channel, or first seen on one.
+    GROUP_CREATED = "group.created";
+    /// A group's subject or description changed, or the channel's number left it.
+    GROUP_UPDATED = "group.updated";
+    /// Members were added or removed, promoted to or demoted from admin.
+    GROUP_PARTICIPANTS_CHANGED = "group.participants_changed";
+    /// A participant wrote in a group.
+    GROUP_MESSAGE_RECEIVED = "group.message_received";
+    /// The business sent a message to a group.
+    GROUP_MESSAGE_SENT = "group.message_sent";
 }
 
 impl EventType {

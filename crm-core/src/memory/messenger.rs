@@ -32,7 +32,11 @@ struct Inner {
     failures: VecDeque<Failure>,
     capabilities: Option<Capabilities>,
     keep_last: Option<usize>,
+    groups: Option<super::MemoryGroups>,
 }
+
+/// The own number of a [`RecordingMessenger`]'s groups.
+pub const RECORDING_NUMBER: &str = "+5511900000000";
 
 /// Accepts every message and remembers it; can be told to fail the next sends
 /// the way a provider would. Clones share their record.
@@ -63,6 +67,19 @@ impl RecordingMessenger {
     /// Makes the next send fail with a provider error.
     pub fn fail_next(&self, code: Option<&str>, reason: &str, transient: bool) {
         self.lock().failures.push_back(Failure { code: code.map(str::to_owned), reason: reason.to_owned(), transient });
+    }
+
+    /// Its groups ([`MemoryGroups`](super::MemoryGroups) whose own number
+    /// is [`RECORDING_NUMBER`]), handed out by
+    /// [`Messenger::group_manager`]; clones share them.
+    pub fn groups(&self) -> super::MemoryGroups {
+        let mut inner = self.lock();
+        inner
+            .groups
+            .get_or_insert_with(|| {
+                super::MemoryGroups::new(crate::Phone::parse(RECORDING_NUMBER).unwrap_or_else(|_| unreachable!()))
+            })
+            .clone()
     }
 
     /// Everything accepted so far, in order.
@@ -117,6 +134,10 @@ impl Messenger for RecordingMessenger {
             inner.sent.drain(..excess);
         }
         Ok(SendReceipt { provider_message_id })
+    }
+
+    fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crate::GroupManager>> {
+        Some(Arc::new(self.groups()))
     }
 
     async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {

@@ -4,6 +4,7 @@
 mod assistant;
 mod billing;
 mod connectors;
+mod groups;
 mod limiter;
 mod media;
 mod messenger;
@@ -13,6 +14,7 @@ mod workflows;
 pub use assistant::ScriptedAssistant;
 pub use billing::{BillingCall, RecordingBilling};
 pub use connectors::{RecordingAnalytics, RecordingConnectorFactory, RecordingMailer, RecordingNotifier};
+pub use groups::{GroupSend, MemoryGroups};
 pub use limiter::GcraLimiter;
 pub use media::MemoryMediaStore;
 pub use messenger::{RecordingFactory, RecordingMessenger, SentMessage};

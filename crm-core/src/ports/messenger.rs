@@ -121,4 +121,13 @@ pub trait Messenger: HealthCheck {
         let _ = message;
         Ok(None)
     }
+
+    /// The channel's [`GroupManager`](crate::GroupManager), for providers
+    /// that know about groups (those that do not offer group operations
+    /// may still hand one out that answers
+    /// [`Error::Unsupported`](crate::Error::Unsupported), to say so). The
+    /// default: none, which callers report as unsupported too.
+    fn group_manager(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::GroupManager>> {
+        None
+    }
 }

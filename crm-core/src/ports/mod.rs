@@ -9,6 +9,7 @@ pub mod clock;
 pub mod connections;
 pub mod connectors;
 pub mod external_crm;
+pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod media;

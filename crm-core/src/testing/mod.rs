@@ -16,6 +16,7 @@
 
 pub mod assistant;
 pub mod connectors;
+pub mod groups;
 pub mod media;
 pub mod rate_limiter;
 pub mod store;

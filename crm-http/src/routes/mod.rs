@@ -11,6 +11,7 @@ pub(crate) mod channels;
 pub(crate) mod connections;
 pub(crate) mod contacts;
 pub(crate) mod events;
+pub(crate) mod groups;
 pub(crate) mod media;
 pub(crate) mod messages;
 pub(crate) mod n8n;

@@ -331,6 +331,8 @@ pub(crate) fn add_payload_schemas(doc: &mut utoipa::openapi::OpenApi) {
     add::<crm_core::domain::scoring::ScoreChange>(c);
     add::<crm_core::Sequence>(c);
     add::<crm_core::Enrolment>(c);
+    add::<crm_core::domain::group::Group>(c);
+    add::<crm_core::domain::group::GroupMessage>(c);
 }
 
 fn schema_json(schema: RefOr<Schema>) -> serde_json::Value {
@@ -357,6 +359,25 @@ fn catalog() -> Vec<EventTypeInfo> {
     let message_with_contact = object(&[("message", component("Message")), ("contact", contact_summary)]);
     let status = object(&[("message_id", string()), ("contact_id", string()), ("status", string())]);
     let nullable = |name: &str| serde_json::json!({ "oneOf": [component(name), { "type": "null" }] });
+    let group_payload = object(&[
+        ("group_id", string()),
+        ("channel_id", string()),
+        ("jid", string()),
+        ("subject", string()),
+        ("description", serde_json::json!({ "type": ["string", "null"] })),
+        ("participants", serde_json::json!({ "type": "array", "items": component("GroupParticipant") })),
+        ("left", serde_json::json!({ "type": "boolean" })),
+    ]);
+    let group_message = object(&[
+        ("message_id", string()),
+        ("group_id", string()),
+        ("channel_id", string()),
+        ("direction", string()),
+        ("sender", serde_json::json!({ "type": ["string", "null"] })),
+        ("sender_name", serde_json::json!({ "type": ["string", "null"] })),
+        ("provider_message_id", serde_json::json!({ "type": ["string", "null"] })),
+        ("content", component("MessageContent")),
+    ]);
     let message_update = serde_json::json!({
         "type": "object",
         "properties": {
@@ -516,6 +537,37 @@ fn catalog() -> Vec<EventTypeInfo> {
         (&EventType::EMAIL_CLICKED, "The recipient clicked a link of an e-mail (`url`).", email.clone()),
         (&EventType::EMAIL_SPAM_REPORTED, "The recipient reported an e-mail as spam.", email.clone()),
         (&EventType::EMAIL_UNSUBSCRIBED, "The recipient unsubscribed.", email.clone()),
+        (
+            &EventType::GROUP_CREATED,
+            "A WhatsApp group was created through a channel, or first seen on one.",
+            group_payload.clone(),
+        ),
+        (
+            &EventType::GROUP_UPDATED,
+            "A group's subject or description changed, or the channel's number left it (`left`).",
+            group_payload.clone(),
+        ),
+        (
+            &EventType::GROUP_PARTICIPANTS_CHANGED,
+            "Group members were added, removed, promoted to admin or demoted: `change` says which, `changed` names \
+             the phones, `participants` is the group's members afterwards.",
+            {
+                let mut p = group_payload.clone();
+                p["properties"]["change"] =
+                    serde_json::json!({ "type": "string", "enum": ["added", "removed", "promoted", "demoted"] });
+                p["properties"]["changed"] = serde_json::json!({ "type": "array", "items": { "type": "string" } });
+                p["required"]
+                    .as_array_mut()
+                    .map(|r| r.extend([serde_json::json!("change"), serde_json::json!("changed")]));
+                p
+            },
+        ),
+        (
+            &EventType::GROUP_MESSAGE_RECEIVED,
+            "A participant wrote in a group (`sender` is their phone).",
+            group_message.clone(),
+        ),
+        (&EventType::GROUP_MESSAGE_SENT, "The business sent a message to a group.", group_message),
         (
             &EventType::ENDPOINT_DISABLED,
             "Delivery disabled a webhook endpoint (410 Gone, or failing continuously).",

@@ -24,6 +24,7 @@ mod dashboard_browser;
 mod e2e;
 mod errors;
 mod fuzz;
+mod groups;
 mod hardening;
 mod media;
 mod messages;

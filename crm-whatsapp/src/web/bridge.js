@@ -38,6 +38,26 @@
     WAWebUserPrefsMeUser: 'own id',
     // sendSeen(chat): marks a chat's messages read (blue ticks).
     WAWebUpdateUnreadChatAction: 'read receipts',
+
+    // ----- groups (see the groups block below) -----
+    // WAWebCollections (above) also holds `GroupMetadata` (per group id:
+    // subject, desc, participants with isAdmin/isSuperAdmin) and `Chat`.
+    // createGroup({title, …}, participant wids) → {wid}: creates a group.
+    WAWebGroupCreateJob: 'group creation',
+    // setGroupSubject(group wid, subject), setGroupDescription(group wid,
+    // text, new description id, previous description id).
+    WAWebGroupModifyInfoJob: 'group subject and description',
+    // addParticipants / removeParticipants / promoteParticipants /
+    // demoteParticipants(group chat, participant wids).
+    WAWebModifyParticipantsGroupAction: 'group participants and admins',
+    // sendExitGroup(group chat): leaves a group.
+    WAWebExitGroupAction: 'leaving groups',
+    // queryAndUpdateGroupMetadataById({id}): refreshes a group's metadata
+    // from the server into GroupMetadata.
+    WAWebGroupQueryJob: 'group metadata',
+    // queryMsgInfo(message key) → {delivery: [{id, t}], read: [...],
+    // played: [...]}: a group message's receipts per participant.
+    WAWebApiMessageInfoStore: 'group receipts per participant',
   };
   // Besides the modules:
   // - `window.Debug.VERSION`: the running WhatsApp Web release.
@@ -107,6 +127,7 @@
     });
     msgs.on('change:ack', (m, ack) => {
       emit({ type: 'ack', id: serial(m.id), ack: typeof ack === 'number' ? ack : m.ack });
+      groupReceipts(m);
     });
   };
 
@@ -142,7 +163,109 @@
     return { id: serial(id) };
   };
 
+  // ----- groups ------------------------------------------------------------
+  // Each call answers {ok: value} or {error: 'not_found' | 'not_member',
+  // detail}; anything else WhatsApp Web throws reaches crm as a refusal.
+  const isGroup = (id) => typeof id === 'string' && /@g\.us$/.test(id);
+  const groupError = (error, detail) => ({ error, detail: String(detail || error) });
+  const members = (meta) => {
+    const list = meta && meta.participants;
+    const all = list && typeof list.getModelsArray === 'function' ? list.getModelsArray() : (list || []);
+    return Array.from(all).map((p) => ({
+      id: serial(p.id),
+      admin: Boolean(p.isAdmin || p.isSuperAdmin),
+    }));
+  };
+  // The group's metadata when the own number is in it, else null.
+  const groupMeta = async (id) => {
+    if (!isGroup(id)) return null;
+    await mod('WAWebGroupQueryJob').queryAndUpdateGroupMetadataById({ id: wid(id) });
+    const meta = mod('WAWebCollections').GroupMetadata.get(id);
+    const mine = serial(me());
+    if (!meta || !members(meta).some((p) => p.id === mine)) return null;
+    return meta;
+  };
+  const groupView = (id, meta) => ({
+    jid: id,
+    subject: String(meta.subject || ''),
+    description: meta.desc ? String(meta.desc) : null,
+    participants: members(meta),
+  });
+  // Runs `f(meta, chat)` on a group the own number is in.
+  const onGroup = async (id, f) => {
+    const meta = await groupMeta(id);
+    if (!meta) return groupError('not_found', 'not in group ' + id);
+    const chat = await chatOf(id);
+    return { ok: await f(meta, chat) };
+  };
+  const groupInfo = (id) => onGroup(id, (meta) => groupView(id, meta));
+  const changeParticipants = (action, needMember) => (id, users) => onGroup(id, async (meta, chat) => {
+    const present = new Set(members(meta).map((p) => p.id));
+    const missing = users.filter((u) => !present.has(u));
+    if (needMember && missing.length) throw Object.assign(new Error(missing[0]), { crm: 'not_member' });
+    const todo = action === 'addParticipants' ? missing : users.filter((u) => present.has(u));
+    if (todo.length) await mod('WAWebModifyParticipantsGroupAction')[action](chat, todo.map(wid));
+    return true;
+  }).catch((e) => {
+    if (e && e.crm) return groupError(e.crm, e.message);
+    throw e;
+  });
+  // After an ack of an own group message: each participant's receipt.
+  const groupReceipts = async (m) => {
+    try {
+      const to = serial(m.to) || serial(m.id && m.id.remote);
+      if (!(m.id && m.id.fromMe) || !isGroup(to)) return;
+      const info = await mod('WAWebApiMessageInfoStore').queryMsgInfo(m.id);
+      if (!info) return;
+      for (const [list, ack] of [['delivery', 2], ['read', 3], ['played', 4]]) {
+        for (const r of info[list] || []) {
+          emit({ type: 'group_receipt', id: serial(m.id), participant: serial(r.id), ack });
+        }
+      }
+    } catch (_) {
+      // Receipts per participant are a bonus over the ack itself.
+    }
+  };
+  const groups = {
+    createGroup: async (subject, users) => {
+      const made = await mod('WAWebGroupCreateJob').createGroup({ title: subject, ephemeralDuration: 0 }, users.map(wid));
+      const id = serial(made && (made.wid || made.gid || made.id));
+      if (!id) throw new Error('WhatsApp Web did not answer a group id');
+      return groupInfo(id);
+    },
+    setGroupSubject: (id, subject) => onGroup(id, async () => {
+      await mod('WAWebGroupModifyInfoJob').setGroupSubject(wid(id), subject);
+      return true;
+    }),
+    setGroupDescription: (id, text) => onGroup(id, async (meta) => {
+      const Key = mod('WAWebMsgKey');
+      await mod('WAWebGroupModifyInfoJob').setGroupDescription(wid(id), text, await Key.newId(), meta.descId);
+      return true;
+    }),
+    addParticipants: changeParticipants('addParticipants', false),
+    removeParticipants: changeParticipants('removeParticipants', false),
+    promoteParticipants: changeParticipants('promoteParticipants', true),
+    demoteParticipants: changeParticipants('demoteParticipants', true),
+    listGroups: async () => {
+      const mine = serial(me());
+      const all = mod('WAWebCollections').GroupMetadata;
+      const list = typeof all.getModelsArray === 'function' ? all.getModelsArray() : Array.from(all.models || []);
+      return {
+        ok: list
+          .map((meta) => groupView(serial(meta.id), meta))
+          .filter((g) => isGroup(g.jid) && g.participants.some((p) => p.id === mine)),
+      };
+    },
+    groupInfo,
+    leaveGroup: (id) => onGroup(id, async (_meta, chat) => {
+      await mod('WAWebExitGroupAction').sendExitGroup(chat);
+      return true;
+    }),
+    sendGroupText: (id, text) => onGroup(id, () => send(id, { type: 'chat', body: text })),
+  };
+
   window.__crm = Object.freeze({
+    ...groups,
     version: () => (window.Debug && window.Debug.VERSION) || null,
     me: () => serial(me()),
     sendText: (to, text) => send(to, { type: 'chat', body: text }),

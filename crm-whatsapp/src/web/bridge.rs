@@ -44,6 +44,15 @@ pub enum BridgeEvent {
         /// WhatsApp's ack: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.
         ack: Option<i64>,
     },
+    /// One participant's receipt of an own group message.
+    GroupReceipt {
+        /// The message's serialized key.
+        id: String,
+        /// The participant's id (`…@c.us`).
+        participant: Option<String>,
+        /// 2 delivered, 3 read, 4 played.
+        ack: i64,
+    },
 }
 
 /// A message as the bridge reports it.

@@ -347,6 +347,11 @@ impl WebEngine {
         Ok(sent.id)
     }
 
+    /// Calls the bridge in the channel's page (`js` from [`bridge::call`]) and reads its answer.
+    pub(crate) async fn call_bridge<T: serde::de::DeserializeOwned>(&self, id: ChannelId, js: &str) -> Result<T> {
+        self.shared.call(id, js).await
+    }
+
     /// Marks a chat's messages read (blue ticks) through the channel's session.
     pub async fn mark_read(&self, id: ChannelId, chat: &str) -> Result<()> {
         let js = bridge::call("markRead", &[json!(chat)]);
@@ -384,6 +389,11 @@ impl Shared {
 
     fn session(&self, id: ChannelId) -> Option<Arc<Session>> {
         self.lock().get(&id).cloned()
+    }
+
+    /// The service, once attached.
+    pub(crate) fn crm(&self) -> Option<Crm> {
+        self.crm.get().cloned()
     }
 
     /// Calls the bridge in the channel's page and reads the answer.
@@ -450,6 +460,9 @@ impl Shared {
             // Sent by this session (its ack follows) or from the phone.
             return;
         }
+        if m.from.as_deref().is_some_and(|f| f.ends_with("@g.us")) {
+            return self.group_inbound(channel, m);
+        }
         let Some(user) = m.from.as_deref().and_then(|f| f.strip_suffix("@c.us")) else {
             tracing::debug!(channel = %channel.id, "whatsapp web: a message from a group, a LID or a broadcast was skipped");
             return;
@@ -491,6 +504,9 @@ impl Shared {
     /// the send's answer (WhatsApp's id) is stored: a message not found yet
     /// is tried again a few times.
     pub(crate) fn ack(&self, channel: &Channel, id: String, ack: i64) {
+        if super::groups::is_group_message(&id) {
+            return self.group_ack(channel, id, None, ack);
+        }
         let Some(crm) = self.crm.get().cloned() else { return };
         let (status, error) = match ack {
             -1 => (

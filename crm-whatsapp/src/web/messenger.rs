@@ -97,7 +97,7 @@ impl Messenger for WebMessenger {
             customer_service_window: None,
             max_messages_per_second: None,
             pair_interval: None,
-            groups: false,
+            groups: true,
         }
     }
 
@@ -107,6 +107,11 @@ impl Messenger for WebMessenger {
         };
         let id = self.engine.send_text(self.channel, &recipient(message), body).await?;
         Ok(SendReceipt { provider_message_id: id })
+    }
+
+    /// [`WebGroups`](super::WebGroups): groups through the session.
+    fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crm_core::GroupManager>> {
+        Some(Arc::new(super::WebGroups::new(self.engine.clone(), self.channel)))
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod bridge;
 mod engine;
+mod groups;
 mod memory;
 mod messenger;
 pub mod qr;
@@ -25,6 +26,7 @@ mod state;
 mod supervisor;
 
 pub use engine::{WebEngine, WebEngineBuilder};
+pub use groups::WebGroups;
 pub use memory::{MemoryUsage, own_rss};
 pub use messenger::{WebFactory, WebMessenger};
 pub use state::{SessionState, SessionStatus};

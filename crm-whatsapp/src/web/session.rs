@@ -305,6 +305,9 @@ impl Session {
             BridgeEvent::Message { message } => shared.inbound(&self.channel(), message).await,
             BridgeEvent::Ack { id: Some(id), ack: Some(ack) } => shared.ack(&self.channel(), id, ack),
             BridgeEvent::Ack { .. } => {}
+            BridgeEvent::GroupReceipt { id, participant, ack } => {
+                shared.group_ack(&self.channel(), id, participant, ack)
+            }
         }
         None
     }

@@ -23,6 +23,8 @@ struct Inner {
     seen: Vec<Value>,
     loads: u32,
     send_result: String,
+    /// Group operations the page carried out (create, subject, add, …).
+    group_ops: Vec<Value>,
 }
 
 /// The running stand-in.
@@ -42,6 +44,7 @@ impl FakeWhatsApp {
             .route("/commands", get(commands))
             .route("/sent", post(sent))
             .route("/seen", post(seen))
+            .route("/group-ops", post(group_op))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -81,6 +84,11 @@ impl FakeWhatsApp {
         self.lock().loads
     }
 
+    /// The group operations the page carried out, in order.
+    pub fn group_ops(&self) -> Vec<Value> {
+        self.lock().group_ops.clone()
+    }
+
     /// What sends answer from now on (`OK`, or a failure name).
     pub fn answer_sends_with(&self, result: &str) {
         self.lock().send_result = result.into();
@@ -110,5 +118,10 @@ async fn sent(State(inner): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -
 
 async fn seen(State(inner): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -> Json<Value> {
     inner.lock().unwrap_or_else(|p| p.into_inner()).seen.push(body);
+    Json(json!({}))
+}
+
+async fn group_op(State(inner): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -> Json<Value> {
+    inner.lock().unwrap_or_else(|p| p.into_inner()).group_ops.push(body);
     Json(json!({}))
 }

@@ -27,6 +27,7 @@ mod channels;
 mod connections;
 mod contacts;
 mod events;
+mod groups;
 mod jobs;
 mod media;
 mod messages;
@@ -102,6 +103,8 @@ struct State {
     /// Connections to outside providers by (account, provider kind).
     connections:
         BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
+    /// WhatsApp groups and group threads.
+    groups: groups::GroupState,
 }
 
 impl State {
