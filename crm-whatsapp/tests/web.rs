@@ -313,7 +313,8 @@ async fn groups_pass_the_conformance_suite_and_their_threads_reach_crm() {
 
     // Through crm: the group is stored, a send reaches the page's group chat.
     let ana = crm_core::Phone::parse("+5511987650001").expect("phone");
-    let group = s.crm.create_group(account, s.channel.id, "Clientes VIP", &[ana.clone()]).await.expect("create");
+    let group =
+        s.crm.create_group(account, s.channel.id, "Clientes VIP", std::slice::from_ref(&ana)).await.expect("create");
     assert!(group.jid.ends_with("@g.us"));
     assert_eq!(group.participants.len(), 2, "{group:?}");
     let sent = s

@@ -556,9 +556,9 @@ fn catalog() -> Vec<EventTypeInfo> {
                 p["properties"]["change"] =
                     serde_json::json!({ "type": "string", "enum": ["added", "removed", "promoted", "demoted"] });
                 p["properties"]["changed"] = serde_json::json!({ "type": "array", "items": { "type": "string" } });
-                p["required"]
-                    .as_array_mut()
-                    .map(|r| r.extend([serde_json::json!("change"), serde_json::json!("changed")]));
+                if let Some(r) = p["required"].as_array_mut() {
+                    r.extend([serde_json::json!("change"), serde_json::json!("changed")]);
+                }
                 p
             },
         ),

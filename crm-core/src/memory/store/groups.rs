@@ -67,7 +67,7 @@ impl GroupStore for MemoryStore {
         message.check()?;
         let mut s = self.lock();
         s.ensure_new(event)?;
-        if !s.groups.groups.get(&message.group_id).is_some_and(|g| g.account_id == message.account_id) {
+        if s.groups.groups.get(&message.group_id).is_none_or(|g| g.account_id != message.account_id) {
             return Err(Error::not_found("group"));
         }
         if s.groups.messages.contains_key(&message.id) {
