@@ -263,6 +263,11 @@ impl Messenger for GovernedMessenger {
     async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {
         self.inner.find_receipt(message).await
     }
+
+    /// Read receipts are not paced: they deliver no message.
+    async fn mark_read(&self, receipt: &crate::ReadReceipt) -> Result<()> {
+        self.inner.mark_read(receipt).await
+    }
 }
 
 #[cfg(test)]

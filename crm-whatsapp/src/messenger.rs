@@ -407,6 +407,11 @@ impl Messenger for CloudApiMessenger {
             None => self.send_with(message, &options).await,
         }
     }
+
+    /// `POST /{phone-number-id}/messages` with `status: read` for the message.
+    async fn mark_read(&self, receipt: &crm_core::ReadReceipt) -> Result<()> {
+        CloudApiMessenger::mark_read(self, &receipt.provider_message_id).await
+    }
 }
 
 /// The [`MessengerFactory`] of the `whatsapp-cloud` channel kind: the

@@ -305,6 +305,7 @@ impl Session {
             BridgeEvent::Message { message } => shared.inbound(&self.channel(), message).await,
             BridgeEvent::Ack { id: Some(id), ack: Some(ack) } => shared.ack(&self.channel(), id, ack),
             BridgeEvent::Ack { .. } => {}
+            BridgeEvent::Contacts { contacts } => shared.sync_contacts(&self.channel(), contacts).await,
         }
         None
     }

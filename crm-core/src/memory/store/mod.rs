@@ -35,6 +35,7 @@ mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
+mod whatsapp_ids;
 
 /// One event queued for one consumer.
 #[derive(Debug, Clone)]
@@ -102,6 +103,8 @@ struct State {
     /// Connections to outside providers by (account, provider kind).
     connections:
         BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
+    /// What WhatsApp channels learned of phones (LIDs, confirmed ids), by (channel, phone).
+    whatsapp_ids: HashMap<(ChannelId, Phone), crate::WhatsAppIdentity>,
 }
 
 impl State {
