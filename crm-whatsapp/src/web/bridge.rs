@@ -34,8 +34,8 @@ pub enum BridgeEvent {
     },
     /// A new message appeared (received, or sent from the phone).
     Message {
-        /// The message.
-        message: PageMessage,
+        /// The message (boxed: it is much larger than the other reports).
+        message: Box<PageMessage>,
     },
     /// Contacts sync: the phone's contacts and one-to-one chats (in
     /// batches once connected), or one new chat or renamed contact.

@@ -302,7 +302,7 @@ impl Session {
                 });
                 shared.qr_changed(&self.channel(), &code);
             }
-            BridgeEvent::Message { message } => shared.inbound(&self.channel(), message).await,
+            BridgeEvent::Message { message } => shared.inbound(&self.channel(), *message).await,
             BridgeEvent::Ack { id: Some(id), ack: Some(ack) } => shared.ack(&self.channel(), id, ack),
             BridgeEvent::Ack { .. } => {}
             BridgeEvent::Contacts { contacts } => shared.sync_contacts(&self.channel(), contacts).await,
