@@ -267,6 +267,11 @@ impl Messenger for GovernedMessenger {
     fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crate::GroupManager>> {
         self.inner.clone().group_manager()
     }
+
+    /// Read receipts are not paced: they deliver no message.
+    async fn mark_read(&self, receipt: &crate::ReadReceipt) -> Result<()> {
+        self.inner.mark_read(receipt).await
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub use ports::media::{
     ByteStream, ListedMedia, MediaDownload, MediaFile, MediaInfo, MediaRecordStore, MediaStore, NewMedia, SignedUrl,
     StoredMedia, UrlSigner,
 };
-pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, SendReceipt};
+pub use ports::messenger::{Capabilities, Messenger, OutboundMessage, ReadReceipt, SendReceipt};
 pub use ports::oauth::{AccessTokens, OAuthClient, OAuthGrant, OAuthProvider, OAuthStore};
 pub use ports::rate_limiter::{Decision, Quota, RateLimiter};
 pub use ports::sequences::{Enrolling, EnrolmentQuery, SequenceStore};
@@ -123,6 +123,7 @@ pub use ports::store::{
     MessageAnnotation, MessageStore, RejectedRow, SessionStore, Store, TemplateStore,
 };
 pub use ports::webhooks::WebhookStore;
+pub use ports::whatsapp_ids::{WhatsAppIdStore, WhatsAppIdentity};
 pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
     CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,

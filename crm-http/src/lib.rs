@@ -51,6 +51,8 @@ mod state;
 pub mod webhook_config;
 #[cfg(feature = "whatsapp-web")]
 mod whatsapp_web;
+#[cfg(feature = "whatsapp-web")]
+pub use whatsapp_web::{PairingProgress, pair_channel};
 
 pub use auth::{Credential, LOGIN_TRIES_PER_HOUR, LOGIN_TRIES_PER_MINUTE, Principal};
 pub use config::{Config, LogFormat, RateLimitConfig};

@@ -317,6 +317,9 @@ impl ServerBuilder {
         // Cloud channels send `media:<id>` files of the library.
         #[cfg(feature = "whatsapp-cloud")]
         cloud.set_media_library(media.library.clone());
+        // WhatsApp Web channels send `media:<id>` files and keep inbound ones in it.
+        #[cfg(feature = "whatsapp-web")]
+        web_engine.set_media_library(media.library.clone());
         let runtime = if workers {
             let dispatcher = crm.dispatcher();
             let options = WorkerOptions { concurrency: config.dispatch_concurrency, ..dispatcher.options() };

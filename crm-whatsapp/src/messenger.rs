@@ -413,6 +413,11 @@ impl Messenger for CloudApiMessenger {
     fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crm_core::GroupManager>> {
         Some(Arc::new(crate::groups::CloudGroups))
     }
+
+    /// `POST /{phone-number-id}/messages` with `status: read` for the message.
+    async fn mark_read(&self, receipt: &crm_core::ReadReceipt) -> Result<()> {
+        CloudApiMessenger::mark_read(self, &receipt.provider_message_id).await
+    }
 }
 
 /// The [`MessengerFactory`] of the `whatsapp-cloud` channel kind: the

@@ -41,7 +41,7 @@ pub fn message_body(message: &OutboundMessage, options: &BodyOptions) -> Result<
     Ok(Value::Object(body))
 }
 
-fn media_kind(kind: MediaKind) -> &'static str {
+pub(crate) fn media_kind(kind: MediaKind) -> &'static str {
     match kind {
         MediaKind::Image => "image",
         MediaKind::Audio => "audio",

@@ -465,3 +465,336 @@ async fn two_processes_compete_for_one_session_and_one_takes_over_after_a_crash(
     assert_eq!(a.store.channel_lease_owner(a.channel.id).await.expect("owner"), None, "B released its lease");
     assert_eq!(engine_b.chromium_memory().processes, 0);
 }
+
+// ----- identity: LIDs and the Brazilian 9th digit ---------------------------------
+
+async fn contact_by_phone(s: &Setup, phone: &str) -> crm_core::Contact {
+    let phone = crm_core::Phone::parse(phone).expect("phone");
+    let account = s.channel.account_id;
+    eventually("the contact", || {
+        let (store, phone) = (s.store.clone(), phone.clone());
+        async move { store.find_contact_by_phone(account, &phone).await.ok().flatten().is_some() }
+    })
+    .await;
+    s.store.find_contact_by_phone(account, &phone).await.expect("find").expect("contact")
+}
+
+async fn thread_len(s: &Setup, contact: crm_core::ContactId) -> usize {
+    s.crm.list_thread(s.channel.account_id, contact, &Default::default()).await.map(|p| p.items.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brazilian_numbers_go_to_the_variant_that_exists_and_lids_keep_one_thread() {
+    let Some(chromium) = chromium("brazilian_numbers_go_to_the_variant_that_exists_and_lids_keep_one_thread") else {
+        return;
+    };
+    let s = setup(&chromium, "identity", PINNED_VERSION).await;
+    pair(&s).await;
+    let account = s.channel.account_id;
+    // Maria registered WhatsApp before the 9th digit: only that form exists.
+    s.page.register_only(&["551187654321"]);
+    let maria = s
+        .crm
+        .create_contact(
+            account,
+            crm_core::NewContact { name: "Maria".into(), phone: "+55 11 98765-4321".into(), ..Default::default() },
+        )
+        .await
+        .expect("contact");
+    assert_eq!(maria.whatsapp_id, None);
+
+    let first = s.crm.send_now(account, SendRequest::new(maria.id, MessageContent::text("oi"))).await.expect("send");
+    assert_eq!(first.status, MessageStatus::Sent, "{first:?}");
+    assert_eq!(s.page.sent()[0]["to"], "551187654321@c.us");
+    assert_eq!(s.page.exists_queries(), vec!["5511987654321", "551187654321"], "asked both variants, in order");
+    let phone = crm_core::Phone::parse("+5511987654321").expect("phone");
+    let known = s.store.whatsapp_identity(account, s.channel.id, &phone).await.expect("identity").expect("stored");
+    assert_eq!(known.whatsapp_id.as_deref(), Some("551187654321"));
+    // Later sends go straight to it.
+    let second = s.crm.send_now(account, SendRequest::new(maria.id, MessageContent::text("2"))).await.expect("send");
+    assert_eq!(second.status, MessageStatus::Sent);
+    assert_eq!(s.page.sent()[1]["to"], "551187654321@c.us");
+    assert_eq!(s.page.exists_queries().len(), 2, "no new lookup");
+
+    // A number in neither form fails with a clear reason, nothing sent.
+    let nobody = s
+        .crm
+        .create_contact(
+            account,
+            crm_core::NewContact { name: "Ninguém".into(), phone: "+55 21 99876-5432".into(), ..Default::default() },
+        )
+        .await
+        .expect("contact");
+    let failed = s.crm.send_now(account, SendRequest::new(nobody.id, MessageContent::text("?"))).await.expect("send");
+    assert_eq!(failed.status, MessageStatus::Failed, "{failed:?}");
+    let error = failed.error.expect("error");
+    assert_eq!(error.code.as_deref(), Some("not_on_whatsapp"), "{error:?}");
+    assert!(error.reason.contains("9th digit"), "{error:?}");
+    assert_eq!(s.page.sent().len(), 2, "nothing went into the void");
+    assert_eq!(&s.page.exists_queries()[2..], ["5521998765432", "552198765432"]);
+
+    // Maria writes from her LID; the page knows the LID's phone: same
+    // contact, same thread, and the map learns the link.
+    s.page.command(json!({ "op": "lid", "lid": "777000111@lid", "phone": "551187654321@c.us" }));
+    s.page
+        .command(json!({ "op": "receive", "from": "777000111@lid", "body": "pelo LID", "id": "L1", "name": "Maria" }));
+    eventually("the LID message in Maria's thread", || async { thread_len(&s, maria.id).await == 3 }).await;
+    assert_eq!(
+        s.store.phone_for_lid(account, s.channel.id, "777000111@lid").await.expect("lookup"),
+        Some(phone.clone())
+    );
+    let thread = s.crm.list_thread(account, maria.id, &Default::default()).await.expect("thread");
+    let inbound = thread.items.iter().find(|m| m.content == MessageContent::text("pelo LID")).expect("inbound");
+    assert_eq!(inbound.provider_message_id.as_deref(), Some("false_551187654321@c.us_L1"), "one key per message");
+    // The same message reported under the phone id is the same message.
+    s.page.command(json!({ "op": "receive", "from": "551187654321@c.us", "body": "pelo LID", "id": "L1" }));
+
+    // An ack reported under the LID moves the message sent to the phone id.
+    let provider_id = first.provider_message_id.clone().expect("provider id");
+    s.page.command(json!({ "op": "ack", "id": provider_id, "ack": 3, "remote": "777000111@lid" }));
+    eventually("read through the LID", || async {
+        s.crm.get_message(account, first.id).await.map(|m| m.status == MessageStatus::Read).unwrap_or(false)
+    })
+    .await;
+
+    // A LID nobody can map is skipped, not turned into a contact.
+    s.page.command(json!({ "op": "receive", "from": "999@lid", "body": "quem?", "id": "L2" }));
+    s.page.command(json!({ "op": "receive", "from": "551187654321@c.us", "body": "marker", "id": "M1" }));
+    eventually("the marker", || async { thread_len(&s, maria.id).await == 4 }).await;
+    let contacts = s.crm.list_contacts(account, &Default::default()).await.expect("contacts");
+    assert_eq!(contacts.items.len(), 2, "{:?}", contacts.items);
+    s.engine.shutdown().await;
+}
+
+// ----- read receipts and media --------------------------------------------------
+
+/// A PNG's first bytes (what the media library's sniffing recognises).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+/// A PDF's first bytes.
+const PDF: &[u8] = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn thread_of(s: &Setup, contact: crm_core::ContactId) -> Vec<crm_core::Message> {
+    s.crm.list_thread(s.channel.account_id, contact, &Default::default()).await.expect("thread").items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_and_media_both_ways() {
+    use crm_core::media::{MediaLibrary, Upload};
+    use crm_core::{AttachmentState, MediaKind, MediaRef};
+    let Some(chromium) = chromium("read_receipts_and_media_both_ways") else { return };
+    let s = setup(&chromium, "media", PINNED_VERSION).await;
+    let library = MediaLibrary::new(&s.crm, Arc::new(crm_core::MemoryMediaStore::new()));
+    assert!(s.engine.set_media_library(library.clone()));
+    pair(&s).await;
+    let account = s.channel.account_id;
+
+    // Inbound: an image is downloaded from the page into the library.
+    s.page.command(json!({
+        "op": "receive", "from": "5511987654321@c.us", "id": "IMG1", "type": "image", "name": "Maria",
+        "file": { "mimetype": "image/png", "data": b64(PNG), "caption": "minha foto" },
+    }));
+    let maria = contact_by_phone(&s, "+5511987654321").await;
+    eventually("the image kept", || async {
+        thread_of(&s, maria.id).await.first().and_then(|m| m.attachment.clone()).map(|a| a.state)
+            == Some(AttachmentState::Stored)
+    })
+    .await;
+    let image = thread_of(&s, maria.id).await.remove(0);
+    let MessageContent::Media { kind, media, caption, .. } = &image.content else { panic!("{:?}", image.content) };
+    assert_eq!((*kind, caption.as_deref()), (MediaKind::Image, Some("minha foto")));
+    assert_eq!(media.location, "false_5511987654321@c.us_IMG1");
+    let attachment = image.attachment.clone().expect("attachment");
+    assert_eq!((attachment.mime_type.as_deref(), attachment.size), (Some("image/png"), Some(PNG.len() as u64)));
+    let (record, download) = library.open(account, attachment.media_id.expect("media id")).await.expect("open");
+    assert_eq!(record.message_id, Some(image.id));
+    let bytes = crm_core::ports::media::collect(download.body, 1 << 20).await.expect("bytes");
+    assert_eq!(bytes, PNG);
+
+    // A document whose file is gone from WhatsApp's servers: failed, with why.
+    s.page.command(json!({
+        "op": "receive", "from": "5511987654321@c.us", "id": "DOC1", "type": "document",
+        "file": { "mimetype": "application/pdf", "filename": "nota.pdf" },
+    }));
+    eventually("the document failed", || async {
+        thread_of(&s, maria.id).await.get(1).and_then(|m| m.attachment.clone()).map(|a| a.state)
+            == Some(AttachmentState::Failed)
+    })
+    .await;
+    let doc = thread_of(&s, maria.id).await.remove(1);
+    let MessageContent::Media { kind, filename, .. } = &doc.content else { panic!("{:?}", doc.content) };
+    assert_eq!((*kind, filename.as_deref()), (MediaKind::Document, Some("nota.pdf")));
+    let error = doc.attachment.and_then(|a| a.error).expect("reason");
+    assert!(error.contains("410"), "{error}");
+
+    // Read receipts: the chat of the message is marked read on the page.
+    s.crm.mark_read(account, image.id).await.expect("mark read");
+    eventually("the chat marked read", || async { !s.page.seen().is_empty() }).await;
+    assert_eq!(s.page.seen(), vec![json!({ "chat": "5511987654321@c.us" })]);
+
+    // Outbound: files of the library go through the page's upload.
+    let upload = Upload { filename: "logo.png", content_type: Some("image/png") };
+    let logo = library.upload(account, upload, crm_core::ports::media::once(PNG.to_vec())).await.expect("upload");
+    let media_content =
+        |kind, id: crm_core::MediaId, caption: Option<&str>, filename: Option<&str>| MessageContent::Media {
+            kind,
+            media: MediaRef { location: format!("media:{id}"), mime_type: None },
+            caption: caption.map(Into::into),
+            filename: filename.map(Into::into),
+        };
+    let sent = s
+        .crm
+        .send_now(
+            account,
+            SendRequest::new(maria.id, media_content(MediaKind::Image, logo.id, Some("Nossa marca"), None)),
+        )
+        .await
+        .expect("send");
+    assert_eq!(sent.status, MessageStatus::Sent, "{sent:?}");
+    let uploads = s.page.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!((uploads[0].0.as_str(), uploads[0].1.as_str(), uploads[0].2.as_slice()), ("IMAGE", "image/png", PNG));
+    let on_page = s.page.sent().last().cloned().expect("sent");
+    assert_eq!(on_page["to"], "5511987654321@c.us");
+    assert_eq!(on_page["type"], "image");
+    assert_eq!(on_page["caption"], "Nossa marca");
+    assert_eq!(on_page["mimetype"], "image/png");
+    assert_eq!(on_page["directPath"], "/v/t62/upload-1");
+    assert_eq!(on_page["id"], json!(sent.provider_message_id.clone().expect("id")));
+
+    let upload = Upload { filename: "nota.pdf", content_type: Some("application/pdf") };
+    let pdf = library.upload(account, upload, crm_core::ports::media::once(PDF.to_vec())).await.expect("upload");
+    let sent = s
+        .crm
+        .send_now(
+            account,
+            SendRequest::new(maria.id, media_content(MediaKind::Document, pdf.id, None, Some("nota.pdf"))),
+        )
+        .await
+        .expect("send");
+    assert_eq!(sent.status, MessageStatus::Sent, "{sent:?}");
+    let on_page = s.page.sent().last().cloned().expect("sent");
+    assert_eq!((on_page["type"].as_str(), on_page["filename"].as_str()), (Some("document"), Some("nota.pdf")));
+    assert_eq!(s.page.uploads()[1].2, PDF);
+
+    // A link is not fetched by the page: the send fails, nothing uploaded.
+    let link = MessageContent::Media {
+        kind: MediaKind::Image,
+        media: MediaRef { location: "https://example.com/a.png".into(), mime_type: None },
+        caption: None,
+        filename: None,
+    };
+    match s.crm.send_now(account, SendRequest::new(maria.id, link)).await {
+        Ok(m) => assert_eq!(m.status, MessageStatus::Failed, "{m:?}"),
+        Err(e) => assert!(matches!(e, crm_core::Error::Validation { .. }), "{e:?}"),
+    }
+    assert_eq!(s.page.uploads().len(), 2);
+    s.engine.shutdown().await;
+}
+
+// ----- contacts sync --------------------------------------------------------------
+
+async fn count_events(s: &Setup, kind: &str) -> usize {
+    event_types(&s.store, &s.channel).await.iter().filter(|(t, _)| t == kind).count()
+}
+
+async fn contact_count(s: &Setup) -> usize {
+    s.crm.list_contacts(s.channel.account_id, &Default::default()).await.map(|p| p.items.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_sync_on_pairing_and_stays_in_step() {
+    let Some(chromium) = chromium("contacts_sync_on_pairing_and_stays_in_step") else { return };
+    let s = setup(&chromium, "contacts", PINNED_VERSION).await;
+    let account = s.channel.account_id;
+    // The account already has Maria, renamed in crm; the phone saved her
+    // without the 9th digit.
+    let maria = s
+        .crm
+        .create_contact(
+            account,
+            crm_core::NewContact {
+                name: "Dona Maria (VIP)".into(),
+                phone: "+5511987654321".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("contact");
+    s.engine.open(&s.channel).await.expect("open");
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Pairing).await;
+    s.page.command(json!({ "op": "contacts", "list": [
+        { "id": "551187654321@c.us", "name": "Maria Souza" },
+        { "id": "5521998765432@c.us", "name": "João" },
+        // Not saved on the phone and no chat: not imported.
+        { "id": "5531977776666@c.us", "pushname": "Estranho", "saved": false },
+        // Not saved, but with a chat: imported under the profile name.
+        { "id": "5531988887777@c.us", "pushname": "Zé", "saved": false },
+    ]}));
+    s.page.command(json!({ "op": "chat", "id": "5531988887777@c.us" }));
+    s.page.command(json!({ "op": "chat", "id": "447700900123@c.us", "name": "Cliente UK" }));
+    s.page.command(json!({ "op": "pair", "phone": "5511900000000" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    eventually("the phone's contacts", || async { contact_count(&s).await == 4 }).await;
+
+    let same = s.crm.get_contact(account, maria.id).await.expect("maria");
+    assert_eq!(same.name, "Dona Maria (VIP)", "the account's name is kept");
+    assert_eq!(same.whatsapp_id.as_deref(), Some("551187654321"));
+    assert_eq!(same.metadata.get("whatsapp_name"), Some(&json!("Maria Souza")));
+    let joao = contact_by_phone(&s, "+5521998765432").await;
+    assert_eq!((joao.name.as_str(), joao.whatsapp_id.as_deref()), ("João", Some("5521998765432")));
+    assert_eq!(contact_by_phone(&s, "+5531988887777").await.name, "Zé");
+    assert_eq!(contact_by_phone(&s, "+447700900123").await.name, "Cliente UK");
+    let stranger = crm_core::Phone::parse("+5531977776666").expect("phone");
+    assert!(s.store.find_contact_by_phone(account, &stranger).await.expect("find").is_none());
+
+    // Kept in step: a new chat creates its contact, a rename follows.
+    s.page.command(json!({ "op": "chat", "id": "5511911112222@c.us", "name": "Novo Cliente" }));
+    eventually("the new chat's contact", || async { contact_count(&s).await == 5 }).await;
+    s.page.command(json!({ "op": "rename", "id": "5521998765432@c.us", "name": "João Silva" }));
+    eventually("the rename", || async {
+        s.crm.get_contact(account, joao.id).await.is_ok_and(|c| c.name == "João Silva")
+    })
+    .await;
+
+    // Idempotent: a reload syncs again and changes nothing.
+    let updated = count_events(&s, "contact.updated").await;
+    let created = count_events(&s, "contact.created").await;
+    s.page.command(json!({ "op": "reload" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Opening).await;
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    // A marker after the second sync: one more chat.
+    s.page.command(json!({ "op": "chat", "id": "5511933334444@c.us", "name": "Depois" }));
+    eventually("the marker chat's contact", || async { contact_count(&s).await == 6 }).await;
+    assert_eq!(count_events(&s, "contact.created").await, created + 1);
+    assert_eq!(count_events(&s, "contact.updated").await, updated, "a second sync wrote nothing");
+    s.engine.shutdown().await;
+}
+
+// ----- pairing by phone-number code ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_by_phone_number_code() {
+    let Some(chromium) = chromium("pairing_by_phone_number_code") else { return };
+    let s = setup(&chromium, "code", PINNED_VERSION).await;
+    let phone = crm_core::Phone::parse("+55 11 98765-4321").expect("phone");
+    // Not open here: a transient error.
+    let e = s.engine.request_pairing_code(s.channel.id, &phone, Duration::from_secs(1)).await.expect_err("not open");
+    assert!(matches!(e, crm_core::Error::Provider { transient: true, .. }), "{e:?}");
+    // Opening: the request waits for the pairing screen.
+    s.engine.open(&s.channel).await.expect("open");
+    let code = s.engine.request_pairing_code(s.channel.id, &phone, WAIT).await.expect("code");
+    assert_eq!(code, web_page::PAIRING_CODE);
+    assert_eq!(s.page.pairing_requests(), vec!["5511987654321"]);
+    // The user types it on the phone: the session connects.
+    s.page.command(json!({ "op": "pair", "phone": "5511987654321" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    let e = s.engine.request_pairing_code(s.channel.id, &phone, WAIT).await.expect_err("connected");
+    assert!(matches!(e, crm_core::Error::Conflict { .. }), "{e:?}");
+    assert_eq!(s.page.pairing_requests().len(), 1);
+    s.engine.shutdown().await;
+}

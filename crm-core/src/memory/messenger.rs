@@ -33,6 +33,7 @@ struct Inner {
     capabilities: Option<Capabilities>,
     keep_last: Option<usize>,
     groups: Option<super::MemoryGroups>,
+    reads: Vec<crate::ReadReceipt>,
 }
 
 /// The own number of a [`RecordingMessenger`]'s groups.
@@ -85,6 +86,11 @@ impl RecordingMessenger {
     /// Everything accepted so far, in order.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.lock().sent.clone()
+    }
+
+    /// The read receipts sent so far, in order.
+    pub fn reads(&self) -> Vec<crate::ReadReceipt> {
+        self.lock().reads.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -148,6 +154,17 @@ impl Messenger for RecordingMessenger {
             .rev()
             .find(|s| s.message.message_id == message.message_id)
             .map(|s| SendReceipt { provider_message_id: s.provider_message_id.clone() }))
+    }
+
+    async fn mark_read(&self, receipt: &crate::ReadReceipt) -> Result<()> {
+        let mut inner = self.lock();
+        inner.reads.push(receipt.clone());
+        if let Some(n) = inner.keep_last
+            && inner.reads.len() > n
+        {
+            inner.reads.remove(0);
+        }
+        Ok(())
     }
 }
 

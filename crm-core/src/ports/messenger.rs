@@ -31,6 +31,20 @@ pub struct OutboundMessage {
     pub reply_to: Option<String>,
 }
 
+/// A read receipt: the account read a conversation up to one inbound
+/// message (the contact sees blue ticks on it and everything before it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadReceipt {
+    /// The reading account.
+    pub account_id: AccountId,
+    /// The provider's id of the newest inbound message read.
+    pub provider_message_id: String,
+    /// The contact's phone (canonical E.164).
+    pub from: Phone,
+    /// The contact's WhatsApp id when known.
+    pub whatsapp_id: Option<String>,
+}
+
 /// What the provider answered when it accepted a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendReceipt {
@@ -129,5 +143,15 @@ pub trait Messenger: HealthCheck {
     /// default: none, which callers report as unsupported too.
     fn group_manager(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::GroupManager>> {
         None
+    }
+
+    /// Marks the contact's conversation read up to
+    /// `receipt.provider_message_id` (WhatsApp's blue ticks). The default,
+    /// for providers without read receipts, is [`Error::Validation`] on
+    /// `channel`; providers that have them send it, with the same error
+    /// rules as `send`.
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<()> {
+        let _ = receipt;
+        Err(crate::Error::validation("channel", format!("the {} channel does not send read receipts", self.provider())))
     }
 }

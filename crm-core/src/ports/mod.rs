@@ -19,4 +19,5 @@ pub mod rate_limiter;
 pub mod sequences;
 pub mod store;
 pub mod webhooks;
+pub mod whatsapp_ids;
 pub mod workflows;

@@ -434,6 +434,7 @@ pub trait Store:
     + crate::OAuthStore
     + crate::ConnectionStore
     + crate::GroupStore
+    + crate::WhatsAppIdStore
     + HealthCheck
 {
 }
@@ -457,6 +458,7 @@ impl<T> Store for T where
         + crate::OAuthStore
         + crate::ConnectionStore
         + crate::GroupStore
+        + crate::WhatsAppIdStore
         + HealthCheck
 {
 }

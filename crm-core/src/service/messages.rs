@@ -8,7 +8,7 @@ use crate::{
     AccountId, Contact, ContactId, Error, EventType, Message, MessageContent, MessageError, MessageId, MessageStatus,
     NewContact, Page, PageRequest, Phone, Result, StatusUpdate, Variables,
 };
-use crate::{Channel, Direction};
+use crate::{Channel, Direction, Messenger};
 
 /// An inbound message as a provider reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -370,6 +370,36 @@ impl Crm {
     /// One message.
     pub async fn get_message(&self, account: AccountId, id: MessageId) -> Result<Message> {
         self.store.get_message(account, id).await
+    }
+
+    /// Marks an inbound message read on the provider (WhatsApp's blue
+    /// ticks on it and the conversation's messages before it), through the
+    /// messenger of the channel it came in on. [`Error::NotFound`] for a
+    /// missing message; [`Error::Validation`] on `id` for an outbound
+    /// message or one without a channel or provider id (its channel was
+    /// deleted, it was imported), and on `channel` for a channel whose
+    /// provider has no read receipts; the provider's errors as they are.
+    pub async fn mark_read(&self, account: AccountId, id: MessageId) -> Result<()> {
+        let message = self.store.get_message(account, id).await?;
+        let not_readable = || Error::validation("id", "only messages received on a channel can be marked read");
+        let (Some(channel), Some(provider_id), crate::Direction::Inbound) =
+            (message.channel_id, message.provider_message_id, message.direction)
+        else {
+            return Err(not_readable());
+        };
+        let channel = match self.store.get_channel(account, channel).await {
+            Ok(c) => c,
+            Err(Error::NotFound { .. }) => return Err(not_readable()),
+            Err(e) => return Err(e),
+        };
+        let contact = self.store.get_contact(account, message.contact_id).await?;
+        let receipt = crate::ReadReceipt {
+            account_id: account,
+            provider_message_id: provider_id,
+            from: contact.phone,
+            whatsapp_id: contact.whatsapp_id,
+        };
+        self.channels.messenger(&channel).await?.mark_read(&receipt).await
     }
 
     /// A contact's thread, oldest first.

@@ -87,6 +87,32 @@ enum Command {
         #[command(subcommand)]
         command: CampaignCommand,
     },
+    /// Pair WhatsApp Web channels from the terminal.
+    #[cfg(feature = "whatsapp-web")]
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+}
+
+#[cfg(feature = "whatsapp-web")]
+#[derive(Debug, Subcommand)]
+enum ChannelCommand {
+    /// Pair a whatsapp-web channel: prints the QR code to scan (WhatsApp →
+    /// Linked devices → Link a device), or with --phone the code to type on
+    /// that phone, and waits until the session is connected. Run it while
+    /// no other process holds the session (stop the workers, or use the
+    /// API's /qr and /pair routes there).
+    Pair {
+        /// The channel.
+        id: ChannelId,
+        /// Pair by phone-number code for this number (+55…) instead of a QR code.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +302,8 @@ async fn main() -> ExitCode {
         Command::ApiKey { command } => api_key(config, command).await,
         Command::Contacts { command } => contacts(config, command).await,
         Command::Campaign { command } => campaign(config, command).await,
+        #[cfg(feature = "whatsapp-web")]
+        Command::Channel { command } => channel(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -311,6 +339,28 @@ async fn serve(config: Config) -> crm_core::Result<()> {
 async fn open(config: &Config) -> crm_core::Result<Crm> {
     let parts = Server::builder(config.clone()).bootstrap(false).assemble(false).await?;
     Ok(parts.state.crm().clone())
+}
+
+#[cfg(feature = "whatsapp-web")]
+async fn channel(config: Config, command: ChannelCommand) -> crm_core::Result<()> {
+    let ChannelCommand::Pair { id, phone, timeout } = command;
+    let phone = phone.map(|p| crm_core::Phone::parse(&p)).transpose()?;
+    let parts = Server::builder(config.clone()).bootstrap(false).assemble(false).await?;
+    let shown = |p: crm_http::PairingProgress| match p {
+        crm_http::PairingProgress::Qr(qr) => {
+            println!("Scan this QR code with WhatsApp (Linked devices → Link a device); it changes every ~20 s:\n");
+            println!("{qr}");
+        }
+        crm_http::PairingProgress::Code(code) => {
+            println!("On the phone: WhatsApp → Linked devices → Link a device → Link with phone number instead,");
+            println!("and type this code:\n\n    {code}\n");
+        }
+        crm_http::PairingProgress::State(state) => println!("session: {state}"),
+    };
+    let timeout = std::time::Duration::from_secs(timeout.clamp(10, 3600));
+    crm_http::pair_channel(&parts.state, &config, id, phone.as_ref(), timeout, shown).await?;
+    println!("paired: channel {id} is connected");
+    Ok(())
 }
 
 async fn secrets(config: Config, command: SecretsCommand) -> crm_core::Result<()> {

@@ -18,7 +18,10 @@ use crate::routes::contacts::PageParams;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(send_message, list_messages)).routes(routes!(get_message))
+    OpenApiRouter::new()
+        .routes(routes!(send_message, list_messages))
+        .routes(routes!(get_message))
+        .routes(routes!(mark_read))
 }
 
 /// A template to send.
@@ -172,4 +175,27 @@ async fn get_message(
     ApiPath(id): ApiPath<MessageId>,
 ) -> ApiResult<Json<Message>> {
     Ok(Json(state.crm().get_message(principal.account_id, id).await?))
+}
+
+/// Marks an inbound message read on WhatsApp: the contact sees blue ticks on
+/// it and on the conversation's messages before it. Sent at once through the
+/// channel the message came in on (`whatsapp-cloud`: Meta's `status: read`;
+/// `whatsapp-web`: the session marks the chat read).
+#[utoipa::path(post, path = "/messages/{id}/read", tag = "messages", operation_id = "mark_message_read",
+    params(("id" = MessageId, Path)),
+    responses(
+        (status = 204, description = "Marked read"),
+        (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An outbound message, one without its channel, or a channel without read receipts", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider is unreachable or the session not connected; retry later", body = Problem, content_type = "application/problem+json"),
+    ), security(("api_key" = [])))]
+async fn mark_read(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<MessageId>,
+) -> ApiResult<StatusCode> {
+    principal.require(Role::Agent)?;
+    state.crm().mark_read(principal.account_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

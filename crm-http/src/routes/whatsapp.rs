@@ -220,7 +220,6 @@ pub(crate) fn account_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sync_templates))
         .routes(routes!(submit_template))
         .routes(routes!(delete_provider_template))
-        .routes(routes!(mark_read))
 }
 
 /// What a template sync did.
@@ -371,37 +370,5 @@ async fn delete_provider_template(
             None => break,
         }
     }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Marks an inbound WhatsApp message as read: the contact sees blue ticks.
-/// 422 for a message that did not come in through a `whatsapp-cloud` channel.
-#[utoipa::path(post, path = "/messages/{id}/read", tag = "messages",
-    params(("id" = crm_core::MessageId, Path)),
-    responses((status = 204), (status = 502, body = crate::error::Problem)), security(("api_key" = [])))]
-async fn mark_read(
-    State(state): State<AppState>,
-    principal: crate::auth::Principal,
-    ApiPath(id): ApiPath<crm_core::MessageId>,
-) -> ApiResult<StatusCode> {
-    principal.require(crm_core::Role::Agent)?;
-    let account = principal.account_id;
-    let message = state.crm().get_message(account, id).await?;
-    let not_whatsapp =
-        || Error::validation("id", "only messages received on a whatsapp-cloud channel can be marked as read");
-    let (Some(channel_id), Some(wamid), crm_core::Direction::Inbound) =
-        (message.channel_id, message.provider_message_id.as_deref(), message.direction)
-    else {
-        return Err(not_whatsapp().into());
-    };
-    let channel = match state.crm().get_channel(account, channel_id).await {
-        Ok(c) if c.kind.as_str() == KIND => c,
-        Ok(_) | Err(Error::NotFound { .. }) => return Err(not_whatsapp().into()),
-        Err(e) => return Err(e.into()),
-    };
-    let credentials = state.crm().channels().open(&channel)?;
-    let messenger =
-        crm_whatsapp::CloudApiMessenger::from_channel(&channel, &credentials, crm_whatsapp::http_client()?)?;
-    messenger.mark_read(wamid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,8 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -97,31 +97,81 @@ async fn pairing_qr(
     })
 }
 
-/// Starts the channel's session over in this process (after the phone
-/// logged it out, or a failure): WhatsApp Web opens again and shows a new
-/// QR code. Answers the session's state.
+/// Pairing by phone-number code: the phone number whose WhatsApp will be
+/// linked (E.164; a Brazilian mobile with or without its 9th digit).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PairRequest {
+    /// The phone number, e.g. `+5511987654321`.
+    phone: String,
+}
+
+/// The code to type on the phone.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PairingCode {
+    /// 8 letters or digits: WhatsApp on the phone → Linked devices → Link a
+    /// device → Link with phone number instead.
+    code: String,
+}
+
+/// How long a code request waits for the session's pairing screen.
+const PAIRING_SCREEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Pairs the channel. Without a body: starts the session over in this
+/// process (after the phone logged it out, or a failure) — WhatsApp Web
+/// opens again and shows a new QR code; answers 202. With `{"phone": …}`:
+/// pairing by phone-number code — the session (started over first when it
+/// was logged out or failed) asks WhatsApp for the code to type on that
+/// phone, answered with 200; the QR code keeps working beside it.
 #[utoipa::path(post, path = "/channels/{id}/pair", tag = "channels", operation_id = "whatsapp_web_pair",
     params(("id" = ChannelId, Path)),
+    request_body(content = Option<PairRequest>, description = "Only for pairing by code", content_type = "application/json"),
     responses(
+        (status = 200, description = "The pairing code for the phone", body = PairingCode),
         (status = 202, description = "Opening; follow `channel.state_changed` events or GET the QR code"),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such channel", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Open in another process, or not run here", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a whatsapp-web channel, or disabled", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Open in another process, not run here, or connected already", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a whatsapp-web channel, disabled, or a bad phone number", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "WhatsApp Web refused the code request", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session did not reach its pairing screen in time; retry", body = crate::error::Problem, content_type = "application/problem+json"),
     ), security(("api_key" = [])))]
 async fn pair_again(
     State(state): State<AppState>,
     principal: crate::auth::Principal,
     ApiPath(id): ApiPath<ChannelId>,
-) -> ApiResult<StatusCode> {
+    request: axum::extract::Request,
+) -> ApiResult<Response> {
     principal.require(crm_core::Role::Admin)?;
+    let by_code = request.headers().contains_key(header::CONTENT_TYPE);
+    let body = if by_code {
+        use axum::extract::FromRequest;
+        Some(crate::extract::ApiJson::<PairRequest>::from_request(request, &state).await?.0)
+    } else {
+        None
+    };
     let channel = web_channel(&state, principal.account_id, id).await?;
     if !channel.enabled {
         return Err(Error::validation("id", "the channel is disabled").into());
     }
     let engine = state.whatsapp_web().ok_or_else(|| conflict("this server runs no WhatsApp Web sessions"))?;
-    if engine.status(channel.id).is_none() {
+    let Some(status) = engine.status(channel.id) else {
         return Err(no_qr(None, engine.owner_elsewhere(channel.id)));
+    };
+    let Some(body) = body else {
+        engine.restart(&channel).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    };
+    let phone = crm_core::Phone::parse(&body.phone)
+        .map_err(|_| Error::validation("phone", "must be a phone number in international form (+55…)"))?;
+    match status.state {
+        SessionState::Connected => return Err(conflict("the channel is paired and connected")),
+        SessionState::LoggedOut | SessionState::Failed { .. } | SessionState::Stopped => {
+            engine.restart(&channel).await?
+        }
+        _ => {}
     }
-    engine.restart(&channel).await?;
-    Ok(StatusCode::ACCEPTED)
+    let code = engine.request_pairing_code(channel.id, &phone, PAIRING_SCREEN_WAIT).await?;
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], axum::Json(PairingCode { code })).into_response())
 }

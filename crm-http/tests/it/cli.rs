@@ -86,6 +86,11 @@ fn help_mentions_every_subcommand() {
     for cmd in ["serve", "migrate", "account", "api-key", "contacts"] {
         assert!(help.contains(cmd), "{cmd} in {help}");
     }
+    #[cfg(feature = "whatsapp-web")]
+    {
+        let help = cli.run(&["channel", "pair", "--help"]).ok().stdout;
+        assert!(help.contains("--phone") && help.contains("QR"), "{help}");
+    }
     assert!(help.contains("DATABASE_URL"), "{help}");
     let help = cli.run(&["api-key", "--help"]).ok().stdout;
     for cmd in ["create", "list", "revoke"] {

@@ -202,3 +202,58 @@ async fn a_provider_refusal_is_recorded_on_the_message() {
     assert!(metrics.contains("crm_messages_total{outcome=\"queued\"} 1"), "{metrics}");
     assert!(metrics.contains("crm_worker_items_total{worker=\"outbox:dispatch\",result=\"done\"} 1"), "{metrics}");
 }
+
+/// `POST /messages/{id}/read` sends a read receipt through the channel the
+/// message came in on; outbound messages, unknown ids and another account's
+/// messages are refused with problems.
+#[tokio::test]
+async fn an_inbound_message_is_marked_read_through_its_channel() {
+    let h = Harness::memory().await;
+    let (account, token) = h.account(Role::Agent).await;
+    let channel = h.crm().list_channels(account).await.expect("channels").remove(0);
+    let inbound = crm_core::InboundMessage {
+        from: "+5511987654321".into(),
+        whatsapp_id: Some("5511987654321".into()),
+        profile_name: Some("Ana".into()),
+        provider_message_id: Some("rec.in.1".into()),
+        content: crm_core::MessageContent::text("oi"),
+        sent_at: None,
+        reply_to: None,
+    };
+    let stored = h.crm().record_inbound_via(&channel, inbound).await.expect("inbound");
+    let mid = stored.message.id;
+    h.api.post(&format!("/api/v1/messages/{mid}/read")).bearer(&token).send().await.expect(204);
+    let reads = h.messenger.as_ref().unwrap().reads();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].provider_message_id, "rec.in.1");
+    assert_eq!(reads[0].from.as_str(), "+5511987654321");
+    assert_eq!(reads[0].whatsapp_id.as_deref(), Some("5511987654321"));
+    assert_eq!(reads[0].account_id, account);
+
+    let c = id(&json!({ "id": stored.contact.id }));
+    let out: Value = h
+        .api
+        .post("/api/v1/messages")
+        .bearer(&token)
+        .json(json!({ "contact_id": c, "text": "oi" }))
+        .send()
+        .await
+        .ok_json(202);
+    let p = h
+        .api
+        .post(&format!("/api/v1/messages/{}/read", id(&out)))
+        .bearer(&token)
+        .send()
+        .await
+        .problem(422, "validation");
+    assert_eq!(p["field"], "id", "{p}");
+    h.api
+        .post(&format!("/api/v1/messages/{}/read", crm_core::MessageId::new()))
+        .bearer(&token)
+        .send()
+        .await
+        .problem(404, "not-found");
+    let (_, other) = h.account(Role::Agent).await;
+    h.api.post(&format!("/api/v1/messages/{mid}/read")).bearer(&other).send().await.problem(404, "not-found");
+    assert_eq!(h.messenger.as_ref().unwrap().reads().len(), 1);
+}

@@ -123,6 +123,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/messages", "get"),
     ("/api/v1/messages", "post"),
     ("/api/v1/messages/{id}", "get"),
+    ("/api/v1/messages/{id}/read", "post"),
     ("/api/v1/templates", "get"),
     ("/api/v1/templates", "post"),
     ("/api/v1/templates/{id}", "get"),
@@ -233,7 +234,6 @@ const WEBHOOK_ROUTES: &[(&str, &str)] = &[
     ("/api/v1/channels/{id}/templates/sync", "post"),
     ("/api/v1/channels/{id}/templates", "post"),
     ("/api/v1/channels/{id}/templates/{name}", "delete"),
-    ("/api/v1/messages/{id}/read", "post"),
 ];
 #[cfg(not(feature = "whatsapp-cloud"))]
 const WEBHOOK_ROUTES: &[(&str, &str)] = &[];

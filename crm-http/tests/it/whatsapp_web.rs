@@ -82,6 +82,22 @@ async fn qr_pairing_and_ready_through_the_server() {
     assert_eq!(check["health"], "degraded", "{check}");
     assert!(check["detail"].as_str().is_some_and(|d| d.contains("pairing")), "{check}");
 
+    // Pairing by phone-number code, beside the QR code.
+    let pair_path = format!("/api/v1/channels/{id}/pair");
+    let code = api.post(&pair_path).bearer(&key).json(json!({ "phone": "+55 11 98765-4321" })).send().await;
+    assert_eq!(code.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(code.ok_json(200), json!({ "code": web_page::PAIRING_CODE }));
+    assert_eq!(page.pairing_requests(), vec!["5511987654321"]);
+    let p = api.post(&pair_path).bearer(&key).json(json!({ "phone": "12" })).send().await.problem(422, "validation");
+    assert_eq!(p["field"], "phone", "{p}");
+    api.post(&pair_path)
+        .bearer(&key)
+        .json(json!({ "phone": "+5511987654321", "x": 1 }))
+        .send()
+        .await
+        .problem(422, "validation");
+    assert_eq!(page.pairing_requests().len(), 1);
+
     page.command(json!({ "op": "pair", "phone": "5511900000000" }));
     until("connected", async || {
         let ready = api.get("/ready").send().await.json();
@@ -89,6 +105,7 @@ async fn qr_pairing_and_ready_through_the_server() {
     })
     .await;
     api.get(&qr_path).bearer(&key).send().await.problem(409, "conflict");
+    api.post(&pair_path).bearer(&key).json(json!({ "phone": "+5511987654321" })).send().await.problem(409, "conflict");
     let events = api.get("/api/v1/events?limit=1000").bearer(&key).send().await.ok_json(200);
     let kinds: Vec<String> = events["items"]
         .as_array()
@@ -133,4 +150,91 @@ async fn qr_pairing_and_ready_through_the_server() {
     running.stop().await.expect("stop");
     assert_eq!(engine.chromium_memory().processes, 0, "shutdown closes Chromium");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `crm-server channel pair`: a process of its own takes the session,
+/// prints the pairing code (with `--phone`) or the QR code for a terminal,
+/// and exits once the phone paired; it refuses a session another process
+/// holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_pair_command_prints_the_code_or_the_qr_and_waits() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let test = "the_channel_pair_command_prints_the_code_or_the_qr_and_waits";
+    let Some(chromium) = crm_core::testing::service_url("CRM_TEST_CHROMIUM", test) else { return };
+    let page = web_page::FakeWhatsApp::start(crm_whatsapp::web::PINNED_VERSION).await;
+    let dir = temp_dir("waweb-cli");
+    let db = format!("sqlite://{}/crm.db?mode=rwc", dir.display());
+    let config =
+        crm_http::Config { database_url: Some(db.clone().into()), data_dir: dir.clone(), ..Default::default() };
+    let parts = crm_http::Server::builder(config).bootstrap(false).assemble(false).await.expect("assemble");
+    let crm = parts.state.crm().clone();
+    let account = crm.create_account("Loja").await.expect("account").id;
+    let new =
+        |name: &str| crm_core::NewChannel { kind: "whatsapp-web".into(), name: name.into(), ..Default::default() };
+    let by_code = crm.create_channel(account, new("code")).await.expect("channel");
+    let by_qr = crm.create_channel(account, new("qr")).await.expect("channel");
+
+    let run = |channel: crm_core::ChannelId, extra: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-server"));
+        let id = channel.to_string();
+        c.args(["channel", "pair", id.as_str(), "--timeout", "60"])
+            .args(extra)
+            .env_clear()
+            .env("DATABASE_URL", &db)
+            .env("CRM_DATA_DIR", &dir)
+            .env("CRM_WHATSAPP_WEB_CHROMIUM", &chromium)
+            .env("CRM_WHATSAPP_WEB_URL", page.url())
+            .env("RUST_LOG", "warn")
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn().expect("crm-server")
+    };
+    // Reads stdout until a line contains `marker`; returns everything read.
+    async fn read_until(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>, marker: &str) -> String {
+        let mut seen = String::new();
+        let found = tokio::time::timeout(Duration::from_secs(40), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(marker) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "no {marker:?} in {seen}");
+        seen
+    }
+
+    let mut child = run(by_code.id, &["--phone", "+55 11 98765-4321"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let out = read_until(&mut lines, web_page::PAIRING_CODE).await;
+    assert!(out.contains("Link with phone number"), "{out}");
+    assert_eq!(page.pairing_requests(), vec!["5511987654321"]);
+    page.command(json!({ "op": "pair", "phone": "5511987654321" }));
+    read_until(&mut lines, "paired: channel").await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "{status}");
+    assert_eq!(crm.store().channel_lease_owner(by_code.id).await.expect("owner"), None, "lease given back");
+
+    // Another process holds the QR channel's session: refused, naming it.
+    assert!(crm.store().acquire_channel_lease(by_qr.id, "server-1", Duration::from_secs(30)).await.expect("lease"));
+    let held = run(by_qr.id, &[]).wait_with_output().await.expect("output");
+    assert!(!held.status.success());
+    crm.store().release_channel_lease(by_qr.id, "server-1").await.expect("release");
+
+    let mut child = run(by_qr.id, &[]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let out = read_until(&mut lines, "Scan this QR code").await;
+    assert!(out.contains("session: pairing"), "{out}");
+    // The QR itself: block characters over several lines.
+    let qr = read_until(&mut lines, "▀").await;
+    assert!(qr.contains('▀'), "{qr}");
+    page.command(json!({ "op": "pair", "phone": "5511900000000" }));
+    read_until(&mut lines, "paired: channel").await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

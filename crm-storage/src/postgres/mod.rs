@@ -54,6 +54,7 @@ mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
+mod whatsapp_ids;
 
 type Tx = sqlx::Transaction<'static, Postgres>;
 

@@ -35,6 +35,7 @@ pub(crate) mod sequences;
 pub(crate) mod sessions;
 pub(crate) mod templates;
 pub(crate) mod webhooks;
+pub(crate) mod whatsapp_ids;
 
 /// Rows per multi-row statement in batch writes.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]

@@ -43,6 +43,7 @@ mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
+mod whatsapp_ids;
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 

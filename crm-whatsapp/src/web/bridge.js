@@ -58,6 +58,36 @@
     // queryMsgInfo(message key) → {delivery: [{id, t}], read: [...],
     // played: [...]}: a group message's receipts per participant.
     WAWebApiMessageInfoStore: 'group receipts per participant',
+    // -- identity (LIDs, numbers on WhatsApp) --
+    // getPhoneNumber(lidWid) → the phone's wid, getCurrentLid(phoneWid) →
+    // the LID wid, each when this device knows it: the LID ↔ phone map.
+    WAWebApiContact: 'LID and phone of a contact',
+    // queryWidExists(wid) → {wid, …} when the number is on WhatsApp (the
+    // server answers with the id it is registered under), else null: what
+    // whatsapp-web.js's getNumberId and Baileys' onWhatsApp ask.
+    WAWebQueryExistsJob: 'whether a number is on WhatsApp',
+    // -- media (sending files, downloading received ones) --
+    // createFromData(file, mimetype): a file as WhatsApp Web's media
+    // pipeline takes it.
+    WAWebMediaOpaqueData: 'a file to send',
+    // prepRawMedia(opaqueData, {asDocument}) → a MediaPrep whose
+    // waitForPrep() gives the prepared media (type, mimetype, size, filehash).
+    WAWebPrepRawMedia: 'preparing a file',
+    // getOrCreateMediaObject(filehash): the media object an upload fills.
+    WAWebMediaStorage: 'media objects',
+    // msgToMediaType({type}): the upload's media type of a message type.
+    WAWebMmsMediaTypes: 'media types',
+    // uploadMedia({mimetype, mediaObject, mediaType}) → {mediaEntry}:
+    // encrypts and uploads; the entry has mediaKey, directPath, encFilehash.
+    WAWebMediaMmsV4Upload: 'uploading a file',
+    // downloadManager.downloadAndMaybeDecrypt({directPath, mediaKey, type,
+    // filehash, encFilehash, …}) → ArrayBuffer: a received file's bytes.
+    WAWebDownloadManager: 'downloading a file',
+    // -- pairing by phone-number code ("link with phone number") --
+    // setPairingType('ALT_DEVICE_LINKING'), initializeAltDeviceLinking(),
+    // startAltLinkingFlow(phone, showNotification) → the 8-character code
+    // the phone asks for (WhatsApp → Linked devices → Link with phone number).
+    WAWebAltDeviceLinkingApi: 'pairing by code',
   };
   // Besides the modules:
   // - `window.Debug.VERSION`: the running WhatsApp Web release.
@@ -86,6 +116,148 @@
   const wid = (id) => mod('WAWebWidFactory').createWid(id);
   const serial = (w) => (w && (w._serialized || (w.user && w.server && w.user + '@' + w.server))) || null;
 
+  // -- identity: the LID and the phone of a message's sender, each when
+  // this device knows it (a `…@lid` sender's phone is often known).
+  const lidOf = (w) => {
+    try {
+      return serial(mod('WAWebApiContact').getCurrentLid(w));
+    } catch (_) {
+      return null;
+    }
+  };
+  const phoneOf = (w) => {
+    try {
+      return serial(mod('WAWebApiContact').getPhoneNumber(w));
+    } catch (_) {
+      return null;
+    }
+  };
+  const senderOf = (m) => {
+    const w = m.author || m.from;
+    const id = serial(w);
+    if (!id || m.id && m.id.fromMe) return null;
+    if (id.endsWith('@lid')) return { lid: id, phone: phoneOf(w) };
+    if (id.endsWith('@c.us')) return { lid: lidOf(w), phone: id };
+    return null;
+  };
+  // Whether `user` (digits) is on WhatsApp: {id} with the id it is
+  // registered under (`…@c.us`), or null.
+  const queryExists = async (user) => {
+    const found = await mod('WAWebQueryExistsJob').queryWidExists(wid(user + '@c.us'));
+    return { id: (found && serial(found.wid)) || null };
+  };
+  const identity = { queryExists };
+
+  // -- media: what a message's file is; sending and downloading files.
+  const MEDIA_TYPES = ['image', 'audio', 'ptt', 'video', 'document', 'sticker'];
+  const mediaOf = (m) => (MEDIA_TYPES.includes(m.type) ? {
+    mimetype: m.mimetype || null,
+    filename: m.filename || null,
+    caption: typeof m.caption === 'string' ? m.caption : null,
+    size: typeof m.size === 'number' ? m.size : null,
+  } : null);
+  const toBase64 = (buffer) => {
+    const bytes = new Uint8Array(buffer);
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(text);
+  };
+  const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  // Sends {kind, mimetype, filename, caption, data (base64)} to `to`.
+  const sendMedia = async (to, media) => {
+    const file = new File([fromBase64(media.data)], media.filename || 'file', { type: media.mimetype });
+    const opaque = await mod('WAWebMediaOpaqueData').createFromData(file, media.mimetype);
+    const prep = mod('WAWebPrepRawMedia').prepRawMedia(opaque, { asDocument: media.kind === 'document' });
+    const data = await prep.waitForPrep();
+    const mediaObject = mod('WAWebMediaStorage').getOrCreateMediaObject(data.filehash);
+    const mediaType = mod('WAWebMmsMediaTypes').msgToMediaType({ type: data.type });
+    const uploaded = await mod('WAWebMediaMmsV4Upload').uploadMedia({ mimetype: data.mimetype, mediaObject, mediaType });
+    const entry = uploaded && uploaded.mediaEntry;
+    if (!entry || !entry.directPath) throw new Error('the file was not uploaded');
+    return send(to, {
+      type: data.type, mimetype: data.mimetype, size: data.size, filehash: data.filehash,
+      caption: media.caption || undefined, filename: media.filename || undefined,
+      mediaKey: entry.mediaKey, mediaKeyTimestamp: entry.mediaKeyTimestamp,
+      directPath: entry.directPath, encFilehash: entry.encFilehash, clientUrl: entry.mmsUrl,
+    });
+  };
+  // A received message's file: {mimetype, data (base64)}.
+  const downloadMedia = async (id) => {
+    const m = mod('WAWebCollections').Msg.get(id);
+    if (!m) throw new Error('no such message on the page');
+    if (!m.directPath) throw new Error('the message has no file (or it expired)');
+    const buffer = await mod('WAWebDownloadManager').downloadManager.downloadAndMaybeDecrypt({
+      directPath: m.directPath, encFilehash: m.encFilehash, filehash: m.filehash, mediaKey: m.mediaKey,
+      mediaKeyTimestamp: m.mediaKeyTimestamp, type: m.type, signal: new AbortController().signal,
+    });
+    return { mimetype: m.mimetype || null, data: toBase64(buffer) };
+  };
+  const media = { sendMedia, downloadMedia };
+
+  // -- contacts sync: the phone's saved contacts and its one-to-one chats
+  // (from the `Contact` and `Chat` collections of WAWebCollections),
+  // reported in batches once connected, then each new chat and each name
+  // change as it happens.
+  const contactOf = (c, chat) => {
+    const id = serial(c.id);
+    const lid = id && id.endsWith('@lid') ? id : lidOf(c.id);
+    const phone = id && id.endsWith('@c.us') ? id : phoneOf(c.id);
+    return {
+      id, lid, phone,
+      name: c.name || (chat && chat.name) || null,
+      push_name: c.pushname || null,
+    };
+  };
+  const person = (id) => Boolean(id) && (id.endsWith('@c.us') || id.endsWith('@lid'));
+  const reportContacts = (list) => {
+    for (let i = 0; i < list.length; i += 200) emit({ type: 'contacts', contacts: list.slice(i, i + 200) });
+  };
+  const syncContacts = () => {
+    const { Contact, Chat } = mod('WAWebCollections');
+    const found = new Map();
+    for (const c of Contact.getModelsArray()) {
+      if (c.isMyContact && person(serial(c.id))) found.set(serial(c.id), contactOf(c, null));
+    }
+    for (const chat of Chat.getModelsArray()) {
+      const id = serial(chat.id);
+      if (person(id)) found.set(id, contactOf(Contact.get(id) || { id: chat.id }, chat));
+    }
+    reportContacts([...found.values()]);
+  };
+  let contactsHooked = false;
+  const hookContacts = () => {
+    if (contactsHooked) return;
+    contactsHooked = true;
+    const { Contact, Chat } = mod('WAWebCollections');
+    Chat.on('add', (chat) => {
+      const id = serial(chat.id);
+      if (person(id)) reportContacts([contactOf(Contact.get(id) || { id: chat.id }, chat)]);
+    });
+    Contact.on('change:name', (c) => {
+      if (person(serial(c.id))) reportContacts([contactOf(c, null)]);
+    });
+  };
+  const onConnected = (state) => {
+    if (String(state) !== 'CONNECTED') return;
+    try {
+      hookContacts();
+      syncContacts();
+    } catch (_) {
+      // Collections not loaded yet: the next CONNECTED reports them.
+    }
+  };
+
+  // -- pairing by code: the code for `phone` (digits, country first).
+  const requestPairingCode = async (phone) => {
+    const api = mod('WAWebAltDeviceLinkingApi');
+    api.setPairingType('ALT_DEVICE_LINKING');
+    await api.initializeAltDeviceLinking();
+    return String(await api.startAltLinkingFlow(phone, true));
+  };
+  const pairing = { requestPairingCode };
+
   // A message as crm reads it.
   const message = (m) => ({
     id: serial(m.id) || String(m.id && m.id.id),
@@ -98,6 +270,8 @@
     notify_name: m.notifyName || null,
     timestamp: typeof m.t === 'number' ? m.t : null,
     ack: typeof m.ack === 'number' ? m.ack : null,
+    sender: senderOf(m),
+    media: mediaOf(m),
   });
 
   let lastQr = null;
@@ -122,6 +296,8 @@
     emit({ type: 'ready', version: String(window.Debug.VERSION) });
     emit({ type: 'state', state: String(socket.state) });
     socket.on('change:state', (_model, state) => emit({ type: 'state', state: String(state) }));
+    socket.on('change:state', (_model, state) => onConnected(state));
+    onConnected(socket.state);
     msgs.on('add', (m) => {
       if (m && m.isNewMsg) emit({ type: 'message', message: message(m) });
     });
@@ -266,6 +442,9 @@
 
   window.__crm = Object.freeze({
     ...groups,
+    ...identity,
+    ...media,
+    ...pairing,
     version: () => (window.Debug && window.Debug.VERSION) || null,
     me: () => serial(me()),
     sendText: (to, text) => send(to, { type: 'chat', body: text }),

@@ -34,8 +34,14 @@ pub enum BridgeEvent {
     },
     /// A new message appeared (received, or sent from the phone).
     Message {
-        /// The message.
-        message: PageMessage,
+        /// The message (boxed: it is much larger than the other reports).
+        message: Box<PageMessage>,
+    },
+    /// Contacts sync: the phone's contacts and one-to-one chats (in
+    /// batches once connected), or one new chat or renamed contact.
+    Contacts {
+        /// The contacts.
+        contacts: Vec<PageContact>,
     },
     /// A message's ack moved.
     Ack {
@@ -78,6 +84,51 @@ pub struct PageMessage {
     pub timestamp: Option<i64>,
     /// The ack when reported.
     pub ack: Option<i64>,
+    /// Who sent it, as far as this device knows (not for own messages).
+    #[serde(default)]
+    pub sender: Option<Sender>,
+    /// For a media message (image, audio, voice note, video, document,
+    /// sticker): what the page knows of its file (downloaded separately).
+    #[serde(default)]
+    pub media: Option<PageMedia>,
+}
+
+/// A contact or one-to-one chat of the phone, as the bridge reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PageContact {
+    /// Its WhatsApp id (`…@c.us` or `…@lid`).
+    pub id: Option<String>,
+    /// Its LID, when known.
+    pub lid: Option<String>,
+    /// Its phone-based id (`5511987654321@c.us`), when known.
+    pub phone: Option<String>,
+    /// The name saved on the phone (or the chat's name).
+    pub name: Option<String>,
+    /// The profile name the user chose.
+    pub push_name: Option<String>,
+}
+
+/// A media message's file as the bridge reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PageMedia {
+    /// Its MIME type.
+    pub mimetype: Option<String>,
+    /// Its file name (documents).
+    pub filename: Option<String>,
+    /// Its caption.
+    pub caption: Option<String>,
+    /// Its size in bytes, when reported.
+    pub size: Option<u64>,
+}
+
+/// The ids of a message's sender the page knows: WhatsApp addresses many
+/// users by a LID (`…@lid`) instead of their phone-based id (`…@c.us`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Sender {
+    /// The sender's LID, when known.
+    pub lid: Option<String>,
+    /// The sender's phone-based id (`5511987654321@c.us`), when known.
+    pub phone: Option<String>,
 }
 
 impl BridgeEvent {

@@ -67,6 +67,8 @@ const MAX_QUEUED_EVENTS: usize = 1024;
 pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     crm: OnceLock<Crm>,
+    /// Where media files are read from and inbound ones kept.
+    pub(crate) media: OnceLock<crm_core::media::MediaLibrary>,
     /// Channel events (states, QR codes) on their way to the store, in order.
     events: OnceLock<tokio::sync::mpsc::Sender<ChannelEvent>>,
     sessions: Mutex<HashMap<ChannelId, Arc<Session>>>,
@@ -95,7 +97,7 @@ pub(crate) struct Shared {
 /// ```
 #[derive(Debug, Clone)]
 pub struct WebEngine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Builds a [`WebEngine`].
@@ -175,6 +177,7 @@ impl WebEngineBuilder {
             shared: Arc::new(Shared {
                 config: self.config,
                 crm: OnceLock::new(),
+                media: OnceLock::new(),
                 events: OnceLock::new(),
                 sessions: Mutex::default(),
                 elsewhere: Mutex::default(),
@@ -227,6 +230,12 @@ impl WebEngine {
                 }
             }
         });
+    }
+
+    /// Gives the engine the media library: `media:<id>` files are sent from
+    /// it and inbound files kept in it (set once; false when one was set).
+    pub fn set_media_library(&self, library: crm_core::media::MediaLibrary) -> bool {
+        self.shared.media.set(library).is_ok()
     }
 
     /// The folder of a channel's session.
@@ -335,6 +344,12 @@ impl WebEngine {
         self.status(id).and_then(|s| s.qr)
     }
 
+    /// Sends a media message (a `media:<id>` file of the media library)
+    /// through the channel's session; returns WhatsApp's message id.
+    pub async fn send_media(&self, id: ChannelId, to: &str, message: &crm_core::OutboundMessage) -> Result<String> {
+        self.shared.send_media(id, to, message).await
+    }
+
     /// Sends a text through the channel's session; returns WhatsApp's
     /// message id. `to` is a WhatsApp id (`5511987654321@c.us`).
     pub async fn send_text(&self, id: ChannelId, to: &str, text: &str) -> Result<String> {
@@ -352,11 +367,29 @@ impl WebEngine {
         self.shared.call(id, js).await
     }
 
+    /// The WhatsApp id a message goes to, asking WhatsApp which variant of
+    /// the number exists before the first send to it (see
+    /// [`WebMessenger`](super::WebMessenger)).
+    pub async fn recipient(&self, id: ChannelId, message: &crm_core::OutboundMessage) -> Result<String> {
+        self.shared.recipient(id, message).await
+    }
+
+    /// A message key with a mapped LID chat rewritten to the phone's id.
+    pub(crate) async fn canonical_key(&self, account: crm_core::AccountId, id: ChannelId, key: &str) -> String {
+        self.shared.canonical_key(account, id, key).await
+    }
+
     /// Marks a chat's messages read (blue ticks) through the channel's session.
     pub async fn mark_read(&self, id: ChannelId, chat: &str) -> Result<()> {
         let js = bridge::call("markRead", &[json!(chat)]);
         let _: bool = self.shared.call(id, &js).await?;
         Ok(())
+    }
+
+    /// Sends a read receipt through the channel's session: `sendSeen` on
+    /// the chat of the receipt's message.
+    pub async fn mark_read_receipt(&self, id: ChannelId, receipt: &crm_core::ReadReceipt) -> Result<()> {
+        self.mark_read(id, &Shared::read_chat(receipt)).await
     }
 
     /// Memory of the Chromium processes of every session of this engine
@@ -371,7 +404,7 @@ impl WebEngine {
     }
 }
 
-fn provider_error(transient: bool, code: &str, message: impl Into<String>) -> Error {
+pub(crate) fn provider_error(transient: bool, code: &str, message: impl Into<String>) -> Error {
     Error::Provider {
         provider: PROVIDER.into(),
         transient,
@@ -387,13 +420,13 @@ impl Shared {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn session(&self, id: ChannelId) -> Option<Arc<Session>> {
+    pub(crate) fn session(&self, id: ChannelId) -> Option<Arc<Session>> {
         self.lock().get(&id).cloned()
     }
 
     /// The service, once attached.
-    pub(crate) fn crm(&self) -> Option<Crm> {
-        self.crm.get().cloned()
+    pub(crate) fn crm(&self) -> Option<&Crm> {
+        self.crm.get()
     }
 
     /// Calls the bridge in the channel's page and reads the answer.
@@ -419,6 +452,15 @@ impl Shared {
                 ));
             }
         };
+        self.evaluate(&page, js).await
+    }
+
+    /// Runs `js` in `page` (at most the send timeout) and reads its answer.
+    pub(crate) async fn evaluate<T: serde::de::DeserializeOwned>(
+        &self,
+        page: &chromiumoxide::Page,
+        js: &str,
+    ) -> Result<T> {
         let answer = tokio::time::timeout(self.config.send_timeout, page.evaluate(js)).await;
         match answer {
             Err(_) => Err(provider_error(true, "timeout", "WhatsApp Web did not answer in time")),
@@ -463,24 +505,27 @@ impl Shared {
         if m.from.as_deref().is_some_and(|f| f.ends_with("@g.us")) {
             return self.group_inbound(channel, m);
         }
-        let Some(user) = m.from.as_deref().and_then(|f| f.strip_suffix("@c.us")) else {
-            tracing::debug!(channel = %channel.id, "whatsapp web: a message from a group, a LID or a broadcast was skipped");
+        let Some(sender) = self.sender_of(channel, &m).await else {
+            tracing::debug!(channel = %channel.id, "whatsapp web: a message from an unmapped LID or a broadcast was skipped");
             return;
         };
+        let key = self.canonical_key(channel.account_id, channel.id, &m.id).await;
         let kind = m.kind.as_deref().unwrap_or("unknown");
-        let content = match (kind, m.body) {
-            ("chat", Some(body)) => MessageContent::text(body),
-            (other, _) => MessageContent::Unsupported {
+        let media_kind = super::media::media_kind(kind);
+        let content = match (kind, m.body, media_kind.zip(m.media.as_ref())) {
+            ("chat", Some(body), _) => MessageContent::text(body),
+            (_, _, Some((k, media))) => super::media::inbound_content(k, &key, media),
+            (other, _, _) => MessageContent::Unsupported {
                 provider_type: other.chars().take(64).collect(),
                 summary: format!("a WhatsApp {} message", other.chars().take(64).collect::<String>()),
                 payload: json!({ "type": other.chars().take(64).collect::<String>() }),
             },
         };
         let inbound = InboundMessage {
-            from: format!("+{user}"),
-            whatsapp_id: Some(user.to_owned()),
+            from: sender.phone.as_str().to_owned(),
+            whatsapp_id: Some(sender.whatsapp_user),
             profile_name: m.notify_name.map(|n| n.chars().take(256).collect()),
-            provider_message_id: Some(m.id),
+            provider_message_id: Some(key),
             content,
             sent_at: m.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single()),
             // The bridge does not report quoted messages yet.
@@ -488,7 +533,12 @@ impl Shared {
         };
         for attempt in 1..=3u32 {
             match crm.record_inbound_via(channel, inbound.clone()).await {
-                Ok(_) => return,
+                Ok(stored) => {
+                    if !stored.duplicate && media_kind.is_some() {
+                        self.keep_inbound_media(channel, &m.id, &stored.message).await;
+                    }
+                    return;
+                }
                 Err(e) if e.is_transient() && attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
@@ -524,6 +574,7 @@ impl Shared {
         let account = channel.account_id;
         let channel = channel.id;
         tokio::spawn(async move {
+            let id = super::identity::canonical_key(Some(&crm), account, channel, &id).await;
             let at = Utc::now();
             for attempt in 0..5u64 {
                 match crm.apply_status_update(account, &id, status, at, error.clone()).await {

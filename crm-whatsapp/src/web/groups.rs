@@ -210,7 +210,7 @@ impl Shared {
     /// Records a message a participant wrote in a group (in its own task:
     /// a group seen for the first time is read from the page first).
     pub(crate) fn group_inbound(&self, channel: &Channel, m: PageMessage) {
-        let Some(crm) = self.crm() else { return };
+        let Some(crm) = self.crm().cloned() else { return };
         let (Some(group), Some(sender)) = (m.from.clone(), m.author.as_deref().and_then(phone_of)) else {
             tracing::debug!(channel = %channel.id, "whatsapp web: a group message without a phone sender was skipped");
             return;
@@ -253,7 +253,7 @@ impl Shared {
     /// when the page said). The ack may beat the send's stored answer: a
     /// message not found yet is tried again a few times.
     pub(crate) fn group_ack(&self, channel: &Channel, id: String, participant: Option<String>, ack: i64) {
-        let Some(crm) = self.crm() else { return };
+        let Some(crm) = self.crm().cloned() else { return };
         let Some(status) = ack_status(ack) else { return };
         let participant = participant.as_deref().and_then(phone_of);
         let (account, channel) = (channel.account_id, channel.id);

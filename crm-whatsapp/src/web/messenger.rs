@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crm_core::secrets::Credentials;
 use crm_core::{
     Capabilities, Channel, ChannelId, Error, Health, HealthCheck, MessageContent, MessageKind, Messenger,
-    MessengerFactory, OutboundMessage, Result, SendReceipt,
+    MessengerFactory, OutboundMessage, ReadReceipt, Result, SendReceipt,
 };
 
 use super::engine::WebEngine;
@@ -76,15 +76,6 @@ impl WebMessenger {
     }
 }
 
-/// The WhatsApp id a message goes to: the known one, else the phone's digits.
-fn recipient(message: &OutboundMessage) -> String {
-    match &message.whatsapp_id {
-        Some(id) if id.contains('@') => id.clone(),
-        Some(id) => format!("{id}@c.us"),
-        None => format!("{}@c.us", message.to.digits()),
-    }
-}
-
 #[async_trait]
 impl Messenger for WebMessenger {
     fn provider(&self) -> &str {
@@ -93,7 +84,13 @@ impl Messenger for WebMessenger {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            kinds: BTreeSet::from([MessageKind::Text]),
+            kinds: BTreeSet::from([
+                MessageKind::Text,
+                MessageKind::Image,
+                MessageKind::Audio,
+                MessageKind::Video,
+                MessageKind::Document,
+            ]),
             customer_service_window: None,
             max_messages_per_second: None,
             pair_interval: None,
@@ -102,16 +99,29 @@ impl Messenger for WebMessenger {
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
-        let MessageContent::Text { body, .. } = &message.content else {
-            return Err(Error::validation("content", "a whatsapp-web channel sends text messages only"));
+        let to = match &message.content {
+            MessageContent::Text { .. } | MessageContent::Media { .. } => {
+                self.engine.recipient(self.channel, message).await?
+            }
+            _ => return Err(Error::validation("content", "a whatsapp-web channel sends text and media messages only")),
         };
-        let id = self.engine.send_text(self.channel, &recipient(message), body).await?;
+        let id = match &message.content {
+            MessageContent::Text { body, .. } => self.engine.send_text(self.channel, &to, body).await?,
+            _ => self.engine.send_media(self.channel, &to, message).await?,
+        };
+        let id = self.engine.canonical_key(message.account_id, self.channel, &id).await;
         Ok(SendReceipt { provider_message_id: id })
     }
 
     /// [`WebGroups`](super::WebGroups): groups through the session.
     fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crm_core::GroupManager>> {
         Some(Arc::new(super::WebGroups::new(self.engine.clone(), self.channel)))
+    }
+
+    /// `sendSeen` on the message's chat (the chat of its key, else the
+    /// contact's WhatsApp id): WhatsApp Web marks the whole chat read.
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<()> {
+        self.engine.mark_read_receipt(self.channel, receipt).await
     }
 }
 

@@ -16,17 +16,23 @@
 //! runs another release stops with [`SessionState::Failed`] naming both.
 
 pub mod bridge;
+mod contacts;
 mod engine;
 mod groups;
+mod identity;
+mod media;
 mod memory;
 mod messenger;
+mod pairing;
 pub mod qr;
 mod session;
 mod state;
 mod supervisor;
 
+pub use contacts::WHATSAPP_NAME_KEY;
 pub use engine::{WebEngine, WebEngineBuilder};
 pub use groups::WebGroups;
+pub use media::MAX_WEB_MEDIA_BYTES;
 pub use memory::{MemoryUsage, own_rss};
 pub use messenger::{WebFactory, WebMessenger};
 pub use state::{SessionState, SessionStatus};

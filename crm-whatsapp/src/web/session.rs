@@ -302,12 +302,13 @@ impl Session {
                 });
                 shared.qr_changed(&self.channel(), &code);
             }
-            BridgeEvent::Message { message } => shared.inbound(&self.channel(), message).await,
+            BridgeEvent::Message { message } => shared.inbound(&self.channel(), *message).await,
             BridgeEvent::Ack { id: Some(id), ack: Some(ack) } => shared.ack(&self.channel(), id, ack),
             BridgeEvent::Ack { .. } => {}
             BridgeEvent::GroupReceipt { id, participant, ack } => {
                 shared.group_ack(&self.channel(), id, participant, ack)
             }
+            BridgeEvent::Contacts { contacts } => shared.sync_contacts(&self.channel(), contacts).await,
         }
         None
     }

@@ -8,7 +8,7 @@ use crate::ports::store::{check_event_account, check_event_limit};
 use crate::{AccountId, Channel, ChannelId, ChannelKind, ChannelStore, Error, Event, Result, Throttle};
 
 impl State {
-    fn channel(&self, account: AccountId, id: ChannelId) -> Result<&Channel> {
+    pub(super) fn channel(&self, account: AccountId, id: ChannelId) -> Result<&Channel> {
         self.channels.get(&id).filter(|c| c.account_id == account).ok_or(Error::not_found("channel"))
     }
 
@@ -85,6 +85,7 @@ impl ChannelStore for MemoryStore {
         s.channel(account, id)?;
         s.channels.remove(&id);
         s.channel_leases.remove(&id);
+        s.whatsapp_ids.retain(|(channel, _), _| *channel != id);
         s.append(event);
         Ok(())
     }

@@ -36,6 +36,7 @@ mod sequences;
 mod sessions;
 mod templates;
 mod webhooks;
+mod whatsapp_ids;
 
 /// One event queued for one consumer.
 #[derive(Debug, Clone)]
@@ -105,6 +106,8 @@ struct State {
         BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
     /// WhatsApp groups and group threads.
     groups: groups::GroupState,
+    /// What WhatsApp channels learned of phones (LIDs, confirmed ids), by (channel, phone).
+    whatsapp_ids: HashMap<(ChannelId, Phone), crate::WhatsAppIdentity>,
 }
 
 impl State {

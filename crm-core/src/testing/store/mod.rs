@@ -47,6 +47,7 @@ pub mod sequences;
 pub mod sessions;
 pub mod templates;
 pub mod webhooks;
+pub mod whatsapp_ids;
 
 // Every behaviour also at its path from before the sections
 // (`testing::store::api_keys`), so suites written against it keep compiling.
@@ -99,6 +100,7 @@ where
     oauth::run_all(&make).await;
     connections::run_all(&make).await;
     groups::run_all(&make).await;
+    whatsapp_ids::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
