@@ -10,6 +10,7 @@ pub mod connection;
 pub mod contact;
 pub mod credentials;
 pub mod event;
+pub mod inbox;
 mod json;
 pub mod media;
 pub mod message;

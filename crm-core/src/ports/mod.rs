@@ -10,6 +10,7 @@ pub mod connections;
 pub mod connectors;
 pub mod external_crm;
 pub mod health;
+pub mod inbox;
 pub mod jobs;
 pub mod media;
 pub mod messenger;

@@ -433,6 +433,7 @@ pub trait Store:
     + crate::SequenceStore
     + crate::OAuthStore
     + crate::ConnectionStore
+    + crate::InboxStore
     + HealthCheck
 {
 }
@@ -455,6 +456,7 @@ impl<T> Store for T where
         + crate::SequenceStore
         + crate::OAuthStore
         + crate::ConnectionStore
+        + crate::InboxStore
         + HealthCheck
 {
 }

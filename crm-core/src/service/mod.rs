@@ -24,6 +24,7 @@ mod campaigns;
 mod channels;
 mod contacts;
 mod events;
+mod inbox;
 mod messages;
 mod sending;
 mod sequences;
@@ -32,6 +33,7 @@ mod templates;
 
 pub use campaigns::{CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView};
 pub use contacts::MAX_IMPORT_BATCH;
+pub use inbox::OpenThread;
 pub use messages::{Inbound, InboundMessage, ProviderStatus};
 pub use sending::{
     ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, Quote, SendRequest, check_template_variables,

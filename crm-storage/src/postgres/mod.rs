@@ -44,6 +44,7 @@ mod channels;
 mod connections;
 mod contacts;
 mod events;
+mod inbox;
 mod jobs;
 mod lane;
 mod media;

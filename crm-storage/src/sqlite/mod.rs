@@ -34,6 +34,7 @@ mod channels;
 mod connections;
 mod contacts;
 mod events;
+mod inbox;
 mod jobs;
 mod media;
 mod messages;

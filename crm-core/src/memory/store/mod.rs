@@ -27,6 +27,7 @@ mod channels;
 mod connections;
 mod contacts;
 mod events;
+mod inbox;
 mod jobs;
 mod media;
 mod messages;
@@ -102,6 +103,8 @@ struct State {
     /// Connections to outside providers by (account, provider kind).
     connections:
         BTreeMap<(AccountId, crate::domain::connection::ConnectionKind), crate::domain::connection::Connection>,
+    /// Each touched thread's read state and assignment, by contact.
+    threads: BTreeMap<ContactId, crate::domain::inbox::ThreadState>,
 }
 
 impl State {

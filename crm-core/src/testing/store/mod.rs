@@ -38,6 +38,7 @@ pub mod channels;
 pub mod connections;
 pub mod contacts;
 pub mod events;
+pub mod inbox;
 pub mod jobs;
 pub mod media;
 pub mod messages;
@@ -97,6 +98,7 @@ where
     sequences::run_all(&make).await;
     oauth::run_all(&make).await;
     connections::run_all(&make).await;
+    inbox::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
