@@ -41,6 +41,7 @@ pub mod domain;
 mod error;
 pub mod governor;
 mod id;
+pub mod live;
 pub mod media;
 pub mod memory;
 pub mod oauth;
@@ -109,6 +110,7 @@ pub use ports::connections::ConnectionStore;
 pub use ports::external_crm::ExternalCrm;
 pub use ports::groups::{GroupManager, GroupStore};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
+pub use ports::inbox::InboxStore;
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::media::{
     ByteStream, ListedMedia, MediaDownload, MediaFile, MediaInfo, MediaRecordStore, MediaStore, NewMedia, SignedUrl,
@@ -126,8 +128,8 @@ pub use ports::webhooks::WebhookStore;
 pub use ports::whatsapp_ids::{WhatsAppIdStore, WhatsAppIdentity};
 pub use service::{
     CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView, ChannelWindow, ContactWindows, Crm,
-    CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, ProviderStatus, Queued,
-    Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
+    CrmBuilder, DISPATCH_CONSUMER, Dispatcher, Inbound, InboundMessage, MAX_IMPORT_BATCH, OpenThread, ProviderStatus,
+    Queued, Quote, SESSION_MINTED_KEY_MAX_DAYS, SendRequest, check_template_variables,
 };
 pub use service::{
     EnrolResult, SEQUENCE_CONSUMER, SEQUENCE_ENROL_JOB, SEQUENCE_STEP_JOB, SEQUENCE_STOP_JOB, SequenceEnroller,

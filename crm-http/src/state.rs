@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     pub oauth: std::sync::OnceLock<crate::oauth::OAuthServices>,
     /// The connector factories (e-mail, Slack, GA4, …) and their keyring.
     pub connectors: std::sync::OnceLock<Arc<crm_core::connections::ConnectorRegistry>>,
+    /// The tail of the event log the dashboard's live updates read (started
+    /// by the first subscriber).
+    pub live: std::sync::OnceLock<crm_core::live::LiveFeed>,
 }
 
 /// The WhatsApp Web engine and, in processes that run workers, the
@@ -143,6 +146,7 @@ impl AppState {
                 #[cfg(feature = "oauth")]
                 oauth: std::sync::OnceLock::new(),
                 connectors: std::sync::OnceLock::new(),
+                live: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -167,6 +171,16 @@ impl AppState {
                 None => w.engine.shutdown().await,
             }
         }
+    }
+
+    /// The live feed of events (the dashboard's server-sent events): one
+    /// tail of the event log per process, started on first use (on the
+    /// current tokio runtime) and stopped with the state.
+    pub fn live(&self) -> &crm_core::live::LiveFeed {
+        self.inner.live.get_or_init(|| {
+            let crm = self.crm();
+            crm_core::live::LiveFeed::start(crm.store().clone(), Default::default())
+        })
     }
 
     /// The service.

@@ -96,6 +96,9 @@ event_types! {
     CHANNEL_QR = "channel.qr";
     /// The assistant classified an inbound message (sentiment and lead signals).
     MESSAGE_ANALYZED = "message.analyzed";
+    /// A conversation (a contact's thread) was assigned to a user of the
+    /// account, or unassigned.
+    THREAD_ASSIGNED = "thread.assigned";
     /// The assistant stored a reply draft for an agent (auto-reply `suggest`).
     AI_DRAFT_SUGGESTED = "ai.draft_suggested";
     /// An account's or channel's auto-reply setting changed.

@@ -11,6 +11,7 @@ pub mod contact;
 pub mod credentials;
 pub mod event;
 pub mod group;
+pub mod inbox;
 mod json;
 pub mod media;
 pub mod message;

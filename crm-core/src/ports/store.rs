@@ -435,6 +435,7 @@ pub trait Store:
     + crate::ConnectionStore
     + crate::GroupStore
     + crate::WhatsAppIdStore
+    + crate::InboxStore
     + HealthCheck
 {
 }
@@ -459,6 +460,7 @@ impl<T> Store for T where
         + crate::ConnectionStore
         + crate::GroupStore
         + crate::WhatsAppIdStore
+        + crate::InboxStore
         + HealthCheck
 {
 }

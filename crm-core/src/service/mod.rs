@@ -25,6 +25,7 @@ mod channels;
 mod contacts;
 mod events;
 mod groups;
+mod inbox;
 mod messages;
 mod sending;
 mod sequences;
@@ -34,6 +35,7 @@ mod templates;
 pub use campaigns::{CAMPAIGN_CONSUMER, CAMPAIGN_JOB, CampaignRunner, CampaignTracker, CampaignView};
 pub use contacts::MAX_IMPORT_BATCH;
 pub use groups::{InboundGroupMessage, ParticipantChange};
+pub use inbox::OpenThread;
 pub use messages::{Inbound, InboundMessage, ProviderStatus};
 pub use sending::{
     ChannelWindow, ContactWindows, DISPATCH_CONSUMER, Dispatcher, Queued, Quote, SendRequest, check_template_variables,

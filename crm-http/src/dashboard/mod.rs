@@ -12,6 +12,9 @@
 //! - The language is the `lang` query parameter (remembered in the
 //!   `crm_lang` cookie), else the cookie, else `Accept-Language`.
 //!
+//! The inbox (conversations, threads, the send box, assignment and live
+//! updates over server-sent events) is [`inbox`].
+//!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
 //! [`crm_core::dashboard`]; no business rule lives here.
 //!
@@ -19,6 +22,7 @@
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
 mod i18n;
+pub mod inbox;
 mod overview;
 
 pub use i18n::Lang;
@@ -55,14 +59,16 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/contacts", get(contacts_page))
         .route("/dashboard/assets/app.css", get(stylesheet))
         .route("/dashboard/assets/app.js", get(script))
+        .merge(inbox::routes())
 }
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
+    ("inbox.html", include_str!("templates/inbox.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {

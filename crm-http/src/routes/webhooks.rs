@@ -430,6 +430,20 @@ fn catalog() -> Vec<EventTypeInfo> {
         (&EventType::MESSAGE_QUEUED, "An outbound message was queued.", message_with_contact.clone()),
         (&EventType::MESSAGE_RECEIVED, "An inbound message arrived.", message_with_contact),
         (&EventType::MESSAGE_STATUS_UPDATED, "A message's status moved forward.", status),
+        (
+            &EventType::THREAD_ASSIGNED,
+            "A conversation (a contact's thread) was assigned to a user of the account (`assignee_id`), or \
+             unassigned (`assignee_id` null), by `assigned_by` (null: not a dashboard user).",
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "contact_id": string(),
+                    "assignee_id": { "type": ["string", "null"] },
+                    "assigned_by": { "type": ["string", "null"] },
+                },
+                "required": ["contact_id", "assignee_id", "assigned_by"],
+            }),
+        ),
         (&EventType::TEMPLATE_CREATED, "A template was created.", component("Template")),
         (&EventType::TEMPLATE_UPDATED, "A template changed.", component("Template")),
         (&EventType::TEMPLATE_DELETED, "A template was deleted.", id()),

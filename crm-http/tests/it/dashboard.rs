@@ -9,8 +9,8 @@ use crm_http::Settings;
 
 use crate::helpers::{Api, Harness, Resp, create_contact};
 
-const EMAIL: &str = "dona@example.com";
-const PASSWORD: &str = "uma senha bem comprida";
+pub(crate) const EMAIL: &str = "dona@example.com";
+pub(crate) const PASSWORD: &str = "uma senha bem comprida";
 
 /// Every `Set-Cookie` of a response.
 fn set_cookies(r: &Resp) -> Vec<String> {
@@ -18,7 +18,7 @@ fn set_cookies(r: &Resp) -> Vec<String> {
 }
 
 /// The value a response sets for cookie `name`.
-fn set_cookie(r: &Resp, name: &str) -> Option<(String, String)> {
+pub(crate) fn set_cookie(r: &Resp, name: &str) -> Option<(String, String)> {
     set_cookies(r).into_iter().find_map(|line| {
         let (pair, _) = line.split_once(';').unwrap_or((&line, ""));
         let (k, v) = pair.split_once('=')?;
@@ -26,7 +26,7 @@ fn set_cookie(r: &Resp, name: &str) -> Option<(String, String)> {
     })
 }
 
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     pairs
         .iter()
         .map(|(k, v)| {
@@ -43,13 +43,13 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// A browser's cookie jar, just enough for these tests.
 #[derive(Debug, Default)]
-struct Browser {
-    csrf: String,
-    session: Option<String>,
+pub(crate) struct Browser {
+    pub(crate) csrf: String,
+    pub(crate) session: Option<String>,
 }
 
 impl Browser {
-    fn cookies(&self) -> String {
+    pub(crate) fn cookies(&self) -> String {
         let mut c = format!("crm_csrf={}", self.csrf);
         if let Some(s) = &self.session {
             c.push_str(&format!("; crm_session={s}"));
@@ -58,7 +58,7 @@ impl Browser {
     }
 
     /// Opens the login page and keeps its CSRF cookie.
-    async fn open(api: &Api) -> Self {
+    pub(crate) async fn open(api: &Api) -> Self {
         let r = api.get("/dashboard/login").send().await;
         r.expect(200);
         let (csrf, line) = set_cookie(&r, "crm_csrf").expect("a CSRF cookie");
@@ -67,7 +67,7 @@ impl Browser {
         Self { csrf, session: None }
     }
 
-    async fn post(&self, api: &Api, path: &str, fields: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&self, api: &Api, path: &str, fields: &[(&str, &str)]) -> Resp {
         api.post(path)
             .header("cookie", &self.cookies())
             .raw("application/x-www-form-urlencoded", form(fields))
@@ -75,11 +75,11 @@ impl Browser {
             .await
     }
 
-    async fn get(&self, api: &Api, path: &str) -> Resp {
+    pub(crate) async fn get(&self, api: &Api, path: &str) -> Resp {
         api.get(path).header("cookie", &self.cookies()).send().await
     }
 
-    async fn log_in(&mut self, api: &Api, password: &str) -> Resp {
+    pub(crate) async fn log_in(&mut self, api: &Api, password: &str) -> Resp {
         let csrf = self.csrf.clone();
         let r = self.post(api, "/dashboard/login", &[("csrf", &csrf), ("email", EMAIL), ("password", password)]).await;
         if let Some((session, _)) = set_cookie(&r, "crm_session") {
@@ -110,7 +110,7 @@ pub async fn seed_overview(api: &Api, token: &str, names: &[&str], texts: &[&str
     id
 }
 
-async fn harness_with_user(settings: Settings) -> (Harness, String) {
+pub(crate) async fn harness_with_user(settings: Settings) -> (Harness, String) {
     let h = Harness::memory_with(settings, Vec::new()).await;
     let (account, token) = h.account(Role::Owner).await;
     h.state.crm().create_user(account, EMAIL, "Dona Maria", Role::Owner, PASSWORD).await.unwrap();

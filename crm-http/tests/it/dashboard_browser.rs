@@ -184,3 +184,161 @@ async fn the_dashboard_in_headless_chromium() {
     driver.abort();
     h.stop().await;
 }
+
+/// A channel kind whose provider has WhatsApp's 24-hour customer-service
+/// window, sending through a recording messenger the test can read.
+#[derive(Debug, Clone)]
+struct Windowed(crm_core::RecordingMessenger);
+
+#[crm_core::async_trait]
+impl crm_core::MessengerFactory for Windowed {
+    fn kind(&self) -> &str {
+        "windowed"
+    }
+
+    fn validate(&self, _: &crm_core::Channel, _: Option<&crm_core::secrets::Credentials>) -> crm_core::Result<()> {
+        Ok(())
+    }
+
+    async fn build(
+        &self,
+        _: &crm_core::Channel,
+        _: crm_core::secrets::Credentials,
+    ) -> crm_core::Result<std::sync::Arc<dyn crm_core::Messenger>> {
+        Ok(std::sync::Arc::new(self.0.clone()))
+    }
+}
+
+#[tokio::test]
+async fn the_inbox_in_headless_chromium() {
+    let Some(chromium) = crm_core::testing::service_url("CRM_TEST_CHROMIUM", "the_inbox_in_headless_chromium") else {
+        return;
+    };
+    let shots = std::env::var("CRM_DASHBOARD_SCREENSHOTS").ok().filter(|s| !s.is_empty()).map(PathBuf::from);
+    let mut caps = crm_core::Capabilities::everything();
+    caps.customer_service_window = Some(Duration::from_secs(24 * 3600));
+    let provider = crm_core::RecordingMessenger::new().with_capabilities(caps);
+    let factory = Windowed(provider.clone());
+    let h = crate::helpers::Harness::sqlite_builder(|_| {}, move |b| b.messenger_factory(std::sync::Arc::new(factory)))
+        .await;
+    let server = h.server.as_ref().unwrap();
+    let (key, base, account) = (server.admin_key.clone(), server.base.clone(), server.account_id);
+    let (email, password) = server.owner_login.clone();
+    let crm = h.state.crm().clone();
+
+    // Through the API: a WhatsApp-like default channel, a template, and two
+    // contacts — Ana wrote a moment ago (window open), Bruno never did.
+    let channel = json!({ "kind": "windowed", "name": "WhatsApp", "is_default": true });
+    h.api.post("/api/v1/channels").bearer(&key).json(channel).send().await.expect(201);
+    let template = json!({ "name": "pedido_pronto", "language": "pt_BR",
+        "body": "Olá {{name}}, seu pedido {{pedido}} está pronto para retirada." });
+    h.api.post("/api/v1/templates").bearer(&key).json(template).send().await.expect(201);
+    let bruno = crate::helpers::create_contact(&h.api, &key, "Bruno Lima", 2).await["id"].as_str().unwrap().to_owned();
+    let write = |text: &str| crm_core::InboundMessage {
+        from: "+5511987650001".into(),
+        whatsapp_id: None,
+        profile_name: Some("Ana Souza".into()),
+        provider_message_id: Some(format!("wamid.{}", uuid::Uuid::now_v7().simple())),
+        content: crm_core::MessageContent::text(text),
+        sent_at: None,
+        reply_to: None,
+    };
+    let ana = crm.record_inbound(account, write("Oi! Vocês abrem no sábado?")).await.unwrap().message.contact_id;
+    crm.record_inbound(account, write("E aceitam Pix?")).await.unwrap();
+
+    let (mut browser, driver, _profile) = launch(&chromium).await;
+    let page = browser.new_page(format!("{base}/dashboard/login?lang=pt-BR")).await.unwrap();
+    until(&page, "!!document.querySelector('#login-form')").await;
+    fill(&page, "#email", &email).await;
+    fill(&page, "#password", &password).await;
+    submit(&page, "#login-submit", "/dashboard").await;
+
+    // The list: Ana's thread first, two unread.
+    page.goto(format!("{base}/dashboard/inbox")).await.unwrap();
+    until(&page, "!!document.querySelector('#threads .thread-item')").await;
+    let first = "document.querySelector('#threads .thread-item')";
+    assert_eq!(eval(&page, &format!("{first}.querySelector('.who').textContent")).await, "Ana Souza");
+    assert_eq!(eval(&page, &format!("{first}.querySelector('.badge').dataset.unread")).await, "2");
+    screenshots(&page, shots.as_deref(), "inbox").await;
+
+    // Open it (keyboard: focus the link, press Enter): read, window open, live.
+    page.find_element("#threads .thread-item a")
+        .await
+        .unwrap()
+        .focus()
+        .await
+        .unwrap()
+        .press_key("Enter")
+        .await
+        .unwrap();
+    until(&page, &format!("location.pathname === '/dashboard/inbox/{ana}' && !!document.querySelector('#send-form')"))
+        .await;
+    until(&page, "document.getElementById('inbox').dataset.live === 'on'").await;
+    assert_eq!(eval(&page, "document.querySelectorAll('#messages .msg.inbound').length").await, 2);
+    assert_eq!(eval(&page, "document.querySelectorAll('#threads .badge').length").await, 0, "opened: read");
+
+    // Send from the box; the page that comes back shows the message, then
+    // its ticks move live as the dispatcher and the provider report.
+    fill(&page, "#text", "Abrimos sim, das 9h as 13h. Aceitamos Pix!").await;
+    submit(&page, "#send-submit", &format!("/dashboard/inbox/{ana}")).await;
+    until(&page, "document.getElementById('inbox').dataset.live === 'on'").await;
+    eval(&page, "window.__samePage = true").await;
+    let last_tick = "[...document.querySelectorAll('#messages .msg.outbound .tick')].pop()";
+    until(&page, &format!("['queued', 'sent'].includes({last_tick}.dataset.status)")).await;
+    let sent = loop {
+        if let Some(s) = provider.sent().into_iter().last() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sent.message.content, crm_core::MessageContent::text("Abrimos sim, das 9h as 13h. Aceitamos Pix!"));
+    until(&page, &format!("{last_tick}.dataset.status === 'sent' && {last_tick}.textContent === '✓'")).await;
+    let report = |status| crm_core::ProviderStatus {
+        provider_message_id: sent.provider_message_id.clone(),
+        message_id: None,
+        status,
+        at: chrono::Utc::now(),
+        error: None,
+        pricing: None,
+    };
+    crm.apply_status_report(account, report(crm_core::MessageStatus::Delivered)).await.unwrap();
+    until(&page, &format!("{last_tick}.dataset.status === 'delivered' && {last_tick}.textContent === '✓✓'")).await;
+    crm.apply_status_report(account, report(crm_core::MessageStatus::Read)).await.unwrap();
+    until(
+        &page,
+        &format!("{last_tick}.dataset.status === 'read' && {last_tick}.getAttribute('aria-label') === 'Lida'"),
+    )
+    .await;
+    assert_eq!(eval(&page, "window.__samePage === true").await, true, "no reload: the ticks moved live");
+    // A new message from Ana appears in the open thread, still without a reload.
+    crm.record_inbound(account, write("Perfeito, obrigada!")).await.unwrap();
+    until(&page, "[...document.querySelectorAll('#messages .msg.inbound .body')].some(b => b.textContent === 'Perfeito, obrigada!')")
+        .await;
+    assert_eq!(eval(&page, "window.__samePage === true").await, true);
+    screenshots(&page, shots.as_deref(), "inbox-thread").await;
+
+    // Bruno never wrote: the box says the window is closed and why, and
+    // offers the template with its field to fill.
+    page.goto(format!("{base}/dashboard/inbox/{bruno}")).await.unwrap();
+    until(&page, "!!document.querySelector('#window-closed')").await;
+    assert_eq!(eval(&page, "!!document.querySelector('#send-form')").await, false);
+    let text = eval(&page, "document.querySelector('#window-closed').textContent").await;
+    assert!(text.as_str().unwrap().contains("24 horas"), "{text}");
+    let form = "form[data-template='pedido_pronto']";
+    assert_eq!(eval(&page, &format!("!!document.querySelector(\"{form} input[name='var.pedido']\")")).await, true);
+    screenshots(&page, shots.as_deref(), "inbox-template").await;
+    fill(&page, &format!("{form} input[name='var.pedido']"), "#4521").await;
+    submit(&page, &format!("{form} button[type=submit]"), &format!("/dashboard/inbox/{bruno}")).await;
+    until(
+        &page,
+        "[...document.querySelectorAll('#messages .msg.outbound .body')].some(b => b.textContent.includes('#4521'))",
+    )
+    .await;
+    let body = eval(&page, "document.querySelector('#messages .msg.outbound .body').textContent").await;
+    assert_eq!(body, "Olá Bruno Lima, seu pedido #4521 está pronto para retirada.");
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    h.stop().await;
+}

@@ -21,6 +21,7 @@ mod connections;
 mod contacts;
 mod dashboard;
 mod dashboard_browser;
+mod dashboard_inbox;
 mod e2e;
 mod errors;
 mod fuzz;

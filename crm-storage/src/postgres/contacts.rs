@@ -272,6 +272,7 @@ impl ContactStore for PgStore {
         for sql in [
             "DELETE FROM messages WHERE account_id = $2 AND contact_id = $1",
             "DELETE FROM contact_tags WHERE contact_id = $1 AND account_id = $2",
+            "DELETE FROM inbox_threads WHERE contact_id = $1 AND account_id = $2",
         ] {
             sqlx::query(sql)
                 .bind(id.into_uuid())

@@ -45,6 +45,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod inbox;
 mod jobs;
 mod lane;
 mod media;

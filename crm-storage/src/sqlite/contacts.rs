@@ -219,6 +219,7 @@ impl ContactStore for SqliteStore {
         for sql in [
             "DELETE FROM messages WHERE contact_id = ? AND account_id = ?",
             "DELETE FROM contact_tags WHERE contact_id = ? AND account_id = ?",
+            "DELETE FROM inbox_threads WHERE contact_id = ? AND account_id = ?",
         ] {
             sqlx::query(sql)
                 .bind(id.into_uuid())

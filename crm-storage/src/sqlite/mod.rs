@@ -35,6 +35,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod inbox;
 mod jobs;
 mod media;
 mod messages;

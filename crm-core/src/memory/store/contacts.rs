@@ -67,6 +67,7 @@ impl ContactStore for MemoryStore {
         s.ai_drafts.retain(|_, d| d.contact_id != id);
         s.ai_analyses.retain(|_, d| d.contact_id != id);
         s.oauth.forget_contact(id);
+        s.threads.remove(&id);
         let gone: Vec<MessageId> = s.messages.values().filter(|m| m.contact_id == id).map(|m| m.id).collect();
         for mid in gone {
             if let Some(m) = s.messages.remove(&mid) {

@@ -28,6 +28,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod inbox;
 mod jobs;
 mod media;
 mod messages;
@@ -108,6 +109,8 @@ struct State {
     groups: groups::GroupState,
     /// What WhatsApp channels learned of phones (LIDs, confirmed ids), by (channel, phone).
     whatsapp_ids: HashMap<(ChannelId, Phone), crate::WhatsAppIdentity>,
+    /// Each touched thread's read state and assignment, by contact.
+    threads: BTreeMap<ContactId, crate::domain::inbox::ThreadState>,
 }
 
 impl State {

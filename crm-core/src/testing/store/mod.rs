@@ -39,6 +39,7 @@ pub mod connections;
 pub mod contacts;
 pub mod events;
 pub mod groups;
+pub mod inbox;
 pub mod jobs;
 pub mod media;
 pub mod messages;
@@ -101,6 +102,7 @@ where
     connections::run_all(&make).await;
     groups::run_all(&make).await;
     whatsapp_ids::run_all(&make).await;
+    inbox::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 
