@@ -453,16 +453,23 @@ impl Webhooks {
     /// Schedules a delivery's job (its id is the delivery's, its unique key
     /// too: a second schedule while one is waiting is a no-op).
     async fn schedule(&self, d: &WebhookDelivery, event: Option<Event>) -> Result<()> {
+        let job = self.delivery_job(d, event)?;
+        match self.store.schedule_job(&job).await {
+            Ok(()) | Err(Error::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The job of a delivery, carrying its event when given (the attempt
+    /// then needs no read of the event log).
+    fn delivery_job(&self, d: &WebhookDelivery, event: Option<Event>) -> Result<Job> {
         let payload = serde_json::to_value(DeliverJob { delivery: d.id, event })
             .map_err(|e| Error::validation("payload", e.to_string()))?;
         let now = self.now();
         let mut job =
             Job::new(DELIVER_KIND, Some(d.account_id), payload, now, now)?.with_unique_key(d.id.to_string())?;
         job.id = JobId::from_uuid(d.id.into_uuid());
-        match self.store.schedule_job(&job).await {
-            Ok(()) | Err(Error::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        Ok(job)
     }
 
     // ----- what the workers run ----------------------------------------------------------
@@ -476,14 +483,21 @@ impl Webhooks {
             if !e.enabled || !e.event_types.matches(&event.event_type) {
                 continue;
             }
-            let (d, _) = match self.store.create_delivery(&self.new_delivery(&e, event)).await {
+            // The delivery and its job (carrying the event) in one write.
+            let d = self.new_delivery(&e, event);
+            let job = self.delivery_job(&d, Some(event.clone()))?;
+            let (d, created) = match self.store.create_delivery_with_job(&d, &job).await {
                 Ok(r) => r,
                 // Deleted since it was listed.
                 Err(Error::NotFound { .. }) => continue,
                 Err(err) => return Err(err),
             };
-            if d.status == DeliveryStatus::Pending {
-                self.schedule(&d, None).await?;
+            if created {
+                made += 1;
+            } else if d.status == DeliveryStatus::Pending {
+                // Made by an earlier run of this fan-out: its job may be
+                // missing (a no-op when it is there).
+                self.schedule(&d, Some(event.clone())).await?;
                 made += 1;
             }
         }

@@ -47,7 +47,7 @@ impl FanOut {
 
     /// How the runtime should run it.
     pub fn options() -> WorkerOptions {
-        WorkerOptions { batch: 100, concurrency: 8, ..WorkerOptions::default() }
+        WorkerOptions { batch: 100, concurrency: 32, ..WorkerOptions::default() }
     }
 }
 

@@ -73,6 +73,23 @@ pub trait WebhookStore: Send + Sync + Debug + 'static {
     /// [`Error::NotFound`] when the endpoint is missing.
     async fn create_delivery(&self, delivery: &WebhookDelivery) -> Result<(WebhookDelivery, bool)>;
 
+    /// [`WebhookStore::create_delivery`], and when it creates the delivery,
+    /// also schedules `job` (its delivery job) in the same transaction; a
+    /// `job` whose id or unique key is taken is skipped, not an error. When
+    /// the delivery already existed nothing else is written (the caller
+    /// decides whether its job is missing). Checked like
+    /// [`JobStore::schedule_job`](crate::JobStore::schedule_job).
+    ///
+    /// Meant for the outbox consumer that fans an event out: a store may
+    /// commit it without waiting for durability (the outbox item it is made
+    /// from stays queued until it is removed, later), so a server crash can
+    /// make the fan-out run again but never lose a delivery.
+    async fn create_delivery_with_job(
+        &self,
+        delivery: &WebhookDelivery,
+        job: &crate::Job,
+    ) -> Result<(WebhookDelivery, bool)>;
+
     /// One delivery; [`Error::NotFound`] when missing.
     async fn get_delivery(&self, account: AccountId, id: WebhookDeliveryId) -> Result<WebhookDelivery>;
 

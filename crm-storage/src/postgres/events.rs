@@ -92,7 +92,7 @@ impl EventStore for PgStore {
     }
 
     async fn ack(&self, claim: &ClaimToken) -> Result<()> {
-        let mut conn = self.lane.lease().await.map_err(|e| db("acknowledging an outbox item", e))?;
+        let mut conn = self.bookkeeping("acknowledging an outbox item").await?;
         let done = sqlx::query(
             "DELETE FROM outbox WHERE consumer = $1 AND event_id = $2 AND lease_id = $3 AND dead_at IS NULL",
         )
@@ -106,6 +106,7 @@ impl EventStore for PgStore {
     }
 
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()> {
+        let mut conn = self.bookkeeping("releasing an outbox item").await?;
         let done = sqlx::query(
             "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
                  due_at = now() + $1::bigint * interval '1 microsecond', last_error = $2 \
@@ -116,9 +117,9 @@ impl EventStore for PgStore {
         .bind(&claim.consumer)
         .bind(claim.event_id.into_uuid())
         .bind(claim.lease_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db("releasing an outbox item", e))?;
+        .execute(&mut *conn)
+        .await;
+        let done = conn.settle(done).map_err(|e| db("releasing an outbox item", e))?;
         self.settled(claim, done.rows_affected()).await
     }
 
@@ -148,6 +149,7 @@ impl EventStore for PgStore {
     }
 
     async fn release(&self, claim: &ClaimToken, retry_in: Duration) -> Result<()> {
+        let mut conn = self.bookkeeping("releasing an outbox item").await?;
         let done = sqlx::query(
             "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
                  due_at = now() + $1::bigint * interval '1 microsecond', attempt = GREATEST(attempt - 1, 0) \
@@ -157,9 +159,9 @@ impl EventStore for PgStore {
         .bind(&claim.consumer)
         .bind(claim.event_id.into_uuid())
         .bind(claim.lease_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db("releasing an outbox item", e))?;
+        .execute(&mut *conn)
+        .await;
+        let done = conn.settle(done).map_err(|e| db("releasing an outbox item", e))?;
         self.settled(claim, done.rows_affected()).await
     }
 

@@ -135,16 +135,18 @@ impl JobStore for PgStore {
     }
 
     async fn complete_job(&self, token: &JobToken) -> Result<()> {
+        let mut conn = self.bookkeeping("completing a job").await?;
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND state = 'scheduled'")
             .bind(token.job_id.into_uuid())
             .bind(token.lease_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db("completing a job", e))?;
+            .execute(&mut *conn)
+            .await;
+        let done = conn.settle(done).map_err(|e| db("completing a job", e))?;
         self.job_settled(token, done.rows_affected()).await
     }
 
     async fn retry_job(&self, token: &JobToken, retry_in: Duration, error: &str) -> Result<()> {
+        let mut conn = self.bookkeeping("retrying a job").await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_id = NULL, lease_until = NULL, \
                  run_at = now() + $3::bigint * interval '1 microsecond', last_error = $4 \
@@ -154,13 +156,14 @@ impl JobStore for PgStore {
         .bind(token.lease_id)
         .bind(duration_micros(retry_in))
         .bind(clip_error(error))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db("retrying a job", e))?;
+        .execute(&mut *conn)
+        .await;
+        let done = conn.settle(done).map_err(|e| db("retrying a job", e))?;
         self.job_settled(token, done.rows_affected()).await
     }
 
     async fn release_job(&self, token: &JobToken, retry_in: Duration) -> Result<()> {
+        let mut conn = self.bookkeeping("releasing a job").await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_id = NULL, lease_until = NULL, \
                  run_at = now() + $3::bigint * interval '1 microsecond', attempt = GREATEST(attempt - 1, 0) \
@@ -169,9 +172,9 @@ impl JobStore for PgStore {
         .bind(token.job_id.into_uuid())
         .bind(token.lease_id)
         .bind(duration_micros(retry_in))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db("releasing a job", e))?;
+        .execute(&mut *conn)
+        .await;
+        let done = conn.settle(done).map_err(|e| db("releasing a job", e))?;
         self.job_settled(token, done.rows_affected()).await
     }
 

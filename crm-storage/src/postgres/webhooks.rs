@@ -6,14 +6,18 @@ use chrono::{DateTime, Utc};
 use crm_core::domain::webhook::{
     DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
 };
+use crm_core::ports::jobs::check_job;
 use crm_core::ports::store::check_event_account;
 use crm_core::ports::webhooks::check_recover_limit;
-use crm_core::{AccountId, Error, Event, EventId, Page, Result, WebhookDeliveryId, WebhookEndpointId, WebhookStore};
+use crm_core::{
+    AccountId, Error, Event, EventId, Job, Page, Result, WebhookDeliveryId, WebhookEndpointId, WebhookStore,
+};
 
 use super::{PgStore, Tx, append, commit, exists};
 use crate::error::db;
-use crate::rows::to_json;
+use crate::rows::events::clip_error;
 use crate::rows::webhooks::{NOT_PENDING, STALE, delivery_row, endpoint_row};
+use crate::rows::{get, to_json};
 
 /// An endpoint's JSON columns and sealed secrets as PostgreSQL stores them.
 struct EndpointValues {
@@ -196,27 +200,12 @@ impl WebhookStore for PgStore {
         if !endpoint_exists(&mut tx, d.account_id, d.endpoint_id).await? {
             return Err(Error::not_found("webhook endpoint"));
         }
-        let done = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key, status, \
              attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-        )
-        .bind(d.id.into_uuid())
-        .bind(d.account_id.into_uuid())
-        .bind(d.endpoint_id.into_uuid())
-        .bind(d.event_id.into_uuid())
-        .bind(d.event_type.as_str())
-        .bind(d.ordering_key.as_deref())
-        .bind(d.status.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(d.last_status_code.map(i64::from))
-        .bind(d.last_error.as_deref())
-        .bind(d.next_attempt_at)
-        .bind(d.created_at)
-        .bind(d.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("creating a webhook delivery", e))?;
+        );
+        let done = bind_delivery(query, d).execute(&mut *tx).await.map_err(|e| db("creating a webhook delivery", e))?;
         if done.rows_affected() == 1 {
             commit(tx).await?;
             return Ok((d.clone(), true));
@@ -225,6 +214,44 @@ impl WebhookStore for PgStore {
             .bind(d.endpoint_id.into_uuid())
             .bind(d.event_id.into_uuid())
             .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db("reading a webhook delivery", e))?;
+        Ok((delivery_row(&row)?, false))
+    }
+
+    async fn create_delivery_with_job(&self, d: &WebhookDelivery, job: &Job) -> Result<(WebhookDelivery, bool)> {
+        check_job(job)?;
+        // One statement on the bookkeeping lane (asynchronous commit; see
+        // `PgStore::bookkeeping` for why nothing can be lost).
+        let what = "creating a webhook delivery";
+        let mut conn = self.bookkeeping(what).await?;
+        let query = sqlx::query(
+            "WITH ep AS (SELECT id FROM webhook_endpoints WHERE id = $3 AND account_id = $2),              ins AS (                  INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key,                      status, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at)                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM ep                  ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id              ), job AS (                  INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state,                      created_at)                  SELECT $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 FROM ins                  ON CONFLICT DO NOTHING              )              SELECT (SELECT count(*) FROM ep) AS endpoints, (SELECT count(*) FROM ins) AS created",
+        );
+        let row = bind_delivery(query, d)
+            .bind(job.id.into_uuid())
+            .bind(&job.kind)
+            .bind(job.account_id.map(AccountId::into_uuid))
+            .bind(&job.payload)
+            .bind(job.unique_key.as_deref())
+            .bind(job.run_at)
+            .bind(i32::try_from(job.attempt).unwrap_or(i32::MAX))
+            .bind(job.last_error.as_deref().map(clip_error))
+            .bind(job.state.as_str())
+            .bind(job.created_at)
+            .fetch_one(&mut *conn)
+            .await;
+        let row = conn.settle(row).map_err(|e| db(what, e))?;
+        if get::<i64, _>(&row, "created")? == 1 {
+            return Ok((d.clone(), true));
+        }
+        if get::<i64, _>(&row, "endpoints")? == 0 {
+            return Err(Error::not_found("webhook endpoint"));
+        }
+        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2")
+            .bind(d.endpoint_id.into_uuid())
+            .bind(d.event_id.into_uuid())
+            .fetch_one(&self.pool)
             .await
             .map_err(|e| db("reading a webhook delivery", e))?;
         Ok((delivery_row(&row)?, false))
@@ -239,11 +266,13 @@ impl WebhookStore for PgStore {
     }
 
     async fn record_attempt(&self, a: &WebhookAttempt, progress: &DeliveryProgress) -> Result<WebhookDelivery> {
-        let mut tx = self.write().await?;
+        // One statement on the bookkeeping lane (asynchronous commit): the
+        // delivery's job is removed only after this, later in the log, so a
+        // lost record means the attempt runs again.
+        let what = "recording a webhook attempt";
+        let mut conn = self.bookkeeping(what).await?;
         let row = sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2, \
-             last_status_code = $3, last_error = $4, updated_at = $5 \
-             WHERE id = $6 AND account_id = $7 AND status = 'pending' RETURNING *",
+            "WITH u AS (                  UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2,                      last_status_code = $3, last_error = $4, updated_at = $5                  WHERE id = $6 AND account_id = $7 AND status = 'pending' RETURNING *              ), a AS (                  INSERT INTO webhook_attempts (id, account_id, delivery_id, endpoint_id, at, status_code, latency_ms,                      response_excerpt, error, succeeded)                  SELECT $8, u.account_id, u.id, $9, $5, $3, $10, $11, $4, $12 FROM u              )              SELECT * FROM u",
         )
         .bind(progress.status.as_str())
         .bind(progress.next_attempt_at)
@@ -252,38 +281,27 @@ impl WebhookStore for PgStore {
         .bind(a.at)
         .bind(a.delivery_id.into_uuid())
         .bind(a.account_id.into_uuid())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db("recording a webhook attempt", e))?;
-        let Some(row) = row else {
-            let sql = "SELECT 1 FROM webhook_deliveries WHERE id = $1 AND account_id = $2";
-            let found = exists(&mut tx, sql, a.delivery_id.into_uuid(), a.account_id).await?;
-            return Err(if found {
-                Error::conflict("webhook delivery", NOT_PENDING)
-            } else {
-                Error::not_found("webhook delivery")
-            });
-        };
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, account_id, delivery_id, endpoint_id, at, status_code, latency_ms, \
-             response_excerpt, error, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
         .bind(a.id.into_uuid())
-        .bind(a.account_id.into_uuid())
-        .bind(a.delivery_id.into_uuid())
         .bind(a.endpoint_id.into_uuid())
-        .bind(a.at)
-        .bind(a.status_code.map(i64::from))
         .bind(i64::from(a.latency_ms))
         .bind(a.response_excerpt.as_deref())
-        .bind(a.error.as_deref())
         .bind(a.succeeded)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("recording a webhook attempt", e))?;
-        let stored = delivery_row(&row)?;
-        commit(tx).await?;
-        Ok(stored)
+        .fetch_optional(&mut *conn)
+        .await;
+        if let Some(row) = conn.settle(row).map_err(|e| db(what, e))? {
+            return delivery_row(&row);
+        }
+        let found = sqlx::query("SELECT 1 FROM webhook_deliveries WHERE id = $1 AND account_id = $2")
+            .bind(a.delivery_id.into_uuid())
+            .bind(a.account_id.into_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db("reading a webhook delivery", e))?;
+        Err(if found.is_some() {
+            Error::conflict("webhook delivery", NOT_PENDING)
+        } else {
+            Error::not_found("webhook delivery")
+        })
     }
 
     async fn set_delivery_status(
@@ -343,4 +361,24 @@ impl WebhookStore for PgStore {
         .map_err(|e| db("listing failed webhook deliveries", e))?;
         rows.iter().map(delivery_row).collect()
     }
+}
+
+/// Binds a delivery's 13 columns, in table order, as `$1`…`$13`.
+fn bind_delivery<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    d: &'q WebhookDelivery,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(d.id.into_uuid())
+        .bind(d.account_id.into_uuid())
+        .bind(d.endpoint_id.into_uuid())
+        .bind(d.event_id.into_uuid())
+        .bind(d.event_type.as_str())
+        .bind(d.ordering_key.as_deref())
+        .bind(d.status.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(d.last_status_code.map(i64::from))
+        .bind(d.last_error.as_deref())
+        .bind(d.next_attempt_at)
+        .bind(d.created_at)
+        .bind(d.updated_at)
 }

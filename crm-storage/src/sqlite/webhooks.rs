@@ -6,9 +6,12 @@ use chrono::{DateTime, Utc};
 use crm_core::domain::webhook::{
     DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
 };
+use crm_core::ports::jobs::check_job;
 use crm_core::ports::store::check_event_account;
 use crm_core::ports::webhooks::check_recover_limit;
-use crm_core::{AccountId, Error, Event, EventId, Page, Result, WebhookDeliveryId, WebhookEndpointId, WebhookStore};
+use crm_core::{
+    AccountId, Error, Event, EventId, Job, Page, Result, WebhookDeliveryId, WebhookEndpointId, WebhookStore,
+};
 
 use super::{SqliteStore, Tx, append, commit, exists, json_string, now_micros, opt_micros};
 use crate::error::db;
@@ -192,42 +195,12 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn create_delivery(&self, d: &WebhookDelivery) -> Result<(WebhookDelivery, bool)> {
-        let mut tx = self.write().await?;
-        if !endpoint_exists(&mut tx, d.account_id, d.endpoint_id).await? {
-            return Err(Error::not_found("webhook endpoint"));
-        }
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key, status, \
-             attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-        )
-        .bind(d.id.into_uuid())
-        .bind(d.account_id.into_uuid())
-        .bind(d.endpoint_id.into_uuid())
-        .bind(d.event_id.into_uuid())
-        .bind(d.event_type.as_str())
-        .bind(d.ordering_key.as_deref())
-        .bind(d.status.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(d.last_status_code.map(i64::from))
-        .bind(d.last_error.as_deref())
-        .bind(opt_micros(d.next_attempt_at))
-        .bind(micros(d.created_at))
-        .bind(micros(d.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("creating a webhook delivery", e))?;
-        if done.rows_affected() == 1 {
-            commit(tx).await?;
-            return Ok((d.clone(), true));
-        }
-        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND event_id = ?")
-            .bind(d.endpoint_id.into_uuid())
-            .bind(d.event_id.into_uuid())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db("reading a webhook delivery", e))?;
-        Ok((delivery_row(&row)?, false))
+        self.store_delivery(d, None).await
+    }
+
+    async fn create_delivery_with_job(&self, d: &WebhookDelivery, job: &Job) -> Result<(WebhookDelivery, bool)> {
+        check_job(job)?;
+        self.store_delivery(d, Some(job)).await
     }
 
     async fn get_delivery(&self, account: AccountId, id: WebhookDeliveryId) -> Result<WebhookDelivery> {
@@ -343,5 +316,55 @@ impl WebhookStore for SqliteStore {
         .await
         .map_err(|e| db("listing failed webhook deliveries", e))?;
         rows.iter().map(delivery_row).collect()
+    }
+}
+
+impl SqliteStore {
+    /// [`WebhookStore::create_delivery`], scheduling `job` with a created delivery.
+    async fn store_delivery(&self, d: &WebhookDelivery, job: Option<&Job>) -> Result<(WebhookDelivery, bool)> {
+        let mut tx = self.write().await?;
+        if !endpoint_exists(&mut tx, d.account_id, d.endpoint_id).await? {
+            return Err(Error::not_found("webhook endpoint"));
+        }
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key, status, \
+             attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+        )
+        .bind(d.id.into_uuid())
+        .bind(d.account_id.into_uuid())
+        .bind(d.endpoint_id.into_uuid())
+        .bind(d.event_id.into_uuid())
+        .bind(d.event_type.as_str())
+        .bind(d.ordering_key.as_deref())
+        .bind(d.status.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(d.last_status_code.map(i64::from))
+        .bind(d.last_error.as_deref())
+        .bind(opt_micros(d.next_attempt_at))
+        .bind(micros(d.created_at))
+        .bind(micros(d.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("creating a webhook delivery", e))?;
+        if done.rows_affected() == 1 {
+            if let Some(job) = job {
+                // A taken id or unique key: the job is there already (SQLite
+                // undoes only the refused statement, not the transaction).
+                match super::jobs::insert_job(&mut tx, job).await {
+                    Ok(()) | Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            commit(tx).await?;
+            return Ok((d.clone(), true));
+        }
+        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND event_id = ?")
+            .bind(d.endpoint_id.into_uuid())
+            .bind(d.event_id.into_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db("reading a webhook delivery", e))?;
+        Ok((delivery_row(&row)?, false))
     }
 }

@@ -121,18 +121,16 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn create_delivery(&self, delivery: &WebhookDelivery) -> Result<(WebhookDelivery, bool)> {
-        let mut s = self.lock();
-        s.endpoint(delivery.account_id, delivery.endpoint_id)?;
-        if let Some(existing) =
-            s.deliveries.values().find(|d| d.endpoint_id == delivery.endpoint_id && d.event_id == delivery.event_id)
-        {
-            return Ok((existing.clone(), false));
-        }
-        if s.deliveries.contains_key(&delivery.id) {
-            return Err(Error::conflict("webhook delivery", "id already exists"));
-        }
-        s.deliveries.insert(delivery.id, delivery.clone());
-        Ok((delivery.clone(), true))
+        self.lock().store_delivery(delivery, None)
+    }
+
+    async fn create_delivery_with_job(
+        &self,
+        delivery: &WebhookDelivery,
+        job: &crate::Job,
+    ) -> Result<(WebhookDelivery, bool)> {
+        crate::ports::jobs::check_job(job)?;
+        self.lock().store_delivery(delivery, Some(job))
     }
 
     async fn get_delivery(&self, account: AccountId, id: WebhookDeliveryId) -> Result<WebhookDelivery> {
@@ -229,5 +227,31 @@ impl WebhookStore for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+impl State {
+    /// A delivery (and, when it is created, `job` unless its id or unique key is taken).
+    fn store_delivery(
+        &mut self,
+        delivery: &WebhookDelivery,
+        job: Option<&crate::Job>,
+    ) -> Result<(WebhookDelivery, bool)> {
+        self.endpoint(delivery.account_id, delivery.endpoint_id)?;
+        if let Some(existing) =
+            self.deliveries.values().find(|d| d.endpoint_id == delivery.endpoint_id && d.event_id == delivery.event_id)
+        {
+            return Ok((existing.clone(), false));
+        }
+        if self.deliveries.contains_key(&delivery.id) {
+            return Err(Error::conflict("webhook delivery", "id already exists"));
+        }
+        self.deliveries.insert(delivery.id, delivery.clone());
+        if let Some(job) = job
+            && self.check_new_job(job).is_ok()
+        {
+            self.jobs.insert(job.id, super::JobEntry { job: job.clone(), lease: None });
+        }
+        Ok((delivery.clone(), true))
     }
 }

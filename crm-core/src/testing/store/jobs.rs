@@ -271,13 +271,14 @@ pub async fn jobs_retry_and_release(store: Arc<dyn Store>) {
     schedule(&store, &j).await;
     let first = claim_one(&store, "send", Duration::from_secs(30)).await;
     let long = "x".repeat(MAX_NACK_ERROR_CHARS + 10);
-    store.retry_job(&first.token, Duration::from_millis(300), &long).await.expect("retry");
+    // A delay long enough that a loaded machine's next statements run within it.
+    store.retry_job(&first.token, Duration::from_millis(1500), &long).await.expect("retry");
     let stored = store.get_job(a, j.id).await.expect("get");
     assert_eq!(stored.last_error.as_deref().map(str::len), Some(MAX_NACK_ERROR_CHARS), "[jobs] error kept, clipped");
     assert!(stored.run_at > j.run_at, "[jobs] run_at moved by the retry");
     assert_eq!(stored.attempt, 1, "[jobs] one attempt so far");
     assert!(claim(&store, &["send"], 10, Duration::from_secs(30)).await.is_empty(), "[jobs] not due before its delay");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let second = claim_one(&store, "send", Duration::from_secs(30)).await;
     assert_eq!(second.job.attempt, 2, "[jobs] the second attempt");
     assert_eq!(second.job.last_error, stored.last_error, "[jobs] the claim carries the last error");

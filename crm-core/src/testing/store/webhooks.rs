@@ -3,7 +3,8 @@
 //! `failing_since` leaving the version, disabling once, one delivery per
 //! (endpoint, event), attempts moving their delivery, FIFO lookups, failed
 //! deliveries since a time, deletes taking deliveries along, and one event
-//! per endpoint mutation with none on refusal).
+//! per endpoint mutation with none on refusal; a delivery created with its
+//! job stores both, once).
 
 use chrono::Duration;
 use serde_json::json;
@@ -30,6 +31,7 @@ where
     endpoint_update_is_optimistic(make().await).await;
     endpoint_failing_and_disable(make().await).await;
     delivery_is_unique_per_endpoint_and_event(make().await).await;
+    delivery_with_job_commits_both(make().await).await;
     attempts_move_their_delivery(make().await).await;
     deliveries_list_filter_and_fifo(make().await).await;
     failed_deliveries_since_pages(make().await).await;
@@ -244,6 +246,62 @@ pub async fn delivery_is_unique_per_endpoint_and_event(store: Arc<dyn Store>) {
     assert_eq!(store.get_delivery(a, d.id).await.expect("get"), d);
     let missing = WebhookDelivery { endpoint_id: WebhookEndpointId::new(), ..delivery(&e, event_id(), None) };
     assert!(store.create_delivery(&missing).await.is_err_and(|x| is_not_found(&x)), "[delivery] missing endpoint");
+}
+
+/// `create_delivery_with_job`: a created delivery brings its job along; a
+/// second call finds the delivery and writes no job; a job whose unique key
+/// is taken is skipped; a missing endpoint writes nothing.
+pub async fn delivery_with_job_commits_both(store: Arc<dyn Store>) {
+    use crate::{Job, JobId};
+    let a = new_account(&store, "with-job").await;
+    let e = endpoint(a, "https://example.com/hook");
+    add(&store, &e).await;
+    let job_of = |d: &WebhookDelivery, key: &str| {
+        let mut j = Job::new("webhook.deliver", Some(a), json!({ "delivery": d.id }), now(), now())
+            .expect("job")
+            .with_unique_key(key)
+            .expect("key");
+        j.id = JobId::from_uuid(d.id.into_uuid());
+        j
+    };
+    let event = event_id();
+    let d = delivery(&e, event, Some("contact-1"));
+    let (stored, created) = store.create_delivery_with_job(&d, &job_of(&d, &d.id.to_string())).await.expect("create");
+    assert!(created, "[delivery_with_job] created");
+    assert_eq!(stored, d, "[delivery_with_job] every field");
+    let job = store.get_job(a, JobId::from_uuid(d.id.into_uuid())).await.expect("[delivery_with_job] its job");
+    assert_eq!(job.payload, json!({ "delivery": d.id }), "[delivery_with_job] the job's payload");
+    // Again for the same (endpoint, event): the stored delivery, no new job.
+    let second = delivery(&e, event, None);
+    let (again, created) =
+        store.create_delivery_with_job(&second, &job_of(&second, "second")).await.expect("create again");
+    assert!(!created, "[delivery_with_job] second call finds the first");
+    assert_eq!(again, d, "[delivery_with_job] the stored one");
+    assert!(
+        store.get_job(a, JobId::from_uuid(second.id.into_uuid())).await.is_err_and(|x| is_not_found(&x)),
+        "[delivery_with_job] no job for a delivery that was not created"
+    );
+    // A job whose unique key is taken: the delivery is stored, the job skipped.
+    let third = delivery(&e, event_id(), None);
+    let (_, created) = store
+        .create_delivery_with_job(&third, &job_of(&third, &d.id.to_string()))
+        .await
+        .expect("a taken job key is not an error");
+    assert!(created, "[delivery_with_job] delivery stored beside a taken job key");
+    assert!(
+        store.get_job(a, JobId::from_uuid(third.id.into_uuid())).await.is_err_and(|x| is_not_found(&x)),
+        "[delivery_with_job] the job with the taken key was skipped"
+    );
+    // A missing endpoint: nothing written.
+    let missing = WebhookDelivery { endpoint_id: WebhookEndpointId::new(), ..delivery(&e, event_id(), None) };
+    assert!(
+        store.create_delivery_with_job(&missing, &job_of(&missing, "missing")).await.is_err_and(|x| is_not_found(&x)),
+        "[delivery_with_job] missing endpoint"
+    );
+    assert!(
+        store.get_job(a, JobId::from_uuid(missing.id.into_uuid())).await.is_err_and(|x| is_not_found(&x)),
+        "[delivery_with_job] no job without its delivery"
+    );
 }
 
 /// An attempt is stored and moves its delivery; a settled delivery refuses
