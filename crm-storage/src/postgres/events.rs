@@ -94,7 +94,8 @@ impl EventStore for PgStore {
     async fn ack(&self, claim: &ClaimToken) -> Result<()> {
         let mut conn = self.bookkeeping("acknowledging an outbox item").await?;
         let done = sqlx::query(
-            "DELETE FROM outbox WHERE consumer = $1 AND event_id = $2 AND lease_id = $3 AND dead_at IS NULL",
+            "DELETE FROM outbox WHERE consumer = $1 AND event_id = $2 AND lease_id = $3 AND dead_at IS NULL \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
         .bind(&claim.consumer)
         .bind(claim.event_id.into_uuid())
@@ -110,7 +111,8 @@ impl EventStore for PgStore {
         let done = sqlx::query(
             "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
                  due_at = now() + $1::bigint * interval '1 microsecond', last_error = $2 \
-             WHERE consumer = $3 AND event_id = $4 AND lease_id = $5 AND dead_at IS NULL",
+             WHERE consumer = $3 AND event_id = $4 AND lease_id = $5 AND dead_at IS NULL \
+               AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
         .bind(duration_micros(retry_in))
         .bind(clip_error(error))
@@ -153,7 +155,8 @@ impl EventStore for PgStore {
         let done = sqlx::query(
             "UPDATE outbox SET lease_id = NULL, lease_until = NULL, \
                  due_at = now() + $1::bigint * interval '1 microsecond', attempt = GREATEST(attempt - 1, 0) \
-             WHERE consumer = $2 AND event_id = $3 AND lease_id = $4 AND dead_at IS NULL",
+             WHERE consumer = $2 AND event_id = $3 AND lease_id = $4 AND dead_at IS NULL \
+               AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
         .bind(duration_micros(retry_in))
         .bind(&claim.consumer)

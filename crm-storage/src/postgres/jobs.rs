@@ -136,11 +136,14 @@ impl JobStore for PgStore {
 
     async fn complete_job(&self, token: &JobToken) -> Result<()> {
         let mut conn = self.bookkeeping("completing a job").await?;
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND state = 'scheduled'")
-            .bind(token.job_id.into_uuid())
-            .bind(token.lease_id)
-            .execute(&mut *conn)
-            .await;
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND state = 'scheduled' \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+        )
+        .bind(token.job_id.into_uuid())
+        .bind(token.lease_id)
+        .execute(&mut *conn)
+        .await;
         let done = conn.settle(done).map_err(|e| db("completing a job", e))?;
         self.job_settled(token, done.rows_affected()).await
     }
@@ -150,7 +153,8 @@ impl JobStore for PgStore {
         let done = sqlx::query(
             "UPDATE jobs SET lease_id = NULL, lease_until = NULL, \
                  run_at = now() + $3::bigint * interval '1 microsecond', last_error = $4 \
-             WHERE id = $1 AND lease_id = $2 AND state = 'scheduled'",
+             WHERE id = $1 AND lease_id = $2 AND state = 'scheduled' \
+               AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
         .bind(token.job_id.into_uuid())
         .bind(token.lease_id)
@@ -167,7 +171,8 @@ impl JobStore for PgStore {
         let done = sqlx::query(
             "UPDATE jobs SET lease_id = NULL, lease_until = NULL, \
                  run_at = now() + $3::bigint * interval '1 microsecond', attempt = GREATEST(attempt - 1, 0) \
-             WHERE id = $1 AND lease_id = $2 AND state = 'scheduled'",
+             WHERE id = $1 AND lease_id = $2 AND state = 'scheduled' \
+               AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
         .bind(token.job_id.into_uuid())
         .bind(token.lease_id)

@@ -72,11 +72,6 @@ pub struct PgStore {
     pool: PgPool,
     /// Single statements on connections returned without a ping (see `lane`).
     lane: std::sync::Arc<lane::Lane>,
-    /// The workers' bookkeeping: single statements on lane connections that
-    /// commit without waiting for the WAL flush (`synchronous_commit = off`).
-    /// Only for writes whose loss in a server crash makes work run again,
-    /// never makes it vanish — see [`PgStore::bookkeeping`].
-    bookkeeping: std::sync::Arc<lane::Lane>,
 }
 
 impl PgStore {
@@ -89,9 +84,8 @@ impl PgStore {
     pub const DEFAULT_POOL_SIZE: u32 = crate::DEFAULT_POOL_SIZE;
 
     /// [`PgStore::connect`] with at most `size` pooled connections (at least
-    /// one), as many again on the fast lane and on the workers' bookkeeping
-    /// lane: up to `3 × size` connections to the server (the lanes connect
-    /// only when used).
+    /// one), and as many again on the fast lane: up to `2 × size`
+    /// connections to the server.
     pub async fn connect_with_pool(url: &str, size: u32) -> Result<Self> {
         let options = parse_url(url)?;
         Self::open(options, size.max(1)).await
@@ -147,10 +141,8 @@ impl PgStore {
         // As many lane connections as the pool may hold, made alike.
         let options = (*pool.connect_options()).clone();
         let (size, wait) = (pool.options().get_max_connections(), pool.options().get_acquire_timeout());
-        let size = usize::try_from(size).unwrap_or(10);
-        let lane = lane::Lane::new(options.clone(), size, wait);
-        let bookkeeping = lane::Lane::new(options.options([("synchronous_commit", "off")]), size, wait);
-        let store = Self { pool, lane: std::sync::Arc::new(lane), bookkeeping: std::sync::Arc::new(bookkeeping) };
+        let lane = lane::Lane::new(options, usize::try_from(size).unwrap_or(10), wait);
+        let store = Self { pool, lane: std::sync::Arc::new(lane) };
         store.migrate().await?;
         Ok(store)
     }
@@ -160,21 +152,25 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&self.pool).await.map_err(migrate)
     }
 
-    /// Leases a connection of the workers' bookkeeping lane: its commits do
-    /// not wait for the write-ahead log to reach the disk (PostgreSQL's
-    /// asynchronous commit). A server crash can lose the last fraction of a
-    /// second of such commits — but never a later commit without the earlier
-    /// ones, since the log is replayed in order. So it is used only where
-    /// losing the write makes work run again, never lose it: removing a
-    /// finished outbox item or job (the handler's own writes were committed
-    /// before, durably; a lost removal runs the handler again, which the
-    /// at-least-once contract already allows), giving an item back, and the
-    /// webhook deliverer's records (a delivery and its job made from an
-    /// outbox item that is still queued until its removal, later in the log;
-    /// an attempt's record before its job's removal). Writes a caller was
-    /// told are stored (an API request's) never go through it.
+    /// Leases a fast-lane connection for one statement of the workers'
+    /// bookkeeping, which commits without waiting for the write-ahead log to
+    /// reach the disk (PostgreSQL's asynchronous commit): the statement sets
+    /// it for its own transaction with the condition
+    /// `set_config('synchronous_commit', 'off', true) IS NOT NULL`, true for
+    /// every row it writes (a statement that writes nothing has nothing to
+    /// flush). A server crash can lose the last fraction of a second of such
+    /// commits — but never a later commit without the earlier ones, since the
+    /// log is replayed in order. So it is used only where losing the write
+    /// makes work run again, never lose it: removing a finished outbox item
+    /// or job (the handler's own writes were committed before, durably; a
+    /// lost removal runs the handler again, which the at-least-once contract
+    /// already allows), giving an item back, and the webhook deliverer's
+    /// records (a delivery and its job made from an outbox item that is
+    /// still queued until its removal, later in the log; an attempt's record
+    /// before its job's removal). Writes a caller was told are stored (an
+    /// API request's) never go through it.
     pub(crate) async fn bookkeeping(&self, what: &'static str) -> Result<lane::Lease<'_>> {
-        self.bookkeeping.lease().await.map_err(|e| db(what, e))
+        self.lane.lease().await.map_err(|e| db(what, e))
     }
 
     /// The underlying pool.

@@ -221,12 +221,25 @@ impl WebhookStore for PgStore {
 
     async fn create_delivery_with_job(&self, d: &WebhookDelivery, job: &Job) -> Result<(WebhookDelivery, bool)> {
         check_job(job)?;
-        // One statement on the bookkeeping lane (asynchronous commit; see
-        // `PgStore::bookkeeping` for why nothing can be lost).
+        // One statement committing asynchronously (see `PgStore::bookkeeping`
+        // for why nothing can be lost).
         let what = "creating a webhook delivery";
         let mut conn = self.bookkeeping(what).await?;
         let query = sqlx::query(
-            "WITH ep AS (SELECT id FROM webhook_endpoints WHERE id = $3 AND account_id = $2),              ins AS (                  INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key,                      status, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at)                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM ep                  ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id              ), job AS (                  INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state,                      created_at)                  SELECT $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 FROM ins                  ON CONFLICT DO NOTHING              )              SELECT (SELECT count(*) FROM ep) AS endpoints, (SELECT count(*) FROM ins) AS created",
+            "WITH ep AS (SELECT id FROM webhook_endpoints WHERE id = $3 AND account_id = $2 \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL), \
+             ins AS ( \
+             INSERT INTO webhook_deliveries (id, account_id, endpoint_id, event_id, event_type, ordering_key, \
+             status, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM ep \
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id \
+             ), job AS ( \
+             INSERT INTO jobs (id, kind, account_id, payload, unique_key, run_at, attempt, last_error, state, \
+             created_at) \
+             SELECT $14, $15, $16, $17, $18, $19, $20, $21, $22, $23 FROM ins \
+             ON CONFLICT DO NOTHING \
+             ) \
+             SELECT (SELECT count(*) FROM ep) AS endpoints, (SELECT count(*) FROM ins) AS created",
         );
         let row = bind_delivery(query, d)
             .bind(job.id.into_uuid())
@@ -266,13 +279,23 @@ impl WebhookStore for PgStore {
     }
 
     async fn record_attempt(&self, a: &WebhookAttempt, progress: &DeliveryProgress) -> Result<WebhookDelivery> {
-        // One statement on the bookkeeping lane (asynchronous commit): the
+        // One statement committing asynchronously: the
         // delivery's job is removed only after this, later in the log, so a
         // lost record means the attempt runs again.
         let what = "recording a webhook attempt";
         let mut conn = self.bookkeeping(what).await?;
         let row = sqlx::query(
-            "WITH u AS (                  UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2,                      last_status_code = $3, last_error = $4, updated_at = $5                  WHERE id = $6 AND account_id = $7 AND status = 'pending' RETURNING *              ), a AS (                  INSERT INTO webhook_attempts (id, account_id, delivery_id, endpoint_id, at, status_code, latency_ms,                      response_excerpt, error, succeeded)                  SELECT $8, u.account_id, u.id, $9, $5, $3, $10, $11, $4, $12 FROM u              )              SELECT * FROM u",
+            "WITH u AS ( \
+             UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2, \
+             last_status_code = $3, last_error = $4, updated_at = $5 \
+             WHERE id = $6 AND account_id = $7 AND status = 'pending' \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING * \
+             ), a AS ( \
+             INSERT INTO webhook_attempts (id, account_id, delivery_id, endpoint_id, at, status_code, latency_ms, \
+             response_excerpt, error, succeeded) \
+             SELECT $8, u.account_id, u.id, $9, $5, $3, $10, $11, $4, $12 FROM u \
+             ) \
+             SELECT * FROM u",
         )
         .bind(progress.status.as_str())
         .bind(progress.next_attempt_at)
