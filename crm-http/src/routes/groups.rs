@@ -119,7 +119,13 @@ async fn list_groups(
     ApiQuery(q): ApiQuery<ListGroupsQuery>,
 ) -> ApiResult<Json<Vec<Group>>> {
     principal.require(Role::Viewer)?;
-    Ok(Json(state.crm().list_groups(principal.account_id, id, q.refresh.unwrap_or(false)).await?))
+    Ok(Json(
+        state
+            .crm()
+            .list_groups(principal.account_id, id, q.refresh.unwrap_or(false))
+            .await
+            .map_err(session_conflict)?,
+    ))
 }
 
 /// Create a group on the channel (admins): the channel's number becomes
@@ -141,7 +147,11 @@ async fn create_group(
     principal.require(Role::Admin)?;
     crm_core::domain::group::check_subject(&input.subject)?;
     let participants = state.crm().parse_participants(&input.participants)?;
-    let group = state.crm().create_group(principal.account_id, id, &input.subject, &participants).await?;
+    let group = state
+        .crm()
+        .create_group(principal.account_id, id, &input.subject, &participants)
+        .await
+        .map_err(session_conflict)?;
     let location = format!("/api/v1/channels/{id}/groups/{}", group.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(group)))
 }
@@ -177,7 +187,7 @@ async fn update_group(
     ApiJson(patch): ApiJson<GroupPatch>,
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
-    Ok(Json(state.crm().update_group(principal.account_id, id, group, &patch).await?))
+    Ok(Json(state.crm().update_group(principal.account_id, id, group, &patch).await.map_err(session_conflict)?))
 }
 
 async fn change(
@@ -189,7 +199,13 @@ async fn change(
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
     let phones = state.crm().parse_participants(participants)?;
-    Ok(Json(state.crm().change_group_participants(principal.account_id, id, group, change, &phones).await?))
+    Ok(Json(
+        state
+            .crm()
+            .change_group_participants(principal.account_id, id, group, change, &phones)
+            .await
+            .map_err(session_conflict)?,
+    ))
 }
 
 /// Add members (admins; one already in the group is left as is):
@@ -268,7 +284,7 @@ async fn leave_group(
     ApiPath((id, group)): ApiPath<(ChannelId, GroupId)>,
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
-    Ok(Json(state.crm().leave_group(principal.account_id, id, group).await?))
+    Ok(Json(state.crm().leave_group(principal.account_id, id, group).await.map_err(session_conflict)?))
 }
 
 /// A group's thread, oldest first: what participants wrote (with their
@@ -307,6 +323,24 @@ async fn send_to_group(
     ApiJson(input): ApiJson<GroupTextInput>,
 ) -> ApiResult<(StatusCode, Json<GroupMessage>)> {
     principal.require(Role::Agent)?;
-    let message = state.crm().send_to_group(principal.account_id, id, group, MessageContent::text(input.text)).await?;
+    let message = state
+        .crm()
+        .send_to_group(principal.account_id, id, group, MessageContent::text(input.text))
+        .await
+        .map_err(session_conflict)?;
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// A session that is not connected (reconnecting, pairing, not open in this
+/// process) is the channel's state, not a provider failure: a 409 the caller
+/// can retry once the channel is connected, documented on every group route.
+fn session_conflict(e: crm_core::Error) -> crm_core::Error {
+    match e {
+        crm_core::Error::Provider { code: Some(code), message, .. }
+            if code == "not_connected" || code == "not_open" =>
+        {
+            crm_core::Error::conflict("channel", message)
+        }
+        other => other,
+    }
 }
