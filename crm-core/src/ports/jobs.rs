@@ -225,6 +225,19 @@ pub trait JobStore: Send + Sync + Debug + 'static {
     /// Removes a finished job. Errors as [`JobStore::renew_job`].
     async fn complete_job(&self, token: &JobToken) -> Result<()>;
 
+    /// Removes several finished jobs, in one round trip where the store can.
+    /// Returns, for each token in order, whether it was removed: `false`
+    /// where [`JobStore::complete_job`] would answer [`Error::Conflict`] or
+    /// [`Error::NotFound`]. Any other error fails the call; jobs already
+    /// removed stay removed.
+    async fn complete_jobs(&self, tokens: &[JobToken]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            out.push(crate::ports::store::settled_or_lost(self.complete_job(t).await)?);
+        }
+        Ok(out)
+    }
+
     /// Gives a job back, due again after `retry_in`, recording `error`.
     /// Errors as [`JobStore::renew_job`].
     async fn retry_job(&self, token: &JobToken, retry_in: Duration, error: &str) -> Result<()>;

@@ -322,6 +322,21 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// item no longer exists.
     async fn ack(&self, claim: &ClaimToken) -> Result<()>;
 
+    /// Removes several claimed items, in one round trip where the store can
+    /// (the runtime gathers the items its handlers finish at about the same
+    /// time). Returns, for each token in order, whether it was removed:
+    /// `false` where [`EventStore::ack`] would answer [`Error::Conflict`] or
+    /// [`Error::NotFound`] (the lease was lost, the item is gone). Any other
+    /// error fails the call; items already removed stay removed, and acking
+    /// them again answers `false`.
+    async fn ack_many(&self, claims: &[ClaimToken]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(claims.len());
+        for c in claims {
+            out.push(settled_or_lost(self.ack(c).await)?);
+        }
+        Ok(out)
+    }
+
     /// Gives a claimed item back, due again after `retry_in`, recording `error`
     /// (its first [`MAX_NACK_ERROR_CHARS`] characters).
     /// Same errors as [`EventStore::ack`].
@@ -511,6 +526,17 @@ pub fn check_import(account: AccountId, contacts: &[Contact], events: &[Event]) 
 /// Longest `error` [`EventStore::nack`] keeps, in characters: a longer one is
 /// cut to its first `MAX_NACK_ERROR_CHARS` characters.
 pub const MAX_NACK_ERROR_CHARS: usize = 1000;
+
+/// A single settlement's answer as the batch settlements report it:
+/// `Ok(true)` when it settled, `Ok(false)` when the lease was lost or the item
+/// is gone ([`Error::Conflict`], [`Error::NotFound`]), the error otherwise.
+pub fn settled_or_lost(r: Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(Error::Conflict { .. } | Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 /// Checks a `limit` argument of the event methods.
 pub fn check_event_limit(limit: u32) -> Result<()> {

@@ -57,6 +57,17 @@ impl Queue for OutboxQueue {
         self.store.ack(t).await
     }
 
+    async fn ack_many(&self, tokens: &[ItemToken]) -> Result<Vec<bool>> {
+        let claims = tokens
+            .iter()
+            .map(|t| match t {
+                ItemToken::Outbox(c) => Ok(c.clone()),
+                _ => Err(wrong_token()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store.ack_many(&claims).await
+    }
+
     async fn retry(&self, token: &ItemToken, retry_in: Duration, error: &str) -> Result<()> {
         let ItemToken::Outbox(t) = token else { return Err(wrong_token()) };
         self.store.nack(t, retry_in, error).await
@@ -135,6 +146,17 @@ impl Queue for JobQueue {
     async fn ack(&self, token: &ItemToken) -> Result<()> {
         let ItemToken::Job(t) = token else { return Err(wrong_token()) };
         self.store.complete_job(t).await
+    }
+
+    async fn ack_many(&self, tokens: &[ItemToken]) -> Result<Vec<bool>> {
+        let jobs = tokens
+            .iter()
+            .map(|t| match t {
+                ItemToken::Job(j) => Ok(j.clone()),
+                _ => Err(wrong_token()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store.complete_jobs(&jobs).await
     }
 
     async fn retry(&self, token: &ItemToken, retry_in: Duration, error: &str) -> Result<()> {

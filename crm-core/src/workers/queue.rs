@@ -56,6 +56,15 @@ pub(crate) trait Queue: Send + Sync + Debug + 'static {
     async fn prepare(&self) -> Result<()>;
     async fn claim(&self, limit: u32, lease: Duration) -> Result<Vec<Item>>;
     async fn ack(&self, token: &ItemToken) -> Result<()>;
+    /// Removes several finished items; per token, whether it was removed
+    /// (`false`: the lease was lost or the item is gone).
+    async fn ack_many(&self, tokens: &[ItemToken]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            out.push(crate::ports::store::settled_or_lost(self.ack(t).await)?);
+        }
+        Ok(out)
+    }
     async fn retry(&self, token: &ItemToken, retry_in: Duration, error: &str) -> Result<()>;
     async fn release(&self, token: &ItemToken, retry_in: Duration) -> Result<()>;
     async fn renew(&self, token: &ItemToken, lease: Duration) -> Result<()>;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
@@ -249,9 +249,65 @@ impl RuntimeHandle {
     }
 }
 
+/// Most items one acknowledgement statement removes.
+const ACK_BATCH: usize = 500;
+
+/// A finished item waiting for its removal: its tracking id, its lease, and
+/// where to say whether it was removed.
+type Ack = (u64, ItemToken, oneshot::Sender<Result<bool>>);
+
+/// Removes finished items in batches: whatever handlers finished while the
+/// previous batch was being removed goes in the next one (group commit), so
+/// a single item waits for no timer and a busy worker pays one statement
+/// for many items. Ends when every sender is gone.
+async fn acker(worker: Arc<Worker>, mut rx: mpsc::Receiver<Ack>) {
+    let mut batch: Vec<Ack> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < ACK_BATCH {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let tokens: Vec<ItemToken> = batch.iter().map(|a| a.1.clone()).collect();
+        let result = worker.queue.ack_many(&tokens).await;
+        for (i, (id, _, reply)) in batch.drain(..).enumerate() {
+            let answer = match &result {
+                Ok(done) => {
+                    let removed = done.get(i).copied().unwrap_or(false);
+                    if removed {
+                        // Settled: a shutdown must not give it back.
+                        worker.untrack(id);
+                    }
+                    Ok(removed)
+                }
+                Err(e) => Err(Error::Storage { message: e.to_string(), transient: e.is_transient(), source: None }),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// Hands a finished item to the acker and waits for its removal.
+async fn ack(worker: &Worker, acks: &mpsc::Sender<Ack>, id: u64, token: &ItemToken) -> Result<()> {
+    let (tx, rx) = oneshot::channel();
+    if acks.send((id, token.clone(), tx)).await.is_err() {
+        return worker.queue.ack(token).await;
+    }
+    match rx.await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(Error::conflict("item", "the lease was lost, or the item is gone")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => worker.queue.ack(token).await,
+    }
+}
+
 async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -> ShutdownReport {
     let opts = worker.options.clone();
     let sem = Arc::new(Semaphore::new(opts.concurrency));
+    let (acks, acks_rx) = mpsc::channel::<Ack>(ACK_BATCH * 2);
+    let acker = tokio::spawn(acker(worker.clone(), acks_rx));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut idle = opts.poll;
     let wake = worker.queue.wakeup();
@@ -294,9 +350,10 @@ async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -
             let id = worker.track(item.token.clone());
             let span = tracing::info_span!("work", worker = %name, item = %item.label, attempt = item.attempt);
             let w = worker.clone();
+            let acks = acks.clone();
             tasks.spawn(
                 async move {
-                    process(&w, item).await;
+                    process(&w, &acks, id, item).await;
                     w.untrack(id);
                     drop(permit);
                 }
@@ -320,6 +377,9 @@ async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    // Finish the removals already asked for before giving anything back.
+    drop(acks);
+    let _ = acker.await;
     let left: Vec<ItemToken> =
         worker.in_flight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, t)| t).collect();
     // The interrupted attempt counts (with an error saying so): its effect
@@ -351,7 +411,7 @@ async fn wait_idle(stop: &mut watch::Receiver<Option<Duration>>, wake: Option<&t
 }
 
 /// Runs one item's handler (renewing its lease meanwhile) and settles it.
-async fn process(worker: &Arc<Worker>, item: Item) {
+async fn process(worker: &Arc<Worker>, acks: &mpsc::Sender<Ack>, id: u64, item: Item) {
     let opts = &worker.options;
     let renewal = {
         let queue = worker.queue.clone();
@@ -389,7 +449,7 @@ async fn process(worker: &Arc<Worker>, item: Item) {
     let c = &worker.counters;
     let q = &worker.queue;
     let settled = match outcome {
-        Outcome::Done => q.ack(&item.token).await.map(|()| &c.done),
+        Outcome::Done => ack(worker, acks, id, &item.token).await.map(|()| &c.done),
         Outcome::Retry { error, after } if item.attempt < opts.max_attempts => {
             let delay = opts.backoff.delay(item.attempt).max(after.unwrap_or_default());
             tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "attempt failed; will retry");
@@ -429,6 +489,8 @@ mod tests {
         script: Mutex<HashMap<u64, Vec<Outcome>>>,
         handle_delay: Duration,
         panic_on: Option<u64>,
+        /// How long one batch removal takes.
+        ack_delay: Duration,
     }
 
     #[derive(Debug, Default)]
@@ -444,6 +506,8 @@ mod tests {
         running: u64,
         max_running: u64,
         handled: Vec<u64>,
+        /// The size of every batch removal.
+        ack_batches: Vec<usize>,
     }
 
     impl TestQueue {
@@ -506,6 +570,17 @@ mod tests {
                 s.items.remove(&id);
                 s.acked.push(id);
             })
+        }
+        async fn ack_many(&self, tokens: &[ItemToken]) -> Result<Vec<bool>> {
+            if !self.ack_delay.is_zero() {
+                tokio::time::sleep(self.ack_delay).await;
+            }
+            self.state.lock().unwrap().ack_batches.push(tokens.len());
+            let mut out = Vec::new();
+            for t in tokens {
+                out.push(crate::ports::store::settled_or_lost(self.ack(t).await)?);
+            }
+            Ok(out)
         }
         async fn retry(&self, token: &ItemToken, retry_in: Duration, error: &str) -> Result<()> {
             self.settle(token, |s, id| {
@@ -600,6 +675,26 @@ mod tests {
         }
         let stats = h.stats().await;
         assert_eq!((stats[0].claimed, stats[0].done, stats[0].in_flight), (20, 20, 0));
+        assert_eq!(h.shutdown(Duration::from_secs(1)).await, ShutdownReport::default());
+    }
+
+    #[tokio::test]
+    async fn finished_items_are_removed_in_batches() {
+        // Removals take a while: items finishing meanwhile share the next one.
+        let q = Arc::new(TestQueue { ack_delay: Duration::from_millis(30), ..TestQueue::with_items(60) });
+        let h = start(q.clone(), WorkerOptions { batch: 20, concurrency: 20, ..opts() }).await;
+        until(&q, |s| s.acked.len() == 60).await;
+        {
+            let s = q.state.lock().unwrap();
+            let mut acked = s.acked.clone();
+            acked.sort_unstable();
+            assert_eq!(acked, (0..60).collect::<Vec<_>>(), "each item removed once");
+            assert_eq!(s.ack_batches.iter().sum::<usize>(), 60);
+            assert!(s.ack_batches.len() < 60, "no batching: {:?}", s.ack_batches);
+            assert!(s.ack_batches.iter().any(|&n| n > 1), "batches {:?}", s.ack_batches);
+        }
+        let stats = h.stats().await;
+        assert_eq!((stats[0].done, stats[0].lost_leases, stats[0].in_flight), (60, 0, 0));
         assert_eq!(h.shutdown(Duration::from_secs(1)).await, ShutdownReport::default());
     }
 

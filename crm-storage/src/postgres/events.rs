@@ -106,6 +106,33 @@ impl EventStore for PgStore {
         self.settled(claim, done.rows_affected()).await
     }
 
+    async fn ack_many(&self, claims: &[ClaimToken]) -> Result<Vec<bool>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the batch, committed asynchronously like `ack`.
+        // A lease id is unique per claim, so the removed rows' lease ids
+        // say which tokens still held their items.
+        let consumers: Vec<&str> = claims.iter().map(|c| c.consumer.as_str()).collect();
+        let events: Vec<uuid::Uuid> = claims.iter().map(|c| c.event_id.into_uuid()).collect();
+        let leases: Vec<uuid::Uuid> = claims.iter().map(|c| c.lease_id).collect();
+        let mut conn = self.bookkeeping("acknowledging outbox items").await?;
+        let rows = sqlx::query_scalar::<_, uuid::Uuid>(
+            "DELETE FROM outbox o USING UNNEST($1::text[], $2::uuid[], $3::uuid[]) AS t(consumer, event_id, lease_id) \
+             WHERE o.consumer = t.consumer AND o.event_id = t.event_id AND o.lease_id = t.lease_id \
+             AND o.dead_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
+             RETURNING o.lease_id",
+        )
+        .bind(&consumers)
+        .bind(&events)
+        .bind(&leases)
+        .fetch_all(&mut *conn)
+        .await;
+        let done = conn.settle(rows).map_err(|e| db("acknowledging outbox items", e))?;
+        let done: std::collections::HashSet<uuid::Uuid> = done.into_iter().collect();
+        Ok(claims.iter().map(|c| done.contains(&c.lease_id)).collect())
+    }
+
     async fn nack(&self, claim: &ClaimToken, retry_in: Duration, error: &str) -> Result<()> {
         let mut conn = self.bookkeeping("releasing an outbox item").await?;
         let done = sqlx::query(

@@ -148,6 +148,29 @@ impl JobStore for PgStore {
         self.job_settled(token, done.rows_affected()).await
     }
 
+    async fn complete_jobs(&self, tokens: &[JobToken]) -> Result<Vec<bool>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole batch, committed asynchronously like
+        // `complete_job`; the rows it removed tell which leases still held.
+        let ids: Vec<uuid::Uuid> = tokens.iter().map(|t| t.job_id.into_uuid()).collect();
+        let leases: Vec<uuid::Uuid> = tokens.iter().map(|t| t.lease_id).collect();
+        let mut conn = self.bookkeeping("completing jobs").await?;
+        let rows = sqlx::query_scalar::<_, uuid::Uuid>(
+            "DELETE FROM jobs j USING UNNEST($1::uuid[], $2::uuid[]) AS t(id, lease_id) \
+             WHERE j.id = t.id AND j.lease_id = t.lease_id AND j.state = 'scheduled' \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING j.lease_id",
+        )
+        .bind(&ids)
+        .bind(&leases)
+        .fetch_all(&mut *conn)
+        .await;
+        let done = conn.settle(rows).map_err(|e| db("completing jobs", e))?;
+        let done: std::collections::HashSet<uuid::Uuid> = done.into_iter().collect();
+        Ok(tokens.iter().map(|t| done.contains(&t.lease_id)).collect())
+    }
+
     async fn retry_job(&self, token: &JobToken, retry_in: Duration, error: &str) -> Result<()> {
         let mut conn = self.bookkeeping("retrying a job").await?;
         let done = sqlx::query(

@@ -24,6 +24,7 @@ where
     events_cursor_and_limits(make().await).await;
     outbox_claim_and_ack(make().await).await;
     outbox_lease_expiry(make().await).await;
+    outbox_ack_many_settles_what_it_holds(make().await).await;
     outbox_nack_retries_later(make().await).await;
     outbox_consumers_are_independent(make().await).await;
     outbox_concurrent_claims_never_overlap(make().await).await;
@@ -171,6 +172,30 @@ pub async fn outbox_claim_and_ack(store: Arc<dyn Store>) {
     assert_eq!(limited.len(), 1, "[outbox] claim respects limit");
     let err = store.claim("webhooks", 0, Duration::from_secs(1)).await.expect_err("limit");
     assert!(matches!(err, Error::Validation { .. }), "[outbox] claim limit validated");
+}
+
+/// A batch acknowledgement removes the items whose leases it holds and
+/// reports, per token, which ones it removed; a stale or spent token is
+/// `false`, not an error, and does not stop the others.
+pub async fn outbox_ack_many_settles_what_it_holds(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    store.register_consumer("batch", &crate::EventFilter::all()).await.expect("register");
+    for i in 1..=4 {
+        insert(&store, &contact(a, &format!("C{i}"), &phone(i))).await;
+    }
+    assert!(store.ack_many(&[]).await.expect("empty batch").is_empty(), "[outbox] an empty batch is a no-op");
+    let short = store.claim("batch", 1, Duration::from_millis(200)).await.expect("claim");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let held = store.claim("batch", 10, Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(held.len(), 4, "[outbox] the expired item is claimed again with the rest");
+    store.ack(&held[3].token).await.expect("ack one alone");
+    let tokens = vec![held[0].token.clone(), short[0].token.clone(), held[1].token.clone(), held[3].token.clone()];
+    let done = store.ack_many(&tokens).await.expect("ack_many");
+    assert_eq!(done, vec![true, false, true, false], "[outbox] per token: held, stale lease, held, already removed");
+    assert_eq!(store.pending("batch").await.expect("pending"), 1, "[outbox] only the unacked item is left");
+    let again = store.ack_many(&[held[0].token.clone(), held[2].token.clone()]).await.expect("ack_many");
+    assert_eq!(again, vec![false, true], "[outbox] a spent token is false; the last one is removed");
+    assert_eq!(store.pending("batch").await.expect("pending"), 0, "[outbox] drained");
 }
 
 /// An expired lease is handed out again with a new token; the old token loses.

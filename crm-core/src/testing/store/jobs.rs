@@ -24,6 +24,7 @@ where
     jobs_claim_only_due_jobs_earliest_first(make().await).await;
     jobs_concurrent_claims_never_overlap(make().await).await;
     jobs_lease_expiry(make().await).await;
+    jobs_complete_many_settles_what_it_holds(make().await).await;
     jobs_renew_extends_the_lease(make().await).await;
     jobs_retry_and_release(make().await).await;
     jobs_bury_and_replay(make().await).await;
@@ -218,6 +219,45 @@ pub async fn jobs_concurrent_claims_never_overlap(store: Arc<dyn Store>) {
     assert_eq!(unique.len(), all.len(), "[jobs] no job handed out twice");
     assert_eq!(all.len(), 90, "[jobs] every job ran");
     assert_eq!(store.job_stats("send").await.expect("stats"), QueueStats::default(), "[jobs] all done");
+}
+
+/// Completing a batch removes the jobs whose leases it holds and reports,
+/// per token, which ones; a stale, spent or dead token is `false` and does
+/// not stop the others.
+pub async fn jobs_complete_many_settles_what_it_holds(store: Arc<dyn Store>) {
+    let a = new_account(&store, "A").await;
+    assert!(store.complete_jobs(&[]).await.expect("empty").is_empty(), "[jobs] an empty batch is a no-op");
+    let jobs: Vec<Job> = (0..4).map(|i| job("batch", Some(a), now() - secs(10 - i))).collect();
+    for j in &jobs {
+        schedule(&store, j).await;
+    }
+    let stale = claim_one(&store, "batch", Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = claim(&store, &["batch"], 10, Duration::from_secs(30)).await;
+    assert_eq!(held.len(), 4, "[jobs] the expired job is claimed again with the rest");
+    store.bury_job(&held[3].token, "dead").await.expect("bury");
+    store.complete_job(&held[2].token).await.expect("complete one alone");
+    let tokens = vec![
+        held[0].token.clone(),
+        stale.token.clone(),
+        held[1].token.clone(),
+        held[2].token.clone(),
+        held[3].token.clone(),
+    ];
+    let done = store.complete_jobs(&tokens).await.expect("complete_jobs");
+    assert_eq!(
+        done,
+        vec![true, false, true, false, false],
+        "[jobs] per token: held, stale lease, held, already done, dead"
+    );
+    for c in &held[..3] {
+        assert!(
+            is_not_found(&store.get_job(a, c.job.id).await.expect_err("gone")),
+            "[jobs] completed jobs are removed"
+        );
+    }
+    let dead = store.get_job(a, held[3].job.id).await.expect("a dead job stays");
+    assert_eq!(dead.state, JobState::Dead, "[jobs] a batch never removes a dead job");
 }
 
 /// An expired lease hands the job out again with a new lease; the old
