@@ -4,21 +4,22 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crm_core::domain::webhook::{
-    DeliveryProgress, DeliveryQuery, DeliveryStatus, MAX_ATTEMPT_ERROR, MAX_ENDPOINTS_PER_ACCOUNT, WebhookAttempt,
-    WebhookDelivery, WebhookEndpoint, check_endpoint, clip,
+    AttemptContext, DeliveryProgress, DeliveryQuery, DeliveryStatus, EndpointState, MAX_ATTEMPT_ERROR,
+    MAX_ENDPOINTS_PER_ACCOUNT, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint, clip,
 };
 use crm_core::ports::rate_limiter::Quota;
 use crm_core::secrets::Keyring;
-use crm_core::workers::Outcome;
+use crm_core::workers::{Batcher, Outcome};
 use crm_core::{
     AccountId, Clock, Error, Event, EventFilter, EventId, EventType, Job, JobId, Page, RateLimiter, Result, Store,
     SystemClock, WebhookAttemptId, WebhookDeliveryId, WebhookEndpointId,
 };
+use futures_util::FutureExt;
 
 use crate::schedule::RetrySchedule;
 use crate::sender::{AttemptResult, Sender};
@@ -124,7 +125,56 @@ pub struct Webhooks {
     clock: Arc<dyn Clock>,
     limiter: Option<Arc<dyn RateLimiter>>,
     settings: Arc<WebhookSettings>,
+    /// Endpoints by id, as last read (see [`Webhooks::endpoint_at`]).
+    endpoints: Arc<Mutex<HashMap<WebhookEndpointId, WebhookEndpoint>>>,
+    /// The workers' reads and writes, batched across concurrent handlers.
+    batches: Arc<Batches>,
 }
+
+/// The store calls every fan-out or attempt makes, each batched across the
+/// handlers running at once (see [`Batcher`]): one statement answers many.
+#[derive(Debug)]
+struct Batches {
+    contexts: Batcher<(AccountId, WebhookDeliveryId), Option<AttemptContext>>,
+    records: Batcher<(WebhookAttempt, DeliveryProgress), bool>,
+    endpoints: Batcher<AccountId, Vec<WebhookEndpoint>>,
+}
+
+/// Most requests one batched statement carries.
+const BATCH: usize = 256;
+
+impl Batches {
+    fn new(store: &Arc<dyn Store>) -> Self {
+        let s = store.clone();
+        let contexts =
+            Batcher::new("webhook attempt contexts", BATCH, move |ids: Vec<(AccountId, WebhookDeliveryId)>| {
+                let s = s.clone();
+                async move { s.attempt_contexts(&ids).await }.boxed()
+            });
+        let s = store.clone();
+        let records =
+            Batcher::new("webhook attempt records", BATCH, move |r: Vec<(WebhookAttempt, DeliveryProgress)>| {
+                let s = s.clone();
+                async move { s.record_attempts(&r).await }.boxed()
+            });
+        let s = store.clone();
+        let endpoints = Batcher::new("webhook endpoint lists", BATCH, move |accounts: Vec<AccountId>| {
+            let s = s.clone();
+            async move {
+                let mut unique = accounts.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                let all = s.list_endpoints_of(&unique).await?;
+                Ok(accounts.iter().map(|a| all.iter().filter(|e| e.account_id == *a).cloned().collect()).collect())
+            }
+            .boxed()
+        });
+        Self { contexts, records, endpoints }
+    }
+}
+
+/// Most endpoints the attempt cache keeps before it starts over.
+const ENDPOINT_CACHE: usize = 10_000;
 
 fn filter_of(types: Option<Vec<String>>) -> Result<EventFilter> {
     match types {
@@ -158,7 +208,15 @@ struct DeliverJob {
 impl Webhooks {
     /// The service over `store`, sealing secrets with `keyring`.
     pub fn new(store: Arc<dyn Store>, keyring: Keyring) -> Self {
-        Self { store, keyring, clock: Arc::new(SystemClock), limiter: None, settings: Arc::default() }
+        Self {
+            keyring,
+            clock: Arc::new(SystemClock),
+            limiter: None,
+            settings: Arc::default(),
+            endpoints: Arc::default(),
+            batches: Arc::new(Batches::new(&store)),
+            store,
+        }
     }
 
     /// The clock (default: the system's).
@@ -474,12 +532,42 @@ impl Webhooks {
 
     // ----- what the workers run ----------------------------------------------------------
 
+    /// The endpoint as of `state`: the cached copy when it has the same
+    /// version (with the state's enabled flag and failure time, which change
+    /// without a version), else read and cached. Every change a receiver
+    /// could notice (URL, secrets, headers, filter, rate limit, enabled)
+    /// moves the version, so a cached copy is never older than the row the
+    /// attempt's own read saw.
+    async fn endpoint_at(
+        &self,
+        account: AccountId,
+        id: WebhookEndpointId,
+        state: EndpointState,
+    ) -> Result<WebhookEndpoint> {
+        let cached = self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        let mut e = match cached {
+            Some(e) if e.version == state.version && e.account_id == account => e,
+            _ => {
+                let e = self.store.get_endpoint(account, id).await?;
+                let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= ENDPOINT_CACHE {
+                    map.clear();
+                }
+                map.insert(id, e.clone());
+                e
+            }
+        };
+        e.enabled = state.enabled;
+        e.failing_since = state.failing_since;
+        Ok(e)
+    }
+
     /// Fans one event out: a delivery (and its job) for every enabled
     /// endpoint of the account whose filter it passes. Idempotent: a
     /// repeated call finds the deliveries made and schedules only pending ones.
     pub async fn fan_out(&self, event: &Event) -> Result<usize> {
         let mut made = 0;
-        for e in self.store.list_endpoints(event.account_id).await? {
+        for e in self.batches.endpoints.call(event.account_id).await? {
             if !e.enabled || !e.event_types.matches(&event.event_type) {
                 continue;
             }
@@ -537,30 +625,29 @@ impl Webhooks {
         let spec: DeliverJob = serde_json::from_value(job.payload.clone())
             .map_err(|e| Error::validation("payload", format!("not a webhook delivery job: {e}")))?;
         let account = job.account_id.ok_or_else(|| Error::validation("account_id", "a delivery job has an account"))?;
-        let d = match self.store.get_delivery(account, spec.delivery).await {
-            Ok(d) => d,
-            Err(Error::NotFound { .. }) => return Ok(Outcome::Done),
-            Err(e) => return Err(e),
+        // The delivery, its endpoint's state and the FIFO check: one read.
+        let Some(ctx) = self.batches.contexts.call((account, spec.delivery)).await? else {
+            return Ok(Outcome::Done);
         };
+        let d = ctx.delivery;
         if d.status != DeliveryStatus::Pending {
             return Ok(Outcome::Done);
         }
-        let e = match self.store.get_endpoint(account, d.endpoint_id).await {
-            Ok(e) => e,
-            Err(Error::NotFound { .. }) => return Ok(Outcome::Done),
-            Err(err) => return Err(err),
-        };
-        if !e.enabled {
+        let Some(state) = ctx.endpoint else { return Ok(Outcome::Done) };
+        if !state.enabled {
             let failed = DeliveryProgress { status: DeliveryStatus::Failed, next_attempt_at: None };
             self.store.set_delivery_status(account, d.id, &failed).await?;
             return Ok(Outcome::Done);
         }
         // FIFO per contact: wait for the earlier deliveries of the same key.
-        if let Some(key) = &d.ordering_key
-            && self.store.has_earlier_pending(account, e.id, key, d.event_id).await?
-        {
+        if ctx.earlier_pending {
             return Ok(Outcome::Defer { after: Duration::from_millis(500) });
         }
+        let e = match self.endpoint_at(account, d.endpoint_id, state).await {
+            Ok(e) => e,
+            Err(Error::NotFound { .. }) => return Ok(Outcome::Done),
+            Err(err) => return Err(err),
+        };
         if let (Some(limiter), Some(rate)) = (&self.limiter, e.rate_limit_per_second) {
             let decision = limiter.check(&format!("webhook:rate:{}", e.id), &Quota::per_second(rate)?).await?;
             if !decision.allowed {
@@ -657,11 +744,8 @@ impl Webhooks {
     }
 
     async fn record(&self, attempt: &WebhookAttempt, progress: &DeliveryProgress) -> Result<()> {
-        match self.store.record_attempt(attempt, progress).await {
-            // Settled meanwhile (a replay raced it): nothing to add.
-            Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        // `false`: settled meanwhile (a replay raced it) or gone; nothing to add.
+        self.batches.records.call((attempt.clone(), progress.clone())).await.map(|_| ())
     }
 
     async fn disable(&self, e: &WebhookEndpoint, reason: &str) -> Result<()> {

@@ -227,6 +227,33 @@ impl DeliveryStatus {
     }
 }
 
+/// The parts of an endpoint that change without a new
+/// [`WebhookEndpoint::version`] (failure tracking), read with every attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointState {
+    /// The endpoint's version: a cached copy of the same version is current
+    /// in everything but the two fields below.
+    pub version: i64,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// When the current run of failures started.
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// What one attempt of a delivery needs before it is made, read together:
+/// the delivery, its endpoint's state (`None` when the endpoint is gone),
+/// and whether FIFO per contact makes it wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptContext {
+    /// The delivery as stored.
+    pub delivery: WebhookDelivery,
+    /// Its endpoint's state; `None` when the endpoint was deleted.
+    pub endpoint: Option<EndpointState>,
+    /// Whether the endpoint has a pending delivery with the same ordering
+    /// key for an earlier event (always `false` without an ordering key).
+    pub earlier_pending: bool,
+}
+
 /// One event to one endpoint. Unique per (endpoint, event): the event's id
 /// is the `webhook-id` header of every attempt, so receivers deduplicate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

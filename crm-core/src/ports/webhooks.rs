@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt::Debug;
 
-use crate::domain::webhook::{DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint};
+use crate::domain::webhook::{
+    AttemptContext, DeliveryProgress, DeliveryQuery, EndpointState, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
 use crate::{AccountId, Event, EventId, Page, Result, WebhookDeliveryId, WebhookEndpointId};
 
 #[allow(unused_imports)]
@@ -125,6 +127,61 @@ pub trait WebhookStore: Send + Sync + Debug + 'static {
         ordering_key: &str,
         event: EventId,
     ) -> Result<bool>;
+
+    /// What an attempt of delivery `id` needs, in one read where the store
+    /// can: the delivery, its endpoint's state and the FIFO check (see
+    /// [`AttemptContext`]). `None` when the delivery is missing.
+    async fn attempt_context(&self, account: AccountId, id: WebhookDeliveryId) -> Result<Option<AttemptContext>> {
+        let delivery = match self.get_delivery(account, id).await {
+            Ok(d) => d,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let endpoint = match self.get_endpoint(account, delivery.endpoint_id).await {
+            Ok(e) => Some(EndpointState { version: e.version, enabled: e.enabled, failing_since: e.failing_since }),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let earlier_pending = match &delivery.ordering_key {
+            Some(key) => self.has_earlier_pending(account, delivery.endpoint_id, key, delivery.event_id).await?,
+            None => false,
+        };
+        Ok(Some(AttemptContext { delivery, endpoint, earlier_pending }))
+    }
+
+    /// [`WebhookStore::attempt_context`] for many deliveries at once (one
+    /// read where the store can), answering in the order asked.
+    async fn attempt_contexts(&self, ids: &[(AccountId, WebhookDeliveryId)]) -> Result<Vec<Option<AttemptContext>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for (account, id) in ids {
+            out.push(self.attempt_context(*account, *id).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`WebhookStore::record_attempt`] for many attempts at once (one
+    /// statement where the store can). Per attempt, in order: whether it
+    /// was recorded — `false` where `record_attempt` would answer
+    /// [`Error::NotFound`] or [`Error::Conflict`] (the delivery is gone or
+    /// no longer pending). Two attempts of one delivery in one call are
+    /// recorded one after the other.
+    async fn record_attempts(&self, records: &[(WebhookAttempt, DeliveryProgress)]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(records.len());
+        for (attempt, progress) in records {
+            out.push(crate::ports::store::settled_or_lost(self.record_attempt(attempt, progress).await.map(|_| ()))?);
+        }
+        Ok(out)
+    }
+
+    /// The endpoints of several accounts (one read where the store can),
+    /// by account then id, as [`WebhookStore::list_endpoints`] returns each.
+    async fn list_endpoints_of(&self, accounts: &[AccountId]) -> Result<Vec<WebhookEndpoint>> {
+        let mut out = Vec::new();
+        for a in accounts {
+            out.extend(self.list_endpoints(*a).await?);
+        }
+        Ok(out)
+    }
 
     /// The endpoint's failed deliveries created at or after `since`, oldest
     /// first, after `after`, at most `limit` (1..=[`MAX_RECOVER_BATCH`]).

@@ -21,6 +21,7 @@
 //! to a grace period, and gives back what is left (due at once, the
 //! interrupted attempt counted).
 
+mod batch;
 pub mod connectors;
 mod external_crm;
 mod outbox;
@@ -28,6 +29,7 @@ mod queue;
 mod runtime;
 mod workflows;
 
+pub use batch::Batcher;
 pub use external_crm::{ExternalCrmPull, ExternalCrmPush, pull_job, push_job};
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle, ShutdownReport, WorkerStats};
 pub use workflows::{WORKFLOW_TRIGGER_JOB, WorkflowTrigger};

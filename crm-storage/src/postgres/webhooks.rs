@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crm_core::domain::webhook::{
-    DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
+    AttemptContext, DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
 };
 use crm_core::ports::jobs::check_job;
 use crm_core::ports::store::check_event_account;
@@ -349,6 +349,114 @@ impl WebhookStore for PgStore {
 
     async fn list_attempts(&self, account: AccountId, delivery: WebhookDeliveryId) -> Result<Vec<WebhookAttempt>> {
         crate::rows::webhooks::list_attempts(self, account, delivery).await
+    }
+
+    async fn attempt_context(&self, account: AccountId, id: WebhookDeliveryId) -> Result<Option<AttemptContext>> {
+        crate::rows::webhooks::attempt_context(self, account, id).await
+    }
+
+    async fn attempt_contexts(&self, ids: &[(AccountId, WebhookDeliveryId)]) -> Result<Vec<Option<AttemptContext>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deliveries: Vec<uuid::Uuid> = ids.iter().map(|(_, d)| d.into_uuid()).collect();
+        let accounts: Vec<uuid::Uuid> = ids.iter().map(|(a, _)| a.into_uuid()).collect();
+        let mut conn = self.lane.lease().await.map_err(|e| db("reading webhook deliveries to attempt", e))?;
+        let rows = sqlx::query(concat!(
+            "SELECT t.n AS request_n, ",
+            crate::rows::webhooks::attempt_context_columns!(),
+            " FROM UNNEST($1::uuid[], $2::uuid[]) WITH ORDINALITY AS t(id, account_id, n) \
+             JOIN webhook_deliveries d ON d.id = t.id AND d.account_id = t.account_id \
+             LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.account_id = d.account_id"
+        ))
+        .bind(&deliveries)
+        .bind(&accounts)
+        .fetch_all(&mut *conn)
+        .await;
+        let rows = conn.settle(rows).map_err(|e| db("reading webhook deliveries to attempt", e))?;
+        let mut out: Vec<Option<AttemptContext>> = vec![None; ids.len()];
+        for r in &rows {
+            let n: i64 = get(r, "request_n")?;
+            let slot = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i));
+            if let Some(slot) = slot {
+                *slot = Some(crate::rows::webhooks::attempt_context_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_attempts(&self, records: &[(WebhookAttempt, DeliveryProgress)]) -> Result<Vec<bool>> {
+        let mut seen = std::collections::HashSet::new();
+        if records.is_empty() || !records.iter().all(|(a, _)| seen.insert(a.delivery_id)) {
+            // Two attempts of one delivery: one after the other (rare: only
+            // a lost lease makes two workers attempt one delivery).
+            let mut out = Vec::with_capacity(records.len());
+            for (a, p) in records {
+                out.push(crm_core::ports::store::settled_or_lost(self.record_attempt(a, p).await.map(|_| ()))?);
+            }
+            return Ok(out);
+        }
+        let col = |f: &dyn Fn(&(WebhookAttempt, DeliveryProgress)) -> uuid::Uuid| -> Vec<uuid::Uuid> {
+            records.iter().map(f).collect()
+        };
+        let statuses: Vec<&str> = records.iter().map(|(_, p)| p.status.as_str()).collect();
+        let next: Vec<Option<DateTime<Utc>>> = records.iter().map(|(_, p)| p.next_attempt_at).collect();
+        let codes: Vec<Option<i64>> = records.iter().map(|(a, _)| a.status_code.map(i64::from)).collect();
+        let errors: Vec<Option<&str>> = records.iter().map(|(a, _)| a.error.as_deref()).collect();
+        let ats: Vec<DateTime<Utc>> = records.iter().map(|(a, _)| a.at).collect();
+        let latencies: Vec<i64> = records.iter().map(|(a, _)| i64::from(a.latency_ms)).collect();
+        let excerpts: Vec<Option<&str>> = records.iter().map(|(a, _)| a.response_excerpt.as_deref()).collect();
+        let succeeded: Vec<bool> = records.iter().map(|(a, _)| a.succeeded).collect();
+        // One statement committing asynchronously, like `record_attempt`.
+        let what = "recording webhook attempts";
+        let mut conn = self.bookkeeping(what).await?;
+        let rows = sqlx::query_scalar::<_, uuid::Uuid>(
+            "WITH t AS ( \
+             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::bigint[], $4::text[], $5::timestamptz[], \
+             $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::bigint[], $11::text[], $12::bool[]) \
+             AS t(status, next_at, code, error, at, delivery_id, account_id, attempt_id, endpoint_id, latency, \
+             excerpt, succeeded) \
+             ), u AS ( \
+             UPDATE webhook_deliveries d SET attempts = d.attempts + 1, status = t.status, \
+             next_attempt_at = t.next_at, last_status_code = t.code, last_error = t.error, updated_at = t.at \
+             FROM t WHERE d.id = t.delivery_id AND d.account_id = t.account_id AND d.status = 'pending' \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING d.id \
+             ), a AS ( \
+             INSERT INTO webhook_attempts (id, account_id, delivery_id, endpoint_id, at, status_code, latency_ms, \
+             response_excerpt, error, succeeded) \
+             SELECT t.attempt_id, t.account_id, t.delivery_id, t.endpoint_id, t.at, t.code, t.latency, t.excerpt, \
+             t.error, t.succeeded FROM t JOIN u ON u.id = t.delivery_id \
+             ) \
+             SELECT id FROM u",
+        )
+        .bind(&statuses)
+        .bind(&next)
+        .bind(&codes)
+        .bind(&errors)
+        .bind(&ats)
+        .bind(col(&|(a, _)| a.delivery_id.into_uuid()))
+        .bind(col(&|(a, _)| a.account_id.into_uuid()))
+        .bind(col(&|(a, _)| a.id.into_uuid()))
+        .bind(col(&|(a, _)| a.endpoint_id.into_uuid()))
+        .bind(&latencies)
+        .bind(&excerpts)
+        .bind(&succeeded)
+        .fetch_all(&mut *conn)
+        .await;
+        let done = conn.settle(rows).map_err(|e| db(what, e))?;
+        let done: std::collections::HashSet<uuid::Uuid> = done.into_iter().collect();
+        Ok(records.iter().map(|(a, _)| done.contains(&a.delivery_id.into_uuid())).collect())
+    }
+
+    async fn list_endpoints_of(&self, accounts: &[AccountId]) -> Result<Vec<WebhookEndpoint>> {
+        let ids: Vec<uuid::Uuid> = accounts.iter().map(|a| a.into_uuid()).collect();
+        let mut conn = self.lane.lease().await.map_err(|e| db("listing webhook endpoints", e))?;
+        let rows = sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = ANY($1) ORDER BY account_id, id")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = conn.settle(rows).map_err(|e| db("listing webhook endpoints", e))?;
+        rows.iter().map(crate::rows::webhooks::endpoint_row).collect()
     }
 
     async fn has_earlier_pending(

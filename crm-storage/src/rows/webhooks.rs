@@ -1,7 +1,9 @@
 //! Webhooks: row decoding and the reads both dialects share. Writes, and
 //! reads that bind a time, are written per dialect.
 
-use crm_core::domain::webhook::{DeliveryQuery, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint};
+use crm_core::domain::webhook::{
+    AttemptContext, DeliveryQuery, DeliveryStatus, EndpointState, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+};
 use crm_core::secrets::SealedSecret;
 use crm_core::{
     AccountId, Error, EventFilter, EventId, EventType, Page, Result, WebhookAttemptId, WebhookDeliveryId,
@@ -168,4 +170,51 @@ pub(crate) async fn has_earlier_pending(
     let args =
         vec![endpoint.into_uuid().into(), ordering_key.into(), event.into_uuid().into(), account.into_uuid().into()];
     Ok(db.fetch_optional("checking earlier webhook deliveries", sql, args).await?.is_some())
+}
+
+/// What [`WebhookStore::attempt_context`](crm_core::WebhookStore::attempt_context)
+/// selects from `webhook_deliveries d` left-joined to `webhook_endpoints e`
+/// (the endpoint may be gone): the delivery, its endpoint's version and
+/// failure state, and the FIFO check. A literal, for `concat!`.
+macro_rules! attempt_context_columns {
+    () => {
+        "d.*, e.version AS endpoint_version, e.enabled AS endpoint_enabled, \
+         e.failing_since AS endpoint_failing_since, \
+         CASE WHEN d.ordering_key IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 AS one \
+           FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key \
+           AND p.status = 'pending' AND p.event_id < d.event_id AND p.account_id = d.account_id LIMIT 1) x) \
+         END AS earlier_pending"
+    };
+}
+pub(crate) use attempt_context_columns;
+
+/// A row of [`attempt_context_columns`].
+pub(crate) fn attempt_context_row(r: &impl Columns) -> Result<AttemptContext> {
+    let endpoint = match r.opt_int("endpoint_version")? {
+        Some(version) => Some(EndpointState {
+            version,
+            enabled: r.flag("endpoint_enabled")?,
+            failing_since: r.opt_time("endpoint_failing_since")?,
+        }),
+        None => None,
+    };
+    Ok(AttemptContext { delivery: delivery_row(r)?, endpoint, earlier_pending: r.int("earlier_pending")? > 0 })
+}
+
+/// [`WebhookStore::attempt_context`](crm_core::WebhookStore::attempt_context)
+/// in one statement.
+pub(crate) async fn attempt_context(
+    db: &impl Fetch,
+    account: AccountId,
+    id: WebhookDeliveryId,
+) -> Result<Option<AttemptContext>> {
+    let sql = concat!(
+        "SELECT ",
+        attempt_context_columns!(),
+        " FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         AND e.account_id = d.account_id WHERE d.id = $1 AND d.account_id = $2"
+    );
+    let args = vec![id.into_uuid().into(), account.into_uuid().into()];
+    let row = db.fetch_optional("reading a webhook delivery to attempt", sql, args).await?;
+    row.map(|r| attempt_context_row(&r)).transpose()
 }

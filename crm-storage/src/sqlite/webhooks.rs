@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crm_core::domain::webhook::{
-    DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
+    AttemptContext, DeliveryProgress, DeliveryQuery, WebhookAttempt, WebhookDelivery, WebhookEndpoint, check_endpoint,
 };
 use crm_core::ports::jobs::check_job;
 use crm_core::ports::store::check_event_account;
@@ -282,6 +282,10 @@ impl WebhookStore for SqliteStore {
 
     async fn list_attempts(&self, account: AccountId, delivery: WebhookDeliveryId) -> Result<Vec<WebhookAttempt>> {
         crate::rows::webhooks::list_attempts(self, account, delivery).await
+    }
+
+    async fn attempt_context(&self, account: AccountId, id: WebhookDeliveryId) -> Result<Option<AttemptContext>> {
+        crate::rows::webhooks::attempt_context(self, account, id).await
     }
 
     async fn has_earlier_pending(

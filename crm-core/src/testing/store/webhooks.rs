@@ -13,7 +13,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{ev, event_count, is_conflict, is_not_found, new_account, now};
-use crate::domain::webhook::{DeliveryProgress, DeliveryQuery, DeliveryStatus, WebhookAttempt, WebhookDelivery};
+use crate::domain::webhook::{
+    DeliveryProgress, DeliveryQuery, DeliveryStatus, EndpointState, WebhookAttempt, WebhookDelivery,
+};
 use crate::secrets::{Keyring, SecretKey};
 use crate::{
     AccountId, Event, EventFilter, EventId, EventType, PageRequest, Store, WebhookAttemptId, WebhookDeliveryId,
@@ -34,6 +36,8 @@ where
     delivery_with_job_commits_both(make().await).await;
     attempts_move_their_delivery(make().await).await;
     deliveries_list_filter_and_fifo(make().await).await;
+    attempt_context_reads_delivery_endpoint_and_fifo(make().await).await;
+    batched_reads_and_records_answer_in_order(make().await).await;
     failed_deliveries_since_pages(make().await).await;
     endpoint_delete_takes_deliveries(make().await).await;
 }
@@ -381,6 +385,104 @@ pub async fn deliveries_list_filter_and_fifo(store: Arc<dyn Store>) {
         store.has_earlier_pending(a, other.id, "c1", events[4]).await.expect("fifo"),
         "[fifo] other endpoint, later"
     );
+}
+
+/// An attempt's context: the delivery as stored, its endpoint's version and
+/// failure state (a `failing_since` change keeps the version, an update
+/// moves it), the FIFO check per ordering key, and `None` for a missing
+/// delivery or another account's.
+pub async fn attempt_context_reads_delivery_endpoint_and_fifo(store: Arc<dyn Store>) {
+    let a = new_account(&store, "ctx").await;
+    let e = endpoint(a, "https://example.com/hook");
+    add(&store, &e).await;
+    let events: Vec<EventId> = (0..3).map(|_| event_id()).collect();
+    let d0 = store.create_delivery(&delivery(&e, events[0], Some("c1"))).await.expect("create").0;
+    let d1 = store.create_delivery(&delivery(&e, events[1], Some("c1"))).await.expect("create").0;
+    let d2 = store.create_delivery(&delivery(&e, events[2], None)).await.expect("create").0;
+    let ctx = |id| {
+        let store = store.clone();
+        async move { store.attempt_context(a, id).await.expect("attempt_context") }
+    };
+    let c0 = ctx(d0.id).await.expect("found");
+    assert_eq!(c0.delivery, d0, "[attempt_context] the delivery as stored");
+    let fresh = EndpointState { version: 0, enabled: true, failing_since: None };
+    assert_eq!(c0.endpoint, Some(fresh), "[attempt_context] the endpoint's state");
+    assert!(!c0.earlier_pending, "[attempt_context] the head of its key waits for nothing");
+    assert!(ctx(d1.id).await.expect("found").earlier_pending, "[attempt_context] behind a pending one");
+    assert!(!ctx(d2.id).await.expect("found").earlier_pending, "[attempt_context] no key, no wait");
+    store.record_attempt(&attempt(&d0, Some(200), None), &settled(DeliveryStatus::Succeeded)).await.expect("ok");
+    let c1 = ctx(d1.id).await.expect("found");
+    assert!(!c1.earlier_pending, "[attempt_context] the earlier one settled");
+    let since = now();
+    store.set_endpoint_failing(a, e.id, Some(since)).await.expect("failing");
+    let state = ctx(d1.id).await.expect("found").endpoint.expect("endpoint");
+    assert_eq!((state.version, state.failing_since), (0, Some(since)), "[attempt_context] failing, same version");
+    let upd = WebhookEndpoint { description: "moved".into(), ..store.get_endpoint(a, e.id).await.expect("get") };
+    store.update_endpoint(&upd, &ev(a, EventType::ENDPOINT_UPDATED)).await.expect("update");
+    let state = ctx(d1.id).await.expect("found").endpoint.expect("endpoint");
+    assert_eq!(state.version, 1, "[attempt_context] an update moves the version");
+    store.disable_endpoint(a, e.id, "410 Gone", &ev(a, EventType::ENDPOINT_DISABLED)).await.expect("disable");
+    let state = ctx(d1.id).await.expect("found").endpoint.expect("endpoint");
+    assert!(!state.enabled && state.version == 2, "[attempt_context] disabled: {state:?}");
+    assert!(ctx(WebhookDeliveryId::new()).await.is_none(), "[attempt_context] a missing delivery");
+    let other = store.attempt_context(AccountId::new(), d1.id).await.expect("attempt_context");
+    assert!(other.is_none(), "[attempt_context] another account's delivery is not found");
+}
+
+/// The batch forms answer per request, in the order asked: contexts
+/// (`None` for a missing or foreign delivery), attempt records (`false` for a
+/// settled or missing delivery; two attempts of one delivery both counted
+/// while it stays pending), endpoint lists of several accounts.
+pub async fn batched_reads_and_records_answer_in_order(store: Arc<dyn Store>) {
+    let a = new_account(&store, "batch-a").await;
+    let b = new_account(&store, "batch-b").await;
+    let ea = endpoint(a, "https://example.com/a");
+    add(&store, &ea).await;
+    let eb = endpoint(b, "https://example.com/b");
+    add(&store, &eb).await;
+    let eb2 = endpoint(b, "https://example.com/b2");
+    add(&store, &eb2).await;
+    let da = store.create_delivery(&delivery(&ea, event_id(), Some("k"))).await.expect("create").0;
+    let da2 = store.create_delivery(&delivery(&ea, event_id(), Some("k"))).await.expect("create").0;
+    let db = store.create_delivery(&delivery(&eb, event_id(), None)).await.expect("create").0;
+    let missing = WebhookDeliveryId::new();
+    let asked = [(b, db.id), (a, missing), (a, da2.id), (b, da.id), (a, da.id)];
+    let got = store.attempt_contexts(&asked).await.expect("attempt_contexts");
+    assert_eq!(got.len(), 5, "[batch] one answer per request");
+    assert_eq!(got[0].as_ref().map(|c| c.delivery.id), Some(db.id), "[batch] first: b's delivery");
+    assert!(got[1].is_none() && got[3].is_none(), "[batch] missing and foreign deliveries are None");
+    assert!(got[2].as_ref().is_some_and(|c| c.earlier_pending), "[batch] the FIFO check per request");
+    assert!(got[4].as_ref().is_some_and(|c| !c.earlier_pending && c.endpoint.is_some()), "[batch] {:?}", got[4]);
+    assert!(store.attempt_contexts(&[]).await.expect("empty").is_empty(), "[batch] an empty batch");
+
+    let ok = settled(DeliveryStatus::Succeeded);
+    let gone = WebhookDelivery { id: missing, ..da.clone() };
+    let records = vec![
+        (attempt(&da, Some(500), Some("HTTP 500")), pending_in(5)),
+        (attempt(&gone, Some(200), None), ok.clone()),
+        (attempt(&db, Some(200), None), ok.clone()),
+    ];
+    let done = store.record_attempts(&records).await.expect("record_attempts");
+    assert_eq!(done, vec![true, false, true], "[batch] recorded, missing, recorded");
+    let again = store.record_attempts(&[(attempt(&db, Some(200), None), ok.clone())]).await.expect("again");
+    assert_eq!(again, vec![false], "[batch] a settled delivery takes no attempt");
+    let twice =
+        vec![(attempt(&da, Some(503), Some("HTTP 503")), pending_in(5)), (attempt(&da, Some(200), None), ok.clone())];
+    assert_eq!(store.record_attempts(&twice).await.expect("twice"), vec![true, true], "[batch] one after the other");
+    let stored = store.get_delivery(a, da.id).await.expect("get");
+    assert_eq!((stored.attempts, stored.status), (3, DeliveryStatus::Succeeded), "[batch] {stored:?}");
+    assert_eq!(store.list_attempts(a, da.id).await.expect("attempts").len(), 3, "[batch] every attempt kept");
+    assert_eq!(store.get_delivery(b, db.id).await.expect("get").attempts, 1, "[batch] one attempt on b's");
+
+    let lists = store.list_endpoints_of(&[b, a]).await.expect("list_endpoints_of");
+    let mut want: Vec<_> = [ea.id, eb.id, eb2.id].into_iter().collect();
+    let mut ids: Vec<_> = lists.iter().map(|e| e.id).collect();
+    want.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(ids, want, "[batch] every endpoint of both accounts");
+    let of_b: Vec<_> = lists.iter().filter(|e| e.account_id == b).map(|e| e.id).collect();
+    let listed_b: Vec<_> = store.list_endpoints(b).await.expect("list").iter().map(|e| e.id).collect();
+    assert_eq!(of_b, listed_b, "[batch] an account's endpoints in list_endpoints order");
 }
 
 /// Failed deliveries since a time, oldest first, paged by id.
