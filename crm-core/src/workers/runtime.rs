@@ -306,6 +306,7 @@ async fn ack(worker: &Worker, acks: &mpsc::Sender<Ack>, id: u64, token: &ItemTok
 async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -> ShutdownReport {
     let opts = worker.options.clone();
     let sem = Arc::new(Semaphore::new(opts.concurrency));
+    let claim_at = (opts.concurrency.min(opts.batch as usize) / 2).max(1);
     let (acks, acks_rx) = mpsc::channel::<Ack>(ACK_BATCH * 2);
     let acker = tokio::spawn(acker(worker.clone(), acks_rx));
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -318,7 +319,11 @@ async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<Option<Duration>>) -
         }
         while tasks.try_join_next().is_some() {}
         let free = sem.available_permits();
-        if free == 0 {
+        // Claim when at least half a batch of slots is free: claiming for
+        // every slot as it frees makes one claim statement per item or two
+        // under load, and the claims themselves become the limit. The
+        // handlers still running keep the pipeline at least half full.
+        if free == 0 || (free < claim_at && !tasks.is_empty()) {
             tokio::select! {
                 _ = tasks.join_next() => {}
                 _ = stop.changed() => {}
@@ -508,6 +513,8 @@ mod tests {
         handled: Vec<u64>,
         /// The size of every batch removal.
         ack_batches: Vec<usize>,
+        /// The limit of every claim.
+        claim_limits: Vec<u32>,
     }
 
     impl TestQueue {
@@ -546,6 +553,7 @@ mod tests {
         }
         async fn claim(&self, limit: u32, _lease: Duration) -> Result<Vec<Item>> {
             let mut s = self.state.lock().unwrap();
+            s.claim_limits.push(limit);
             let ids: Vec<u64> =
                 s.items.iter().filter(|(_, v)| v.1.is_none()).map(|(k, _)| *k).take(limit as usize).collect();
             let mut out = Vec::new();
@@ -696,6 +704,17 @@ mod tests {
         let stats = h.stats().await;
         assert_eq!((stats[0].done, stats[0].lost_leases, stats[0].in_flight), (60, 0, 0));
         assert_eq!(h.shutdown(Duration::from_secs(1)).await, ShutdownReport::default());
+    }
+
+    #[tokio::test]
+    async fn under_load_claims_wait_for_half_a_batch_of_free_slots() {
+        let q = Arc::new(TestQueue { handle_delay: Duration::from_millis(5), ..TestQueue::with_items(200) });
+        let h = start(q.clone(), WorkerOptions { batch: 20, concurrency: 20, ..opts() }).await;
+        until(&q, |s| s.acked.len() == 200).await;
+        let limits = q.state.lock().unwrap().claim_limits.clone();
+        assert!(limits.iter().all(|&l| l >= 10), "every claim asks for at least half a batch: {limits:?}");
+        assert!(limits.len() <= 40, "about one claim per half batch, not per item: {} claims", limits.len());
+        h.shutdown(Duration::from_secs(1)).await;
     }
 
     #[tokio::test]
