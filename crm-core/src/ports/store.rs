@@ -436,6 +436,7 @@ pub trait Store:
     + crate::GroupStore
     + crate::WhatsAppIdStore
     + crate::InboxStore
+    + crate::IdempotencyStore
     + HealthCheck
 {
 }
@@ -461,6 +462,7 @@ impl<T> Store for T where
         + crate::GroupStore
         + crate::WhatsAppIdStore
         + crate::InboxStore
+        + crate::IdempotencyStore
         + HealthCheck
 {
 }
