@@ -243,9 +243,21 @@ fn webhook_answer(r: crm_core::Result<Received>) -> ApiResult<Json<Received>> {
     }
 }
 
+/// `/campaigns/{id}/start|schedule|resume`.
+fn is_campaign_send(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("campaigns"), Some(id), Some("start" | "schedule" | "resume"), None) if !id.is_empty()
+    )
+}
+
 /// The plan guard (on when `CRM_BILLING_GUARD` is set): creating a contact
-/// or a channel, or sending a message, past the account's plan answers 402
-/// with the limit named. Runs after authentication.
+/// or a channel, or sending a message — one by one or by starting,
+/// scheduling or resuming a campaign — past the account's plan answers 402
+/// with the limit named. An account without an active (or trialing, or
+/// past-due) subscription is held to the free limits. Runs after
+/// authentication.
 pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // Nested under /api/v1, the router sees the path without the prefix.
     let path = req.uri().path();
@@ -254,6 +266,8 @@ pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next
         (&Method::POST, "/contacts") => Some(Limited::Contacts),
         (&Method::POST, "/channels") => Some(Limited::Channels),
         (&Method::POST, "/messages") => Some(Limited::Messages),
+        // Starting, scheduling or resuming a campaign sends messages.
+        (&Method::POST, p) if is_campaign_send(p) => Some(Limited::Messages),
         _ => None,
     };
     let account = req.extensions().get::<Principal>().map(|p| p.account_id);
@@ -274,7 +288,14 @@ pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next
 pub(crate) fn document_guard(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::Ref;
     use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
-    for path in ["/api/v1/contacts", "/api/v1/channels", "/api/v1/messages"] {
+    for path in [
+        "/api/v1/contacts",
+        "/api/v1/channels",
+        "/api/v1/messages",
+        "/api/v1/campaigns/{id}/start",
+        "/api/v1/campaigns/{id}/schedule",
+        "/api/v1/campaigns/{id}/resume",
+    ] {
         let Some(op) = doc.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
         let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
         let response = ResponseBuilder::new()
@@ -282,5 +303,20 @@ pub(crate) fn document_guard(doc: &mut utoipa::openapi::OpenApi) {
             .content("application/problem+json", content)
             .build();
         op.responses.responses.entry("402".to_owned()).or_insert(RefOr::T(response));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn campaign_sends_are_recognised() {
+        for p in ["/campaigns/01a2/start", "/campaigns/x/schedule", "campaigns/x/resume"] {
+            assert!(super::is_campaign_send(p), "{p}");
+        }
+        for p in
+            ["/campaigns", "/campaigns/x/pause", "/campaigns//start", "/campaigns/x/start/more", "/contacts/x/start"]
+        {
+            assert!(!super::is_campaign_send(p), "{p}");
+        }
     }
 }

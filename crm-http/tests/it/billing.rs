@@ -244,6 +244,40 @@ async fn the_plan_guard_answers_402() {
     h.stop().await;
 }
 
+/// Without an active subscription the free limits hold campaign sends too;
+/// once subscribed, the plan's limits apply.
+#[tokio::test]
+async fn the_plan_guard_holds_campaign_sends_until_subscribed() {
+    use crm_core::domain::billing::{Plan, PlanLimits};
+    let (api, _) = mock_stripe().await;
+    let h = Harness::sqlite_with(|c| {
+        configure(c, &api);
+        c.billing.guard = true;
+        c.billing.free = PlanLimits { messages_per_month: Some(0), ..Default::default() };
+        c.billing.plans = vec![Plan {
+            id: "pro".into(),
+            price_ids: vec!["price_pro".into()],
+            limits: PlanLimits { messages_per_month: Some(10_000), ..Default::default() },
+        }];
+    })
+    .await;
+    let (account, token) = h.account(Role::Admin).await;
+    let missing = "/api/v1/campaigns/01900000-0000-7000-8000-000000000000";
+    for action in ["start", "resume"] {
+        let p = h.api.post(&format!("{missing}/{action}")).bearer(&token).send().await.problem(402, "plan-limit");
+        assert!(p["detail"].as_str().unwrap().contains("messages this month (0 of 0)"), "{p}");
+    }
+    let when = json!({ "scheduled_at": "2099-01-01T00:00:00Z" });
+    h.api.post(&format!("{missing}/schedule")).bearer(&token).json(when).send().await.problem(402, "plan-limit");
+    // Pausing is not a send.
+    h.api.post(&format!("{missing}/pause")).bearer(&token).send().await.problem(404, "not-found");
+
+    subscribe(&h, &account.to_string(), &token).await;
+    // The guard lets it through: the campaign itself is missing.
+    h.api.post(&format!("{missing}/start")).bearer(&token).send().await.problem(404, "not-found");
+    h.stop().await;
+}
+
 /// Sends a signed `customer.subscription.updated` and waits until the worker applied it.
 async fn subscribe(h: &Harness, account: &str, token: &str) {
     let now = chrono::Utc::now().timestamp();
