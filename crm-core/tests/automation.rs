@@ -106,6 +106,20 @@ async fn each_condition_decides() {
             json!({"type": "business_hours", "inside": false, "hours": {"utc_offset_minutes": 0, "start": "13:00", "end": "18:00"}}),
             true,
         ),
+        // IANA zones: Monday 12:00 UTC is 09:00 in São Paulo, 07:00 in New
+        // York (EST in November) and 12:00 in Lisbon (WET).
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "America/Sao_Paulo", "start": "09:00", "end": "18:00"}}),
+            true,
+        ),
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "America/New_York", "start": "09:00", "end": "18:00"}}),
+            false,
+        ),
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "Europe/Lisbon", "start": "12:00", "end": "12:01"}}),
+            true,
+        ),
         (json!({"type": "first_message"}), true),
     ];
     for (condition, expected) in cases {
