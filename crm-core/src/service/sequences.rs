@@ -60,7 +60,9 @@ pub const SEQUENCE_STEP_JOB: &str = "sequence.step";
 /// payload `{"sequence_id", "contact_id", "source": {"automation_id", "run_id"}}`.
 pub const SEQUENCE_ENROL_JOB: &str = "sequence.enrol";
 /// The job kind that stops a contact's enrolments (scheduled by automation
-/// rules): payload `{"sequence_id": <uuid> | null, "contact_id", "reason": "automation"}`.
+/// rules): payload `{"sequence_id": <uuid> | null, "contact_id", "reason": "automation",
+/// "source": {"automation_id", "run_id"}}`; the reason and the rule are recorded on
+/// the stopped enrolments (`stop_reason`, `stop_detail`).
 pub const SEQUENCE_STOP_JOB: &str = "sequence.stop";
 /// The outbox consumer that stops enrolments on replies, stage changes,
 /// opt-outs and deleted contacts.
@@ -98,6 +100,12 @@ struct StopPayload {
     #[serde(default)]
     sequence_id: Option<SequenceId>,
     contact_id: ContactId,
+    /// The stop reason to record (default `automation`).
+    #[serde(default)]
+    reason: Option<StopReason>,
+    /// Who asked (`{"automation_id", "run_id"}`), recorded in the stop detail.
+    #[serde(default)]
+    source: Option<serde_json::Value>,
 }
 
 /// How a step was gone through, for its event.
@@ -238,9 +246,22 @@ impl Crm {
         sequence: Option<SequenceId>,
         reason: StopReason,
     ) -> Result<u64> {
+        self.stop_contact_enrolments_because(account, contact, sequence, reason, None).await
+    }
+
+    /// [`Crm::stop_contact_enrolments`] recording `detail` (at most 500
+    /// characters) on each stopped enrolment.
+    pub async fn stop_contact_enrolments_because(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        sequence: Option<SequenceId>,
+        reason: StopReason,
+        detail: Option<&str>,
+    ) -> Result<u64> {
         let mut stopped = 0;
         for e in self.active_enrolments(account, contact, sequence).await? {
-            if self.stop(e, reason, None).await?.stop_reason == Some(reason) {
+            if self.stop(e, reason, detail).await?.stop_reason == Some(reason) {
                 stopped += 1;
             }
         }
@@ -689,7 +710,15 @@ impl JobWorker for SequenceStopper {
             Ok(v) => v,
             Err(o) => return o,
         };
-        match self.crm.stop_contact_enrolments(account, p.contact_id, p.sequence_id, StopReason::Automation).await {
+        let reason = p.reason.unwrap_or(StopReason::Automation);
+        let detail = p.source.as_ref().and_then(|s| match (s["automation_id"].as_str(), s["run_id"].as_str()) {
+            (Some(rule), Some(run)) => Some(format!("stopped by automation rule {rule} (run {run})")),
+            (Some(rule), None) => Some(format!("stopped by automation rule {rule}")),
+            _ => None,
+        });
+        let stop =
+            self.crm.stop_contact_enrolments_because(account, p.contact_id, p.sequence_id, reason, detail.as_deref());
+        match stop.await {
             Ok(_) => Outcome::Done,
             Err(e) => outcome_of(&e),
         }
