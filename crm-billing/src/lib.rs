@@ -32,6 +32,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod connection;
 pub mod error;
 pub mod form;
 pub mod objects;
@@ -39,8 +40,9 @@ mod service;
 pub mod signature;
 mod stripe;
 
+pub use connection::{STRIPE_CONNECTION, StripeConnectionFactory};
 pub use service::{
     BillingApplier, BillingService, BillingSettings, CheckoutInput, MAX_QUANTITY, MAX_URL_LEN, Received,
-    SubscriptionView, apply_job,
+    SubscriptionView, apply_job, apply_job_for,
 };
 pub use stripe::{API_VERSION, DEFAULT_BASE_URL, StripeBilling, StripeBillingBuilder};

@@ -7,12 +7,18 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use crm_core::connections::ConnectorRegistry;
 use crm_core::domain::billing::{
-    BillingApplication, BillingEvent, Limited, Plan, PlanLimits, Subscription, Usage, month_start,
+    BillingApplication, BillingEvent, Limited, Plan, PlanLimits, Subscription, SubscriptionStatus, Usage, month_start,
 };
-use crm_core::ports::billing::{APPLY_BILLING_EVENT_JOB, Billing, CheckoutMode, CheckoutRequest, HostedSession};
+use crm_core::ports::billing::{
+    APPLY_BILLING_EVENT_JOB, Billing, CancelMode, CheckoutMode, CheckoutRequest, HostedSession,
+};
+use crm_core::ports::connectors::Connector;
 use crm_core::workers::{JobWorker, Outcome, WorkerOptions};
 use crm_core::{AccountId, Clock, Error, Event, EventType, Job, Result, Store};
+
+use crate::connection::stripe_kind;
 
 use crate::objects::{self, account_in_metadata, id_of, invoice_account, invoice_subscription};
 
@@ -97,6 +103,8 @@ pub struct BillingService {
     billing: Arc<dyn Billing>,
     clock: Arc<dyn Clock>,
     settings: Arc<BillingSettings>,
+    /// Opens accounts' own `stripe` connections, when per-account keys are on.
+    registry: Option<Arc<ConnectorRegistry>>,
 }
 
 impl BillingService {
@@ -107,12 +115,41 @@ impl BillingService {
         clock: Arc<dyn Clock>,
         settings: BillingSettings,
     ) -> Self {
-        Self { store, billing, clock, settings: Arc::new(settings) }
+        Self { store, billing, clock, settings: Arc::new(settings), registry: None }
     }
 
-    /// The provider.
+    /// Lets accounts bill through their own Stripe keys: an account with a
+    /// `stripe` connection (see [`crate::connection`]) is served by a
+    /// provider built from it through `registry` (which opens its sealed
+    /// credentials); the others by the server's.
+    pub fn with_account_keys(mut self, registry: Arc<ConnectorRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The server-wide provider.
     pub fn billing(&self) -> &Arc<dyn Billing> {
         &self.billing
+    }
+
+    /// The account's own provider (its `stripe` connection), if it has one
+    /// and per-account keys are on.
+    pub async fn own_provider(&self, account: AccountId) -> Result<Option<Arc<dyn Billing>>> {
+        let Some(registry) = &self.registry else { return Ok(None) };
+        let connection = match self.store.get_connection(account, &stripe_kind()).await {
+            Ok(c) => c,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match registry.build(&connection).await? {
+            Connector::Billing(b) => Ok(Some(b)),
+            _ => Err(Error::Config { message: "the stripe connection did not build a billing provider".into() }),
+        }
+    }
+
+    /// The provider that bills `account`: its own keys, else the server's.
+    pub async fn provider_for(&self, account: AccountId) -> Result<Arc<dyn Billing>> {
+        Ok(self.own_provider(account).await?.unwrap_or_else(|| self.billing.clone()))
     }
 
     /// The settings.
@@ -135,6 +172,30 @@ impl BillingService {
         Ok(Received { event_id: event.id, event_type: event.event_type, duplicate: !stored })
     }
 
+    /// Verifies a webhook sent to the account's own endpoint
+    /// (`/webhooks/stripe/{account}`) with the webhook secrets of its
+    /// `stripe` connection, and stores it with an apply job pinned to the
+    /// account: the worker refuses to apply it to any other account.
+    /// [`Error::NotFound`] when the account has no `stripe` connection;
+    /// otherwise as [`BillingService::receive_webhook`].
+    pub async fn receive_account_webhook(
+        &self,
+        account: AccountId,
+        payload: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Received> {
+        let provider =
+            self.own_provider(account).await?.ok_or_else(|| Error::not_found("the account's stripe connection"))?;
+        let now = self.clock.now();
+        let event = provider.verify_webhook(payload, signature, now)?;
+        let job = apply_job_for(&event, Some(account), now)?;
+        let stored = self.store.record_billing_event(&event, &job).await?;
+        if stored {
+            tracing::info!(%account, event_id = %event.id, event_type = %event.event_type, "stripe webhook stored");
+        }
+        Ok(Received { event_id: event.id, event_type: event.event_type, duplicate: !stored })
+    }
+
     /// The account's customer: the stored link, else found or created at the
     /// provider and linked. The creation's idempotency key is the account's
     /// own, so two first checkouts at once create one customer.
@@ -144,7 +205,7 @@ impl BillingService {
         }
         let name = self.store.get_account(account).await?.name;
         let key = format!("crm-customer-{account}");
-        let customer = self.billing.ensure_customer(account, &name, &key).await?;
+        let customer = self.provider_for(account).await?.ensure_customer(account, &name, &key).await?;
         self.store.set_billing_customer(account, &customer).await?;
         Ok(customer)
     }
@@ -185,7 +246,8 @@ impl BillingService {
             success_url: input.success_url.clone(),
             cancel_url: input.cancel_url.clone(),
         };
-        self.billing.create_checkout(account, &customer, &request, &format!("{idempotency_key}:checkout")).await
+        let provider = self.provider_for(account).await?;
+        provider.create_checkout(account, &customer, &request, &format!("{idempotency_key}:checkout")).await
     }
 
     /// A customer portal page. [`Error::Conflict`] when the account has no
@@ -195,7 +257,31 @@ impl BillingService {
         let customer = self.store.billing_customer(account).await?.ok_or_else(|| {
             Error::conflict("billing customer", "the account has no billing customer yet: start a checkout first")
         })?;
-        self.billing.create_portal(&customer, return_url, &format!("{idempotency_key}:portal")).await
+        self.provider_for(account)
+            .await?
+            .create_portal(&customer, return_url, &format!("{idempotency_key}:portal"))
+            .await
+    }
+
+    /// Cancels the account's current subscription at the provider: at the
+    /// end of the paid period (`cancel_at_period_end`; the plan stays until
+    /// then) or immediately. Returns the subscription as the provider
+    /// answered; the stored state follows when the provider's webhook
+    /// (`customer.subscription.updated` / `.deleted`) is applied.
+    /// [`Error::Conflict`] when the account has no subscription that can be
+    /// cancelled (none, or already canceled).
+    pub async fn cancel(&self, account: AccountId, mode: CancelMode, idempotency_key: &str) -> Result<Subscription> {
+        let current = self
+            .store
+            .current_subscription(account)
+            .await?
+            .filter(|s| !matches!(s.status, SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired))
+            .ok_or_else(|| Error::conflict("subscription", "the account has no subscription to cancel"))?;
+        let key = format!("{idempotency_key}:cancel:{}", mode_name(mode));
+        let answered = self.provider_for(account).await?.cancel_subscription(account, &current.id, mode, &key).await?;
+        tracing::info!(%account, subscription = %current.id, mode = mode_name(mode), status = %answered.status,
+            "subscription cancel requested");
+        Ok(answered)
     }
 
     /// The plan in force for a subscription state.
@@ -239,8 +325,17 @@ impl BillingService {
 
 /// The job that applies a stored event (unique per event id).
 pub fn apply_job(event: &BillingEvent, now: DateTime<Utc>) -> Result<Job> {
-    Job::new(APPLY_BILLING_EVENT_JOB, None, json!({ "event_id": event.id }), now, now)?
-        .with_unique_key(event.id.clone())
+    apply_job_for(event, None, now)
+}
+
+/// The job that applies a stored event, pinned to `account` when it came
+/// to that account's own endpoint: payload `{"event_id", "account_id"}`.
+pub fn apply_job_for(event: &BillingEvent, account: Option<AccountId>, now: DateTime<Utc>) -> Result<Job> {
+    let payload = match account {
+        Some(a) => json!({ "event_id": event.id, "account_id": a }),
+        None => json!({ "event_id": event.id }),
+    };
+    Job::new(APPLY_BILLING_EVENT_JOB, account, payload, now, now)?.with_unique_key(event.id.clone())
 }
 
 /// Applies stored Stripe events (job kind `billing.apply`): reads the event,
@@ -272,8 +367,28 @@ impl BillingApplier {
         }
     }
 
-    /// The account an object belongs to.
-    async fn account(&self, object: &Value, hint: Option<AccountId>) -> Result<Option<AccountId>> {
+    /// The account an object belongs to. With `pin` (the event came to that
+    /// account's own endpoint) it is that account: an object naming another
+    /// one is refused.
+    async fn account(
+        &self,
+        object: &Value,
+        hint: Option<AccountId>,
+        pin: Option<AccountId>,
+    ) -> Result<Option<AccountId>> {
+        let account = self.named_account(object, hint).await?;
+        match (pin, account) {
+            (Some(p), Some(a)) if p != a => Err(Error::validation(
+                "account_id",
+                format!("the event came to account {p}'s endpoint but names account {a}"),
+            )),
+            (Some(p), _) => Ok(Some(p)),
+            (None, a) => Ok(a),
+        }
+    }
+
+    /// The account an object names (metadata, hint or customer link).
+    async fn named_account(&self, object: &Value, hint: Option<AccountId>) -> Result<Option<AccountId>> {
         let account = match hint.or_else(|| account_in_metadata(object)) {
             Some(a) => Some(a),
             None => match id_of(&object["customer"]) {
@@ -293,7 +408,7 @@ impl BillingApplier {
 
     /// Turns an event into what it changes; `None` when its account is not
     /// known (yet). Types crm does not handle change nothing (logged).
-    async fn plan(&self, event: &BillingEvent) -> Result<Option<BillingApplication>> {
+    async fn plan(&self, event: &BillingEvent, pin: Option<AccountId>) -> Result<Option<BillingApplication>> {
         let object = &event.payload["data"]["object"];
         let kind = event.event_type.as_str();
         let now = self.clock.now();
@@ -304,13 +419,13 @@ impl BillingApplier {
             | "customer.subscription.deleted"
             | "customer.subscription.paused"
             | "customer.subscription.resumed" => {
-                let Some(account) = self.account(object, None).await? else { return Ok(None) };
+                let Some(account) = self.account(object, None, pin).await? else { return Ok(None) };
                 let sub = objects::subscription(object, account, &event.id, event.created)?;
                 BillingApplication { subscription: Some(sub), ..base }
             }
             "checkout.session.completed" => {
                 let reference = object["client_reference_id"].as_str().and_then(|s| s.parse::<uuid::Uuid>().ok());
-                let Some(account) = self.account(object, reference.map(AccountId::from_uuid)).await? else {
+                let Some(account) = self.account(object, reference.map(AccountId::from_uuid), pin).await? else {
                     return Ok(None);
                 };
                 let customer = id_of(&object["customer"]);
@@ -326,7 +441,7 @@ impl BillingApplier {
                 }
             }
             "invoice.payment_succeeded" | "invoice.paid" | "invoice.payment_failed" => {
-                let Some(account) = self.account(object, invoice_account(object)).await? else { return Ok(None) };
+                let Some(account) = self.account(object, invoice_account(object), pin).await? else { return Ok(None) };
                 let paid = kind != "invoice.payment_failed";
                 let payload = json!({
                     "invoice_id": object["id"], "subscription_id": invoice_subscription(object),
@@ -350,6 +465,12 @@ impl BillingApplier {
 
     /// Applies one stored event; the outcome for its job.
     pub async fn apply(&self, event_id: &str) -> Outcome {
+        self.apply_pinned(event_id, None).await
+    }
+
+    /// Applies one stored event that came to `pin`'s own endpoint (`None`:
+    /// the server's); the outcome for its job.
+    pub async fn apply_pinned(&self, event_id: &str, pin: Option<AccountId>) -> Outcome {
         let event = match self.store.get_billing_event(event_id).await {
             Ok(e) => e,
             Err(Error::NotFound { .. }) => {
@@ -360,7 +481,7 @@ impl BillingApplier {
         if event.applied_at.is_some() {
             return Outcome::Done;
         }
-        let application = match self.plan(&event).await {
+        let application = match self.plan(&event, pin).await {
             Ok(Some(a)) => a,
             Ok(None) => {
                 return Outcome::retry(format!(
@@ -395,9 +516,18 @@ impl JobWorker for BillingApplier {
     }
 
     async fn run(&self, job: &Job) -> Outcome {
+        let pin =
+            job.payload["account_id"].as_str().and_then(|a| a.parse::<uuid::Uuid>().ok()).map(AccountId::from_uuid);
         match job.payload["event_id"].as_str() {
-            Some(id) => self.apply(id).await,
+            Some(id) => self.apply_pinned(id, pin).await,
             None => Outcome::Fail { error: "the job has no event_id".into() },
         }
+    }
+}
+
+fn mode_name(mode: CancelMode) -> &'static str {
+    match mode {
+        CancelMode::AtPeriodEnd => "at_period_end",
+        CancelMode::Immediately => "immediately",
     }
 }

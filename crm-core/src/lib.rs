@@ -110,6 +110,7 @@ pub use ports::connections::ConnectionStore;
 pub use ports::external_crm::ExternalCrm;
 pub use ports::groups::{GroupManager, GroupStore};
 pub use ports::health::{Health, HealthCheck, HealthStatus};
+pub use ports::idempotency::{IdempotencyStore, StoredIdempotencyKey};
 pub use ports::inbox::InboxStore;
 pub use ports::jobs::{Job, JobClaim, JobQuery, JobState, JobStore, JobToken, QueueStats};
 pub use ports::media::{

@@ -106,6 +106,20 @@ async fn each_condition_decides() {
             json!({"type": "business_hours", "inside": false, "hours": {"utc_offset_minutes": 0, "start": "13:00", "end": "18:00"}}),
             true,
         ),
+        // IANA zones: Monday 12:00 UTC is 09:00 in São Paulo, 07:00 in New
+        // York (EST in November) and 12:00 in Lisbon (WET).
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "America/Sao_Paulo", "start": "09:00", "end": "18:00"}}),
+            true,
+        ),
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "America/New_York", "start": "09:00", "end": "18:00"}}),
+            false,
+        ),
+        (
+            json!({"type": "business_hours", "hours": {"time_zone": "Europe/Lisbon", "start": "12:00", "end": "12:01"}}),
+            true,
+        ),
         (json!({"type": "first_message"}), true),
     ];
     for (condition, expected) in cases {
@@ -144,7 +158,12 @@ async fn actions_run_in_order_and_the_run_records_them() {
     .unwrap();
     let (contact, event) = lead(&crm, &store, &account).await;
     crm.tag_contact(account.id, contact, &["cold".into()]).await.unwrap();
-    let seq = uuid::Uuid::now_v7();
+    let follow_up: crm_core::NewSequence = serde_json::from_value(json!({
+        "name": "Follow-up", "steps": [{"delay_seconds": 86400, "action": {"type": "add_tag", "tag": "cold"}}]
+    }))
+    .unwrap();
+    let seq_id = crm.create_sequence(account.id, follow_up).await.unwrap().id;
+    let seq = json!(seq_id);
     let def = rule(json!({
         "trigger": {"event": "message.received"},
         "conditions": [{"type": "text", "words": ["preço"]}],
@@ -188,7 +207,26 @@ async fn actions_run_in_order_and_the_run_records_them() {
     );
     assert_eq!(enrol[0].unique_key.as_deref(), Some(format!("automation:{}:6", run.id).as_str()));
     let stop = jobs(&store, &account, "sequence.stop").await;
-    assert_eq!(stop[0].payload, json!({"sequence_id": null, "contact_id": contact, "reason": "automation"}));
+    assert_eq!(
+        stop[0].payload,
+        json!({"sequence_id": null, "contact_id": contact, "reason": "automation",
+            "source": {"automation_id": r.id, "run_id": run.id}})
+    );
+    // Run both jobs: the contact is enrolled, then stopped, and the stop
+    // records its reason and the rule.
+    assert_eq!(crm.sequence_enroller().run(&enrol[0]).await, Outcome::Done);
+    assert_eq!(crm.sequence_stopper().run(&stop[0]).await, Outcome::Done);
+    let q = crm_core::ports::sequences::EnrolmentQuery {
+        sequence: Some(seq_id),
+        contact: Some(contact),
+        state: None,
+        page: PageRequest::first(10).unwrap(),
+    };
+    let enrolments = crm.list_enrolments(account.id, &q).await.unwrap().items;
+    assert_eq!(enrolments.len(), 1);
+    assert_eq!(enrolments[0].stop_reason, Some(crm_core::StopReason::Automation));
+    let detail = enrolments[0].stop_detail.clone().unwrap_or_default();
+    assert!(detail.contains(&r.id.to_string()) && detail.contains(&run.id.to_string()), "{detail}");
     let hook = jobs(&store, &account, "automation.webhook").await;
     assert_eq!(hook[0].payload["target"], json!({"url": "https://hooks.example.com/lead"}));
     assert_eq!(hook[0].payload["event"]["id"], json!(event.id));

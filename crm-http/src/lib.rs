@@ -36,6 +36,7 @@ mod connectors;
 pub mod dashboard;
 mod error;
 mod extract;
+mod idempotency;
 pub mod import;
 pub mod media;
 pub mod media_config;

@@ -309,11 +309,20 @@ impl ServerBuilder {
         let billing = crate::billing::service_from(config, &crm, self.billing.clone(), &mut probes)?;
         let media = crate::media::MediaServices::from_config(config, &crm, self.media.clone())?;
         let mut connector_factories = crate::connectors::built_in();
+        // Accounts' own Stripe keys (the `stripe` connection), against the
+        // same API base as the server's key.
+        #[cfg(feature = "stripe")]
+        connector_factories.push(Arc::new(crm_billing::StripeConnectionFactory::new(
+            config.billing.api_base.clone(),
+            config.billing.webhook_tolerance_secs.map(std::time::Duration::from_secs),
+        )));
         connector_factories.extend(self.connector_factories);
         let connectors = Arc::new(crm_core::connections::ConnectorRegistry::new(
             connector_factories,
             crm.channels().keyring().cloned(),
         ));
+        #[cfg(feature = "stripe")]
+        let billing = billing.map(|b| b.with_account_keys(connectors.clone()));
         // Cloud channels send `media:<id>` files of the library.
         #[cfg(feature = "whatsapp-cloud")]
         cloud.set_media_library(media.library.clone());

@@ -98,6 +98,7 @@ async fn main() {
         enabled: true,
         steps: vec![SequenceStep { delay_seconds: 0, action: StepAction::AddTag { tag: "cold".into() } }],
         window: None,
+        late: Default::default(),
     };
     let sequence = crm.create_sequence(account, input).await.expect("sequence");
     for chunk in ids.chunks(1000) {

@@ -99,6 +99,7 @@ fn sequence_input(d0: u64, d1: u64, window: Option<SendWindow>) -> NewSequence {
             SequenceStep { delay_seconds: 0, action: StepAction::AddTag { tag: "cold".into() } },
         ],
         window,
+        late: Default::default(),
     }
 }
 
@@ -248,7 +249,13 @@ async fn enrolments_survive_a_kill_on_a_manual_clock() {
     let clock: Arc<dyn Clock> = manual.clone();
     let memory = MemoryStore::with_clock(clock.clone());
     let store: Arc<dyn Store> = Arc::new(memory.clone());
-    let window = SendWindow { utc_offset_minutes: 0, days: vec![1, 2, 3, 4, 5], start_minute: 540, end_minute: 1080 };
+    let window = SendWindow {
+        time_zone: None,
+        utc_offset_minutes: 0,
+        days: vec![1, 2, 3, 4, 5],
+        start_minute: 540,
+        end_minute: 1080,
+    };
     let main = crm(store.clone(), clock.clone());
     let (account, _, contacts) = enrolled(&main, n, sequence_input(86_400, 4 * 86_400, Some(window))).await;
     let lease = Duration::from_secs(30);

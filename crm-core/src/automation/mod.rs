@@ -20,7 +20,7 @@
 //!
 //! Jobs for other crates (the contract): `sequence.enrol`
 //! `{"sequence_id", "contact_id", "source": {"automation_id", "run_id"}}`,
-//! `sequence.stop` `{"sequence_id" | null, "contact_id", "reason": "automation"}`,
+//! `sequence.stop` `{"sequence_id" | null, "contact_id", "reason": "automation", "source": {"automation_id", "run_id"}}`,
 //! `workflow.trigger` `{"workflow", "event"}`, `salesforce.push` `{"contact_id"}` and [`WEBHOOK_JOB`]
 //! `{"target", "event"}`, each with the unique key `automation:<run id>:<action index>`.
 
@@ -369,7 +369,7 @@ impl Engine {
             }),
             Action::StopSequence { sequence_id } => json!({
                 "kind": SEQUENCE_STOP_JOB,
-                "payload": { "sequence_id": sequence_id, "contact_id": contact_id, "reason": "automation" }
+                "payload": { "sequence_id": sequence_id, "contact_id": contact_id, "reason": "automation", "source": source }
             }),
             Action::CallWebhook { target } => {
                 json!({ "kind": WEBHOOK_JOB, "payload": { "target": target, "event": event } })

@@ -13,7 +13,9 @@
 //! rule.validate().unwrap();
 //! ```
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc};
+
+use crate::domain::zone::Zone;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::account::validate_name;
@@ -75,19 +77,26 @@ impl Trigger {
     }
 }
 
-/// Days and hours, in a fixed offset from UTC (e.g. `-180` for São Paulo).
+/// Days and hours in a time zone: an IANA zone (`time_zone`, e.g.
+/// `America/Sao_Paulo`, daylight saving time applied) or, without one, a
+/// fixed offset from UTC (`utc_offset_minutes`, e.g. `-180`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BusinessHours {
-    /// Minutes east of UTC, −840..=840.
+    /// The IANA time zone (the account's), e.g. `America/Sao_Paulo`. When
+    /// given, `utc_offset_minutes` must be 0 or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Minutes east of UTC, −840..=840, used without `time_zone`.
+    #[serde(default)]
     pub utc_offset_minutes: i32,
     /// ISO weekdays (1 = Monday … 7 = Sunday); default Monday to Friday.
     #[serde(default = "weekdays")]
     pub days: Vec<u8>,
-    /// Opening time, `HH:MM`.
+    /// Opening time, `HH:MM` (local).
     pub start: String,
-    /// Closing time, `HH:MM` (after `start`).
+    /// Closing time, `HH:MM` (local, after `start`).
     pub end: String,
 }
 
@@ -104,22 +113,34 @@ impl BusinessHours {
         }
     }
 
+    fn zone(&self) -> Result<Zone> {
+        Zone::from_setting("business_hours.time_zone", self.time_zone.as_deref(), self.utc_offset_minutes)
+    }
+
     fn check(&self) -> Result<()> {
         if !(-840..=840).contains(&self.utc_offset_minutes) {
             return Err(Error::validation("business_hours.utc_offset_minutes", "must be between -840 and 840"));
         }
+        if self.time_zone.is_some() && self.utc_offset_minutes != 0 {
+            return Err(Error::validation(
+                "business_hours.utc_offset_minutes",
+                "give time_zone or utc_offset_minutes, not both",
+            ));
+        }
+        self.zone()?;
         if self.days.is_empty() || self.days.iter().any(|d| !(1..=7).contains(d)) {
             return Err(Error::validation("business_hours.days", "give ISO weekdays 1 (Monday) to 7 (Sunday)"));
         }
         self.times().map(|_| ())
     }
 
-    /// Whether `at` falls inside these hours.
+    /// Whether `at` falls inside these hours, on the local clock of the
+    /// zone at that instant (so 09:00 stays 09:00 across DST changes).
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let Ok((start, end)) = self.times() else { return false };
-        let local = at + Duration::minutes(i64::from(self.utc_offset_minutes));
+        let (Ok((start, end)), Ok(zone)) = (self.times(), self.zone()) else { return false };
+        let local = zone.local(at);
         let day = u8::try_from(local.weekday().number_from_monday()).unwrap_or(0);
-        let time = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or(NaiveTime::MIN);
+        let time = local.time().with_nanosecond(0).unwrap_or(NaiveTime::MIN);
         self.days.contains(&day) && time >= start && time < end
     }
 }
@@ -858,8 +879,14 @@ mod tests {
 
     #[test]
     fn business_hours_use_the_offset_and_days() {
-        let h =
-            BusinessHours { utc_offset_minutes: -180, days: weekdays(), start: "09:00".into(), end: "18:00".into() };
+        use chrono::Duration;
+        let h = BusinessHours {
+            time_zone: None,
+            utc_offset_minutes: -180,
+            days: weekdays(),
+            start: "09:00".into(),
+            end: "18:00".into(),
+        };
         // Monday 2026-11-30 12:00 UTC is 09:00 in São Paulo: open.
         let monday_noon = DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").unwrap().with_timezone(&Utc);
         assert!(h.contains(monday_noon));
@@ -867,6 +894,45 @@ mod tests {
         assert!(!h.contains(monday_noon + Duration::hours(9)));
         // Saturday.
         assert!(!h.contains(monday_noon - Duration::days(2)));
+    }
+
+    #[test]
+    fn business_hours_in_an_iana_zone_follow_daylight_saving_time() {
+        use chrono::TimeZone;
+        // 09:00–18:00 in New York, Monday to Friday.
+        let h = BusinessHours {
+            time_zone: Some("America/New_York".into()),
+            utc_offset_minutes: 0,
+            days: weekdays(),
+            start: "09:00".into(),
+            end: "18:00".into(),
+        };
+        h.check().unwrap();
+        let at = |mo, d, hh, mm| Utc.with_ymd_and_hms(2026, mo, d, hh, mm, 0).unwrap();
+        // Friday 2026-03-06 (EST, UTC-5): opens 14:00 UTC.
+        assert!(!h.contains(at(3, 6, 13, 59)));
+        assert!(h.contains(at(3, 6, 14, 0)));
+        assert!(h.contains(at(3, 6, 22, 59)));
+        assert!(!h.contains(at(3, 6, 23, 0)));
+        // Monday 2026-03-09, after the switch to EDT (UTC-4): opens 13:00 UTC.
+        assert!(!h.contains(at(3, 9, 12, 59)));
+        assert!(h.contains(at(3, 9, 13, 0)));
+        assert!(!h.contains(at(3, 9, 22, 0)));
+        // Monday 2026-11-02, back on EST: 13:30 UTC is 08:30 local, closed.
+        assert!(!h.contains(at(11, 2, 13, 30)));
+        assert!(h.contains(at(11, 2, 14, 30)));
+        // A fixed offset of -300 would be wrong in summer: 13:30 UTC is 09:30 EDT.
+        let fixed = BusinessHours { time_zone: None, utc_offset_minutes: -300, ..h.clone() };
+        assert!(h.contains(at(7, 6, 13, 30)));
+        assert!(!fixed.contains(at(7, 6, 13, 30)));
+        // The weekday is the local one: Friday 23:30 in New York is Saturday in UTC.
+        let weekend = BusinessHours { days: vec![5], start: "20:00".into(), end: "23:59".into(), ..h.clone() };
+        assert!(weekend.contains(at(7, 11, 3, 30)));
+        // Unknown zones, and a zone with an offset, are refused.
+        let bad = BusinessHours { time_zone: Some("Brazil/Nowhere".into()), ..h.clone() };
+        assert!(matches!(bad.check(), Err(Error::Validation { field, .. }) if field == "business_hours.time_zone"));
+        let both = BusinessHours { utc_offset_minutes: -180, ..h };
+        assert!(matches!(both.check(), Err(Error::Validation { .. })));
     }
 
     #[test]

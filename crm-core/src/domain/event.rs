@@ -135,9 +135,12 @@ event_types! {
     SEQUENCE_ENROLLED = "sequence.enrolled";
     /// A step of an enrolment ran.
     SEQUENCE_STEP_COMPLETED = "sequence.step_completed";
+    /// A message step of an enrolment was reached later than its sequence's
+    /// grace and skipped (the sequence's late policy).
+    SEQUENCE_STEP_SKIPPED = "sequence.step_skipped";
     /// An enrolment ran its last step.
     SEQUENCE_COMPLETED = "sequence.completed";
-    /// An enrolment stopped early (a reply, a stage change, an opt-out, a manual or automation stop, a failed step).
+    /// An enrolment stopped early (a reply, a stage change, an opt-out, a manual or automation stop, a late step, a failed step).
     SEQUENCE_STOPPED = "sequence.stopped";
     /// A connection to an outside provider (e-mail, Slack, analytics) was set or changed.
     CONNECTION_UPDATED = "connection.updated";

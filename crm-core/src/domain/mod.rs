@@ -21,3 +21,4 @@ pub mod sequence;
 pub mod template;
 pub(crate) mod time;
 pub mod webhook;
+pub mod zone;

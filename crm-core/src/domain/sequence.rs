@@ -11,6 +11,7 @@ use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::template::check_template_ref;
+use crate::domain::zone::Zone;
 use crate::{AccountId, ContactId, EnrolmentId, Error, LeadStage, MAX_TEXT_LEN, Result, SequenceId, Tag, Variables};
 
 /// Most steps in a sequence.
@@ -111,6 +112,12 @@ impl StepAction {
             StepAction::SendEmail { .. } => "send_email",
         }
     }
+
+    /// Whether it writes to the contact (text, template, e-mail), as
+    /// opposed to changing crm's own data.
+    pub fn messages_contact(&self) -> bool {
+        matches!(self, StepAction::SendTemplate { .. } | StepAction::SendText { .. } | StepAction::SendEmail { .. })
+    }
 }
 
 /// One step: wait `delay_seconds` after the previous step ran (the first
@@ -125,12 +132,18 @@ pub struct SequenceStep {
 }
 
 /// When steps may run: allowed hours on allowed weekdays in the account's
-/// time zone (as a fixed offset from UTC). A step due outside them moves to
+/// time zone, an IANA zone (`time_zone`, daylight saving time applied) or,
+/// without one, a fixed offset from UTC. A step due outside them moves to
 /// the next allowed minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendWindow {
-    /// Minutes east of UTC (-720..=840), e.g. -180 for São Paulo.
+    /// The IANA time zone, e.g. `America/Sao_Paulo`; when given,
+    /// `utc_offset_minutes` must be 0 or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Minutes east of UTC (-720..=840), e.g. -180 for São Paulo; used
+    /// without `time_zone`.
     #[serde(default)]
     pub utc_offset_minutes: i32,
     /// Allowed weekdays, 1 = Monday … 7 = Sunday; empty = every day.
@@ -143,10 +156,21 @@ pub struct SendWindow {
 }
 
 impl SendWindow {
+    fn zone(&self) -> Result<Zone> {
+        Zone::from_setting("window.time_zone", self.time_zone.as_deref(), self.utc_offset_minutes)
+    }
+
     fn check(&self) -> Result<()> {
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err(Error::validation("window.utc_offset_minutes", "must be between -720 and 840"));
         }
+        if self.time_zone.is_some() && self.utc_offset_minutes != 0 {
+            return Err(Error::validation(
+                "window.utc_offset_minutes",
+                "give time_zone or utc_offset_minutes, not both",
+            ));
+        }
+        self.zone()?;
         if self.days.iter().any(|d| !(1..=7).contains(d)) {
             return Err(Error::validation("window.days", "weekdays are 1 (Monday) to 7 (Sunday)"));
         }
@@ -156,20 +180,27 @@ impl SendWindow {
         Ok(())
     }
 
-    /// The first allowed instant at or after `t`.
+    /// Whether `t` is inside the window.
+    pub fn allows(&self, t: DateTime<Utc>) -> bool {
+        self.next_allowed(t) == t
+    }
+
+    /// The first allowed instant at or after `t`. The window's minutes are
+    /// local wall-clock minutes: a start inside a skipped hour (clocks going
+    /// forward) opens when the gap ends; in a repeated hour the earlier one counts.
     ///
     /// ```
     /// use crm_core::domain::sequence::SendWindow;
     /// use chrono::{TimeZone, Utc};
     /// // 09:00–18:00 in UTC-3, Monday to Friday.
-    /// let w = SendWindow { utc_offset_minutes: -180, days: vec![1, 2, 3, 4, 5], start_minute: 540, end_minute: 1080 };
+    /// let w = SendWindow { time_zone: None, utc_offset_minutes: -180, days: vec![1, 2, 3, 4, 5], start_minute: 540, end_minute: 1080 };
     /// // Saturday 2026-11-28 12:00 UTC → Monday 2026-11-30 09:00 local = 12:00 UTC.
     /// let t = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
     /// assert_eq!(w.next_allowed(t), Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap());
     /// ```
     pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let offset = ChronoDuration::minutes(i64::from(self.utc_offset_minutes));
-        let local = t.naive_utc() + offset;
+        let Ok(zone) = self.zone() else { return t };
+        let local = zone.local(t);
         for d in 0..=7 {
             let Some(date) = local.date().checked_add_days(chrono::Days::new(d)) else { break };
             let weekday = date.weekday().number_from_monday() as u8;
@@ -177,13 +208,110 @@ impl SendWindow {
                 continue;
             }
             let midnight = date.and_time(NaiveTime::MIN);
-            let start = midnight + ChronoDuration::minutes(i64::from(self.start_minute));
-            let end = midnight + ChronoDuration::minutes(i64::from(self.end_minute));
-            if local < end {
-                return (local.max(start) - offset).and_utc();
+            let start = zone.instant(midnight + ChronoDuration::minutes(i64::from(self.start_minute)));
+            let end = zone.instant(midnight + ChronoDuration::minutes(i64::from(self.end_minute)));
+            if t < end {
+                return t.max(start);
             }
         }
         t
+    }
+}
+
+/// Default [`LatePolicy::grace_seconds`]: one day.
+pub const DEFAULT_LATE_GRACE_SECONDS: u64 = 86_400;
+
+/// What a message step does when it runs later than its grace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum LateAction {
+    /// Skip the step (`sequence.step_skipped`) and go on with the next one,
+    /// its delay counted from now (the default).
+    #[default]
+    Skip,
+    /// Send it anyway, late.
+    Send,
+    /// Stop the enrolment (stop reason `late`).
+    Stop,
+}
+
+/// What happens to a step whose job runs late: workers were down, or a
+/// backlog held it. A step is late by how long after its due time (already
+/// moved out of quiet time) the runner reaches it; waiting for the send
+/// window after that does not count. Within `grace_seconds` every step runs
+/// as planned. Later than that, a step that messages the contact (text,
+/// template, e-mail) does `action`; a step that only changes crm's own data
+/// (tags, stage) always runs, since skipping it would leave the contact in
+/// a state no step meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LatePolicy {
+    /// How late a step may still run as planned, in seconds (default one
+    /// day; at most [`MAX_STEP_DELAY_SECONDS`]).
+    #[serde(default = "default_grace")]
+    pub grace_seconds: u64,
+    /// What a later message step does (default `skip`).
+    #[serde(default)]
+    pub action: LateAction,
+}
+
+fn default_grace() -> u64 {
+    DEFAULT_LATE_GRACE_SECONDS
+}
+
+impl Default for LatePolicy {
+    fn default() -> Self {
+        LatePolicy { grace_seconds: DEFAULT_LATE_GRACE_SECONDS, action: LateAction::Skip }
+    }
+}
+
+/// What the runner does with a due step, by [`LatePolicy::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lateness {
+    /// Run it (on time, within the grace, or a step that always runs).
+    Run,
+    /// Run it although it is late by this many seconds (action `send`).
+    RunLate(i64),
+    /// Skip it; late by this many seconds.
+    Skip(i64),
+    /// Stop the enrolment; late by this many seconds.
+    Stop(i64),
+}
+
+impl LatePolicy {
+    fn check(&self) -> Result<()> {
+        if self.grace_seconds > MAX_STEP_DELAY_SECONDS {
+            return Err(Error::validation("late.grace_seconds", "must be at most 365 days (31536000)"));
+        }
+        Ok(())
+    }
+
+    /// The decision for `action`, due at `due`, reached at `now`.
+    ///
+    /// ```
+    /// use chrono::{Duration, Utc};
+    /// use crm_core::domain::sequence::{LatePolicy, Lateness, StepAction};
+    /// let p = LatePolicy::default();
+    /// let due = Utc::now();
+    /// let send = StepAction::SendText { text: "Oi".into() };
+    /// assert_eq!(p.decide(&send, due, due + Duration::hours(2)), Lateness::Run);
+    /// assert_eq!(p.decide(&send, due, due + Duration::days(2)), Lateness::Skip(172_800));
+    /// let tag = StepAction::AddTag { tag: "cold".into() };
+    /// assert_eq!(p.decide(&tag, due, due + Duration::days(2)), Lateness::Run);
+    /// ```
+    pub fn decide(&self, action: &StepAction, due: DateTime<Utc>, now: DateTime<Utc>) -> Lateness {
+        let late = (now - due).num_seconds();
+        let grace = i64::try_from(self.grace_seconds).unwrap_or(i64::MAX);
+        if late <= grace || !action.messages_contact() {
+            return Lateness::Run;
+        }
+        match self.action {
+            LateAction::Skip => Lateness::Skip(late),
+            LateAction::Send => Lateness::RunLate(late),
+            LateAction::Stop => Lateness::Stop(late),
+        }
     }
 }
 
@@ -201,6 +329,10 @@ pub struct NewSequence {
     /// When steps may run; `None`: any time.
     #[serde(default)]
     pub window: Option<SendWindow>,
+    /// What a step reached late does (default: one day's grace, then
+    /// message steps are skipped).
+    #[serde(default)]
+    pub late: LatePolicy,
 }
 
 fn yes() -> bool {
@@ -224,6 +356,7 @@ impl NewSequence {
             }
             s.action.check()?;
         }
+        self.late.check()?;
         self.window.as_ref().map_or(Ok(()), SendWindow::check)
     }
 }
@@ -246,6 +379,9 @@ pub struct Sequence {
     pub steps: Vec<SequenceStep>,
     /// When steps may run.
     pub window: Option<SendWindow>,
+    /// What a step reached late does.
+    #[serde(default)]
+    pub late: LatePolicy,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -265,6 +401,7 @@ impl Sequence {
             enabled: input.enabled,
             steps: input.steps,
             window: input.window,
+            late: input.late,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -278,6 +415,7 @@ impl Sequence {
         self.enabled = input.enabled;
         self.steps = input.steps;
         self.window = input.window;
+        self.late = input.late;
         self.updated_at = now;
         Ok(())
     }
@@ -340,6 +478,9 @@ pub enum StopReason {
     OptedOut,
     /// Stopped through the API.
     Manual,
+    /// A message step ran later than the sequence's grace and its late
+    /// policy says stop.
+    Late,
     /// Stopped by an automation rule (job `sequence.stop`).
     Automation,
     /// A step could not run (e.g. a send refused); the detail says why.
@@ -356,6 +497,7 @@ impl StopReason {
             StopReason::StageChanged => "stage_changed",
             StopReason::OptedOut => "opted_out",
             StopReason::Manual => "manual",
+            StopReason::Late => "late",
             StopReason::Automation => "automation",
             StopReason::Failed => "failed",
             StopReason::ContactDeleted => "contact_deleted",
@@ -466,6 +608,7 @@ mod tests {
             enabled: true,
             steps: vec![step(3 * 86400, StepAction::AddTag { tag: "cold".into() })],
             window: None,
+            late: LatePolicy::default(),
         };
         assert!(Sequence::new(AccountId::new(), ok.clone(), Utc::now()).is_ok());
         let bad = [
@@ -485,15 +628,37 @@ mod tests {
                 ..ok.clone()
             },
             NewSequence {
-                window: Some(SendWindow { utc_offset_minutes: 0, days: vec![], start_minute: 600, end_minute: 600 }),
+                window: Some(SendWindow {
+                    time_zone: None,
+                    utc_offset_minutes: 0,
+                    days: vec![],
+                    start_minute: 600,
+                    end_minute: 600,
+                }),
                 ..ok.clone()
             },
             NewSequence {
-                window: Some(SendWindow { utc_offset_minutes: 0, days: vec![8], start_minute: 0, end_minute: 60 }),
+                window: Some(SendWindow {
+                    time_zone: None,
+                    utc_offset_minutes: 0,
+                    days: vec![8],
+                    start_minute: 0,
+                    end_minute: 60,
+                }),
                 ..ok.clone()
             },
             NewSequence {
-                window: Some(SendWindow { utc_offset_minutes: 900, days: vec![], start_minute: 0, end_minute: 60 }),
+                window: Some(SendWindow {
+                    time_zone: None,
+                    utc_offset_minutes: 900,
+                    days: vec![],
+                    start_minute: 0,
+                    end_minute: 60,
+                }),
+                ..ok.clone()
+            },
+            NewSequence {
+                late: LatePolicy { grace_seconds: MAX_STEP_DELAY_SECONDS + 1, ..LatePolicy::default() },
                 ..ok
             },
         ];
@@ -505,7 +670,13 @@ mod tests {
     #[test]
     fn quiet_time_moves_to_the_next_allowed_minute() {
         // 08:00–20:00 at UTC+1, every day.
-        let w = SendWindow { utc_offset_minutes: 60, days: vec![], start_minute: 8 * 60, end_minute: 20 * 60 };
+        let w = SendWindow {
+            time_zone: None,
+            utc_offset_minutes: 60,
+            days: vec![],
+            start_minute: 8 * 60,
+            end_minute: 20 * 60,
+        };
         let at = |d, h, m| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
         // 10:00 UTC = 11:00 local: allowed as is.
         assert_eq!(w.next_allowed(at(1, 10, 0)), at(1, 10, 0));
@@ -521,6 +692,70 @@ mod tests {
     }
 
     #[test]
+    fn windows_in_an_iana_zone_follow_daylight_saving_time() {
+        // 09:00–18:00 in Lisbon (WET, UTC+0 in winter; WEST, UTC+1 in summer), every day.
+        let w = SendWindow {
+            time_zone: Some("Europe/Lisbon".into()),
+            utc_offset_minutes: 0,
+            days: vec![],
+            start_minute: 9 * 60,
+            end_minute: 18 * 60,
+        };
+        w.check().unwrap();
+        let at = |mo, d, h, m| Utc.with_ymd_and_hms(2026, mo, d, h, m, 0).unwrap();
+        // Saturday 2026-03-28 20:00 UTC (winter) → Sunday 2026-03-29, after the
+        // 01:00 UTC switch: 09:00 WEST = 08:00 UTC.
+        assert_eq!(w.next_allowed(at(3, 28, 20, 0)), at(3, 29, 8, 0));
+        // Saturday 2026-10-24 (summer) 18:00 UTC = 19:00 local → Sunday 2026-10-25,
+        // after the switch back: 09:00 WET = 09:00 UTC.
+        assert_eq!(w.next_allowed(at(10, 24, 18, 0)), at(10, 25, 9, 0));
+        // Inside: unchanged; the end is local too (17:30 UTC = 18:30 WEST: closed).
+        assert!(w.allows(at(7, 1, 16, 59)));
+        assert!(!w.allows(at(7, 1, 17, 0)));
+        assert_eq!(w.next_allowed(at(7, 1, 17, 30)), at(7, 2, 8, 0));
+        // A window opening inside the skipped hour opens when the gap ends:
+        // 2026-03-08 02:30 does not exist in New York; 03:00 EDT = 07:00 UTC.
+        let ny = SendWindow {
+            time_zone: Some("America/New_York".into()),
+            start_minute: 2 * 60 + 30,
+            end_minute: 4 * 60,
+            ..w.clone()
+        };
+        assert_eq!(ny.next_allowed(at(3, 8, 6, 0)), at(3, 8, 7, 0));
+        // The repeated hour: 2026-11-01 01:30–04:00 opens at the first 01:30 (EDT) = 05:30 UTC.
+        let back = SendWindow { start_minute: 90, ..ny };
+        assert_eq!(back.next_allowed(at(11, 1, 4, 0)), at(11, 1, 5, 30));
+        // Unknown zone or zone plus offset: refused.
+        let bad = SendWindow { time_zone: Some("Lisbon".into()), ..w.clone() };
+        assert!(matches!(bad.check(), Err(Error::Validation { field, .. }) if field == "window.time_zone"));
+        let both = SendWindow { utc_offset_minutes: 60, ..w };
+        assert!(matches!(both.check(), Err(Error::Validation { .. })));
+    }
+
+    #[test]
+    fn late_steps_follow_the_policy() {
+        let due = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let send = StepAction::SendText { text: "Oi".into() };
+        let tag = StepAction::AddTag { tag: "cold".into() };
+        let p = LatePolicy { grace_seconds: 3600, action: LateAction::Skip };
+        assert_eq!(p.decide(&send, due, due), Lateness::Run);
+        assert_eq!(p.decide(&send, due, due + ChronoDuration::seconds(3600)), Lateness::Run);
+        assert_eq!(p.decide(&send, due, due + ChronoDuration::seconds(3601)), Lateness::Skip(3601));
+        assert_eq!(p.decide(&tag, due, due + ChronoDuration::days(30)), Lateness::Run);
+        let send_late = LatePolicy { action: LateAction::Send, ..p };
+        assert_eq!(send_late.decide(&send, due, due + ChronoDuration::hours(2)), Lateness::RunLate(7200));
+        let stop = LatePolicy { action: LateAction::Stop, ..p };
+        assert_eq!(stop.decide(&send, due, due + ChronoDuration::hours(2)), Lateness::Stop(7200));
+        // Early (a clock behind): runs.
+        assert_eq!(stop.decide(&send, due, due - ChronoDuration::hours(2)), Lateness::Run);
+        // Absent in JSON: the default, one day then skip.
+        let parsed: NewSequence =
+            serde_json::from_value(serde_json::json!({"name": "s", "steps": [{"delay_seconds": 0, "action": {"type": "add_tag", "tag": "a"}}]}))
+                .unwrap();
+        assert_eq!(parsed.late, LatePolicy { grace_seconds: DEFAULT_LATE_GRACE_SECONDS, action: LateAction::Skip });
+    }
+
+    #[test]
     fn due_times_add_the_delay_then_leave_quiet_time() {
         let mut s = Sequence::new(
             AccountId::new(),
@@ -529,6 +764,7 @@ mod tests {
                 enabled: true,
                 steps: vec![step(3600, StepAction::AddTag { tag: "a".into() })],
                 window: None,
+                late: LatePolicy::default(),
             },
             Utc::now(),
         )
@@ -536,7 +772,13 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 12, 1, 19, 30, 0).unwrap();
         assert_eq!(s.due_at(0, t), Some(t + ChronoDuration::hours(1)));
         assert_eq!(s.due_at(1, t), None);
-        s.window = Some(SendWindow { utc_offset_minutes: 0, days: vec![], start_minute: 480, end_minute: 1200 });
+        s.window = Some(SendWindow {
+            time_zone: None,
+            utc_offset_minutes: 0,
+            days: vec![],
+            start_minute: 480,
+            end_minute: 1200,
+        });
         assert_eq!(s.due_at(0, t), Some(Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap()));
     }
 
@@ -547,6 +789,7 @@ mod tests {
             StopReason::StageChanged,
             StopReason::OptedOut,
             StopReason::Manual,
+            StopReason::Late,
             StopReason::Automation,
             StopReason::Failed,
             StopReason::ContactDeleted,

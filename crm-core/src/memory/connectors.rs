@@ -204,6 +204,7 @@ impl ConnectorFactory for RecordingConnectorFactory {
             Connector::Mail(_) => Capability::Mail,
             Connector::Notify(_) => Capability::Notify,
             Connector::Analytics(_) => Capability::Analytics,
+            Connector::Billing(_) => Capability::Billing,
         }
     }
 

@@ -577,6 +577,9 @@ pub enum Capability {
     Notify,
     /// Collects analytics events ([`Analytics`]).
     Analytics,
+    /// Bills the account through its own provider account
+    /// ([`Billing`](crate::Billing), e.g. the account's own Stripe keys).
+    Billing,
 }
 
 /// A built connector, by capability.
@@ -588,6 +591,8 @@ pub enum Connector {
     Notify(Arc<dyn Notifier>),
     /// An analytics collector.
     Analytics(Arc<dyn Analytics>),
+    /// A billing provider with the account's own keys.
+    Billing(Arc<dyn crate::Billing>),
 }
 
 /// Builds the connector of one provider kind from an account's connection.
@@ -635,6 +640,17 @@ pub trait ConnectorFactory: Send + Sync + Debug + 'static {
             Connector::Analytics(a) => {
                 let user = AnalyticsUser { client_id: "crm-test.1".into(), user_id: None };
                 a.track(&user, &[AnalyticsEvent::custom("crm_connection_test", Map::new())?]).await
+            }
+            // A read of a subscription that cannot exist: the provider
+            // answers "not found" to a working key and "unauthorized" to a bad one.
+            Connector::Billing(b) => {
+                match b
+                    .get_subscription(crate::AccountId::from_uuid(uuid::Uuid::nil()), "sub_crm_connection_test")
+                    .await
+                {
+                    Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
         }
     }

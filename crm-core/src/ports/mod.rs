@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod external_crm;
 pub mod groups;
 pub mod health;
+pub mod idempotency;
 pub mod inbox;
 pub mod jobs;
 pub mod media;

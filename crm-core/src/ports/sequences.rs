@@ -105,6 +105,7 @@ pub fn check_enrolment_update(enrolment: &Enrolment, event: Option<&Event>, next
 ///     enabled: true,
 ///     steps: vec![SequenceStep { delay_seconds: 3 * 86400, action: StepAction::AddTag { tag: "cold".into() } }],
 ///     window: None,
+///     late: Default::default(),
 /// }, now)?;
 /// store.insert_sequence(&seq, &Event::new(account.id, EventType::SEQUENCE_CREATED, &seq, now)).await?;
 /// assert_eq!(store.get_sequence(account.id, seq.id).await?.name, "Follow-up");

@@ -451,6 +451,7 @@ pub trait Store:
     + crate::GroupStore
     + crate::WhatsAppIdStore
     + crate::InboxStore
+    + crate::IdempotencyStore
     + HealthCheck
 {
 }
@@ -476,6 +477,7 @@ impl<T> Store for T where
         + crate::GroupStore
         + crate::WhatsAppIdStore
         + crate::InboxStore
+        + crate::IdempotencyStore
         + HealthCheck
 {
 }

@@ -23,6 +23,19 @@
 //!
 //! A crash before 3 re-runs 2 (a no-op); a crash between 3 and 4 re-runs
 //! 1 (done at once): no step is lost or repeated.
+//!
+//! # A step reached late
+//!
+//! When the runner reaches a step later than its due time by more than the
+//! sequence's [`LatePolicy::grace_seconds`](crate::domain::sequence::LatePolicy)
+//! (default one day: workers were down, a backlog), a step that messages the
+//! contact follows the policy's action: `skip` (default: the step is
+//! recorded as `sequence.step_skipped` and the next one is scheduled from
+//! now), `send` (sent late; the `sequence.step_completed` event carries
+//! `late_seconds`) or `stop` (stop reason `late`). Tag and stage steps always
+//! run. Lateness is measured before the send window: a step that waits for
+//! the window's opening has its due time moved there, so the wait does not
+//! count.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,7 +45,7 @@ use std::time::Duration;
 
 use super::Crm;
 use super::sending::SendRequest;
-use crate::domain::sequence::StepAction;
+use crate::domain::sequence::{Lateness, StepAction};
 use crate::ports::sequences::{Enrolling, EnrolmentQuery, MAX_ENROL_BATCH};
 use crate::workers::{Backoff, EventWorker, JobWorker, Outcome, WorkerOptions};
 use crate::{
@@ -47,7 +60,9 @@ pub const SEQUENCE_STEP_JOB: &str = "sequence.step";
 /// payload `{"sequence_id", "contact_id", "source": {"automation_id", "run_id"}}`.
 pub const SEQUENCE_ENROL_JOB: &str = "sequence.enrol";
 /// The job kind that stops a contact's enrolments (scheduled by automation
-/// rules): payload `{"sequence_id": <uuid> | null, "contact_id", "reason": "automation"}`.
+/// rules): payload `{"sequence_id": <uuid> | null, "contact_id", "reason": "automation",
+/// "source": {"automation_id", "run_id"}}`; the reason and the rule are recorded on
+/// the stopped enrolments (`stop_reason`, `stop_detail`).
 pub const SEQUENCE_STOP_JOB: &str = "sequence.stop";
 /// The outbox consumer that stops enrolments on replies, stage changes,
 /// opt-outs and deleted contacts.
@@ -85,6 +100,23 @@ struct StopPayload {
     #[serde(default)]
     sequence_id: Option<SequenceId>,
     contact_id: ContactId,
+    /// The stop reason to record (default `automation`).
+    #[serde(default)]
+    reason: Option<StopReason>,
+    /// Who asked (`{"automation_id", "run_id"}`), recorded in the stop detail.
+    #[serde(default)]
+    source: Option<serde_json::Value>,
+}
+
+/// How a step was gone through, for its event.
+#[derive(Debug, Clone, Copy)]
+enum Ran {
+    /// Within the grace.
+    OnTime,
+    /// Later than the grace, sent anyway (late action `send`): seconds late.
+    Late(i64),
+    /// Skipped by the late policy.
+    Skipped { due: DateTime<Utc>, late: i64 },
 }
 
 /// The payload of a `sequence.step` job.
@@ -214,9 +246,22 @@ impl Crm {
         sequence: Option<SequenceId>,
         reason: StopReason,
     ) -> Result<u64> {
+        self.stop_contact_enrolments_because(account, contact, sequence, reason, None).await
+    }
+
+    /// [`Crm::stop_contact_enrolments`] recording `detail` (at most 500
+    /// characters) on each stopped enrolment.
+    pub async fn stop_contact_enrolments_because(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+        sequence: Option<SequenceId>,
+        reason: StopReason,
+        detail: Option<&str>,
+    ) -> Result<u64> {
         let mut stopped = 0;
         for e in self.active_enrolments(account, contact, sequence).await? {
-            if self.stop(e, reason, None).await?.stop_reason == Some(reason) {
+            if self.stop(e, reason, detail).await?.stop_reason == Some(reason) {
                 stopped += 1;
             }
         }
@@ -282,20 +327,53 @@ impl Crm {
             Err(e) => return Err(e),
         };
         let now = self.now();
+        let Some(step) = sequence.steps.get(payload.step as usize) else {
+            // The sequence was shortened: this enrolment is finished.
+            self.advance(&sequence, enrolment, None, now, Ran::OnTime).await?;
+            return Ok(Outcome::Done);
+        };
+        // Lateness is decided first: waiting for the send window below moves
+        // the due time, so it is not counted.
+        let due = enrolment.next_run_at.unwrap_or(now);
+        let ran = match sequence.late.decide(&step.action, due, now) {
+            Lateness::Run => Ran::OnTime,
+            Lateness::RunLate(late) => Ran::Late(late),
+            Lateness::Skip(late) => {
+                tracing::info!(enrolment = %enrolment.id, step = payload.step, late, "late sequence step skipped");
+                self.advance(&sequence, enrolment, None, now, Ran::Skipped { due, late }).await?;
+                return Ok(Outcome::Done);
+            }
+            Lateness::Stop(late) => {
+                let detail = format!(
+                    "step {} ({}) was due at {} and reached {late} s late, past the sequence's grace of {} s",
+                    payload.step + 1,
+                    step.action.kind(),
+                    due.to_rfc3339(),
+                    sequence.late.grace_seconds
+                );
+                self.stop(enrolment, StopReason::Late, Some(&detail)).await?;
+                return Ok(Outcome::Done);
+            }
+        };
         // A step that comes due late (workers were down) must still not
-        // run in quiet time.
+        // run in quiet time: it waits for the window, whose opening becomes
+        // its due time.
         if let Some(w) = &sequence.window {
             let allowed = w.next_allowed(now);
             if allowed > now {
+                if enrolment.next_run_at != Some(allowed) {
+                    let mut moved = enrolment.clone();
+                    moved.next_run_at = Some(allowed);
+                    moved.updated_at = now;
+                    match self.store.update_enrolment(&moved, None, None).await {
+                        Ok(_) | Err(Error::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 let wait = (allowed - now).to_std().unwrap_or(Duration::from_secs(60));
                 return Ok(Outcome::Defer { after: wait });
             }
         }
-        let Some(step) = sequence.steps.get(payload.step as usize) else {
-            // The sequence was shortened: this enrolment is finished.
-            self.advance(&sequence, enrolment, None, now).await?;
-            return Ok(Outcome::Done);
-        };
         let contact = match self.store.get_contact(account, enrolment.contact_id).await {
             Ok(c) => c,
             Err(Error::NotFound { .. }) => {
@@ -310,7 +388,7 @@ impl Crm {
         }
         match self.perform(&enrolment, payload.step, &step.action, &contact).await {
             Ok(stage) => {
-                self.advance(&sequence, enrolment, stage, now).await?;
+                self.advance(&sequence, enrolment, stage, now, ran).await?;
                 Ok(Outcome::Done)
             }
             Err(e @ (Error::Validation { .. } | Error::NotFound { .. } | Error::Forbidden { .. })) => {
@@ -379,15 +457,16 @@ impl Crm {
         Ok(None)
     }
 
-    /// Records that the enrolment's current step ran (at `ran_at`): moves to
-    /// the next step and schedules its job, or completes it; a concurrent
-    /// stop wins.
+    /// Records that the enrolment's current step ran (at `ran_at`) or was
+    /// skipped: moves to the next step and schedules its job, or completes
+    /// it; a concurrent stop wins.
     async fn advance(
         &self,
         sequence: &Sequence,
         mut enrolment: Enrolment,
         stage: Option<LeadStage>,
         ran_at: DateTime<Utc>,
+        how: Ran,
     ) -> Result<()> {
         let account = enrolment.account_id;
         let ran = enrolment.current_step;
@@ -397,19 +476,31 @@ impl Crm {
         }
         let now = self.now();
         enrolment.updated_at = now;
-        let (event, job) = match sequence.due_at(enrolment.current_step, ran_at.max(now)) {
+        let next = sequence.due_at(enrolment.current_step, ran_at.max(now));
+        enrolment.next_run_at = next;
+        if next.is_none() {
+            enrolment.state = EnrolmentState::Completed;
+        }
+        let mut payload = json!({ "enrolment": &enrolment, "step": ran });
+        match how {
+            Ran::OnTime => {}
+            Ran::Late(late) => payload["late_seconds"] = json!(late),
+            Ran::Skipped { due, late } => {
+                payload["skipped"] = json!(true);
+                payload["due_at"] = json!(due);
+                payload["late_seconds"] = json!(late);
+            }
+        }
+        let (event, job) = match next {
             Some(due) => {
-                enrolment.next_run_at = Some(due);
                 let job = step_job(&enrolment, enrolment.current_step, due, now)?;
-                let payload = json!({ "enrolment": &enrolment, "step": ran });
-                (self.event(account, EventType::SEQUENCE_STEP_COMPLETED, &payload), Some(job))
+                let kind = match how {
+                    Ran::Skipped { .. } => EventType::SEQUENCE_STEP_SKIPPED,
+                    _ => EventType::SEQUENCE_STEP_COMPLETED,
+                };
+                (self.event(account, kind, &payload), Some(job))
             }
-            None => {
-                enrolment.state = EnrolmentState::Completed;
-                enrolment.next_run_at = None;
-                let payload = json!({ "enrolment": &enrolment, "step": ran });
-                (self.event(account, EventType::SEQUENCE_COMPLETED, &payload), None)
-            }
+            None => (self.event(account, EventType::SEQUENCE_COMPLETED, &payload), None),
         };
         match self.store.update_enrolment(&enrolment, Some(&event), job.as_ref()).await {
             Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
@@ -619,7 +710,15 @@ impl JobWorker for SequenceStopper {
             Ok(v) => v,
             Err(o) => return o,
         };
-        match self.crm.stop_contact_enrolments(account, p.contact_id, p.sequence_id, StopReason::Automation).await {
+        let reason = p.reason.unwrap_or(StopReason::Automation);
+        let detail = p.source.as_ref().and_then(|s| match (s["automation_id"].as_str(), s["run_id"].as_str()) {
+            (Some(rule), Some(run)) => Some(format!("stopped by automation rule {rule} (run {run})")),
+            (Some(rule), None) => Some(format!("stopped by automation rule {rule}")),
+            _ => None,
+        });
+        let stop =
+            self.crm.stop_contact_enrolments_because(account, p.contact_id, p.sequence_id, reason, detail.as_deref());
+        match stop.await {
             Ok(_) => Outcome::Done,
             Err(e) => outcome_of(&e),
         }

@@ -283,6 +283,9 @@ impl JobWorker for ConnectorWorker {
             Capability::Mail => MAIL_SEND_JOB,
             Capability::Notify => NOTIFY_JOB,
             Capability::Analytics => ANALYTICS_JOB,
+            // Never built for billing: its constructors are mail, notify
+            // and analytics (billing's own jobs are `billing.apply`).
+            Capability::Billing => "connector.billing",
         }
     }
 

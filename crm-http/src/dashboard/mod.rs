@@ -13,7 +13,9 @@
 //!   `crm_lang` cookie), else the cookie, else `Accept-Language`.
 //!
 //! The inbox (conversations, threads, the send box, assignment and live
-//! updates over server-sent events) is [`inbox`].
+//! updates over server-sent events) is [`inbox`]; the billing page
+//! (`/dashboard/billing`: plan, status, next invoice, checkout, portal,
+//! cancel) is the `billing` module.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
 //! [`crm_core::dashboard`]; no business rule lives here.
@@ -21,6 +23,8 @@
 //! [`Crm`]: crm_core::Crm
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
+#[cfg(feature = "stripe")]
+mod billing;
 mod i18n;
 pub mod inbox;
 mod overview;
@@ -60,15 +64,29 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/assets/app.css", get(stylesheet))
         .route("/dashboard/assets/app.js", get(script))
         .merge(inbox::routes())
+        .merge(billing_routes())
 }
 
-const TEMPLATES: [(&str, &str); 6] = [
+/// The billing page's routes (feature `stripe`).
+#[cfg(feature = "stripe")]
+fn billing_routes() -> Router<AppState> {
+    billing::routes()
+}
+
+/// No billing page without feature `stripe`.
+#[cfg(not(feature = "stripe"))]
+fn billing_routes() -> Router<AppState> {
+    Router::new()
+}
+
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
+    ("billing.html", include_str!("templates/billing.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {
@@ -180,6 +198,7 @@ impl Ctx {
             "csrf": self.csrf,
             "user": user.map(|u| if u.name.trim().is_empty() { u.email.as_str().to_owned() } else { u.name.clone() }),
             "page": page,
+            "billing_nav": cfg!(feature = "stripe"),
         });
         if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
             base.extend(extra);

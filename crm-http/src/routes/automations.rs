@@ -4,8 +4,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde::Deserialize;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +20,7 @@ use crm_core::{AutomationId, AutomationRunId, ContactId, Page, Role};
 use crate::auth::Principal;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::idempotency;
 use crate::routes::contacts::PageParams;
 use crate::state::AppState;
 
@@ -39,7 +40,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A rule as written: a name, a trigger, conditions and actions.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AutomationBody {
     /// Name, 1–200 characters.
@@ -110,23 +111,54 @@ async fn list_automations(
 
 /// Create an automation rule (version 1). `send_email`, `notify_slack` and
 /// `track_event` schedule durable jobs through the account's connections;
-/// `ai_reply` is refused with 422 until its issue lands.
+/// `ai_reply` is refused with 422 until its issue lands. Send
+/// `Idempotency-Key` to make a retried request answer the first rule
+/// (`Idempotent-Replayed: true`) instead of creating a second; the same key
+/// with another body is 409.
 #[utoipa::path(post, path = "/automations", tag = "automations", request_body = AutomationBody,
-    responses((status = 201, body = Automation, headers(("location" = String, description = "URL of the new rule"))),
-        (status = 403, body = Problem), (status = 422, body = Problem)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; makes the request safe to retry (kept one day)")),
+    responses((status = 201, body = Automation, headers(("location" = String, description = "URL of the new rule"), ("idempotent-replayed" = String, description = "`true` when an earlier request with the same key created the rule"))),
+        (status = 403, body = Problem), (status = 409, description = "The Idempotency-Key was used with another body, or its first request is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn create_automation(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AutomationBody>,
-) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Automation>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 2], Json<Automation>)> {
     principal.require(Role::Admin)?;
+    let key = idempotency::key(&headers)?;
     let crm = state.crm();
-    let mut rule = crm.create_automation(principal.account_id, &body.name, body.definition()).await?;
-    if body.enabled == Some(false) {
-        rule = crm.set_automation_enabled(principal.account_id, rule.id, false).await?;
-    }
-    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/api/v1/automations/{}", rule.id))], Json(rule)))
+    let account = principal.account_id;
+    let create = || async {
+        let rule = crm.create_automation(account, &body.name, body.definition()).await?;
+        if body.enabled == Some(false) {
+            return crm.set_automation_enabled(account, rule.id, false).await;
+        }
+        Ok(rule)
+    };
+    let get = |id: String| async move {
+        let id = id.parse::<AutomationId>().map_err(|_| crm_core::Error::not_found("automation"))?;
+        crm.get_automation(account, id).await
+    };
+    let (rule, replayed) = idempotency::create_once(
+        &state,
+        account,
+        idempotency::Creation { scope: "automations", key, body: &body },
+        |r: &Automation| r.id.to_string(),
+        create,
+        get,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (axum::http::header::LOCATION, format!("/api/v1/automations/{}", rule.id)),
+            (idempotency::REPLAYED, replayed.to_string()),
+        ],
+        Json(rule),
+    ))
 }
 
 /// Get an automation rule (its current version).

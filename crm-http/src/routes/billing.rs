@@ -1,5 +1,5 @@
 //! Billing (feature `stripe`): Stripe's webhook at `/webhooks/stripe`, and
-//! `/api/v1/billing/{checkout,portal,subscription}` behind API keys; the
+//! `/api/v1/billing/{checkout,portal,subscription,cancel}` behind API keys; the
 //! optional plan guard on the routes that create what plans limit.
 //!
 //! Without Stripe configured (`STRIPE_SECRET_KEY`) every billing route
@@ -18,23 +18,27 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crm_billing::{BillingService, CheckoutInput, Received, SubscriptionView};
-use crm_core::domain::billing::Limited;
-use crm_core::ports::billing::{CheckoutMode, HostedSession};
-use crm_core::{Error, Role};
+use crm_core::domain::billing::{Limited, Subscription};
+use crm_core::ports::billing::{CancelMode, CheckoutMode, HostedSession};
+use crm_core::{AccountId, Error, Role};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
 /// The account routes (under `/api/v1`, behind API keys).
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(checkout)).routes(routes!(portal)).routes(routes!(subscription))
+    OpenApiRouter::new()
+        .routes(routes!(checkout))
+        .routes(routes!(portal))
+        .routes(routes!(subscription))
+        .routes(routes!(cancel))
 }
 
 /// Stripe's webhook (outside `/api/v1`: Stripe signs it).
 pub(crate) fn webhook_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(stripe_webhook))
+    OpenApiRouter::new().routes(routes!(stripe_webhook)).routes(routes!(account_stripe_webhook))
 }
 
 fn service(state: &AppState) -> Result<&BillingService, ApiError> {
@@ -150,6 +154,39 @@ async fn subscription(State(state): State<AppState>, principal: Principal) -> Ap
     Ok(Json(service(&state)?.view(principal.account_id).await?))
 }
 
+/// How to cancel.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
+    /// `at_period_end` (default: the plan stays until the paid period ends)
+    /// or `immediately`.
+    mode: Option<CancelMode>,
+}
+
+/// Cancels the account's subscription at Stripe: at the end of the paid
+/// period (default) or immediately. Answers the subscription as Stripe
+/// returned it (`cancel_at_period_end: true`, or `status: canceled`); the
+/// stored state and the `billing.*` events follow with Stripe's webhook. 409
+/// when the account has no subscription to cancel. Send `Idempotency-Key`
+/// so a retried request cancels once.
+#[utoipa::path(post, path = "/billing/cancel", tag = "billing", request_body = CancelBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–200 printable ASCII characters; makes the request safe to retry")),
+    responses((status = 200, body = Subscription), (status = 409, description = "No subscription to cancel", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Stripe refused the request", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> ApiResult<Json<Subscription>> {
+    principal.require(Role::Admin)?;
+    let key = idempotency_key(&headers)?;
+    let billing = service(&state)?;
+    let mode = body.mode.unwrap_or(CancelMode::AtPeriodEnd);
+    Ok(Json(billing.cancel(principal.account_id, mode, &format!("{}:{key}", principal.account_id)).await?))
+}
+
 /// Stripe's webhook. Verifies `Stripe-Signature` on the raw body (every
 /// configured secret, 300 s tolerance), stores the event with the job that
 /// applies it, and answers 200; a redelivered event is answered 200 again
@@ -165,7 +202,38 @@ async fn subscription(State(state): State<AppState>, principal: Principal) -> Ap
 async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Received>> {
     let billing = service(&state)?;
     let signature = headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
-    match billing.receive_webhook(&body, signature).await {
+    webhook_answer(billing.receive_webhook(&body, signature).await)
+}
+
+/// Stripe's webhook for an account that bills through its own Stripe
+/// account (its `stripe` connection: `PUT /api/v1/connections/stripe` with
+/// `secret_key` and `webhook_secret`). Verified with that connection's
+/// webhook secrets; the event applies to this account only (an event naming
+/// another account is refused by the worker). 404 when the account has no
+/// `stripe` connection; otherwise as `POST /webhooks/stripe`.
+#[utoipa::path(post, path = "/webhooks/stripe/{account_id}", tag = "webhooks", operation_id = "account_stripe_webhook",
+    params(("account_id" = uuid::Uuid, Path, description = "The account whose Stripe account sends it"),
+        ("Stripe-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<HMAC-SHA256 hex>[,v1=…]")),
+    request_body(content = Object, content_type = "application/json", description = "Stripe's event, as sent"),
+    responses(
+        (status = 200, body = Received),
+        (status = 400, description = "Missing, malformed, stale or wrong signature, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account, or it has no stripe connection", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Billing is off, or the event could not be stored now (Stripe retries)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn account_stripe_webhook(
+    State(state): State<AppState>,
+    ApiPath(account): ApiPath<AccountId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Received>> {
+    let billing = service(&state)?;
+    let signature = headers.get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
+    webhook_answer(billing.receive_account_webhook(account, &body, signature).await)
+}
+
+fn webhook_answer(r: crm_core::Result<Received>) -> ApiResult<Json<Received>> {
+    match r {
         Ok(r) => Ok(Json(r)),
         Err(Error::Validation { field, reason }) => {
             tracing::warn!(%field, %reason, "stripe webhook refused");
@@ -175,9 +243,21 @@ async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body:
     }
 }
 
+/// `/campaigns/{id}/start|schedule|resume`.
+fn is_campaign_send(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("campaigns"), Some(id), Some("start" | "schedule" | "resume"), None) if !id.is_empty()
+    )
+}
+
 /// The plan guard (on when `CRM_BILLING_GUARD` is set): creating a contact
-/// or a channel, or sending a message, past the account's plan answers 402
-/// with the limit named. Runs after authentication.
+/// or a channel, or sending a message — one by one or by starting,
+/// scheduling or resuming a campaign — past the account's plan answers 402
+/// with the limit named. An account without an active (or trialing, or
+/// past-due) subscription is held to the free limits. Runs after
+/// authentication.
 pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // Nested under /api/v1, the router sees the path without the prefix.
     let path = req.uri().path();
@@ -186,6 +266,8 @@ pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next
         (&Method::POST, "/contacts") => Some(Limited::Contacts),
         (&Method::POST, "/channels") => Some(Limited::Channels),
         (&Method::POST, "/messages") => Some(Limited::Messages),
+        // Starting, scheduling or resuming a campaign sends messages.
+        (&Method::POST, p) if is_campaign_send(p) => Some(Limited::Messages),
         _ => None,
     };
     let account = req.extensions().get::<Principal>().map(|p| p.account_id);
@@ -206,7 +288,14 @@ pub(crate) async fn plan_guard(State(state): State<AppState>, req: Request, next
 pub(crate) fn document_guard(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::Ref;
     use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
-    for path in ["/api/v1/contacts", "/api/v1/channels", "/api/v1/messages"] {
+    for path in [
+        "/api/v1/contacts",
+        "/api/v1/channels",
+        "/api/v1/messages",
+        "/api/v1/campaigns/{id}/start",
+        "/api/v1/campaigns/{id}/schedule",
+        "/api/v1/campaigns/{id}/resume",
+    ] {
         let Some(op) = doc.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else { continue };
         let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
         let response = ResponseBuilder::new()
@@ -214,5 +303,20 @@ pub(crate) fn document_guard(doc: &mut utoipa::openapi::OpenApi) {
             .content("application/problem+json", content)
             .build();
         op.responses.responses.entry("402".to_owned()).or_insert(RefOr::T(response));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn campaign_sends_are_recognised() {
+        for p in ["/campaigns/01a2/start", "/campaigns/x/schedule", "campaigns/x/resume"] {
+            assert!(super::is_campaign_send(p), "{p}");
+        }
+        for p in
+            ["/campaigns", "/campaigns/x/pause", "/campaigns//start", "/campaigns/x/start/more", "/contacts/x/start"]
+        {
+            assert!(!super::is_campaign_send(p), "{p}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,6 +17,7 @@ use crm_core::{
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::idempotency;
 use crate::routes::contacts::PageParams;
 use crate::state::AppState;
 
@@ -74,20 +75,50 @@ async fn list_sequences(
 
 /// Create a sequence (admins): ordered steps, each a delay after the
 /// previous one and an action (send a template or text, add/remove a tag,
-/// set the stage), and an optional send window. The JSON of
-/// `examples/sequences/follow_up.json` imports as it is.
+/// set the stage), an optional send window (an IANA `time_zone` or a UTC
+/// offset) and the late policy (`late`: what a step reached more than
+/// `grace_seconds` late does — `skip`, `send` or `stop`). The JSON of
+/// `examples/sequences/follow_up.json` imports as it is. Send
+/// `Idempotency-Key` to make a retried request answer the first sequence
+/// (`Idempotent-Replayed: true`); the same key with another body is 409.
 #[utoipa::path(post, path = "/sequences", tag = "sequences", request_body = NewSequence,
-    responses((status = 201, body = Sequence, headers(("location" = String, description = "URL of the new sequence"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; makes the request safe to retry (kept one day)")),
+    responses((status = 201, body = Sequence, headers(("location" = String, description = "URL of the new sequence"), ("idempotent-replayed" = String, description = "`true` when an earlier request with the same key created the sequence"))),
+        (status = 409, description = "The Idempotency-Key was used with another body, or its first request is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn create_sequence(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewSequence>,
-) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Sequence>)> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 2], Json<Sequence>)> {
     principal.require(Role::Admin)?;
-    let s = state.crm().create_sequence(principal.account_id, body).await?;
-    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/api/v1/sequences/{}", s.id))], Json(s)))
+    let key = idempotency::key(&headers)?;
+    let crm = state.crm();
+    let account = principal.account_id;
+    let create = || crm.create_sequence(account, body.clone());
+    let get = |id: String| async move {
+        let id = id.parse::<SequenceId>().map_err(|_| crm_core::Error::not_found("sequence"))?;
+        crm.get_sequence(account, id).await
+    };
+    let (s, replayed) = idempotency::create_once(
+        &state,
+        account,
+        idempotency::Creation { scope: "sequences", key, body: &body },
+        |s: &Sequence| s.id.to_string(),
+        create,
+        get,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (axum::http::header::LOCATION, format!("/api/v1/sequences/{}", s.id)),
+            (idempotency::REPLAYED, replayed.to_string()),
+        ],
+        Json(s),
+    ))
 }
 
 /// A sequence.

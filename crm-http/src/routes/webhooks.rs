@@ -504,14 +504,25 @@ fn catalog() -> Vec<EventTypeInfo> {
             object(&[("enrolment", component("Enrolment")), ("step", serde_json::json!({ "type": "integer" }))]),
         ),
         (
+            &EventType::SEQUENCE_STEP_SKIPPED,
+            "A message step was reached later than the sequence's `late.grace_seconds` and skipped (`step`: its \
+             index, `due_at`, `late_seconds`); the enrolment shows the next one.",
+            object(&[
+                ("enrolment", component("Enrolment")),
+                ("step", serde_json::json!({ "type": "integer" })),
+                ("due_at", serde_json::json!({ "type": "string", "format": "date-time" })),
+                ("late_seconds", serde_json::json!({ "type": "integer" })),
+            ]),
+        ),
+        (
             &EventType::SEQUENCE_COMPLETED,
-            "An enrolment ran its last step (`step`: its index).",
+            "An enrolment ran its last step (`step`: its index; `skipped: true` when the late policy skipped it).",
             object(&[("enrolment", component("Enrolment")), ("step", serde_json::json!({ "type": "integer" }))]),
         ),
         (
             &EventType::SEQUENCE_STOPPED,
-            "An enrolment stopped early: `stop_reason` replied, stage_changed, opted_out, manual, automation, failed \
-             or contact_deleted.",
+            "An enrolment stopped early: `stop_reason` replied, stage_changed, opted_out, manual, automation, late, \
+             failed or contact_deleted.",
             component("Enrolment"),
         ),
         (

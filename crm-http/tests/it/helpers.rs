@@ -127,6 +127,16 @@ impl Api {
         Self { target: Target::Http { client, base } }
     }
 
+    /// Over HTTP without following redirects (a browser's view of a 303).
+    pub fn http_without_redirects(base: String) -> Self {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("reqwest client");
+        Self { target: Target::Http { client, base } }
+    }
+
     /// Polls `GET /api/v1/messages/{id}` until the dispatcher has moved the
     /// message out of `queued`, and returns it (panics after 10 s).
     pub async fn settled_message(&self, token: &str, message_id: &str) -> Value {

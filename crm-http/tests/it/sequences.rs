@@ -148,3 +148,99 @@ async fn sequences_over_http_on_postgres() {
     lifecycle(&h).await;
     h.stop().await;
 }
+
+/// `Idempotency-Key` on `POST /sequences` and `POST /automations`: a retry
+/// answers the first resource, another body is 409, a failed request frees
+/// its key, keys are per account, and a late policy and an IANA window
+/// round-trip.
+async fn idempotent_creation(h: &Harness) {
+    let api = &h.api;
+    let (account, admin) = h.account(Role::Admin).await;
+    let (_, other) = h.account(Role::Admin).await;
+    let _ = account;
+    let mut body: Value = serde_json::from_str(FOLLOW_UP).unwrap();
+    body["window"] =
+        json!({ "time_zone": "America/Sao_Paulo", "days": [1, 2, 3, 4, 5], "start_minute": 540, "end_minute": 1080 });
+    body["late"] = json!({ "grace_seconds": 7200, "action": "stop" });
+    let post = |path: &'static str, b: Value, token: String, key: &'static str| async move {
+        api.post(path).bearer(&token).header("Idempotency-Key", key).json(b).send().await
+    };
+
+    let first = post("/api/v1/sequences", body.clone(), admin.clone(), "seq-1").await;
+    first.expect(201);
+    assert_eq!(first.header("idempotent-replayed").as_deref(), Some("false"));
+    let s = first.json();
+    assert_eq!(s["window"]["time_zone"], "America/Sao_Paulo");
+    assert_eq!(s["late"], json!({ "grace_seconds": 7200, "action": "stop" }));
+    let again = post("/api/v1/sequences", body.clone(), admin.clone(), "seq-1").await;
+    again.expect(201);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.json()["id"], s["id"]);
+    let list = api.get("/api/v1/sequences").bearer(&admin).send().await.ok_json(200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "one sequence for two requests");
+    // Another body with the key: 409; another account's same key: its own.
+    let mut renamed = body.clone();
+    renamed["name"] = json!("Other");
+    let p = post("/api/v1/sequences", renamed.clone(), admin.clone(), "seq-1").await.problem(409, "conflict");
+    assert!(p["detail"].as_str().unwrap().contains("different request body"), "{p}");
+    let theirs = post("/api/v1/sequences", body.clone(), other.clone(), "seq-1").await.ok_json(201);
+    assert_ne!(theirs["id"], s["id"]);
+    // A refused request frees its key.
+    let mut bad = body.clone();
+    bad["window"]["time_zone"] = json!("Mars/Olympus");
+    let p = post("/api/v1/sequences", bad, admin.clone(), "seq-2").await.problem(422, "validation");
+    assert!(p["detail"].as_str().unwrap().contains("IANA"), "{p}");
+    post("/api/v1/sequences", renamed, admin.clone(), "seq-2").await.expect(201);
+    // A bad key is 422.
+    api.post("/api/v1/sequences")
+        .bearer(&admin)
+        .header("Idempotency-Key", "two words")
+        .json(body.clone())
+        .send()
+        .await
+        .problem(422, "validation");
+    // After a delete, the key's resource is gone: 409.
+    let sid = id(&s);
+    api.delete(&format!("/api/v1/sequences/{sid}")).bearer(&admin).send().await.expect(204);
+    post("/api/v1/sequences", body, admin.clone(), "seq-1").await.problem(409, "conflict");
+
+    // Automations.
+    let rule = json!({ "name": "Tag leads", "trigger": { "event": "contact.created" },
+        "conditions": [{ "type": "business_hours", "hours": { "time_zone": "America/Sao_Paulo", "start": "09:00", "end": "18:00" } }],
+        "actions": [{ "type": "add_tag", "tag": "lead" }] });
+    let a1 = post("/api/v1/automations", rule.clone(), admin.clone(), "rule-1").await;
+    a1.expect(201);
+    let r1 = a1.json();
+    assert_eq!(r1["definition"]["conditions"][0]["hours"]["time_zone"], "America/Sao_Paulo", "{r1}");
+    let a2 = post("/api/v1/automations", rule.clone(), admin.clone(), "rule-1").await;
+    a2.expect(201);
+    assert_eq!(a2.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(a2.json()["id"], r1["id"]);
+    let rules = api.get("/api/v1/automations").bearer(&admin).send().await.ok_json(200);
+    assert_eq!(rules["items"].as_array().unwrap().len(), 1);
+    let mut disabled = rule.clone();
+    disabled["enabled"] = json!(false);
+    post("/api/v1/automations", disabled, admin.clone(), "rule-1").await.problem(409, "conflict");
+    // Without a key every request creates.
+    api.post("/api/v1/automations").bearer(&admin).json(rule.clone()).send().await.expect(201);
+    let rules = api.get("/api/v1/automations").bearer(&admin).send().await.ok_json(200);
+    assert_eq!(rules["items"].as_array().unwrap().len(), 2);
+    let mut bad = rule;
+    bad["conditions"][0]["hours"]["utc_offset_minutes"] = json!(-180);
+    let p = post("/api/v1/automations", bad, admin, "rule-2").await.problem(422, "validation");
+    assert!(p["detail"].as_str().unwrap().contains("not both"), "{p}");
+}
+
+#[tokio::test]
+async fn idempotent_creation_on_sqlite() {
+    let h = Harness::sqlite().await;
+    idempotent_creation(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_creation_on_postgres() {
+    let Some(h) = Harness::postgres("idempotent_creation_on_postgres").await else { return };
+    idempotent_creation(&h).await;
+    h.stop().await;
+}

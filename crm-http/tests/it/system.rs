@@ -266,9 +266,11 @@ const OUTBOUND_ROUTES: &[(&str, &str)] = &[];
 #[cfg(feature = "stripe")]
 const BILLING_ROUTES: &[(&str, &str)] = &[
     ("/webhooks/stripe", "post"),
+    ("/webhooks/stripe/{account_id}", "post"),
     ("/api/v1/billing/checkout", "post"),
     ("/api/v1/billing/portal", "post"),
     ("/api/v1/billing/subscription", "get"),
+    ("/api/v1/billing/cancel", "post"),
 ];
 #[cfg(not(feature = "stripe"))]
 const BILLING_ROUTES: &[(&str, &str)] = &[];

@@ -45,6 +45,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod idempotency;
 mod inbox;
 mod jobs;
 mod lane;

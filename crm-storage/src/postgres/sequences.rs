@@ -67,10 +67,11 @@ impl SequenceStore for PgStore {
         check_event_account(s.account_id, event)?;
         let steps = to_json("steps", &s.steps)?;
         let window = s.window.as_ref().map(|w| to_json("window", w)).transpose()?;
+        let late = to_json("late", &s.late)?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO sequences (id, account_id, name, enabled, steps, send_window, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sequences (id, account_id, name, enabled, steps, send_window, late_policy, created_at, \
+             updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(s.id.into_uuid())
         .bind(s.account_id.into_uuid())
@@ -78,6 +79,7 @@ impl SequenceStore for PgStore {
         .bind(s.enabled)
         .bind(steps)
         .bind(window)
+        .bind(late)
         .bind(s.created_at)
         .bind(s.updated_at)
         .bind(s.version)
@@ -100,15 +102,17 @@ impl SequenceStore for PgStore {
         check_event_account(s.account_id, event)?;
         let steps = to_json("steps", &s.steps)?;
         let window = s.window.as_ref().map(|w| to_json("window", w)).transpose()?;
+        let late = to_json("late", &s.late)?;
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "UPDATE sequences SET name = $1, enabled = $2, steps = $3, send_window = $4, updated_at = $5, \
-             version = version + 1 WHERE id = $6 AND account_id = $7 AND version = $8 RETURNING *",
+            "UPDATE sequences SET name = $1, enabled = $2, steps = $3, send_window = $4, late_policy = $5, \
+             updated_at = $6, version = version + 1 WHERE id = $7 AND account_id = $8 AND version = $9 RETURNING *",
         )
         .bind(&s.name)
         .bind(s.enabled)
         .bind(steps)
         .bind(window)
+        .bind(late)
         .bind(s.updated_at)
         .bind(s.id.into_uuid())
         .bind(s.account_id.into_uuid())

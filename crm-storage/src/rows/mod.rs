@@ -27,6 +27,7 @@ pub(crate) mod connections;
 pub(crate) mod contacts;
 pub(crate) mod events;
 pub(crate) mod groups;
+pub(crate) mod idempotency;
 pub(crate) mod inbox;
 pub(crate) mod jobs;
 pub(crate) mod media;

@@ -17,6 +17,8 @@ pub(crate) fn sequence_row(r: &impl Columns) -> Result<Sequence> {
         enabled: r.flag("enabled")?,
         steps: json_from("steps", r.json("steps")?)?,
         window: r.opt_json("send_window")?.map(|w| json_from("send_window", w)).transpose()?,
+        // NULL: a row from before 0024, on the default policy.
+        late: r.opt_json("late_policy")?.map(|w| json_from("late_policy", w)).transpose()?.unwrap_or_default(),
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
         version: r.int("version")?,

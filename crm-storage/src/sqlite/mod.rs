@@ -35,6 +35,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod idempotency;
 mod inbox;
 mod jobs;
 mod media;

@@ -67,10 +67,11 @@ impl SequenceStore for SqliteStore {
         check_event_account(s.account_id, event)?;
         let steps = json_string("steps", &s.steps)?;
         let window = s.window.as_ref().map(|w| json_string("window", w)).transpose()?;
+        let late = json_string("late", &s.late)?;
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO sequences (id, account_id, name, enabled, steps, send_window, created_at, updated_at, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sequences (id, account_id, name, enabled, steps, send_window, late_policy, created_at, \
+             updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.into_uuid())
         .bind(s.account_id.into_uuid())
@@ -78,6 +79,7 @@ impl SequenceStore for SqliteStore {
         .bind(s.enabled)
         .bind(steps)
         .bind(window)
+        .bind(late)
         .bind(micros(s.created_at))
         .bind(micros(s.updated_at))
         .bind(s.version)
@@ -100,15 +102,17 @@ impl SequenceStore for SqliteStore {
         check_event_account(s.account_id, event)?;
         let steps = json_string("steps", &s.steps)?;
         let window = s.window.as_ref().map(|w| json_string("window", w)).transpose()?;
+        let late = json_string("late", &s.late)?;
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "UPDATE sequences SET name = ?, enabled = ?, steps = ?, send_window = ?, updated_at = ?, \
+            "UPDATE sequences SET name = ?, enabled = ?, steps = ?, send_window = ?, late_policy = ?, updated_at = ?, \
              version = version + 1 WHERE id = ? AND account_id = ? AND version = ? RETURNING *",
         )
         .bind(&s.name)
         .bind(s.enabled)
         .bind(steps)
         .bind(window)
+        .bind(late)
         .bind(micros(s.updated_at))
         .bind(s.id.into_uuid())
         .bind(s.account_id.into_uuid())

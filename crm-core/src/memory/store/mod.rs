@@ -28,6 +28,7 @@ mod connections;
 mod contacts;
 mod events;
 mod groups;
+mod idempotency;
 mod inbox;
 mod jobs;
 mod media;
@@ -111,6 +112,8 @@ struct State {
     whatsapp_ids: HashMap<(ChannelId, Phone), crate::WhatsAppIdentity>,
     /// Each touched thread's read state and assignment, by contact.
     threads: BTreeMap<ContactId, crate::domain::inbox::ThreadState>,
+    /// Claimed idempotency keys by (account, scope, key).
+    idempotency_keys: HashMap<(AccountId, String, String), crate::StoredIdempotencyKey>,
 }
 
 impl State {

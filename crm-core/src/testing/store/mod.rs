@@ -39,6 +39,7 @@ pub mod connections;
 pub mod contacts;
 pub mod events;
 pub mod groups;
+pub mod idempotency;
 pub mod inbox;
 pub mod jobs;
 pub mod media;
@@ -103,6 +104,7 @@ where
     groups::run_all(&make).await;
     whatsapp_ids::run_all(&make).await;
     inbox::run_all(&make).await;
+    idempotency::run_all(&make).await;
     health_reports_healthy(make().await).await;
 }
 

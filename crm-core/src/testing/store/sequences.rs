@@ -39,11 +39,16 @@ fn sequence(account: AccountId) -> Sequence {
             SequenceStep { delay_seconds: 0, action: StepAction::SetStage { stage: LeadStage::Lost } },
         ],
         window: Some(SendWindow {
-            utc_offset_minutes: -180,
+            time_zone: Some("America/Sao_Paulo".into()),
+            utc_offset_minutes: 0,
             days: vec![1, 2, 3, 4, 5],
             start_minute: 540,
             end_minute: 1080,
         }),
+        late: crate::domain::sequence::LatePolicy {
+            grace_seconds: 3600,
+            action: crate::domain::sequence::LateAction::Stop,
+        },
     };
     Sequence::new(account, input, now()).expect("valid sequence")
 }
