@@ -433,7 +433,7 @@ impl Shared {
     pub(crate) async fn call<T: serde::de::DeserializeOwned>(&self, id: ChannelId, js: &str) -> Result<T> {
         let session = self
             .session(id)
-            .ok_or_else(|| provider_error(true, "not_open", "the WhatsApp Web session is not open in this process"))?;
+            .ok_or_else(|| Error::not_connected(PROVIDER, "the session is not open in this process"))?;
         let state = session.status.borrow().state.clone();
         let page = match (&state, session.page()) {
             (SessionState::Connected, Some(page)) => page,
@@ -444,13 +444,7 @@ impl Shared {
                     format!("the WhatsApp Web session is {}", state.name()),
                 ));
             }
-            _ => {
-                return Err(provider_error(
-                    true,
-                    "not_connected",
-                    format!("the WhatsApp Web session is {}", state.name()),
-                ));
-            }
+            _ => return Err(Error::not_connected(PROVIDER, format!("the session is {}", state.name()))),
         };
         self.evaluate(&page, js).await
     }
@@ -488,7 +482,7 @@ impl Shared {
     }
 
     /// Queues a channel event; one task stores them in order.
-    fn record(&self, channel: &Channel, kind: crm_core::EventType, payload: serde_json::Value) {
+    pub(crate) fn record(&self, channel: &Channel, kind: crm_core::EventType, payload: serde_json::Value) {
         let Some(tx) = self.events.get() else { return };
         if tx.try_send((channel.clone(), kind, payload)).is_err() {
             tracing::warn!(channel = %channel.id, "whatsapp web: too many channel events waiting; one was dropped");
