@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_core::{Channel, Crm, EventType, MemoryStore, MessageContent, MessageStatus, NewChannel, SendRequest, Store};
-use crm_whatsapp::web::{PINNED_VERSION, SessionState, Supervisor, SupervisorOptions, WebEngine, WebFactory};
+use crm_whatsapp::web::{
+    PINNED_VERSION, SessionState, Supervisor, SupervisorOptions, WebEngine, WebFactory, WebMediaFetcher,
+};
 use serde_json::json;
 use web_page::FakeWhatsApp;
 
@@ -643,6 +645,19 @@ async fn read_receipts_and_media_both_ways() {
     let s = setup(&chromium, "media", PINNED_VERSION).await;
     let library = MediaLibrary::new(&s.crm, Arc::new(crm_core::MemoryMediaStore::new()));
     assert!(s.engine.set_media_library(library.clone()));
+    // Inbound files are kept by a job of their own, as crm-server runs it.
+    let fetcher = WebMediaFetcher::new(s.engine.clone()).not_connected_wait(Duration::from_millis(200));
+    let options = crm_core::workers::WorkerOptions {
+        poll: Duration::from_millis(20),
+        max_poll: Duration::from_millis(100),
+        ..WebMediaFetcher::options()
+    };
+    let runtime = crm_core::workers::Runtime::builder(s.store.clone())
+        .event_worker(Arc::new(fetcher), options)
+        .build()
+        .start()
+        .await
+        .expect("runtime");
     pair(&s).await;
     let account = s.channel.account_id;
 
@@ -667,6 +682,30 @@ async fn read_receipts_and_media_both_ways() {
     assert_eq!(record.message_id, Some(image.id));
     let bytes = crm_core::ports::media::collect(download.body, 1 << 20).await.expect("bytes");
     assert_eq!(bytes, PNG);
+    let updates = event_types(&s.store, &s.channel).await;
+    let states: Vec<_> = updates
+        .iter()
+        .filter(|(t, p)| t == "message.updated" && p["message_id"] == json!(image.id))
+        .map(|(_, p)| p["attachment"]["state"].clone())
+        .collect();
+    assert_eq!(states, vec![json!("pending"), json!("stored")], "message.updated per step, as for Cloud media");
+
+    // While the session is away the file waits (pending, not failed) and
+    // is kept once it is back.
+    s.page.command(json!({ "op": "state", "state": "TIMEOUT" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Opening).await;
+    s.page.command(json!({
+        "op": "receive", "from": "5511987654321@c.us", "id": "IMG2", "type": "image",
+        "file": { "mimetype": "image/png", "data": b64(PNG) },
+    }));
+    let second_state =
+        || async { thread_of(&s, maria.id).await.get(1).and_then(|m| m.attachment.clone()).map(|a| a.state) };
+    eventually("the second image waiting", || async { second_state().await == Some(AttachmentState::Pending) }).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(second_state().await, Some(AttachmentState::Pending), "a disconnected session fails nothing");
+    s.page.command(json!({ "op": "state", "state": "CONNECTED" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    eventually("the second image kept", || async { second_state().await == Some(AttachmentState::Stored) }).await;
 
     // A document whose file is gone from WhatsApp's servers: failed, with why.
     s.page.command(json!({
@@ -674,11 +713,11 @@ async fn read_receipts_and_media_both_ways() {
         "file": { "mimetype": "application/pdf", "filename": "nota.pdf" },
     }));
     eventually("the document failed", || async {
-        thread_of(&s, maria.id).await.get(1).and_then(|m| m.attachment.clone()).map(|a| a.state)
+        thread_of(&s, maria.id).await.get(2).and_then(|m| m.attachment.clone()).map(|a| a.state)
             == Some(AttachmentState::Failed)
     })
     .await;
-    let doc = thread_of(&s, maria.id).await.remove(1);
+    let doc = thread_of(&s, maria.id).await.remove(2);
     let MessageContent::Media { kind, filename, .. } = &doc.content else { panic!("{:?}", doc.content) };
     assert_eq!((*kind, filename.as_deref()), (MediaKind::Document, Some("nota.pdf")));
     let error = doc.attachment.and_then(|a| a.error).expect("reason");
@@ -746,6 +785,7 @@ async fn read_receipts_and_media_both_ways() {
         Err(e) => assert!(matches!(e, crm_core::Error::Validation { .. }), "{e:?}"),
     }
     assert_eq!(s.page.uploads().len(), 2);
+    runtime.shutdown(Duration::from_secs(1)).await;
     s.engine.shutdown().await;
 }
 

@@ -508,7 +508,7 @@ impl Shared {
         let media_kind = super::media::media_kind(kind);
         let content = match (kind, m.body, media_kind.zip(m.media.as_ref())) {
             ("chat", Some(body), _) => MessageContent::text(body),
-            (_, _, Some((k, media))) => super::media::inbound_content(k, &key, media),
+            (_, _, Some((k, media))) => super::media::inbound_content(k, &m.id, media),
             (other, _, _) => MessageContent::Unsupported {
                 provider_type: other.chars().take(64).collect(),
                 summary: format!("a WhatsApp {} message", other.chars().take(64).collect::<String>()),
@@ -527,12 +527,8 @@ impl Shared {
         };
         for attempt in 1..=3u32 {
             match crm.record_inbound_via(channel, inbound.clone()).await {
-                Ok(stored) => {
-                    if !stored.duplicate && media_kind.is_some() {
-                        self.keep_inbound_media(channel, &m.id, &stored.message).await;
-                    }
-                    return;
-                }
+                // An inbound file is kept by `WebMediaFetcher`, a job of its own.
+                Ok(_) => return,
                 Err(e) if e.is_transient() && attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
