@@ -30,6 +30,8 @@ pub(crate) struct EngineConfig {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) stagger: Duration,
+    /// Chromium flags added after the engine's own (without `--`).
+    pub(crate) extra_args: Vec<String>,
 }
 
 impl EngineConfig {
@@ -160,6 +162,17 @@ impl WebEngineBuilder {
         self
     }
 
+    /// Adds a Chromium flag after the engine's own (`name` or `name=value`,
+    /// without the leading `--`), e.g. to tune memory on a given machine.
+    pub fn chromium_arg(mut self, arg: impl Into<String>) -> Self {
+        let arg = arg.into();
+        let arg = arg.trim_start_matches('-').to_owned();
+        if !arg.is_empty() {
+            self.config.extra_args.push(arg);
+        }
+        self
+    }
+
     /// Least time between two session starts, so a restart does not launch
     /// every Chromium at once (default 2 s).
     pub fn stagger(mut self, every: Duration) -> Self {
@@ -210,6 +223,7 @@ impl WebEngine {
                 backoff_min: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(60),
                 stagger: Duration::from_secs(2),
+                extra_args: Vec::new(),
             },
         }
     }
