@@ -631,7 +631,10 @@ impl Crm {
     /// (`message.queued`), calls the provider once, then records `sent` with
     /// the provider id or `failed` with the provider's code and reason
     /// (`message.status_updated`). A provider failure is returned as `Ok`
-    /// with status `failed`; validation and storage problems are errors.
+    /// with status `failed`; a channel that is not connected
+    /// ([`Error::NotConnected`]) returns it still `queued`, left to the
+    /// dispatcher (after the immediate send's handover time, 5 min);
+    /// validation and storage problems are errors.
     /// Use [`Crm::queue_message`] for retries and pacing in the background.
     pub async fn send_message(
         &self,
@@ -667,6 +670,9 @@ impl Crm {
         let account = p.message.account_id;
         match sent {
             Ok(id) => self.record_sent(account, p.message, id).await,
+            // The channel is reconnecting: not a failure. The message stays
+            // queued; the dispatcher sends it once the handover time passed.
+            Err(Error::NotConnected { .. }) => Ok(p.message),
             Err(e) => self.record_failed(account, p.message, error_of(&e)).await,
         }
     }
