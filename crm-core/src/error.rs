@@ -99,6 +99,21 @@ pub enum Error {
         /// What was asked, e.g. `"creating groups"`.
         operation: Cow<'static, str>,
     },
+    /// The channel's session is not connected right now (a WhatsApp Web
+    /// session that is opening, pairing, reconnecting, or open in another
+    /// process). It is the channel's state, not a provider failure, and it
+    /// passes: [transient](Error::is_transient). The dispatcher keeps a
+    /// queued message waiting (deferred with a growing delay, up to the
+    /// dispatch deadline) instead of counting failed attempts; synchronous
+    /// calls (group administration, read receipts, pairing) answer it
+    /// (HTTP: 409 `/problems/channel-not-connected`).
+    #[error("the {provider} channel is not connected: {reason}")]
+    NotConnected {
+        /// Provider name, e.g. `"whatsapp-web"`.
+        provider: Cow<'static, str>,
+        /// Its state and why, e.g. `"the session is reconnecting"`.
+        reason: String,
+    },
     /// Configuration is missing or invalid.
     #[error("configuration error: {message}")]
     Config {
@@ -128,6 +143,11 @@ impl Error {
         Error::Unsupported { provider: provider.into(), operation: operation.into() }
     }
 
+    /// A [`Error::NotConnected`]: the `provider` channel is not connected (`reason`).
+    pub fn not_connected(provider: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        Error::NotConnected { provider: provider.into(), reason: reason.into() }
+    }
+
     /// A [`Error::Storage`] wrapping a driver error.
     pub fn storage(message: impl Into<String>, transient: bool, source: impl Into<BoxError>) -> Self {
         Error::Storage { message: message.into(), transient, source: Some(source.into()) }
@@ -136,7 +156,7 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::RateLimited { .. } => true,
+            Error::RateLimited { .. } | Error::NotConnected { .. } => true,
             Error::Provider { transient, .. } | Error::Storage { transient, .. } => *transient,
             _ => false,
         }
@@ -161,6 +181,7 @@ impl Error {
             Error::Config { .. } => "config",
             Error::TooLarge { .. } => "too_large",
             Error::Unsupported { .. } => "unsupported",
+            Error::NotConnected { .. } => "not_connected",
         }
     }
 }
@@ -204,5 +225,13 @@ mod tests {
             ("unsupported", "whatsapp-cloud does not support creating groups")
         );
         assert!(e.is_permanent());
+    }
+
+    #[test]
+    fn not_connected_is_transient_and_named() {
+        let e = Error::not_connected("whatsapp-web", "the session is reconnecting");
+        assert_eq!(e.kind(), "not_connected");
+        assert!(e.is_transient());
+        assert_eq!(e.to_string(), "the whatsapp-web channel is not connected: the session is reconnecting");
     }
 }

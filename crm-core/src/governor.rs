@@ -264,13 +264,100 @@ impl Messenger for GovernedMessenger {
         self.inner.find_receipt(message).await
     }
 
+    /// The provider's group manager, its sends paced like one-to-one ones
+    /// ([`GovernedGroups`]).
     fn group_manager(self: Arc<Self>) -> Option<Arc<dyn crate::GroupManager>> {
-        self.inner.clone().group_manager()
+        let inner = self.inner.clone().group_manager()?;
+        Some(Arc::new(GovernedGroups {
+            inner,
+            governor: self.governor.clone(),
+            channel: self.channel.clone(),
+            capabilities: self.inner.capabilities(),
+        }))
     }
 
     /// Read receipts are not paced: they deliver no message.
     async fn mark_read(&self, receipt: &crate::ReadReceipt) -> Result<()> {
         self.inner.mark_read(receipt).await
+    }
+}
+
+/// A channel's [`GroupManager`](crate::GroupManager) whose sends to a group
+/// ask the [`Governor`] first, like a one-to-one send: the channel's
+/// sustained rate (shared with its one-to-one messages), the spacing per
+/// recipient (the group's id is the recipient) and the jitter. A group is
+/// not a new contact: it does not count toward the daily cap of unique
+/// recipients. A send that must wait longer than the governor waits in
+/// place is [`Error::RateLimited`] and nothing is sent (HTTP: 429 with
+/// Retry-After). Administration calls are not paced: they deliver no message.
+#[derive(Debug, Clone)]
+pub struct GovernedGroups {
+    inner: Arc<dyn crate::GroupManager>,
+    governor: Governor,
+    channel: Channel,
+    capabilities: Capabilities,
+}
+
+#[async_trait]
+impl crate::GroupManager for GovernedGroups {
+    async fn create_group(
+        &self,
+        subject: &str,
+        participants: &[crate::Phone],
+    ) -> Result<crate::domain::group::GroupInfo> {
+        self.inner.create_group(subject, participants).await
+    }
+
+    async fn set_subject(&self, group: &str, subject: &str) -> Result<()> {
+        self.inner.set_subject(group, subject).await
+    }
+
+    async fn set_description(&self, group: &str, description: &str) -> Result<()> {
+        self.inner.set_description(group, description).await
+    }
+
+    async fn add_participants(&self, group: &str, participants: &[crate::Phone]) -> Result<()> {
+        self.inner.add_participants(group, participants).await
+    }
+
+    async fn remove_participants(&self, group: &str, participants: &[crate::Phone]) -> Result<()> {
+        self.inner.remove_participants(group, participants).await
+    }
+
+    async fn promote_admins(&self, group: &str, participants: &[crate::Phone]) -> Result<()> {
+        self.inner.promote_admins(group, participants).await
+    }
+
+    async fn demote_admins(&self, group: &str, participants: &[crate::Phone]) -> Result<()> {
+        self.inner.demote_admins(group, participants).await
+    }
+
+    async fn list_groups(&self) -> Result<Vec<crate::domain::group::GroupInfo>> {
+        self.inner.list_groups().await
+    }
+
+    async fn group_info(&self, group: &str) -> Result<crate::domain::group::GroupInfo> {
+        self.inner.group_info(group).await
+    }
+
+    async fn participants(&self, group: &str) -> Result<Vec<crate::domain::group::GroupParticipant>> {
+        self.inner.participants(group).await
+    }
+
+    async fn leave_group(&self, group: &str) -> Result<()> {
+        self.inner.leave_group(group).await
+    }
+
+    async fn send_to_group(&self, group: &str, content: &crate::MessageContent) -> Result<SendReceipt> {
+        match self.governor.admit(&self.channel, &self.capabilities, group, false).await? {
+            Verdict::Go { jitter } => {
+                if !jitter.is_zero() {
+                    tokio::time::sleep(jitter).await;
+                }
+                self.inner.send_to_group(group, content).await
+            }
+            Verdict::Wait { retry_after, .. } => Err(Error::RateLimited { retry_after }),
+        }
     }
 }
 
@@ -328,6 +415,51 @@ mod tests {
         assert_eq!(rec.sent().len(), 3);
         let e = gm.send(&message("+5511987654321", false)).await.unwrap_err();
         assert!(matches!(e, Error::RateLimited { .. }), "{e}");
+    }
+
+    async fn two_groups(groups: &dyn crate::GroupManager) -> (String, String) {
+        let p = [Phone::parse("+5511987654321").unwrap()];
+        (groups.create_group("A", &p).await.unwrap().jid, groups.create_group("B", &p).await.unwrap().jid)
+    }
+
+    #[tokio::test]
+    async fn group_sends_are_spaced_per_group() {
+        let (clock, gm, rec) = setup(Pacing { pair_interval_secs: Some(6), ..Default::default() });
+        let groups = Arc::new(gm).group_manager().expect("the recording messenger has groups");
+        let (a, b) = two_groups(groups.as_ref()).await;
+        groups.send_to_group(&a, &MessageContent::text("1")).await.expect("first send to a");
+        // The same group within the interval: held back, nothing sent.
+        match groups.send_to_group(&a, &MessageContent::text("2")).await.unwrap_err() {
+            Error::RateLimited { retry_after } => assert!(retry_after > Duration::from_secs(5), "{retry_after:?}"),
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        groups.send_to_group(&b, &MessageContent::text("3")).await.expect("another group is not held back");
+        assert_eq!(rec.groups().sent().len(), 2, "only admitted sends reached the provider");
+        clock.advance(Duration::from_secs(6));
+        groups.send_to_group(&a, &MessageContent::text("4")).await.expect("after the interval");
+        assert_eq!(rec.groups().sent().len(), 3);
+        // Administration is not paced.
+        groups.set_subject(&a, "A2").await.expect("rename");
+        groups.set_subject(&a, "A3").await.expect("rename again at once");
+    }
+
+    #[tokio::test]
+    async fn group_and_one_to_one_sends_share_the_channels_rate() {
+        let (clock, gm, rec) =
+            setup(Pacing { per_second: Some(20), pair_interval_secs: Some(0), ..Default::default() });
+        let gm = Arc::new(gm);
+        let groups = gm.clone().group_manager().expect("groups");
+        let (a, b) = two_groups(groups.as_ref()).await;
+        // 20/s with a tenth of a second's burst: two sends at once...
+        groups.send_to_group(&a, &MessageContent::text("1")).await.expect("burst 1");
+        groups.send_to_group(&b, &MessageContent::text("2")).await.expect("burst 2");
+        // ...then the channel waits, for a group and for a contact alike.
+        let e = groups.send_to_group(&a, &MessageContent::text("3")).await.unwrap_err();
+        assert!(matches!(e, Error::RateLimited { .. }), "{e}");
+        assert!(matches!(gm.send_paced(&message("+5511987654329", false)).await.unwrap(), Paced::Wait { .. }));
+        clock.advance(Duration::from_millis(50));
+        groups.send_to_group(&a, &MessageContent::text("4")).await.expect("after 50 ms");
+        assert_eq!((rec.groups().sent().len(), rec.sent().len()), (3, 0));
     }
 
     #[tokio::test]

@@ -88,7 +88,7 @@ pub use domain::webhook::{
     DeliveryProgress, DeliveryQuery, DeliveryStatus, EndpointView, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 };
 pub use error::{BoxError, Error, Result};
-pub use governor::{GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
+pub use governor::{GovernedGroups, GovernedMessenger, Governor, GovernorConfig, Paced, Verdict};
 pub use id::AiDraftId;
 pub use id::GroupId;
 pub use id::MediaId;

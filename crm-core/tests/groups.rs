@@ -44,8 +44,8 @@ async fn a_refresh_stores_groups_joined_elsewhere_and_marks_left_ones() {
         subject: "Fornecedores".into(),
         description: None,
         participants: vec![
-            GroupParticipant { phone: phone("+5511900000000"), admin: false },
-            GroupParticipant { phone: phone("+5511987650009"), admin: true },
+            GroupParticipant::phone(phone("+5511900000000"), false),
+            GroupParticipant::phone(phone("+5511987650009"), true),
         ],
     });
     assert!(crm.list_groups(account, id, false).await.unwrap().is_empty(), "nothing stored before a refresh");

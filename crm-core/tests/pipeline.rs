@@ -23,6 +23,8 @@ enum Step {
     Transient(Option<Duration>),
     Permanent(&'static str),
     TooFast(Duration),
+    /// The channel's session is not connected (reconnecting).
+    Offline,
     /// Accepts, then never answers (the process "dies" before recording it).
     AcceptThenHang,
 }
@@ -101,6 +103,7 @@ impl Messenger for Provider {
             Step::Transient(after) => Err(err(true, "500", after)),
             Step::Permanent(code) => Err(err(false, code, None)),
             Step::TooFast(after) => Err(Error::RateLimited { retry_after: after }),
+            Step::Offline => Err(Error::not_connected("scripted", "the session is reconnecting")),
         }
     }
     async fn find_receipt(&self, m: &OutboundMessage) -> Result<Option<SendReceipt>> {
@@ -279,6 +282,39 @@ async fn transient_errors_retry_honouring_the_providers_retry_after() {
     assert_eq!(w.provider.calls().len(), 3);
     assert!(started.elapsed() >= Duration::from_millis(300), "the 300 ms retry-after was waited out");
     assert_eq!(rt.stats().await[0].retried, 2);
+    rt.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_channel_that_is_not_connected_holds_its_messages_without_spending_attempts() {
+    // One attempt allowed: a transient provider error would fail the
+    // message at once; a channel that is not connected only defers it.
+    let w =
+        world_with(Pacing { pair_interval_secs: Some(0), ..Default::default() }, 1, Duration::from_secs(3600)).await;
+    w.provider.script([Step::Offline, Step::Offline, Step::Accept]);
+    let c = contact(&w, 1).await;
+    let m = queue(&w, c, "oi").await;
+    let rt = run(&w).await;
+    let m = settled(&w, m.id).await;
+    assert_eq!(m.status, MessageStatus::Sent, "{m:?}");
+    assert_eq!(w.provider.calls().len(), 3);
+    let stats = rt.stats().await.remove(0);
+    assert_eq!((stats.retried, stats.deferred), (0, 2), "{stats:?}");
+    rt.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_channel_that_stays_disconnected_fails_its_message_at_the_deadline() {
+    let w =
+        world_with(Pacing { pair_interval_secs: Some(0), ..Default::default() }, 1, Duration::from_millis(300)).await;
+    w.provider.always(Step::Offline);
+    let c = contact(&w, 1).await;
+    let m = queue(&w, c, "oi").await;
+    let rt = run(&w).await;
+    let m = settled(&w, m.id).await;
+    assert_eq!(m.status, MessageStatus::Failed);
+    assert_eq!(m.error.unwrap().code.as_deref(), Some("deadline"));
+    assert_eq!(w.provider.calls().len(), 1, "one try, then a 2 s wait past the deadline");
     rt.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -1671,3 +1671,30 @@ async fn the_default_channel_cache_saves_reads_and_local_writes_invalidate_it() 
     let e = here.queue_message(account, req).await.unwrap_err();
     assert!(matches!(e, Error::Validation { .. }), "{e}");
 }
+
+/// An immediate send on a channel that is not connected is no failure:
+/// the message stays queued and the dispatcher sends it after the
+/// immediate send's handover time, once the channel is back.
+#[tokio::test]
+async fn an_immediate_send_on_a_disconnected_channel_stays_queued_for_the_dispatcher() {
+    use crm_core::workers::{EventWorker, Outcome};
+    let (crm, store, messenger, clock, account) = setup().await;
+    let c = crm.create_contact(account.id, new_contact("Ana", "+5511987654321")).await.unwrap();
+    messenger.set_offline(Some("the session is reconnecting"));
+    let m = crm.send_message(account.id, c.id, MessageContent::text("Oi")).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Queued, "{m:?}");
+    assert!(m.error.is_none());
+    messenger.set_offline(None);
+    let events = crm.list_events(account.id, None, 100).await.unwrap();
+    let queued = events.iter().find(|e| e.event_type == EventType::MESSAGE_QUEUED).unwrap().clone();
+    let dispatcher = crm.dispatcher();
+    assert!(
+        matches!(dispatcher.handle(&queued, 1, None).await, Outcome::Defer { .. }),
+        "its caller's until the handover"
+    );
+    clock.advance(std::time::Duration::from_secs(301));
+    assert_eq!(dispatcher.handle(&queued, 1, None).await, Outcome::Done);
+    assert_eq!(crm.get_message(account.id, m.id).await.unwrap().status, MessageStatus::Sent);
+    assert_eq!(messenger.sent().len(), 1);
+    drop(store);
+}

@@ -113,6 +113,16 @@ impl ApiError {
         e
     }
 
+    /// 409 `/problems/channel-not-connected`: the channel's session is not
+    /// connected now (opening, pairing, reconnecting, open in another
+    /// process); the same call may succeed once it is. Carries a
+    /// Retry-After of a few seconds as a hint.
+    pub fn channel_not_connected(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::CONFLICT, "channel-not-connected", "Channel not connected", detail);
+        e.retry_after = Some(5);
+        e
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -156,6 +166,9 @@ impl From<crm_core::Error> for ApiError {
                 "Not supported by the channel",
                 format!("the channel's provider ({provider}) does not support {operation}"),
             ),
+            E::NotConnected { provider, reason } => ApiError::channel_not_connected(format!(
+                "the {provider} channel is not connected ({reason}); retry once it is (`channel.state_changed`)"
+            )),
             E::RateLimited { retry_after } => ApiError::rate_limited(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             E::Provider { provider, transient, code, message, .. } => {
                 tracing::warn!(%provider, transient, code = code.as_deref().unwrap_or(""), "provider error: {message}");

@@ -361,6 +361,12 @@ impl ServerBuilder {
                     crm_whatsapp::MediaFetcher::with_library(crm.clone(), library, crm_whatsapp::http_client()?);
                 rb = rb.event_worker(Arc::new(fetcher), crm_whatsapp::MediaFetcher::options());
             }
+            // WhatsApp Web: inbound files through the session's page, a job of their own.
+            #[cfg(feature = "whatsapp-web")]
+            {
+                let fetcher = crm_whatsapp::web::WebMediaFetcher::new(web_engine.clone());
+                rb = rb.event_worker(Arc::new(fetcher), crm_whatsapp::web::WebMediaFetcher::options());
+            }
             // Media: deleted with their contact; and after the retention period, when there is one.
             let eraser = crm_core::media::MediaEraser::new(media.library.clone());
             rb = rb.event_worker(Arc::new(eraser), WorkerOptions::default());

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `CRM_BENCH_CHROMIUM` names the Chromium binary (default `chromium`),
-//! `CRM_BENCH_MESSAGES` the messages per run (default 1000).
+//! `CRM_BENCH_MESSAGES` the messages per run (default 1000),
+//! `CRM_BENCH_CHROMIUM_ARGS` extra Chromium flags (space-separated) to
+//! compare settings.
 
 #[path = "../tests/support/web_page.rs"]
 mod web_page;
@@ -27,12 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let messages: usize = std::env::var("CRM_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let dir = std::env::temp_dir().join(format!("crm-waweb-bench-{}", std::process::id()));
     let page = web_page::FakeWhatsApp::start(PINNED_VERSION).await;
-    let engine = WebEngine::builder()
-        .chromium(chromium)
-        .data_dir(&dir)
-        .url(page.url())
-        .stagger(Duration::from_millis(500))
-        .build()?;
+    let mut builder =
+        WebEngine::builder().chromium(chromium).data_dir(&dir).url(page.url()).stagger(Duration::from_millis(500));
+    // `CRM_BENCH_CHROMIUM_ARGS`: extra Chromium flags (space-separated), to compare settings.
+    for arg in std::env::var("CRM_BENCH_CHROMIUM_ARGS").unwrap_or_default().split_whitespace() {
+        builder = builder.chromium_arg(arg);
+    }
+    let engine = builder.build()?;
     let crm = Crm::builder()
         .store(Arc::new(MemoryStore::new()))
         .messenger_factory(Arc::new(WebFactory::new(engine.clone())))

@@ -212,82 +212,24 @@ impl MediaFetcher {
         WorkerOptions { batch: 16, concurrency: 4, max_attempts: 8, ..WorkerOptions::default() }
     }
 
-    /// The pending record of `message`'s file: the one its pending
-    /// attachment names (a retry), else a new one recorded on the message.
-    async fn pending_record(&self, message: &crm_core::Message, media: &MediaRef, name: &str) -> Result<Option<Media>> {
-        if let Some(id) = message.attachment.as_ref().and_then(|a| a.media_id) {
-            return match self.library.get(message.account_id, id).await {
-                Ok(m) if m.state == MediaState::Pending => Ok(Some(m)),
-                Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            };
-        }
-        let mime = media.mime_type.as_deref().unwrap_or("application/octet-stream");
-        let record = self.library.begin_inbound(message, mime, name).await?;
-        let pending = Attachment {
-            state: AttachmentState::Pending,
-            provider_media_id: media.location.clone(),
-            mime_type: media.mime_type.clone(),
-            sha256: None,
-            size: None,
-            key: None,
-            error: None,
-            media_id: Some(record.id),
-        };
-        self.crm.record_attachment(message.account_id, message.id, pending).await?;
-        Ok(Some(record))
-    }
-
     /// Downloads and records the media of the message `event` names;
     /// `Ok(None)` when there is nothing to do.
     async fn fetch(&self, event: &Event) -> Result<Option<crm_core::Message>> {
-        let account = event.account_id;
-        let m = &event.payload["message"];
-        // Most messages are not media: decided from the event, without a read.
-        if m["content"]["type"] != "media" || m["direction"] != "inbound" || m["channel_id"].is_null() {
-            return Ok(None);
-        }
-        let Some(id) = m["id"].as_str().and_then(|s| s.parse::<MessageId>().ok()) else {
+        let Some((message, channel)) = inbound_media_message(&self.crm, event, KIND).await? else {
             return Ok(None);
         };
-        let message = match self.crm.get_message(account, id).await {
-            Ok(m) => m,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let (MessageContent::Media { media, .. }, Direction::Inbound, Some(channel_id)) =
-            (&message.content, message.direction, message.channel_id)
-        else {
-            return Ok(None);
-        };
-        // Settled already (stored, failed, expired, deleted): nothing to do.
-        if message.attachment.as_ref().is_some_and(|a| a.state != AttachmentState::Pending) {
-            return Ok(None);
-        }
-        let channel = match self.crm.get_channel(account, channel_id).await {
-            Ok(c) if c.kind.as_str() == KIND => c,
-            Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let (account, id) = (message.account_id, message.id);
+        let MessageContent::Media { media, .. } = &message.content else { return Ok(None) };
         let media_id = media.location.clone();
         let credentials = self.crm.channels().open(&channel)?;
         let messenger = CloudApiMessenger::from_channel(&channel, &credentials, self.client.clone())?;
         let max = CloudSettings::from_channel(&channel)?.max_media_bytes();
         let name = file_name(&message.content, &media_id, media.mime_type.as_deref().unwrap_or(""));
-        let Some(record) = self.pending_record(&message, media, &name).await? else {
+        let Some(record) = pending_record(&self.crm, &self.library, &message, media, &name).await? else {
             return Ok(None);
         };
         let record_id = record.id;
-        let failed = |error: String| Attachment {
-            state: AttachmentState::Failed,
-            provider_media_id: media_id.clone(),
-            mime_type: media.mime_type.clone(),
-            sha256: None,
-            size: None,
-            key: None,
-            error: Some(error.chars().take(500).collect()),
-            media_id: Some(record_id),
-        };
+        let failed = |error: String| settled_attachment(&media_id, media.mime_type.clone(), record_id, Err(&error));
         let downloaded = match messenger.download_media(&media_id, max).await {
             Ok(file) => {
                 let mime = file.mime_type.clone();
@@ -296,16 +238,7 @@ impl MediaFetcher {
             Err(e) => Err(e),
         };
         let attachment = match downloaded {
-            Ok(stored) => Attachment {
-                state: AttachmentState::Stored,
-                provider_media_id: media_id.clone(),
-                mime_type: Some(stored.content_type.clone()),
-                sha256: stored.sha256.clone(),
-                size: stored.size,
-                key: stored.key.clone(),
-                error: None,
-                media_id: Some(stored.id),
-            },
+            Ok(stored) => settled_attachment(&media_id, None, stored.id, Ok(&stored)),
             Err(e @ (Error::Validation { .. } | Error::TooLarge { .. })) => {
                 self.library.fail(record, &e.to_string()).await?;
                 failed(e.to_string())
@@ -347,6 +280,109 @@ impl EventWorker for MediaFetcher {
                 Outcome::Retry { error: e.to_string(), after }
             }
         }
+    }
+}
+
+/// The inbound media message a `message.received` event names, with its
+/// channel, when that channel is of `kind` and the file is not settled yet
+/// (most messages are not media: decided from the event, without a read).
+pub(crate) async fn inbound_media_message(
+    crm: &Crm,
+    event: &Event,
+    kind: &str,
+) -> Result<Option<(crm_core::Message, crm_core::Channel)>> {
+    let account = event.account_id;
+    let m = &event.payload["message"];
+    if m["content"]["type"] != "media" || m["direction"] != "inbound" || m["channel_id"].is_null() {
+        return Ok(None);
+    }
+    let Some(id) = m["id"].as_str().and_then(|s| s.parse::<MessageId>().ok()) else {
+        return Ok(None);
+    };
+    let message = match crm.get_message(account, id).await {
+        Ok(m) => m,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (MessageContent::Media { .. }, Direction::Inbound, Some(channel_id)) =
+        (&message.content, message.direction, message.channel_id)
+    else {
+        return Ok(None);
+    };
+    // Settled already (stored, failed, expired, deleted): nothing to do.
+    if message.attachment.as_ref().is_some_and(|a| a.state != AttachmentState::Pending) {
+        return Ok(None);
+    }
+    match crm.get_channel(account, channel_id).await {
+        Ok(c) if c.kind.as_str() == kind => Ok(Some((message, c))),
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The pending record of `message`'s file: the one its pending attachment
+/// names (a retry), else a new one, recorded on the message as a pending
+/// [`Attachment`]. `None` when its record is settled or gone already.
+pub(crate) async fn pending_record(
+    crm: &Crm,
+    library: &MediaLibrary,
+    message: &crm_core::Message,
+    media: &MediaRef,
+    name: &str,
+) -> Result<Option<Media>> {
+    if let Some(id) = message.attachment.as_ref().and_then(|a| a.media_id) {
+        return match library.get(message.account_id, id).await {
+            Ok(m) if m.state == MediaState::Pending => Ok(Some(m)),
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+    }
+    let mime = media.mime_type.as_deref().unwrap_or("application/octet-stream");
+    let record = library.begin_inbound(message, mime, name).await?;
+    let pending = Attachment {
+        state: AttachmentState::Pending,
+        provider_media_id: media.location.clone(),
+        mime_type: media.mime_type.clone(),
+        sha256: None,
+        size: None,
+        key: None,
+        error: None,
+        media_id: Some(record.id),
+    };
+    crm.record_attachment(message.account_id, message.id, pending).await?;
+    Ok(Some(record))
+}
+
+/// An inbound message's attachment once its file is settled: `stored`
+/// (with the stored record's type, hash, size and key) or `failed` (with
+/// the reason, at most 500 characters).
+pub(crate) fn settled_attachment(
+    provider_media_id: &str,
+    mime_type: Option<String>,
+    record: crm_core::MediaId,
+    outcome: std::result::Result<&Media, &str>,
+) -> Attachment {
+    match outcome {
+        Ok(stored) => Attachment {
+            state: AttachmentState::Stored,
+            provider_media_id: provider_media_id.to_owned(),
+            mime_type: Some(stored.content_type.clone()),
+            sha256: stored.sha256.clone(),
+            size: stored.size,
+            key: stored.key.clone(),
+            error: None,
+            media_id: Some(stored.id),
+        },
+        Err(reason) => Attachment {
+            state: AttachmentState::Failed,
+            provider_media_id: provider_media_id.to_owned(),
+            mime_type,
+            sha256: None,
+            size: None,
+            key: None,
+            error: Some(reason.chars().take(500).collect()),
+            media_id: Some(record),
+        },
     }
 }
 

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_core::{Channel, Crm, EventType, MemoryStore, MessageContent, MessageStatus, NewChannel, SendRequest, Store};
-use crm_whatsapp::web::{PINNED_VERSION, SessionState, Supervisor, SupervisorOptions, WebEngine, WebFactory};
+use crm_whatsapp::web::{
+    PINNED_VERSION, SessionState, Supervisor, SupervisorOptions, WebEngine, WebFactory, WebMediaFetcher,
+};
 use serde_json::json;
 use web_page::FakeWhatsApp;
 
@@ -135,6 +137,11 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+async fn new_contact(s: &Setup, name: &str, phone: &str) -> crm_core::Contact {
+    let input = crm_core::NewContact { name: name.into(), phone: phone.into(), ..Default::default() };
+    s.crm.create_contact(s.channel.account_id, input).await.expect("contact")
 }
 
 fn chromium_processes(engine: &WebEngine) -> usize {
@@ -375,6 +382,44 @@ async fn groups_pass_the_conformance_suite_and_their_threads_reach_crm() {
     eventually("its message", || async { thread(other.id).await.len() == 1 }).await;
     assert_eq!(status_of().await.status, MessageStatus::Read, "a group message's status moved backwards");
 
+    // Members WhatsApp names by LID: resolved through the page (and the
+    // link remembered), through the channel's LID map, or kept by LID.
+    let (page_lid, stored_lid, unknown_lid) = ("111111111111111@lid", "222222222222222@lid", "333333333333333@lid");
+    let by_page = crm_core::Phone::parse("+5511987650011").expect("phone");
+    let by_store = crm_core::Phone::parse("+5511987650012").expect("phone");
+    s.page.command(json!({ "op": "lid", "lid": page_lid, "phone": "5511987650011@c.us" }));
+    s.store.link_lid(account, s.channel.id, &by_store, stored_lid).await.expect("link");
+    let lid_group = "120363000000000888@g.us";
+    s.page.command(json!({
+        "op": "joinGroup", "group": lid_group, "subject": "Por LID",
+        "participants": [page_lid, stored_lid, unknown_lid]
+    }));
+    eventually("the LID group", || async { manager.group_info(lid_group).await.is_ok() }).await;
+    let info = manager.group_info(lid_group).await.expect("info");
+    assert_eq!(info.participants.len(), 4, "{info:?}");
+    let member = |lid: &str| info.participants.iter().find(|p| p.lid.as_deref() == Some(lid)).cloned();
+    assert_eq!(member(page_lid).and_then(|p| p.phone), Some(by_page.clone()));
+    assert_eq!(member(stored_lid).and_then(|p| p.phone), Some(by_store.clone()));
+    let unknown = member(unknown_lid).expect("an unknown LID is kept");
+    assert_eq!(unknown.phone, None);
+    assert!(info.participant(&me).is_some());
+    assert_eq!(
+        s.store.phone_for_lid(account, s.channel.id, page_lid).await.expect("lookup"),
+        Some(by_page),
+        "the page's answer is remembered"
+    );
+    // Stored through crm, the group keeps the LID-only member.
+    let refreshed = s.crm.list_groups(account, s.channel.id, true).await.expect("refresh");
+    let stored = refreshed.iter().find(|g| g.jid == lid_group).expect("stored");
+    assert_eq!(stored.participants.len(), 4);
+    assert!(stored.participants.iter().any(|p| p.phone.is_none() && p.lid.as_deref() == Some(unknown_lid)));
+    // A message from a member known by LID is recorded with their phone.
+    s.page.command(json!({
+        "op": "groupReceive", "group": lid_group, "author": stored_lid, "body": "Oi pelo LID", "id": "GIN3"
+    }));
+    eventually("the LID member's message", || async { thread(stored.id).await.len() == 1 }).await;
+    assert_eq!(thread(stored.id).await[0].sender.as_ref(), Some(&by_store));
+
     let events = event_types(&s.store, &s.channel).await;
     for kind in ["group.created", "group.message_sent", "group.message_received"] {
         assert!(events.iter().any(|(t, _)| t == kind), "no {kind} event");
@@ -397,12 +442,36 @@ async fn a_page_reload_reconnects_and_a_logout_is_reported_not_retried() {
     assert!(id.starts_with("true_5511987654321@c.us_"), "{id}");
 
     // WhatsApp Web loses its connection by itself: reported, then back.
+    // While it is away, calls answer the typed "not connected" error, and a
+    // queued message waits for the connection instead of failing.
     s.page.command(json!({ "op": "state", "state": "TIMEOUT" }));
     wait_for(&s.engine, &s.channel, |st| *st == SessionState::Opening).await;
     let e = s.engine.send_text(s.channel.id, "5511987654321@c.us", "x").await.expect_err("not connected");
-    assert!(matches!(e, crm_core::Error::Provider { transient: true, .. }), "{e:?}");
+    assert!(matches!(e, crm_core::Error::NotConnected { .. }), "{e:?}");
+    assert!(e.is_transient());
+    let groups = s.crm.group_manager(&s.channel).await.expect("groups");
+    let e = groups.list_groups().await.expect_err("not connected");
+    assert!(matches!(e, crm_core::Error::NotConnected { .. }), "{e:?}");
+    let account = s.channel.account_id;
+    let contact = new_contact(&s, "Ana", "+5511987654321").await;
+    let queued = s
+        .crm
+        .queue_message(account, SendRequest::new(contact.id, MessageContent::text("while away")))
+        .await
+        .expect("queue")
+        .message;
+    let events = s.store.list_events(account, None, 1000).await.expect("events");
+    let event = events.iter().rev().find(|e| e.event_type == EventType::MESSAGE_QUEUED).expect("queued event").clone();
+    let dispatcher = s.crm.dispatcher();
+    use crm_core::workers::{EventWorker, Outcome};
+    let outcome = dispatcher.handle(&event, 1, None).await;
+    assert!(matches!(outcome, Outcome::Defer { .. }), "{outcome:?}");
+    assert_eq!(s.crm.get_message(account, queued.id).await.expect("message").status, MessageStatus::Queued);
     s.page.command(json!({ "op": "state", "state": "CONNECTED" }));
     wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    assert_eq!(dispatcher.handle(&event, 1, None).await, Outcome::Done);
+    assert_eq!(s.crm.get_message(account, queued.id).await.expect("message").status, MessageStatus::Sent);
+    assert!(s.page.sent().iter().any(|m| m["body"] == "while away"));
 
     s.page.command(json!({ "op": "logout" }));
     wait_for(&s.engine, &s.channel, |st| *st == SessionState::LoggedOut).await;
@@ -493,14 +562,7 @@ async fn brazilian_numbers_go_to_the_variant_that_exists_and_lids_keep_one_threa
     let account = s.channel.account_id;
     // Maria registered WhatsApp before the 9th digit: only that form exists.
     s.page.register_only(&["551187654321"]);
-    let maria = s
-        .crm
-        .create_contact(
-            account,
-            crm_core::NewContact { name: "Maria".into(), phone: "+55 11 98765-4321".into(), ..Default::default() },
-        )
-        .await
-        .expect("contact");
+    let maria = new_contact(&s, "Maria", "+55 11 98765-4321").await;
     assert_eq!(maria.whatsapp_id, None);
 
     let first = s.crm.send_now(account, SendRequest::new(maria.id, MessageContent::text("oi"))).await.expect("send");
@@ -517,14 +579,7 @@ async fn brazilian_numbers_go_to_the_variant_that_exists_and_lids_keep_one_threa
     assert_eq!(s.page.exists_queries().len(), 2, "no new lookup");
 
     // A number in neither form fails with a clear reason, nothing sent.
-    let nobody = s
-        .crm
-        .create_contact(
-            account,
-            crm_core::NewContact { name: "Ninguém".into(), phone: "+55 21 99876-5432".into(), ..Default::default() },
-        )
-        .await
-        .expect("contact");
+    let nobody = new_contact(&s, "Ninguém", "+55 21 99876-5432").await;
     let failed = s.crm.send_now(account, SendRequest::new(nobody.id, MessageContent::text("?"))).await.expect("send");
     assert_eq!(failed.status, MessageStatus::Failed, "{failed:?}");
     let error = failed.error.expect("error");
@@ -590,6 +645,19 @@ async fn read_receipts_and_media_both_ways() {
     let s = setup(&chromium, "media", PINNED_VERSION).await;
     let library = MediaLibrary::new(&s.crm, Arc::new(crm_core::MemoryMediaStore::new()));
     assert!(s.engine.set_media_library(library.clone()));
+    // Inbound files are kept by a job of their own, as crm-server runs it.
+    let fetcher = WebMediaFetcher::new(s.engine.clone()).not_connected_wait(Duration::from_millis(200));
+    let options = crm_core::workers::WorkerOptions {
+        poll: Duration::from_millis(20),
+        max_poll: Duration::from_millis(100),
+        ..WebMediaFetcher::options()
+    };
+    let runtime = crm_core::workers::Runtime::builder(s.store.clone())
+        .event_worker(Arc::new(fetcher), options)
+        .build()
+        .start()
+        .await
+        .expect("runtime");
     pair(&s).await;
     let account = s.channel.account_id;
 
@@ -614,6 +682,30 @@ async fn read_receipts_and_media_both_ways() {
     assert_eq!(record.message_id, Some(image.id));
     let bytes = crm_core::ports::media::collect(download.body, 1 << 20).await.expect("bytes");
     assert_eq!(bytes, PNG);
+    let updates = event_types(&s.store, &s.channel).await;
+    let states: Vec<_> = updates
+        .iter()
+        .filter(|(t, p)| t == "message.updated" && p["message_id"] == json!(image.id))
+        .map(|(_, p)| p["attachment"]["state"].clone())
+        .collect();
+    assert_eq!(states, vec![json!("pending"), json!("stored")], "message.updated per step, as for Cloud media");
+
+    // While the session is away the file waits (pending, not failed) and
+    // is kept once it is back.
+    s.page.command(json!({ "op": "state", "state": "TIMEOUT" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Opening).await;
+    s.page.command(json!({
+        "op": "receive", "from": "5511987654321@c.us", "id": "IMG2", "type": "image",
+        "file": { "mimetype": "image/png", "data": b64(PNG) },
+    }));
+    let second_state =
+        || async { thread_of(&s, maria.id).await.get(1).and_then(|m| m.attachment.clone()).map(|a| a.state) };
+    eventually("the second image waiting", || async { second_state().await == Some(AttachmentState::Pending) }).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(second_state().await, Some(AttachmentState::Pending), "a disconnected session fails nothing");
+    s.page.command(json!({ "op": "state", "state": "CONNECTED" }));
+    wait_for(&s.engine, &s.channel, |st| *st == SessionState::Connected).await;
+    eventually("the second image kept", || async { second_state().await == Some(AttachmentState::Stored) }).await;
 
     // A document whose file is gone from WhatsApp's servers: failed, with why.
     s.page.command(json!({
@@ -621,11 +713,11 @@ async fn read_receipts_and_media_both_ways() {
         "file": { "mimetype": "application/pdf", "filename": "nota.pdf" },
     }));
     eventually("the document failed", || async {
-        thread_of(&s, maria.id).await.get(1).and_then(|m| m.attachment.clone()).map(|a| a.state)
+        thread_of(&s, maria.id).await.get(2).and_then(|m| m.attachment.clone()).map(|a| a.state)
             == Some(AttachmentState::Failed)
     })
     .await;
-    let doc = thread_of(&s, maria.id).await.remove(1);
+    let doc = thread_of(&s, maria.id).await.remove(2);
     let MessageContent::Media { kind, filename, .. } = &doc.content else { panic!("{:?}", doc.content) };
     assert_eq!((*kind, filename.as_deref()), (MediaKind::Document, Some("nota.pdf")));
     let error = doc.attachment.and_then(|a| a.error).expect("reason");
@@ -693,6 +785,7 @@ async fn read_receipts_and_media_both_ways() {
         Err(e) => assert!(matches!(e, crm_core::Error::Validation { .. }), "{e:?}"),
     }
     assert_eq!(s.page.uploads().len(), 2);
+    runtime.shutdown(Duration::from_secs(1)).await;
     s.engine.shutdown().await;
 }
 
@@ -751,6 +844,26 @@ async fn contacts_sync_on_pairing_and_stays_in_step() {
     assert_eq!(contact_by_phone(&s, "+447700900123").await.name, "Cliente UK");
     let stranger = crm_core::Phone::parse("+5531977776666").expect("phone");
     assert!(s.store.find_contact_by_phone(account, &stranger).await.expect("find").is_none());
+    // Each report is recorded as `channel.contacts_synced` with its counts.
+    let total = |key: &'static str| {
+        let store = s.store.clone();
+        let channel = s.channel.clone();
+        async move {
+            let events = event_types(&store, &channel).await;
+            let synced: Vec<_> = events.into_iter().filter(|(t, _)| t == "channel.contacts_synced").collect();
+            (synced.len(), synced.iter().map(|(_, p)| p[key].as_u64().unwrap_or(0)).sum::<u64>())
+        }
+    };
+    eventually("the sync's event", || async { total("created").await.1 == 3 }).await;
+    assert!(total("updated").await.1 >= 1, "Maria's WhatsApp name and id");
+    let (_, payload) = event_types(&s.store, &s.channel)
+        .await
+        .into_iter()
+        .find(|(t, _)| t == "channel.contacts_synced")
+        .expect("an event");
+    assert_eq!(payload["channel_id"], json!(s.channel.id));
+    assert_eq!(payload["kind"], "whatsapp-web");
+    assert!(payload["reported"].as_u64().is_some_and(|n| n >= 1), "{payload}");
 
     // Kept in step: a new chat creates its contact, a rename follows.
     s.page.command(json!({ "op": "chat", "id": "5511911112222@c.us", "name": "Novo Cliente" }));
@@ -772,6 +885,12 @@ async fn contacts_sync_on_pairing_and_stays_in_step() {
     eventually("the marker chat's contact", || async { contact_count(&s).await == 6 }).await;
     assert_eq!(count_events(&s, "contact.created").await, created + 1);
     assert_eq!(count_events(&s, "contact.updated").await, updated, "a second sync wrote nothing");
+    let events = event_types(&s.store, &s.channel).await;
+    let resync = events
+        .iter()
+        .filter(|(t, _)| t == "channel.contacts_synced")
+        .any(|(_, p)| p["created"] == 0 && p["updated"] == 0 && p["unchanged"].as_u64().is_some_and(|n| n >= 5));
+    assert!(resync, "the second full sync is recorded with everything unchanged");
     s.engine.shutdown().await;
 }
 
@@ -782,9 +901,10 @@ async fn pairing_by_phone_number_code() {
     let Some(chromium) = chromium("pairing_by_phone_number_code") else { return };
     let s = setup(&chromium, "code", PINNED_VERSION).await;
     let phone = crm_core::Phone::parse("+55 11 98765-4321").expect("phone");
-    // Not open here: a transient error.
+    // Not open here: the channel is not connected (transient).
     let e = s.engine.request_pairing_code(s.channel.id, &phone, Duration::from_secs(1)).await.expect_err("not open");
-    assert!(matches!(e, crm_core::Error::Provider { transient: true, .. }), "{e:?}");
+    assert!(matches!(e, crm_core::Error::NotConnected { .. }), "{e:?}");
+    assert!(e.is_transient());
     // Opening: the request waits for the pairing screen.
     s.engine.open(&s.channel).await.expect("open");
     let code = s.engine.request_pairing_code(s.channel.id, &phone, WAIT).await.expect("code");

@@ -94,6 +94,10 @@ event_types! {
     CHANNEL_STATE_CHANGED = "channel.state_changed";
     /// A channel waiting to be paired shows a new QR code (its text).
     CHANNEL_QR = "channel.qr";
+    /// A channel imported the contacts and chats its provider reported
+    /// (WhatsApp Web's contacts sync), with how many were created, updated,
+    /// unchanged and skipped.
+    CHANNEL_CONTACTS_SYNCED = "channel.contacts_synced";
     /// The assistant classified an inbound message (sentiment and lead signals).
     MESSAGE_ANALYZED = "message.analyzed";
     /// A conversation (a contact's thread) was assigned to a user of the

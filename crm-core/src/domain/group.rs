@@ -82,13 +82,52 @@ pub fn check_group_jid(jid: &str) -> Result<()> {
 }
 
 /// One member of a group.
+///
+/// WhatsApp names many members only by a LID (its privacy id, `…@lid`)
+/// instead of their phone. A provider resolves a LID to the phone through
+/// what the channel learned ([`WhatsAppIdStore`](crate::WhatsAppIdStore));
+/// a member whose phone is not known yet is kept with `phone: null` and
+/// their `lid`, not dropped, so the member count and the admins stay true.
+/// A member is one of the group's by their phone when it is known, else by
+/// their LID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupParticipant {
-    /// The member's phone (E.164).
-    pub phone: Phone,
+    /// The member's phone (E.164); `null` for a member known only by a LID
+    /// the channel has not linked to a phone yet.
+    #[serde(default)]
+    pub phone: Option<Phone>,
+    /// The member's LID (`123456789012345@lid`), when WhatsApp names them by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
     /// Whether the member administers the group (creators count as admins).
     pub admin: bool,
+}
+
+impl GroupParticipant {
+    /// A member known by their phone.
+    pub fn phone(phone: Phone, admin: bool) -> Self {
+        Self { phone: Some(phone), lid: None, admin }
+    }
+
+    /// A member WhatsApp names by `lid`, with their phone when it is known.
+    pub fn lid(lid: impl Into<String>, phone: Option<Phone>, admin: bool) -> Self {
+        Self { phone, lid: Some(lid.into()), admin }
+    }
+
+    /// What identifies the member in the group: the phone, else the LID.
+    pub fn key(&self) -> &str {
+        match (&self.phone, &self.lid) {
+            (Some(p), _) => p.as_str(),
+            (None, Some(l)) => l.as_str(),
+            (None, None) => "",
+        }
+    }
+
+    /// Whether this member has `phone`.
+    pub fn has_phone(&self, phone: &Phone) -> bool {
+        self.phone.as_ref() == Some(phone)
+    }
 }
 
 /// A group as the channel's provider reports it.
@@ -107,7 +146,7 @@ pub struct GroupInfo {
 impl GroupInfo {
     /// The member with this phone, if any.
     pub fn participant(&self, phone: &Phone) -> Option<&GroupParticipant> {
-        self.participants.iter().find(|p| &p.phone == phone)
+        self.participants.iter().find(|p| p.has_phone(phone))
     }
 }
 
@@ -169,8 +208,9 @@ impl Group {
             .filter(|d| !d.is_empty())
             .map(|d| d.chars().take(MAX_DESCRIPTION_CHARS).collect::<String>());
         let mut participants = info.participants.clone();
-        participants.sort_by(|a, b| a.phone.as_str().cmp(b.phone.as_str()));
-        participants.dedup_by(|a, b| a.phone == b.phone);
+        participants.retain(|p| !p.key().is_empty());
+        participants.sort_by(|a, b| a.key().cmp(b.key()));
+        participants.dedup_by(|a, b| a.key() == b.key());
         let changed = self.jid != info.jid
             || self.subject != subject
             || self.description != description

@@ -70,7 +70,7 @@ impl MemoryGroups {
             if let Some(p) = participants.iter().find(|p| g.participant(p).is_none()) {
                 return Err(Error::validation("participants", format!("{p} is not in the group")));
             }
-            for m in g.participants.iter_mut().filter(|m| participants.contains(&m.phone)) {
+            for m in g.participants.iter_mut().filter(|m| m.phone.as_ref().is_some_and(|p| participants.contains(p))) {
                 m.admin = admin;
             }
             Ok(())
@@ -86,13 +86,9 @@ impl GroupManager for MemoryGroups {
         let mut inner = self.lock();
         inner.next += 1;
         let jid = format!("1203630{:011}@g.us", inner.next);
-        let mut members = vec![GroupParticipant { phone: inner.me.clone(), admin: true }];
-        members.extend(
-            participants
-                .iter()
-                .filter(|p| **p != inner.me)
-                .map(|p| GroupParticipant { phone: p.clone(), admin: false }),
-        );
+        let mut members = vec![GroupParticipant::phone(inner.me.clone(), true)];
+        members
+            .extend(participants.iter().filter(|p| **p != inner.me).map(|p| GroupParticipant::phone(p.clone(), false)));
         let info =
             GroupInfo { jid: jid.clone(), subject: subject.to_owned(), description: None, participants: members };
         inner.groups.insert(jid, info.clone());
@@ -120,7 +116,7 @@ impl GroupManager for MemoryGroups {
         self.with_group(group, |g| {
             for p in participants {
                 if g.participant(p).is_none() {
-                    g.participants.push(GroupParticipant { phone: p.clone(), admin: false });
+                    g.participants.push(GroupParticipant::phone(p.clone(), false));
                 }
             }
             Ok(())
@@ -130,7 +126,7 @@ impl GroupManager for MemoryGroups {
     async fn remove_participants(&self, group: &str, participants: &[Phone]) -> Result<()> {
         check_participants(participants)?;
         self.with_group(group, |g| {
-            g.participants.retain(|m| !participants.contains(&m.phone));
+            g.participants.retain(|m| !m.phone.as_ref().is_some_and(|p| participants.contains(p)));
             Ok(())
         })
     }

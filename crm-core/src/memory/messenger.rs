@@ -34,6 +34,8 @@ struct Inner {
     keep_last: Option<usize>,
     groups: Option<super::MemoryGroups>,
     reads: Vec<crate::ReadReceipt>,
+    /// Set while "disconnected": why.
+    offline: Option<String>,
 }
 
 /// The own number of a [`RecordingMessenger`]'s groups.
@@ -68,6 +70,20 @@ impl RecordingMessenger {
     /// Makes the next send fail with a provider error.
     pub fn fail_next(&self, code: Option<&str>, reason: &str, transient: bool) {
         self.lock().failures.push_back(Failure { code: code.map(str::to_owned), reason: reason.to_owned(), transient });
+    }
+
+    /// Behaves like a session that lost its connection (`Some(reason)`)
+    /// or got it back (`None`): while disconnected, sends, receipt look-ups
+    /// and read receipts answer [`Error::NotConnected`].
+    pub fn set_offline(&self, reason: Option<&str>) {
+        self.lock().offline = reason.map(str::to_owned);
+    }
+
+    fn check_online(inner: &Inner) -> Result<()> {
+        match &inner.offline {
+            Some(reason) => Err(Error::not_connected("recording", reason.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Its groups ([`MemoryGroups`](super::MemoryGroups) whose own number
@@ -121,6 +137,7 @@ impl Messenger for RecordingMessenger {
 
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt> {
         let mut inner = self.lock();
+        Self::check_online(&inner)?;
         if let Some(f) = inner.failures.pop_front() {
             return Err(Error::Provider {
                 provider: "recording".into(),
@@ -148,6 +165,7 @@ impl Messenger for RecordingMessenger {
 
     async fn find_receipt(&self, message: &OutboundMessage) -> Result<Option<SendReceipt>> {
         let inner = self.lock();
+        Self::check_online(&inner)?;
         Ok(inner
             .sent
             .iter()
@@ -158,6 +176,7 @@ impl Messenger for RecordingMessenger {
 
     async fn mark_read(&self, receipt: &crate::ReadReceipt) -> Result<()> {
         let mut inner = self.lock();
+        Self::check_online(&inner)?;
         inner.reads.push(receipt.clone());
         if let Some(n) = inner.keep_last
             && inner.reads.len() > n

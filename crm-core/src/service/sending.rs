@@ -55,6 +55,15 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long a dispatcher leaves an immediate send to its caller.
 const IMMEDIATE_HANDOVER: Duration = Duration::from_secs(300);
 
+/// How long a queued message waits before the next try while its channel is
+/// not connected ([`Error::NotConnected`]): an eighth of how long it has
+/// waited so far, between 2 s and 1 min, so a short reconnect costs seconds
+/// and a long outage a try a minute. It is a deferral (no attempt counted);
+/// the dispatch deadline still fails a message that waited too long.
+fn reconnect_wait(waited: Duration) -> Duration {
+    (waited / 8).clamp(Duration::from_secs(2), Duration::from_secs(60))
+}
+
 /// A message to send: to whom, what, through which channel, and the
 /// caller's reference that makes a retried request idempotent.
 #[derive(Debug, Clone, PartialEq)]
@@ -622,7 +631,10 @@ impl Crm {
     /// (`message.queued`), calls the provider once, then records `sent` with
     /// the provider id or `failed` with the provider's code and reason
     /// (`message.status_updated`). A provider failure is returned as `Ok`
-    /// with status `failed`; validation and storage problems are errors.
+    /// with status `failed`; a channel that is not connected
+    /// ([`Error::NotConnected`]) returns it still `queued`, left to the
+    /// dispatcher (after the immediate send's handover time, 5 min);
+    /// validation and storage problems are errors.
     /// Use [`Crm::queue_message`] for retries and pacing in the background.
     pub async fn send_message(
         &self,
@@ -658,6 +670,9 @@ impl Crm {
         let account = p.message.account_id;
         match sent {
             Ok(id) => self.record_sent(account, p.message, id).await,
+            // The channel is reconnecting: not a failure. The message stays
+            // queued; the dispatcher sends it once the handover time passed.
+            Err(Error::NotConnected { .. }) => Ok(p.message),
             Err(e) => self.record_failed(account, p.message, error_of(&e)).await,
         }
     }
@@ -812,6 +827,11 @@ impl Crm {
     pub(crate) async fn dispatch(&self, event: &Event, attempt: u32, previous: Option<&str>) -> Outcome {
         match self.try_dispatch(event, attempt, previous).await {
             Ok(o) => o,
+            // E.g. looking for an earlier attempt's receipt on a session
+            // that is reconnecting: the message waits, no attempt counted.
+            Err(Error::NotConnected { .. }) => {
+                Outcome::Defer { after: reconnect_wait((self.now() - event.occurred_at).to_std().unwrap_or_default()) }
+            }
             Err(e) => Outcome::Retry { error: e.to_string(), after: None },
         }
     }
@@ -966,6 +986,11 @@ impl Crm {
                     self.set_throttle(c, Some(t)).await?;
                 }
                 Ok(Outcome::Defer { after: retry_after })
+            }
+            Err(e @ Error::NotConnected { .. }) => {
+                let after = reconnect_wait(age);
+                tracing::info!(channel = ?message.channel_id, wait_ms = after.as_millis() as u64, "{e}; the message waits");
+                Ok(Outcome::Defer { after })
             }
             Err(e) if e.is_transient() && attempt < self.dispatch.max_attempts => {
                 let after = match &e {

@@ -7,7 +7,9 @@
 //! Each call asks the provider and answers its result (the new group's id,
 //! or its refusal), then stores the group with `group.*` events. A channel
 //! whose provider has no groups (Meta's Cloud API) answers 409 with the
-//! problem type `/problems/unsupported`.
+//! problem type `/problems/unsupported`; a channel whose session is not
+//! connected now (a WhatsApp Web session reconnecting or pairing) answers
+//! 409 `/problems/channel-not-connected` (from `Error::NotConnected`).
 
 use axum::Json;
 use axum::extract::State;
@@ -109,7 +111,7 @@ pub(crate) struct GroupMessagesQuery {
     responses(
         (status = 200, body = [Group]),
         (status = 404, description = "No such channel", body = Problem),
-        (status = 409, description = "`refresh` on a channel whose provider has no groups (`/problems/unsupported`)", body = Problem),
+        (status = 409, description = "`refresh` on a channel whose provider has no groups (`/problems/unsupported`), or its session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, body = Problem),
     ), security(("api_key" = [])))]
 async fn list_groups(
@@ -119,13 +121,7 @@ async fn list_groups(
     ApiQuery(q): ApiQuery<ListGroupsQuery>,
 ) -> ApiResult<Json<Vec<Group>>> {
     principal.require(Role::Viewer)?;
-    Ok(Json(
-        state
-            .crm()
-            .list_groups(principal.account_id, id, q.refresh.unwrap_or(false))
-            .await
-            .map_err(session_conflict)?,
-    ))
+    Ok(Json(state.crm().list_groups(principal.account_id, id, q.refresh.unwrap_or(false)).await?))
 }
 
 /// Create a group on the channel (admins): the channel's number becomes
@@ -135,7 +131,7 @@ async fn list_groups(
     responses(
         (status = 201, body = Group),
         (status = 404, description = "No such channel", body = Problem),
-        (status = 409, description = "The channel's provider has no groups (`/problems/unsupported`)", body = Problem),
+        (status = 409, description = "The channel's provider has no groups (`/problems/unsupported`), or its session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, description = "A bad subject or participant", body = Problem),
     ), security(("api_key" = [])))]
 async fn create_group(
@@ -147,11 +143,7 @@ async fn create_group(
     principal.require(Role::Admin)?;
     crm_core::domain::group::check_subject(&input.subject)?;
     let participants = state.crm().parse_participants(&input.participants)?;
-    let group = state
-        .crm()
-        .create_group(principal.account_id, id, &input.subject, &participants)
-        .await
-        .map_err(session_conflict)?;
+    let group = state.crm().create_group(principal.account_id, id, &input.subject, &participants).await?;
     let location = format!("/api/v1/channels/{id}/groups/{}", group.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(group)))
 }
@@ -177,7 +169,7 @@ async fn get_group(
     responses(
         (status = 200, body = Group),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "The number left the group, or the provider has no groups", body = Problem),
+        (status = 409, description = "The number left the group (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, body = Problem),
     ), security(("api_key" = [])))]
 async fn update_group(
@@ -187,7 +179,7 @@ async fn update_group(
     ApiJson(patch): ApiJson<GroupPatch>,
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
-    Ok(Json(state.crm().update_group(principal.account_id, id, group, &patch).await.map_err(session_conflict)?))
+    Ok(Json(state.crm().update_group(principal.account_id, id, group, &patch).await?))
 }
 
 async fn change(
@@ -199,13 +191,7 @@ async fn change(
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
     let phones = state.crm().parse_participants(participants)?;
-    Ok(Json(
-        state
-            .crm()
-            .change_group_participants(principal.account_id, id, group, change, &phones)
-            .await
-            .map_err(session_conflict)?,
-    ))
+    Ok(Json(state.crm().change_group_participants(principal.account_id, id, group, change, &phones).await?))
 }
 
 /// Add members (admins; one already in the group is left as is):
@@ -215,7 +201,7 @@ async fn change(
     responses(
         (status = 200, body = Group),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "The number left the group, or the provider has no groups", body = Problem),
+        (status = 409, description = "The number left the group (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, body = Problem),
     ), security(("api_key" = [])))]
 async fn add_participants(
@@ -234,7 +220,7 @@ async fn add_participants(
     responses(
         (status = 200, body = Group),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "The number left the group, or the provider has no groups", body = Problem),
+        (status = 409, description = "The number left the group (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, body = Problem),
     ), security(("api_key" = [])))]
 async fn remove_participants(
@@ -253,7 +239,7 @@ async fn remove_participants(
     responses(
         (status = 200, body = Group),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "The number left the group, or the provider has no groups", body = Problem),
+        (status = 409, description = "The number left the group (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, description = "A bad phone, or one not in the group", body = Problem),
     ), security(("api_key" = [])))]
 async fn change_admins(
@@ -276,7 +262,7 @@ async fn change_admins(
     responses(
         (status = 200, body = Group),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "Already left, or the provider has no groups", body = Problem),
+        (status = 409, description = "Already left (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
     ), security(("api_key" = [])))]
 async fn leave_group(
     State(state): State<AppState>,
@@ -284,7 +270,7 @@ async fn leave_group(
     ApiPath((id, group)): ApiPath<(ChannelId, GroupId)>,
 ) -> ApiResult<Json<Group>> {
     principal.require(Role::Admin)?;
-    Ok(Json(state.crm().leave_group(principal.account_id, id, group).await.map_err(session_conflict)?))
+    Ok(Json(state.crm().leave_group(principal.account_id, id, group).await?))
 }
 
 /// A group's thread, oldest first: what participants wrote (with their
@@ -307,14 +293,18 @@ async fn list_group_messages(
     Ok(Json(state.crm().list_group_messages(principal.account_id, id, group, q.after, limit).await?))
 }
 
-/// Send a text to a group (agents): `group.message_sent`.
+/// Send a text to a group (agents): `group.message_sent`. Paced by the
+/// channel's send governor like one-to-one messages (its rate, the spacing
+/// per recipient — here the group — and jitter): a send that would have to
+/// wait answers 429 with Retry-After and nothing is sent.
 #[utoipa::path(post, path = "/channels/{id}/groups/{group_id}/messages", tag = "groups",
     params(("id" = ChannelId, Path), ("group_id" = GroupId, Path)), request_body = GroupTextInput,
     responses(
         (status = 201, body = GroupMessage),
         (status = 404, description = "No such channel or group", body = Problem),
-        (status = 409, description = "The number left the group, or the provider has no groups", body = Problem),
+        (status = 409, description = "The number left the group (`/problems/conflict`), the provider has no groups (`/problems/unsupported`), or the channel's session is not connected (`/problems/channel-not-connected`)", body = Problem),
         (status = 422, body = Problem),
+        (status = 429, description = "The channel's pacing holds the message back; retry after `Retry-After`", body = Problem),
     ), security(("api_key" = [])))]
 async fn send_to_group(
     State(state): State<AppState>,
@@ -323,24 +313,6 @@ async fn send_to_group(
     ApiJson(input): ApiJson<GroupTextInput>,
 ) -> ApiResult<(StatusCode, Json<GroupMessage>)> {
     principal.require(Role::Agent)?;
-    let message = state
-        .crm()
-        .send_to_group(principal.account_id, id, group, MessageContent::text(input.text))
-        .await
-        .map_err(session_conflict)?;
+    let message = state.crm().send_to_group(principal.account_id, id, group, MessageContent::text(input.text)).await?;
     Ok((StatusCode::CREATED, Json(message)))
-}
-
-/// A session that is not connected (reconnecting, pairing, not open in this
-/// process) is the channel's state, not a provider failure: a 409 the caller
-/// can retry once the channel is connected, documented on every group route.
-fn session_conflict(e: crm_core::Error) -> crm_core::Error {
-    match e {
-        crm_core::Error::Provider { code: Some(code), message, .. }
-            if code == "not_connected" || code == "not_open" =>
-        {
-            crm_core::Error::conflict("channel", message)
-        }
-        other => other,
-    }
 }

@@ -187,8 +187,9 @@ async fn get_message(
         (status = 204, description = "Marked read"),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An outbound message, one without its channel, or a channel without read receipts", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The channel's session is not connected now (`/problems/channel-not-connected`); retry once it is", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The provider is unreachable or the session not connected; retry later", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider is unreachable; retry later", body = Problem, content_type = "application/problem+json"),
     ), security(("api_key" = [])))]
 async fn mark_read(
     State(state): State<AppState>,

@@ -355,6 +355,7 @@ fn object(fields: &[(&str, serde_json::Value)]) -> serde_json::Value {
 fn catalog() -> Vec<EventTypeInfo> {
     let id = || object(&[("id", schema_json(crm_core::EventId::schema()))]);
     let string = || serde_json::json!({ "type": "string" });
+    let integer = || serde_json::json!({ "type": "integer", "minimum": 0 });
     let contact_summary = object(&[("id", string()), ("name", string()), ("phone", string())]);
     let message_with_contact = object(&[("message", component("Message")), ("contact", contact_summary)]);
     let status = object(&[("message_id", string()), ("contact_id", string()), ("status", string())]);
@@ -466,6 +467,22 @@ fn catalog() -> Vec<EventTypeInfo> {
             &EventType::CHANNEL_QR,
             "A channel waiting to be paired shows a new QR code (`qr`: its text, to render or scan).",
             object(&[("channel_id", string()), ("kind", string()), ("qr", string())]),
+        ),
+        (
+            &EventType::CHANNEL_CONTACTS_SYNCED,
+            "A channel imported the contacts and one-to-one chats its provider reported (WhatsApp Web's contacts \
+             sync, on connecting and as chats appear or are renamed): `reported` of them, `created` new contacts, \
+             `updated` ones whose name or WhatsApp id changed, `unchanged`, and `skipped` (no phone known, or not \
+             stored).",
+            object(&[
+                ("channel_id", string()),
+                ("kind", string()),
+                ("reported", integer()),
+                ("created", integer()),
+                ("updated", integer()),
+                ("unchanged", integer()),
+                ("skipped", integer()),
+            ]),
         ),
         (
             &EventType::MESSAGE_UPDATED,

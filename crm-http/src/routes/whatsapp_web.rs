@@ -43,15 +43,23 @@ fn conflict(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
 }
 
-/// Why there is no QR code to show.
+/// Why there is no QR code to show: a connected channel is a plain
+/// conflict; a session that is not open here, logged out, or between states
+/// is `/problems/channel-not-connected` (the same type every route touching
+/// a channel answers for [`Error::NotConnected`]).
 fn no_qr(status: Option<SessionStatus>, elsewhere: Option<String>) -> ApiError {
+    let not_connected = |reason: String| {
+        ApiError::channel_not_connected(format!("the whatsapp-web channel is not connected ({reason})"))
+    };
     match (status, elsewhere) {
-        (None, Some(owner)) => conflict(format!("the session is open in another process ({owner}); ask it")),
-        (None, None) => conflict("the session is not open in this process (does it run the workers?)"),
+        (None, Some(owner)) => not_connected(format!("the session is open in another process ({owner}); ask it")),
+        (None, None) => not_connected("the session is not open in this process (does it run the workers?)".into()),
         (Some(s), _) => match s.state {
             SessionState::Connected => conflict("the channel is paired and connected"),
-            SessionState::LoggedOut => conflict("the session was logged out: POST /api/v1/channels/{id}/pair first"),
-            other => conflict(format!("no QR code now: the session is {}", other.name())),
+            SessionState::LoggedOut => {
+                not_connected("the session was logged out: POST /api/v1/channels/{id}/pair first".into())
+            }
+            other => not_connected(format!("no QR code now: the session is {}", other.name())),
         },
     }
 }
@@ -67,7 +75,7 @@ fn no_qr(status: Option<SessionStatus>, elsewhere: Option<String>) -> ApiError {
             (String = "text/plain"),
         )),
         (status = 404, description = "No such channel", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not pairing now (connected, logged out, or open in another process)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pairing now: connected (`/problems/conflict`), or logged out, between states, or open in another process (`/problems/channel-not-connected`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a whatsapp-web channel, or an unknown format", body = crate::error::Problem, content_type = "application/problem+json"),
     ), security(("api_key" = [])))]
 async fn pairing_qr(
@@ -131,7 +139,7 @@ const PAIRING_SCREEN_WAIT: std::time::Duration = std::time::Duration::from_secs(
         (status = 202, description = "Opening; follow `channel.state_changed` events or GET the QR code"),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such channel", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Open in another process, not run here, or connected already", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Connected already (`/problems/conflict`), or the session is open in another process or not run here (`/problems/channel-not-connected`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "A body that is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a whatsapp-web channel, disabled, or a bad phone number", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 502, description = "WhatsApp Web refused the code request", body = crate::error::Problem, content_type = "application/problem+json"),

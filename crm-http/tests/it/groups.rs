@@ -238,3 +238,28 @@ async fn a_cloud_api_channel_answers_unsupported_not_a_server_error() {
     assert_eq!(listed, json!([]));
     assert!(event_types(&h, account).await.iter().all(|(t, _)| !t.starts_with("group.")));
 }
+
+/// Group sends go through the channel's send governor: a second message to
+/// the same group inside the channel's spacing answers 429 with
+/// Retry-After, and nothing reaches the provider.
+#[tokio::test]
+async fn group_sends_are_paced_by_the_channels_governor() {
+    let h = Harness::memory().await;
+    let (account, token) = h.account(Role::Agent).await;
+    let pacing = crm_core::Pacing { pair_interval_secs: Some(60), ..Default::default() };
+    let input =
+        NewChannel { kind: "recording".into(), name: "Pausado".into(), pacing: Some(pacing), ..Default::default() };
+    let channel = h.crm().create_channel(account, input).await.unwrap().id;
+    let phones = [crm_core::Phone::parse("+5511987650001").unwrap()];
+    let group = h.crm().create_group(account, channel, "Clientes", &phones).await.unwrap();
+    let path = format!("/api/v1/channels/{channel}/groups/{}/messages", group.id);
+    h.api.post(&path).bearer(&token).json(json!({ "text": "Primeira" })).send().await.ok_json(201);
+    let held = h.api.post(&path).bearer(&token).json(json!({ "text": "Segunda" })).send().await;
+    held.problem(429, "rate-limited");
+    let wait: u64 = held.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!((59..=60).contains(&wait), "{wait}");
+    let groups = h.messenger.as_ref().unwrap().groups();
+    assert_eq!(groups.sent().len(), 1, "the held-back message never reached the provider");
+    let thread = h.api.get(&path).bearer(&token).send().await.ok_json(200);
+    assert_eq!(thread.as_array().unwrap().len(), 1);
+}

@@ -230,6 +230,17 @@ async fn an_inbound_message_is_marked_read_through_its_channel() {
     assert_eq!(reads[0].whatsapp_id.as_deref(), Some("5511987654321"));
     assert_eq!(reads[0].account_id, account);
 
+    // A channel whose session is not connected: 409 channel-not-connected,
+    // with a Retry-After hint; fine again once it is back.
+    h.messenger.as_ref().unwrap().set_offline(Some("the session is reconnecting"));
+    let resp = h.api.post(&format!("/api/v1/messages/{mid}/read")).bearer(&token).send().await;
+    let p = resp.problem(409, "channel-not-connected");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("reconnecting")), "{p}");
+    assert_eq!(resp.header("retry-after").as_deref(), Some("5"));
+    h.messenger.as_ref().unwrap().set_offline(None);
+    h.api.post(&format!("/api/v1/messages/{mid}/read")).bearer(&token).send().await.expect(204);
+    assert_eq!(h.messenger.as_ref().unwrap().reads().len(), 2);
+
     let c = id(&json!({ "id": stored.contact.id }));
     let out: Value = h
         .api
@@ -255,5 +266,5 @@ async fn an_inbound_message_is_marked_read_through_its_channel() {
         .problem(404, "not-found");
     let (_, other) = h.account(Role::Agent).await;
     h.api.post(&format!("/api/v1/messages/{mid}/read")).bearer(&other).send().await.problem(404, "not-found");
-    assert_eq!(h.messenger.as_ref().unwrap().reads().len(), 1);
+    assert_eq!(h.messenger.as_ref().unwrap().reads().len(), 2);
 }

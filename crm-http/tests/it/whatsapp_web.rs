@@ -27,6 +27,11 @@ fn channel_check(ready: &Value, id: &str) -> Value {
     ready["channels"]["items"].as_array().into_iter().flatten().find(|c| c["id"] == id).cloned().unwrap_or(Value::Null)
 }
 
+fn engine_state(h: &Harness, id: &str) -> Option<crm_whatsapp::web::SessionState> {
+    let engine = h.state.whatsapp_web()?;
+    engine.status(id.parse().ok()?).map(|s| s.state)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_pairing_and_ready_through_the_server() {
     let test = "qr_pairing_and_ready_through_the_server";
@@ -106,6 +111,28 @@ async fn qr_pairing_and_ready_through_the_server() {
     .await;
     api.get(&qr_path).bearer(&key).send().await.problem(409, "conflict");
     api.post(&pair_path).bearer(&key).json(json!({ "phone": "+5511987654321" })).send().await.problem(409, "conflict");
+
+    // The session loses its connection: every route that needs it answers
+    // 409 `channel-not-connected` (the typed error, not a provider failure).
+    page.command(json!({ "op": "state", "state": "TIMEOUT" }));
+    until("reconnecting", async || {
+        engine_state(&h, &id).is_some_and(|s| s != crm_whatsapp::web::SessionState::Connected)
+    })
+    .await;
+    let groups_path = format!("/api/v1/channels/{id}/groups");
+    let p =
+        api.get(&format!("{groups_path}?refresh=true")).bearer(&key).send().await.problem(409, "channel-not-connected");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("not connected")), "{p}");
+    api.post(&groups_path)
+        .bearer(&key)
+        .json(json!({ "subject": "Clientes", "participants": ["+5511987654321"] }))
+        .send()
+        .await
+        .problem(409, "channel-not-connected");
+    api.get(&qr_path).bearer(&key).send().await.problem(409, "channel-not-connected");
+    page.command(json!({ "op": "state", "state": "CONNECTED" }));
+    until("connected again", async || engine_state(&h, &id) == Some(crm_whatsapp::web::SessionState::Connected)).await;
+    api.get(&format!("{groups_path}?refresh=true")).bearer(&key).send().await.ok_json(200);
     let events = api.get("/api/v1/events?limit=1000").bearer(&key).send().await.ok_json(200);
     let kinds: Vec<String> = events["items"]
         .as_array()

@@ -347,10 +347,16 @@
   const members = (meta) => {
     const list = meta && meta.participants;
     const all = list && typeof list.getModelsArray === 'function' ? list.getModelsArray() : (list || []);
-    return Array.from(all).map((p) => ({
-      id: serial(p.id),
-      admin: Boolean(p.isAdmin || p.isSuperAdmin),
-    }));
+    // A member named by a LID comes with their phone when this device
+    // knows it (WAWebApiContact, above); crm resolves the rest.
+    return Array.from(all).map((p) => {
+      const id = serial(p.id);
+      return {
+        id,
+        phone: id && id.endsWith('@lid') ? phoneOf(p.id) : null,
+        admin: Boolean(p.isAdmin || p.isSuperAdmin),
+      };
+    });
   };
   // The group's metadata when the own number is in it, else null.
   const groupMeta = async (id) => {

@@ -11,7 +11,9 @@
 //!   contact's metadata (`whatsapp_name`); the crm name follows WhatsApp
 //!   only while it still is the name WhatsApp gave (or the bare phone).
 //! - Idempotent: a contact already as WhatsApp knows it is left alone (no
-//!   write, no event).
+//!   write, no contact event).
+//! - Each report ends with a `channel.contacts_synced` event counting what
+//!   it did (created, updated, unchanged, skipped).
 
 use crm_core::{Channel, Contact, ContactPatch, Crm, Error, NewContact, Phone, Result};
 use serde_json::Value;
@@ -72,7 +74,8 @@ fn patch_for(contact: &Contact, name: &str, user: &str) -> Option<ContactPatch> 
 }
 
 impl Shared {
-    /// Imports or updates the reported contacts; logs what it did.
+    /// Imports or updates the reported contacts (at most 1,000 a report);
+    /// logs what it did and records it as `channel.contacts_synced`.
     pub(crate) async fn sync_contacts(&self, channel: &Channel, contacts: Vec<PageContact>) {
         let Some(crm) = self.crm() else { return };
         let mut counts = SyncCounts::default();
@@ -96,6 +99,16 @@ impl Shared {
             skipped = counts.skipped,
             "whatsapp web: contacts synced"
         );
+        let payload = serde_json::json!({
+            "channel_id": channel.id,
+            "kind": super::KIND,
+            "reported": contacts.len(),
+            "created": counts.created,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+            "skipped": counts.skipped,
+        });
+        self.record(channel, crm_core::EventType::CHANNEL_CONTACTS_SYNCED, payload);
     }
 }
 

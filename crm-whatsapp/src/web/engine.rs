@@ -30,6 +30,8 @@ pub(crate) struct EngineConfig {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) stagger: Duration,
+    /// Chromium flags added after the engine's own (without `--`).
+    pub(crate) extra_args: Vec<String>,
 }
 
 impl EngineConfig {
@@ -160,6 +162,17 @@ impl WebEngineBuilder {
         self
     }
 
+    /// Adds a Chromium flag after the engine's own (`name` or `name=value`,
+    /// without the leading `--`), e.g. to tune memory on a given machine.
+    pub fn chromium_arg(mut self, arg: impl Into<String>) -> Self {
+        let arg = arg.into();
+        let arg = arg.trim_start_matches('-').to_owned();
+        if !arg.is_empty() {
+            self.config.extra_args.push(arg);
+        }
+        self
+    }
+
     /// Least time between two session starts, so a restart does not launch
     /// every Chromium at once (default 2 s).
     pub fn stagger(mut self, every: Duration) -> Self {
@@ -210,6 +223,7 @@ impl WebEngine {
                 backoff_min: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(60),
                 stagger: Duration::from_secs(2),
+                extra_args: Vec::new(),
             },
         }
     }
@@ -433,7 +447,7 @@ impl Shared {
     pub(crate) async fn call<T: serde::de::DeserializeOwned>(&self, id: ChannelId, js: &str) -> Result<T> {
         let session = self
             .session(id)
-            .ok_or_else(|| provider_error(true, "not_open", "the WhatsApp Web session is not open in this process"))?;
+            .ok_or_else(|| Error::not_connected(PROVIDER, "the session is not open in this process"))?;
         let state = session.status.borrow().state.clone();
         let page = match (&state, session.page()) {
             (SessionState::Connected, Some(page)) => page,
@@ -444,13 +458,7 @@ impl Shared {
                     format!("the WhatsApp Web session is {}", state.name()),
                 ));
             }
-            _ => {
-                return Err(provider_error(
-                    true,
-                    "not_connected",
-                    format!("the WhatsApp Web session is {}", state.name()),
-                ));
-            }
+            _ => return Err(Error::not_connected(PROVIDER, format!("the session is {}", state.name()))),
         };
         self.evaluate(&page, js).await
     }
@@ -488,7 +496,7 @@ impl Shared {
     }
 
     /// Queues a channel event; one task stores them in order.
-    fn record(&self, channel: &Channel, kind: crm_core::EventType, payload: serde_json::Value) {
+    pub(crate) fn record(&self, channel: &Channel, kind: crm_core::EventType, payload: serde_json::Value) {
         let Some(tx) = self.events.get() else { return };
         if tx.try_send((channel.clone(), kind, payload)).is_err() {
             tracing::warn!(channel = %channel.id, "whatsapp web: too many channel events waiting; one was dropped");
@@ -514,7 +522,7 @@ impl Shared {
         let media_kind = super::media::media_kind(kind);
         let content = match (kind, m.body, media_kind.zip(m.media.as_ref())) {
             ("chat", Some(body), _) => MessageContent::text(body),
-            (_, _, Some((k, media))) => super::media::inbound_content(k, &key, media),
+            (_, _, Some((k, media))) => super::media::inbound_content(k, &m.id, media),
             (other, _, _) => MessageContent::Unsupported {
                 provider_type: other.chars().take(64).collect(),
                 summary: format!("a WhatsApp {} message", other.chars().take(64).collect::<String>()),
@@ -533,12 +541,8 @@ impl Shared {
         };
         for attempt in 1..=3u32 {
             match crm.record_inbound_via(channel, inbound.clone()).await {
-                Ok(stored) => {
-                    if !stored.duplicate && media_kind.is_some() {
-                        self.keep_inbound_media(channel, &m.id, &stored.message).await;
-                    }
-                    return;
-                }
+                // An inbound file is kept by `WebMediaFetcher`, a job of its own.
+                Ok(_) => return,
                 Err(e) if e.is_transient() && attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }

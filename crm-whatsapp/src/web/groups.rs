@@ -10,8 +10,9 @@ use chrono::{TimeZone, Utc};
 use crm_core::domain::group::{
     GroupInfo, GroupParticipant, check_description, check_group_jid, check_participants, check_subject,
 };
+use crm_core::ports::whatsapp_ids::check_lid;
 use crm_core::{
-    Channel, ChannelId, Error, GroupManager, InboundGroupMessage, MessageContent, MessageStatus, Phone, Result,
+    Channel, ChannelId, Crm, Error, GroupManager, InboundGroupMessage, MessageContent, MessageStatus, Phone, Result,
     SendReceipt,
 };
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use serde_json::json;
 
 use super::bridge::{self, PageMessage};
 use super::engine::{Shared, WebEngine};
+use super::identity::phone_for_lid;
 
 /// A channel's groups through its WhatsApp Web session. Every call needs
 /// the session connected in this process, like a send.
@@ -48,6 +50,9 @@ struct PageGroup {
 #[derive(Debug, Deserialize)]
 struct PageParticipant {
     id: Option<String>,
+    /// For a member named by a LID: their phone's id, when the page knows it.
+    #[serde(default)]
+    phone: Option<String>,
     admin: bool,
 }
 
@@ -61,21 +66,31 @@ fn wid(phone: &Phone) -> String {
     format!("{}@c.us", phone.digits())
 }
 
-impl PageGroup {
-    fn into_info(self) -> Result<GroupInfo> {
-        check_group_jid(&self.jid)?;
-        let participants = self
-            .participants
-            .into_iter()
-            .filter_map(|p| {
-                let phone = p.id.as_deref().and_then(phone_of);
-                if phone.is_none() {
-                    tracing::debug!("whatsapp web: a group participant without a phone id was skipped");
-                }
-                phone.map(|phone| GroupParticipant { phone, admin: p.admin })
-            })
-            .collect();
-        Ok(GroupInfo { jid: self.jid, subject: self.subject, description: self.description, participants })
+impl WebGroups {
+    /// The group as crm keeps it. A member named by a LID is resolved to
+    /// their phone (the page's answer, else the channel's LID map); one
+    /// whose phone nobody knows is kept with their LID. Ids that are
+    /// neither a phone's nor a LID are skipped.
+    async fn info(&self, group: PageGroup) -> Result<GroupInfo> {
+        check_group_jid(&group.jid)?;
+        let shared = &self.engine.shared;
+        let account = shared.session(self.channel).map(|s| s.channel().account_id);
+        let mut participants = Vec::with_capacity(group.participants.len());
+        for p in group.participants {
+            let Some(id) = p.id.as_deref() else { continue };
+            if let Some(phone) = phone_of(id) {
+                participants.push(GroupParticipant::phone(phone, p.admin));
+            } else if check_lid(id).is_ok() {
+                let phone = match account {
+                    Some(account) => phone_for_lid(shared.crm(), account, self.channel, id, p.phone.as_deref()).await,
+                    None => p.phone.as_deref().and_then(phone_of),
+                };
+                participants.push(GroupParticipant::lid(id, phone, p.admin));
+            } else {
+                tracing::debug!("whatsapp web: a group participant with an unknown kind of id was skipped");
+            }
+        }
+        Ok(GroupInfo { jid: group.jid, subject: group.subject, description: group.description, participants })
     }
 }
 
@@ -125,7 +140,7 @@ impl GroupManager for WebGroups {
         check_participants(participants)?;
         let wids: Vec<String> = participants.iter().map(wid).collect();
         let group: PageGroup = self.call("createGroup", &[json!(subject), json!(wids)]).await?;
-        group.into_info()
+        self.info(group).await
     }
 
     async fn set_subject(&self, group: &str, subject: &str) -> Result<()> {
@@ -160,13 +175,17 @@ impl GroupManager for WebGroups {
 
     async fn list_groups(&self) -> Result<Vec<GroupInfo>> {
         let groups: Vec<PageGroup> = self.call("listGroups", &[]).await?;
-        groups.into_iter().map(PageGroup::into_info).collect()
+        let mut infos = Vec::with_capacity(groups.len());
+        for g in groups {
+            infos.push(self.info(g).await?);
+        }
+        Ok(infos)
     }
 
     async fn group_info(&self, group: &str) -> Result<GroupInfo> {
         check_group_jid(group)?;
         let info: PageGroup = self.call("groupInfo", &[json!(group)]).await?;
-        info.into_info()
+        self.info(info).await
     }
 
     async fn leave_group(&self, group: &str) -> Result<()> {
@@ -201,6 +220,16 @@ fn ack_status(ack: i64) -> Option<MessageStatus> {
     }
 }
 
+/// The phone of a group member's id: a `…@c.us` id's, else a LID's
+/// through [`phone_for_lid`]; `None` when not known.
+async fn participant_phone(crm: &Crm, channel: &Channel, id: &str, reported: Option<&str>) -> Option<Phone> {
+    match phone_of(id) {
+        Some(phone) => Some(phone),
+        None if check_lid(id).is_ok() => phone_for_lid(Some(crm), channel.account_id, channel.id, id, reported).await,
+        None => None,
+    }
+}
+
 /// Whether a serialized message key belongs to a group chat.
 pub(crate) fn is_group_message(id: &str) -> bool {
     id.contains("@g.us_")
@@ -211,10 +240,11 @@ impl Shared {
     /// a group seen for the first time is read from the page first).
     pub(crate) fn group_inbound(&self, channel: &Channel, m: PageMessage) {
         let Some(crm) = self.crm().cloned() else { return };
-        let (Some(group), Some(sender)) = (m.from.clone(), m.author.as_deref().and_then(phone_of)) else {
-            tracing::debug!(channel = %channel.id, "whatsapp web: a group message without a phone sender was skipped");
+        let (Some(group), Some(author)) = (m.from.clone(), m.author.clone()) else {
+            tracing::debug!(channel = %channel.id, "whatsapp web: a group message without a sender was skipped");
             return;
         };
+        let reported = m.sender.as_ref().and_then(|s| s.phone.clone());
         let kind = m.kind.as_deref().unwrap_or("unknown").chars().take(64).collect::<String>();
         let content = match (kind.as_str(), m.body) {
             ("chat", Some(body)) => MessageContent::text(body),
@@ -224,16 +254,15 @@ impl Shared {
                 payload: json!({ "type": other }),
             },
         };
-        let inbound = InboundGroupMessage {
-            group,
-            sender,
-            sender_name: m.notify_name.map(|n| n.chars().take(256).collect()),
-            provider_message_id: m.id,
-            content,
-            sent_at: m.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single()),
-        };
-        let channel = channel.clone();
+        let sender_name = m.notify_name.map(|n| n.chars().take(256).collect());
+        let sent_at = m.timestamp.and_then(|t| Utc.timestamp_opt(t, 0).single());
+        let (provider_message_id, channel) = (m.id, channel.clone());
         tokio::spawn(async move {
+            let Some(sender) = participant_phone(&crm, &channel, &author, reported.as_deref()).await else {
+                tracing::debug!(channel = %channel.id, "whatsapp web: a group message from a LID no one linked to a phone was skipped");
+                return;
+            };
+            let inbound = InboundGroupMessage { group, sender, sender_name, provider_message_id, content, sent_at };
             for attempt in 1..=3u32 {
                 match crm.record_group_inbound(&channel, inbound.clone()).await {
                     Ok(_) => return,
@@ -255,9 +284,13 @@ impl Shared {
     pub(crate) fn group_ack(&self, channel: &Channel, id: String, participant: Option<String>, ack: i64) {
         let Some(crm) = self.crm().cloned() else { return };
         let Some(status) = ack_status(ack) else { return };
-        let participant = participant.as_deref().and_then(phone_of);
-        let (account, channel) = (channel.account_id, channel.id);
+        let channel = channel.clone();
         tokio::spawn(async move {
+            let participant = match participant {
+                Some(p) => participant_phone(&crm, &channel, &p, None).await,
+                None => None,
+            };
+            let (account, channel) = (channel.account_id, channel.id);
             for attempt in 0..5u64 {
                 match crm.apply_group_receipt(account, &id, participant.as_ref(), status).await {
                     Err(Error::NotFound { .. }) if attempt < 4 => {
@@ -279,24 +312,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_groups_keep_phone_members_only() {
-        let g = PageGroup {
-            jid: "120363041234567890@g.us".into(),
-            subject: "Loja".into(),
-            description: None,
-            participants: vec![
-                PageParticipant { id: Some("5511987654321@c.us".into()), admin: true },
-                PageParticipant { id: Some("123456789@lid".into()), admin: false },
-                PageParticipant { id: None, admin: false },
-            ],
-        };
-        let info = g.into_info().expect("info");
-        assert_eq!(info.participants.len(), 1);
-        assert_eq!(info.participants[0].phone.as_str(), "+5511987654321");
-        assert!(info.participants[0].admin);
+    fn group_keys_and_acks_are_read() {
         assert!(is_group_message("true_120363041234567890@g.us_3EB0AA"));
         assert!(!is_group_message("true_5511987654321@c.us_3EB0AA"));
         assert_eq!(ack_status(2), Some(MessageStatus::Delivered));
         assert_eq!(ack_status(0), None);
+        assert_eq!(phone_of("5511987654321@c.us").map(|p| p.as_str().to_owned()).as_deref(), Some("+5511987654321"));
+        assert_eq!(phone_of("123456789@lid"), None);
     }
 }

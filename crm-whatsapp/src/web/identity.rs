@@ -146,6 +146,34 @@ impl Shared {
     }
 }
 
+/// The phone of a group member or author WhatsApp names by `lid`: the one
+/// the page reported for it (`reported`, a `…@c.us` id; then linked in the
+/// store for next time), else the one the channel linked earlier. `None`
+/// when neither knows it (the member is then kept by their LID).
+pub(crate) async fn phone_for_lid(
+    crm: Option<&Crm>,
+    account: AccountId,
+    channel: ChannelId,
+    lid: &str,
+    reported: Option<&str>,
+) -> Option<Phone> {
+    let reported = reported.and_then(phone_user).and_then(phone_of_user);
+    let Some(crm) = crm else { return reported };
+    let store = crm.store();
+    let known = store.phone_for_lid(account, channel, lid).await.ok().flatten();
+    match reported {
+        Some(phone) => {
+            if known.as_ref() != Some(&phone)
+                && let Err(e) = store.link_lid(account, channel, &phone, lid).await
+            {
+                tracing::warn!(%channel, error = %e, "whatsapp web: an id link was not stored");
+            }
+            Some(phone)
+        }
+        None => known,
+    }
+}
+
 /// A message key with a LID chat (`true_123@lid_3EB0…`) rewritten to the
 /// phone's id (`true_5511987654321@c.us_3EB0…`) when the LID is mapped, so
 /// a message keeps one provider id whichever id WhatsApp reports it under.

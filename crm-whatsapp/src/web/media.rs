@@ -1,23 +1,38 @@
 //! Media on the WhatsApp Web channel: files of crm's media library
 //! (`media:<id>` locations) sent through the page (WhatsApp Web encrypts
 //! and uploads them as it does for a file picked in the browser), and
-//! inbound media downloaded from the page into the library, the message
-//! pointing at it through its [`Attachment`] — the shape the Cloud
-//! channel's [`MediaFetcher`](crate::MediaFetcher) gives inbound files.
+//! inbound media downloaded from the page into the library by
+//! [`WebMediaFetcher`], a retried job separate from storing the message,
+//! the message pointing at the file through its [`Attachment`] (pending,
+//! then stored or failed with the reason, each a `message.updated` event)
+//! — what the Cloud channel's [`MediaFetcher`](crate::MediaFetcher) does
+//! for its inbound files.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use base64::Engine as _;
 use crm_core::media::MediaLibrary;
 use crm_core::ports::media::once;
+use crm_core::workers::{EventWorker, Outcome, WorkerOptions};
 use crm_core::{
-    Attachment, AttachmentState, Channel, ChannelId, Error, MediaKind, MediaRef, Message, MessageContent,
-    OutboundMessage, Result,
+    ChannelId, Error, Event, EventFilter, EventType, MediaKind, MediaRef, Message, MessageContent, OutboundMessage,
+    Result,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use super::bridge::{self, PageMedia};
-use super::engine::Shared;
-use crate::media::{INBOUND_FOLDER, stored_media};
+use super::engine::{Shared, WebEngine};
+use super::{KIND, PROVIDER};
+use crate::media::{INBOUND_FOLDER, inbound_media_message, pending_record, settled_attachment, stored_media};
+
+/// The outbox consumer name of [`WebMediaFetcher`].
+pub const WEB_MEDIA_CONSUMER: &str = "whatsapp-web-media";
+
+/// How long an inbound file waits for its session to be connected before
+/// it is given up (WhatsApp keeps media on its servers for a limited time).
+pub const WEB_MEDIA_PATIENCE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Largest file sent or downloaded through the page (it crosses the
 /// DevTools connection as base64): 16 MiB, WhatsApp's limit for images,
@@ -42,7 +57,9 @@ pub(crate) fn media_kind(page_type: &str) -> Option<MediaKind> {
 }
 
 /// An inbound media message's content: the file is on its way (its
-/// location is the message's key, which the page downloads it by).
+/// location is the page's own key of the message, which the page
+/// downloads it by, also when the message id crm keeps was rewritten from
+/// a LID chat to the phone's).
 pub(crate) fn inbound_content(kind: MediaKind, key: &str, media: &PageMedia) -> MessageContent {
     let clean = |s: &Option<String>, max: usize| {
         s.as_deref().map(|v| v.chars().filter(|c| !c.is_control() || *c == '\n').take(max).collect::<String>())
@@ -102,57 +119,6 @@ impl Shared {
         Ok(sent.id)
     }
 
-    /// Downloads an inbound message's file from the page into the media
-    /// library and records it on the message: `pending`, then `stored` or
-    /// `failed` with the reason. Without a library, nothing is kept.
-    pub(crate) async fn keep_inbound_media(&self, channel: &Channel, page_key: &str, message: &Message) {
-        let (Some(crm), Ok(library)) = (self.crm(), self.library()) else { return };
-        let MessageContent::Media { media, filename, .. } = &message.content else { return };
-        if message.attachment.is_some() {
-            return;
-        }
-        let mime = media.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-        let name = filename.clone().unwrap_or_else(|| format!("whatsapp-{}", message.id));
-        let attachment =
-            |state, error: Option<String>, stored: Option<&crm_core::Media>, record: crm_core::MediaId| Attachment {
-                state,
-                provider_media_id: media.location.clone(),
-                mime_type: Some(stored.map(|s| s.content_type.clone()).unwrap_or_else(|| mime.clone())),
-                sha256: stored.and_then(|s| s.sha256.clone()),
-                size: stored.and_then(|s| s.size),
-                key: stored.and_then(|s| s.key.clone()),
-                error,
-                media_id: Some(record),
-            };
-        let account = message.account_id;
-        let result = async {
-            let record = library.begin_inbound(message, &mime, &name).await?;
-            crm.record_attachment(account, message.id, attachment(AttachmentState::Pending, None, None, record.id))
-                .await?;
-            let downloaded = self.download(channel.id, page_key).await;
-            let stored = match downloaded {
-                Ok((bytes, page_mime)) => {
-                    let mime = page_mime.unwrap_or_else(|| mime.clone());
-                    library.store_inbound(record.clone(), &mime, INBOUND_FOLDER, once(bytes)).await
-                }
-                Err(e) => Err(e),
-            };
-            let settled = match stored {
-                Ok(s) => attachment(AttachmentState::Stored, None, Some(&s), s.id),
-                Err(e) => {
-                    let reason: String = e.to_string().chars().take(500).collect();
-                    library.fail(record.clone(), &reason).await?;
-                    attachment(AttachmentState::Failed, Some(reason), None, record.id)
-                }
-            };
-            crm.record_attachment(account, message.id, settled).await?;
-            Ok::<_, Error>(())
-        };
-        if let Err(e) = result.await {
-            tracing::warn!(channel = %channel.id, error = %e, "whatsapp web: an inbound file was not kept");
-        }
-    }
-
     /// The bytes (at most [`MAX_WEB_MEDIA_BYTES`]) and type of a message's file.
     async fn download(&self, channel: ChannelId, key: &str) -> Result<(Vec<u8>, Option<String>)> {
         let file: Downloaded = self.call(channel, &bridge::call("downloadMedia", &[json!(key)])).await?;
@@ -163,6 +129,107 @@ impl Shared {
             .decode(file.data.as_bytes())
             .map_err(|_| Error::validation("data", "WhatsApp Web answered a file that is not base64"))?;
         Ok((bytes, file.mimetype.filter(|m| !m.is_empty() && m.len() <= 255)))
+    }
+}
+
+/// The worker that keeps inbound media of `whatsapp-web` channels: an
+/// outbox consumer of `message.received` (written with the message, so a
+/// crash loses no download) that records a `pending` media record and
+/// attachment, asks the channel's page for the file (`downloadMedia`),
+/// and keeps it in the engine's [`MediaLibrary`] (`stored`, with key,
+/// size and SHA-256) or records why not (`failed`). While the session is
+/// not connected in this process ([`Error::NotConnected`]) the file waits
+/// (deferred, no attempt counted) up to [`WEB_MEDIA_PATIENCE`]; other
+/// transient failures are retried with the runtime's backoff, and the last
+/// attempt records the failure, so an attachment never stays pending.
+/// Run it in a [`Runtime`](crm_core::workers::Runtime) with
+/// [`WebMediaFetcher::options`], beside the engine's sessions.
+#[derive(Debug, Clone)]
+pub struct WebMediaFetcher {
+    engine: WebEngine,
+    wait: Duration,
+}
+
+impl WebMediaFetcher {
+    /// A fetcher downloading through `engine`'s sessions into its media
+    /// library ([`WebEngine::set_media_library`]).
+    pub fn new(engine: WebEngine) -> Self {
+        Self { engine, wait: Duration::from_secs(10) }
+    }
+
+    /// How long a file waits before asking again while its session is not
+    /// connected (default 10 s).
+    pub fn not_connected_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Options that suit it.
+    pub fn options() -> WorkerOptions {
+        WorkerOptions { batch: 16, concurrency: 4, max_attempts: 8, ..WorkerOptions::default() }
+    }
+
+    /// Downloads and records the file of the message `event` names;
+    /// `Ok(None)` when there is nothing (more) to do. `give_up`: record a
+    /// failure instead of answering a transient error.
+    async fn fetch(&self, event: &Event, give_up: bool) -> Result<Option<Message>> {
+        let shared = &self.engine.shared;
+        let (Some(crm), Ok(library)) = (shared.crm(), shared.library()) else { return Ok(None) };
+        let Some((message, channel)) = inbound_media_message(crm, event, KIND).await? else { return Ok(None) };
+        let MessageContent::Media { media, filename, .. } = &message.content else { return Ok(None) };
+        let name = filename.clone().unwrap_or_else(|| format!("whatsapp-{}", message.id));
+        let Some(record) = pending_record(crm, library, &message, media, &name).await? else { return Ok(None) };
+        let stored = match shared.download(channel.id, &media.location).await {
+            Ok((bytes, page_mime)) => {
+                let fallback = media.mime_type.as_deref().unwrap_or("application/octet-stream");
+                let mime = page_mime.unwrap_or_else(|| fallback.to_owned());
+                library.store_inbound(record.clone(), &mime, INBOUND_FOLDER, once(bytes)).await
+            }
+            Err(e) => Err(e),
+        };
+        let attachment = match stored {
+            Ok(s) => settled_attachment(&media.location, None, s.id, Ok(&s)),
+            Err(e) if e.is_transient() && !give_up => return Err(e),
+            Err(e) => {
+                let reason = match e {
+                    Error::NotConnected { .. } => format!("not downloaded in time: {e}"),
+                    e => e.to_string(),
+                };
+                library.fail(record.clone(), &reason).await?;
+                settled_attachment(&media.location, media.mime_type.clone(), record.id, Err(&reason))
+            }
+        };
+        crm.record_attachment(message.account_id, message.id, attachment).await.map(Some)
+    }
+}
+
+#[async_trait]
+impl EventWorker for WebMediaFetcher {
+    fn name(&self) -> &str {
+        WEB_MEDIA_CONSUMER
+    }
+
+    fn events(&self) -> EventFilter {
+        EventFilter::only([EventType::MESSAGE_RECEIVED.as_str()]).unwrap_or_default()
+    }
+
+    async fn handle(&self, event: &Event, attempt: u32, _previous_error: Option<&str>) -> Outcome {
+        let waited = (chrono::Utc::now() - event.occurred_at).to_std().unwrap_or_default();
+        let last = attempt >= Self::options().max_attempts;
+        match self.fetch(event, last).await {
+            Ok(Some(m)) => {
+                tracing::debug!(message = %m.id, "{PROVIDER}: inbound file kept");
+                Outcome::Done
+            }
+            Ok(None) => Outcome::Done,
+            // The session reconnects, or runs in another process: wait.
+            Err(Error::NotConnected { .. }) if waited < WEB_MEDIA_PATIENCE => Outcome::Defer { after: self.wait },
+            Err(Error::NotConnected { .. }) => match self.fetch(event, true).await {
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Retry { error: e.to_string(), after: None },
+            },
+            Err(e) => Outcome::Retry { error: e.to_string(), after: Some(Duration::from_secs(1)) },
+        }
     }
 }
 

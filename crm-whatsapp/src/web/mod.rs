@@ -32,7 +32,7 @@ mod supervisor;
 pub use contacts::WHATSAPP_NAME_KEY;
 pub use engine::{WebEngine, WebEngineBuilder};
 pub use groups::WebGroups;
-pub use media::MAX_WEB_MEDIA_BYTES;
+pub use media::{MAX_WEB_MEDIA_BYTES, WEB_MEDIA_CONSUMER, WEB_MEDIA_PATIENCE, WebMediaFetcher};
 pub use memory::{MemoryUsage, own_rss};
 pub use messenger::{WebFactory, WebMessenger};
 pub use state::{SessionState, SessionStatus};

@@ -9,9 +9,9 @@ use std::time::Duration;
 use crm_core::{ChannelId, Error, Phone, Result};
 use serde_json::json;
 
-use super::bridge;
 use super::engine::{WebEngine, provider_error};
 use super::state::SessionState;
+use super::{PROVIDER, bridge};
 
 /// Whether `code` looks like a pairing code: 8 letters or digits.
 fn is_pairing_code(code: &str) -> bool {
@@ -23,12 +23,11 @@ impl WebEngine {
     /// pairing screen, for the code that links `phone`'s WhatsApp to it.
     /// [`Error::Conflict`] when the session is connected already; a
     /// permanent `Provider` error when it is logged out or failed (restart
-    /// it first); a transient one when it is not open here or not pairing
-    /// by the end of `wait`.
+    /// it first); [`Error::NotConnected`] when it is not open here; a
+    /// transient `Provider` error when it is not pairing by the end of `wait`.
     pub async fn request_pairing_code(&self, id: ChannelId, phone: &Phone, wait: Duration) -> Result<String> {
-        let mut status = self
-            .watch(id)
-            .ok_or_else(|| provider_error(true, "not_open", "the WhatsApp Web session is not open in this process"))?;
+        let mut status =
+            self.watch(id).ok_or_else(|| Error::not_connected(PROVIDER, "the session is not open in this process"))?;
         let reached = tokio::time::timeout(wait, async {
             loop {
                 let state = status.borrow_and_update().state.clone();
@@ -47,7 +46,7 @@ impl WebEngine {
                     _ => {}
                 }
                 if status.changed().await.is_err() {
-                    return Err(provider_error(true, "not_open", "the WhatsApp Web session closed"));
+                    return Err(Error::not_connected(PROVIDER, "the session closed"));
                 }
             }
         })
@@ -66,7 +65,7 @@ impl WebEngine {
             .shared
             .session(id)
             .and_then(|s| s.page())
-            .ok_or_else(|| provider_error(true, "not_open", "the WhatsApp Web page is gone"))?;
+            .ok_or_else(|| Error::not_connected(PROVIDER, "the session's page is gone"))?;
         let js = bridge::call("requestPairingCode", &[json!(phone.digits())]);
         let code: String = self.shared.evaluate(&page, &js).await?;
         if !is_pairing_code(&code) {

@@ -321,7 +321,8 @@ fn launch_config(config: &EngineConfig, executable: PathBuf, profile: PathBuf) -
         .user_data_dir(profile)
         .launch_timeout(config.launch_timeout)
         .request_timeout(config.load_timeout)
-        .args(FLAGS.iter().copied());
+        .args(FLAGS.iter().copied())
+        .args(config.extra_args.iter().map(String::as_str));
     if config.no_sandbox {
         builder = builder.no_sandbox();
     }
@@ -330,7 +331,11 @@ fn launch_config(config: &EngineConfig, executable: PathBuf, profile: PathBuf) -
 
 /// Flags that keep one session's Chromium small and quiet (DEPENDENCIES.md
 /// lists the first ones; the rest cap memory: one renderer, the GPU thread
-/// inside the browser process, a bounded JS heap, no extensions, no audio).
+/// inside the browser process, a bounded JS heap, no extensions, no audio;
+/// no startup window — the engine opens its one page itself, so the
+/// blank tab Chromium would open first and its renderer never exist; the
+/// network service inside the browser process, not a utility process of
+/// its own). Measured in BENCHMARKS.md (`examples/web_bench.rs`).
 /// Without their leading `--`: chromiumoxide adds it.
 const FLAGS: &[&str] = &[
     "disable-gpu",
@@ -345,6 +350,8 @@ const FLAGS: &[&str] = &[
     "disable-site-isolation-trials",
     "disable-features=Translate,TranslateUI,MediaRouter,OptimizationHints,site-per-process,SpareRendererForSitePerProcess,BackForwardCache",
     "js-flags=--max-old-space-size=256",
+    "no-startup-window",
+    "enable-features=NetworkServiceInProcess2",
 ];
 
 /// Closes Chromium: politely, then by force.
