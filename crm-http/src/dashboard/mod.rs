@@ -13,7 +13,11 @@
 //!   `crm_lang` cookie), else the cookie, else `Accept-Language`.
 //!
 //! The inbox (conversations, threads, the send box, assignment and live
-//! updates over server-sent events) is [`inbox`].
+//! updates over server-sent events) is [`inbox`]. The management pages
+//! each have a module: `campaigns` (progress, pause/resume/cancel),
+//! `webhooks` (endpoints, deliveries, attempts, replay), `channels`
+//! (state, throttling, the WhatsApp Web QR code live, pairing by code);
+//! what they share (form checks, notices, error pages) is in `pages`.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
 //! [`crm_core::dashboard`]; no business rule lives here.
@@ -21,9 +25,15 @@
 //! [`Crm`]: crm_core::Crm
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
+mod campaigns;
+mod channels;
 mod i18n;
 pub mod inbox;
 mod overview;
+mod pages;
+mod strings_manage;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 pub use i18n::Lang;
 
@@ -60,15 +70,35 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/assets/app.css", get(stylesheet))
         .route("/dashboard/assets/app.js", get(script))
         .merge(inbox::routes())
+        .merge(campaigns::routes())
+        .merge(channels::routes())
+        .merge(optional_routes())
 }
 
-const TEMPLATES: [(&str, &str); 6] = [
+/// The pages of optional features, when built in.
+fn optional_routes() -> Router<AppState> {
+    let router = Router::new();
+    #[cfg(feature = "webhooks")]
+    let router = router.merge(webhooks::routes());
+    router
+}
+
+const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
+    ("_notice.html", include_str!("templates/_notice.html")),
+    ("_progress.html", include_str!("templates/_progress.html")),
+    ("_actions.html", include_str!("templates/_actions.html")),
+    ("campaigns.html", include_str!("templates/campaigns.html")),
+    ("campaign.html", include_str!("templates/campaign.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("webhook_deliveries.html", include_str!("templates/webhook_deliveries.html")),
+    ("webhook_delivery.html", include_str!("templates/webhook_delivery.html")),
+    ("channels.html", include_str!("templates/channels.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {
@@ -180,6 +210,7 @@ impl Ctx {
             "csrf": self.csrf,
             "user": user.map(|u| if u.name.trim().is_empty() { u.email.as_str().to_owned() } else { u.name.clone() }),
             "page": page,
+            "has_webhooks": cfg!(feature = "webhooks"),
         });
         if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
             base.extend(extra);

@@ -22,6 +22,9 @@ mod contacts;
 mod dashboard;
 mod dashboard_browser;
 mod dashboard_inbox;
+mod dashboard_pages;
+#[cfg(feature = "webhooks")]
+mod dashboard_webhooks;
 mod e2e;
 mod errors;
 mod fuzz;

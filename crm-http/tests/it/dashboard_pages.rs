@@ -1,0 +1,206 @@
+//! The dashboard's management pages over HTTP: campaigns (progress and
+//! pause / resume / cancel) and webhooks (endpoints, deliveries, attempts,
+//! replay). Each page: signed out goes to the login, a form without its
+//! CSRF token is refused and changes nothing, a role below admin sees no
+//! buttons and is refused, and one account never sees another's data.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crm_core::{AccountId, CampaignId, CampaignState, Role};
+
+use crate::dashboard::{Browser, EMAIL, PASSWORD, set_cookie};
+use crate::helpers::{Api, Harness, create_template, id, phone};
+
+/// Signs `email` in (its password is [`PASSWORD`]).
+pub(crate) async fn signed_in_as(api: &Api, email: &str) -> Browser {
+    let mut b = Browser::open(api).await;
+    let csrf = b.csrf.clone();
+    let r = b.post(api, "/dashboard/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    b.session = set_cookie(&r, "crm_session").map(|(s, _)| s);
+    if let Some((csrf, _)) = set_cookie(&r, "crm_csrf") {
+        b.csrf = csrf;
+    }
+    b
+}
+
+/// An account with an owner who signs in as [`EMAIL`], an agent who signs
+/// in as `agent@example.com`, and an admin API key.
+pub(crate) async fn account(h: &Harness) -> (AccountId, String) {
+    let (account, token) = h.account(Role::Admin).await;
+    let crm = h.state.crm();
+    crm.create_user(account, EMAIL, "Dona Maria", Role::Owner, PASSWORD).await.unwrap();
+    crm.create_user(account, "agent@example.com", "Agente", Role::Agent, PASSWORD).await.unwrap();
+    (account, token)
+}
+
+/// A draft campaign of `n` contacts tagged `vip` (one of them opted out).
+async fn campaign(api: &Api, token: &str, name: &str, n: u32, first: u32) -> String {
+    for k in 0..n {
+        let opt = if k == 0 { "opted_out" } else { "opted_in" };
+        let body = json!({ "name": format!("Ana {k}"), "phone": phone(first + k), "tags": ["vip"], "opt_in": opt });
+        api.post("/api/v1/contacts").bearer(token).json(body).send().await.expect(201);
+    }
+    create_template(api, token, &format!("promo_{first}"), "Oi {{first_name}}!").await;
+    let body =
+        json!({ "name": name, "template": format!("promo_{first}"), "audience": { "type": "tag", "tag": "vip" } });
+    id(&api.post("/api/v1/campaigns").bearer(token).json(body).send().await.ok_json(201))
+}
+
+async fn state_of(h: &Harness, account: AccountId, cid: &str) -> CampaignState {
+    let id = CampaignId::from_uuid(uuid::Uuid::parse_str(cid).unwrap());
+    h.state.crm().get_campaign(account, id).await.unwrap().campaign.state
+}
+
+#[tokio::test]
+async fn campaigns_are_listed_with_their_state_and_paused_resumed_and_cancelled_from_the_page() {
+    let h = Harness::memory_with(crm_http::Settings::default(), Vec::new()).await;
+    let api = &h.api;
+    assert_eq!(api.get("/dashboard/campaigns").send().await.header("location").as_deref(), Some("/dashboard/login"));
+    let (account, token) = account(&h).await;
+    let cid = campaign(api, &token, "Black Friday", 4, 0).await;
+    // Another account's campaign, running.
+    let (other, other_token) = h.account(Role::Admin).await;
+    let theirs = campaign(api, &other_token, "Campanha Alheia", 2, 100).await;
+    api.post(&format!("/api/v1/campaigns/{theirs}/start")).bearer(&other_token).send().await.expect(200);
+
+    let b = signed_in_as(api, EMAIL).await;
+    let html = b.get(api, "/dashboard/campaigns").await.text();
+    assert!(html.contains("Black Friday") && html.contains("Rascunho"), "{html}");
+    assert!(!html.contains("Campanha Alheia"), "another account's campaign is not listed");
+    assert!(html.contains(&format!(r#"action="/dashboard/campaigns/{cid}/start""#)), "a draft can start");
+    assert!(!html.contains("/pause\""), "a draft cannot be paused");
+
+    // Started (this harness runs no campaign worker, so it stays running).
+    let csrf = b.csrf.clone();
+    let r = b.post(api, &format!("/dashboard/campaigns/{cid}/start"), &[("csrf", &csrf), ("back", "list")]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("location").as_deref()),
+        (303, Some("/dashboard/campaigns?done=done_campaign_start"))
+    );
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Running);
+    let html = b.get(api, "/dashboard/campaigns?done=done_campaign_start").await.text();
+    assert!(html.contains("Campanha iniciada.") && html.contains("Enviando"), "{html}");
+
+    // Pause without the token: refused, nothing changes.
+    let pause = format!("/dashboard/campaigns/{cid}/pause");
+    assert_eq!(b.post(api, &pause, &[]).await.status, 403);
+    assert_eq!(b.post(api, &pause, &[("csrf", &"0".repeat(64))]).await.status, 403);
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Running);
+    // An agent sees no buttons and is refused.
+    let agent = signed_in_as(api, "agent@example.com").await;
+    let page = agent.get(api, &format!("/dashboard/campaigns/{cid}")).await;
+    page.expect(200);
+    assert!(page.text().contains("Black Friday") && !page.text().contains("data-action="), "{}", page.text());
+    let acsrf = agent.csrf.clone();
+    assert_eq!(agent.post(api, &pause, &[("csrf", &acsrf)]).await.status, 403);
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Running);
+
+    // Paused, resumed and cancelled from the campaign's page.
+    let r = b.post(api, &pause, &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location"), Some(format!("/dashboard/campaigns/{cid}?done=done_campaign_pause")));
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Paused);
+    let html = b.get(api, &format!("/dashboard/campaigns/{cid}?lang=en&done=done_campaign_pause")).await.text();
+    assert!(html.contains("Campaign paused") && html.contains(">Paused<"), "{html}");
+    assert!(html.contains(&format!("/dashboard/campaigns/{cid}/resume")), "a paused campaign resumes");
+    // Pausing twice: the service's conflict, as a page.
+    let r = b.post(api, &pause, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    b.post(api, &format!("/dashboard/campaigns/{cid}/resume"), &[("csrf", &csrf)]).await.expect(303);
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Running);
+    b.post(api, &format!("/dashboard/campaigns/{cid}/cancel"), &[("csrf", &csrf)]).await.expect(303);
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Cancelled);
+    let html = b.get(api, &format!("/dashboard/campaigns/{cid}")).await.text();
+    assert!(html.contains("Cancelada") && !html.contains("data-action="), "an ended campaign has no buttons");
+
+    // The other account's campaign: not found, and not paused by this user.
+    assert_eq!(b.get(api, &format!("/dashboard/campaigns/{theirs}")).await.status, 404);
+    assert_eq!(b.post(api, &format!("/dashboard/campaigns/{theirs}/pause"), &[("csrf", &csrf)]).await.status, 404);
+    assert_eq!(state_of(&h, other, &theirs).await, CampaignState::Running);
+    // Bad ids and actions.
+    assert_eq!(b.get(api, "/dashboard/campaigns/not-an-id").await.status, 404);
+    assert_eq!(b.post(api, &format!("/dashboard/campaigns/{cid}/explode"), &[("csrf", &csrf)]).await.status, 404);
+    assert_eq!(b.get(api, "/dashboard/campaigns?after=%%%").await.status, 422);
+}
+
+#[tokio::test]
+async fn a_finished_campaign_shows_its_progress_and_counters() {
+    let h = Harness::sqlite().await;
+    // In-process, so redirects are seen as they are (the server's workers still run).
+    let api = &Api::router(h.state.clone());
+    let (account, token) = account(&h).await;
+    let cid = campaign(api, &token, "Natal", 5, 0).await;
+    api.post(&format!("/api/v1/campaigns/{cid}/start")).bearer(&token).send().await.expect(200);
+    for _ in 0..400 {
+        if state_of(&h, account, &cid).await == CampaignState::Completed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state_of(&h, account, &cid).await, CampaignState::Completed);
+    let v: Value = api.get(&format!("/api/v1/campaigns/{cid}")).bearer(&token).send().await.ok_json(200);
+    let sent = v["counters"]["sent"].as_u64().unwrap();
+    assert_eq!((sent, v["counters"]["skipped"].as_u64()), (4, Some(1)), "{v}");
+
+    let b = signed_in_as(api, EMAIL).await;
+    let html = b.get(api, &format!("/dashboard/campaigns/{cid}")).await.text();
+    assert!(html.contains(r#"aria-valuenow="100""#), "every recipient reached an end: {html}");
+    assert!(html.contains(&format!(r#"data-counter="sent">{sent}<"#)), "{html}");
+    assert!(html.contains(r#"data-counter="recipients">5<"#), "{html}");
+    assert!(html.contains(r#"data-state="skipped""#) && html.contains("opted_out"), "the skipped recipient and why");
+    assert_eq!(html.matches(r#"<tr data-state="#).count(), 5, "one row per recipient");
+    let list = b.get(api, "/dashboard/campaigns").await.text();
+    assert!(list.contains("Concluída") && list.contains(r#"aria-valuenow="100""#), "{list}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn channels_show_their_state_and_throttle_and_pairing_is_refused_where_it_does_not_apply() {
+    let h = Harness::memory_with(crm_http::Settings::default(), Vec::new()).await;
+    let api = &h.api;
+    assert_eq!(api.get("/dashboard/channels").send().await.header("location").as_deref(), Some("/dashboard/login"));
+    let (account, _) = account(&h).await;
+    let crm = h.state.crm();
+    let channel = crm.list_channels(account).await.unwrap().remove(0);
+    let now = crm.clock().now();
+    let throttle = crm_core::Throttle {
+        reason: "daily cap of 250 unique recipients reached".into(),
+        since: now,
+        until: now + chrono::Duration::hours(3),
+    };
+    let event = crm_core::Event::new(account, crm_core::EventType::CHANNEL_UPDATED, &json!({ "id": channel.id }), now);
+    crm.store().set_channel_throttle(account, channel.id, Some(&throttle), &event).await.unwrap();
+    let (other, _) = h.account(Role::Admin).await;
+    let named = crm_core::NewChannel { kind: "recording".into(), name: "Canal Alheio".into(), ..Default::default() };
+    let theirs = crm.create_channel(other, named).await.unwrap();
+
+    let b = signed_in_as(api, EMAIL).await;
+    let html = b.get(api, "/dashboard/channels").await.text();
+    assert!(html.contains("Recording") && html.contains(r#"data-state="throttled""#), "{html}");
+    assert!(html.contains("daily cap of 250 unique recipients reached"), "the reason: {html}");
+    let until = (now + chrono::Duration::hours(3)).format("%H:%M").to_string();
+    assert!(html.contains("Volta a enviar em") && html.contains(&until), "when sending resumes: {html}");
+    assert!(!html.contains("Canal Alheio"), "another account's channel is not listed");
+    assert!(!html.contains("qr.png"), "a recording channel has no QR code");
+    let english = b.get(api, "/dashboard/channels?lang=en").await.text();
+    assert!(english.contains("Throttled") && english.contains("Sending resumes at"), "{english}");
+
+    // Pairing applies to WhatsApp Web channels of this account only, with the form's token.
+    let csrf = b.csrf.clone();
+    let pair = format!("/dashboard/channels/{}/pair", channel.id);
+    assert_eq!(b.post(api, &pair, &[("phone", "+5511987654321")]).await.status, 403);
+    let r = b.post(api, &pair, &[("csrf", &csrf), ("phone", "+5511987654321")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Só canais WhatsApp Web"), "{}", r.text());
+    let r = b.post(api, &format!("/dashboard/channels/{}/pair", theirs.id), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(b.get(api, &format!("/dashboard/channels/{}/qr.png", theirs.id)).await.status, 404);
+    assert_eq!(b.get(api, &format!("/dashboard/channels/{}/qr.png", channel.id)).await.status, 404);
+    let agent = signed_in_as(api, "agent@example.com").await;
+    assert!(agent.get(api, "/dashboard/channels").await.text().contains("Recording"), "agents see channels");
+    assert_eq!(agent.get(api, &format!("/dashboard/channels/{}/qr.png", channel.id)).await.status, 403);
+    let acsrf = agent.csrf.clone();
+    assert_eq!(agent.post(api, &pair, &[("csrf", &acsrf)]).await.status, 403);
+}
