@@ -16,7 +16,8 @@
 //! updates over server-sent events) is [`inbox`]. The management pages
 //! each have a module: `campaigns` (progress, pause/resume/cancel),
 //! `webhooks` (endpoints, deliveries, attempts, replay), `channels`
-//! (state, throttling, the WhatsApp Web QR code live, pairing by code);
+//! (state, throttling, the WhatsApp Web QR code live, pairing by code),
+//! `admin` (API keys shown once and revoked, users created with a role);
 //! what they share (form checks, notices, error pages) is in `pages`.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
@@ -25,6 +26,7 @@
 //! [`Crm`]: crm_core::Crm
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
+mod admin;
 mod campaigns;
 mod channels;
 mod i18n;
@@ -72,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .merge(inbox::routes())
         .merge(campaigns::routes())
         .merge(channels::routes())
+        .merge(admin::routes())
         .merge(optional_routes())
 }
 
@@ -83,7 +86,7 @@ fn optional_routes() -> Router<AppState> {
     router
 }
 
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -99,6 +102,8 @@ const TEMPLATES: [(&str, &str); 15] = [
     ("webhook_deliveries.html", include_str!("templates/webhook_deliveries.html")),
     ("webhook_delivery.html", include_str!("templates/webhook_delivery.html")),
     ("channels.html", include_str!("templates/channels.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    ("users.html", include_str!("templates/users.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {

@@ -52,6 +52,19 @@ pub(super) async fn page_viewer(
     }
 }
 
+/// The viewer of a page only admins see (403 for the others).
+pub(super) async fn admin_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    lang: Option<&str>,
+) -> Result<(Ctx, Viewer), Response> {
+    let (ctx, viewer) = page_viewer(state, headers, lang).await?;
+    if viewer.user.role < Role::Admin {
+        return Err(ctx.error(StatusCode::FORBIDDEN, "forbidden_title", "admins_only", Some(&viewer.user)));
+    }
+    Ok((ctx, viewer))
+}
+
 /// Checks a posted form: the CSRF token (403 before anything else), the
 /// session (to the login) and the role `at_least` (403).
 pub(super) async fn form_viewer(

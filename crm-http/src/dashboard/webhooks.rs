@@ -31,7 +31,7 @@ use crm_core::{
 use crm_webhooks::{EndpointPatch, NewEndpoint, Webhooks};
 
 use super::pages::{
-    Params, Strings, done, failure, field, form_for, form_viewer, merged, not_found, notice, page_viewer, uuid_of, when,
+    Params, Strings, admin_page, done, failure, field, form_for, form_viewer, merged, not_found, notice, uuid_of, when,
 };
 use super::{Ctx, Viewer};
 use crate::state::AppState;
@@ -47,15 +47,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/dashboard/webhooks/deliveries/{id}", get(delivery_page))
         .route("/dashboard/webhooks/deliveries/{id}/replay", post(replay))
         .route("/dashboard/webhooks/{id}/{action}", post(act))
-}
-
-/// The viewer of a page, who must be an admin.
-async fn admin_page(state: &AppState, headers: &HeaderMap, lang: Option<&str>) -> Result<(Ctx, Viewer), Response> {
-    let (ctx, viewer) = page_viewer(state, headers, lang).await?;
-    if viewer.user.role < Role::Admin {
-        return Err(ctx.error(StatusCode::FORBIDDEN, "forbidden_title", "admins_only", Some(&viewer.user)));
-    }
-    Ok((ctx, viewer))
 }
 
 fn endpoint_json(e: &EndpointView, strings: &Strings) -> Value {

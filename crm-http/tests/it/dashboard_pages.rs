@@ -204,3 +204,95 @@ async fn channels_show_their_state_and_throttle_and_pairing_is_refused_where_it_
     let acsrf = agent.csrf.clone();
     assert_eq!(agent.post(api, &pair, &[("csrf", &acsrf)]).await.status, 403);
 }
+
+/// The decoded text between `start` and the next `end`.
+fn between(html: &str, start: &str, end: &str) -> Option<String> {
+    let from = html.find(start)? + start.len();
+    let len = html[from..].find(end)?;
+    Some(html[from..from + len].replace("&#x2f;", "/"))
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_and_revoked_and_users_are_created_with_a_role_no_higher_than_their_creators() {
+    let h = Harness::memory_with(crm_http::Settings::default(), Vec::new()).await;
+    let api = &h.api;
+    assert_eq!(api.get("/dashboard/api-keys").send().await.header("location").as_deref(), Some("/dashboard/login"));
+    let (account, _) = account(&h).await;
+    let crm = h.state.crm();
+    crm.create_user(account, "admin@example.com", "Admin", Role::Admin, PASSWORD).await.unwrap();
+    let (other, _) = h.account(Role::Admin).await;
+    crm.create_api_key(other, "Chave Alheia", Role::Agent, None).await.unwrap();
+
+    let b = signed_in_as(api, EMAIL).await;
+    let csrf = b.csrf.clone();
+    let page = b.get(api, "/dashboard/api-keys").await.text();
+    assert!(!page.contains("Chave Alheia"), "another account's keys are not listed");
+    // Without the token: nothing is made.
+    assert_eq!(b.post(api, "/dashboard/api-keys", &[("name", "ERP")]).await.status, 403);
+    let before = crm.store().list_api_keys(account).await.unwrap().len();
+    // Created: the token works against the API, and is shown only on this answer.
+    let r = b.post(api, "/dashboard/api-keys", &[("csrf", &csrf), ("name", "ERP"), ("role", "agent")]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = between(&r.text(), r#"<code class="secret" id="token-value">"#, "</code>").expect("the token");
+    assert!(token.starts_with("crm_"), "{token}");
+    api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
+    let keys = crm.store().list_api_keys(account).await.unwrap();
+    assert_eq!(keys.len(), before + 1);
+    let made = keys.iter().find(|k| k.name == "ERP").unwrap();
+    let in_90_days = crm.clock().now() + chrono::Duration::days(90);
+    assert!(made.expires_at.is_some_and(|e| e <= in_90_days), "a key made by a session expires within 90 days");
+    let list = b.get(api, "/dashboard/api-keys").await.text();
+    assert!(list.contains("ERP") && !list.contains(&token) && !list.contains("token-value"), "never shown again");
+    // A bad expiry is shown in the form.
+    let r =
+        b.post(api, "/dashboard/api-keys", &[("csrf", &csrf), ("name", "Velha"), ("expires_at", "2999-01-01")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains(r#"id="form-error""#) && r.text().contains(r#"value="Velha""#));
+
+    // An admin cannot make an owner key, nor revoke the owner's keys.
+    let admin = signed_in_as(api, "admin@example.com").await;
+    let acsrf = admin.csrf.clone();
+    let r = admin.post(api, "/dashboard/api-keys", &[("csrf", &acsrf), ("name", "Tudo"), ("role", "owner")]).await;
+    assert_eq!(r.status, 403);
+    assert!(!admin.get(api, "/dashboard/api-keys").await.text().contains(r#"value="owner""#), "not offered");
+    let (owner_key, _) = crm.create_api_key(account, "Do Dono", Role::Owner, None).await.unwrap();
+    let r = admin.post(api, &format!("/dashboard/api-keys/{}/revoke", owner_key.id), &[("csrf", &acsrf)]).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Revoked by the owner: the token stops working at once.
+    let revoke = format!("/dashboard/api-keys/{}/revoke", made.id);
+    assert_eq!(b.post(api, &revoke, &[]).await.status, 403);
+    api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
+    let r = b.post(api, &revoke, &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location").as_deref(), Some("/dashboard/api-keys?done=done_key_revoked"));
+    assert_eq!(api.get("/api/v1/contacts").bearer(&token).send().await.status, 401);
+    let list = b.get(api, "/dashboard/api-keys").await.text();
+    assert!(list.contains(&format!(r#"data-key="{}" data-state="revoked""#, made.id)), "{list}");
+    // Another account's key: not found.
+    let theirs = crm.store().list_api_keys(other).await.unwrap().remove(0);
+    assert_eq!(b.post(api, &format!("/dashboard/api-keys/{}/revoke", theirs.id), &[("csrf", &csrf)]).await.status, 404);
+    assert!(crm.store().list_api_keys(other).await.unwrap()[0].revoked_at.is_none());
+
+    // Users: an agent is refused the page; the owner creates one who can sign in.
+    let agent = signed_in_as(api, "agent@example.com").await;
+    assert_eq!(agent.get(api, "/dashboard/users").await.status, 403);
+    let users = b.get(api, "/dashboard/users").await.text();
+    assert!(users.contains("agent@example.com") && users.contains("Agente"), "{users}");
+    let fields = [("csrf", csrf.as_str()), ("name", "Nova"), ("email", "nova@example.com"), ("role", "agent")];
+    let r = b.post(api, "/dashboard/users", &[fields.as_slice(), &[("password", "curta")]].concat()).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("8 to 128") || r.text().contains("password"), "{}", r.text());
+    let r = b.post(api, "/dashboard/users", &[fields.as_slice(), &[("password", PASSWORD)]].concat()).await;
+    assert_eq!(r.header("location").as_deref(), Some("/dashboard/users?done=done_user_created"));
+    signed_in_as(api, "nova@example.com").await;
+    let r = b.post(api, "/dashboard/users", &[fields.as_slice(), &[("password", PASSWORD)]].concat()).await;
+    assert_eq!(r.status, 409, "the e-mail is taken");
+    let r = admin
+        .post(
+            api,
+            "/dashboard/users",
+            &[("csrf", &acsrf), ("name", "X"), ("email", "x@example.com"), ("role", "owner"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "an admin cannot make an owner");
+    assert!(!b.get(api, "/dashboard/users").await.text().contains("x@example.com"));
+}
