@@ -17,7 +17,8 @@
 //! each have a module: `campaigns` (progress, pause/resume/cancel),
 //! `webhooks` (endpoints, deliveries, attempts, replay), `channels`
 //! (state, throttling, the WhatsApp Web QR code live, pairing by code),
-//! `admin` (API keys shown once and revoked, users created with a role);
+//! `admin` (API keys shown once and revoked, users created with a role),
+//! `contact_form` (create/edit a contact, its score history);
 //! what they share (form checks, notices, error pages) is in `pages`.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
@@ -29,6 +30,7 @@
 mod admin;
 mod campaigns;
 mod channels;
+mod contact_form;
 mod i18n;
 pub mod inbox;
 mod overview;
@@ -75,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(channels::routes())
         .merge(admin::routes())
+        .merge(contact_form::routes())
         .merge(optional_routes())
 }
 
@@ -86,7 +89,7 @@ fn optional_routes() -> Router<AppState> {
     router
 }
 
-const TEMPLATES: [(&str, &str); 17] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -104,6 +107,7 @@ const TEMPLATES: [(&str, &str); 17] = [
     ("channels.html", include_str!("templates/channels.html")),
     ("api_keys.html", include_str!("templates/api_keys.html")),
     ("users.html", include_str!("templates/users.html")),
+    ("contact.html", include_str!("templates/contact.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {
@@ -497,7 +501,7 @@ async fn contacts_page(State(state): State<AppState>, headers: HeaderMap, Query(
         .filter(|c| min_score.is_none_or(|m| c.lead_score >= m))
         .map(|c| {
             json!({
-                "name": c.name, "phone": c.phone.to_string(), "stage": stage_label(&strings, c.lead_stage),
+                "id": c.id.to_string(), "name": c.name, "phone": c.phone.to_string(), "stage": stage_label(&strings, c.lead_stage),
                 "score": c.lead_score, "tags": c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             })
         })

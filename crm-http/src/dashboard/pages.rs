@@ -84,16 +84,28 @@ pub(super) async fn form_viewer(
     Ok((ctx, viewer))
 }
 
-/// [`form_viewer`] for a form posted to a thing's URL: also reads the
-/// thing's id from the path segment `raw` (404 when it is not one).
+/// [`form_viewer`] for an admin's form posted to a thing's URL: also reads
+/// the thing's id from the path segment `raw` (404 when it is not one).
 pub(super) async fn form_for<T>(
     state: &AppState,
     headers: &HeaderMap,
     form: &[(String, String)],
-    (raw, heading): (&str, &str),
+    place: (&str, &str),
     id: fn(uuid::Uuid) -> T,
 ) -> Result<(Ctx, Viewer, T), Response> {
-    let (ctx, viewer) = form_viewer(state, headers, form, Role::Admin).await?;
+    form_for_role(state, headers, form, place, Role::Admin, id).await
+}
+
+/// [`form_for`] for the role `at_least`.
+pub(super) async fn form_for_role<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+    (raw, heading): (&str, &str),
+    at_least: Role,
+    id: fn(uuid::Uuid) -> T,
+) -> Result<(Ctx, Viewer, T), Response> {
+    let (ctx, viewer) = form_viewer(state, headers, form, at_least).await?;
     match uuid_of(raw) {
         Some(u) => Ok((ctx, viewer, id(u))),
         None => Err(not_found(ctx, &viewer, heading)),

@@ -200,4 +200,17 @@ pub(super) const STRINGS: &[(&str, &str, &str)] = &[
     ("user_create", "Criar usuário", "Create user"),
     ("user_password_hint", "De 8 a 128 caracteres.", "8 to 128 characters."),
     ("done_user_created", "Usuário criado; ele já pode entrar no painel.", "User created; they can sign in now."),
+    // Contacts: the form and the score history.
+    ("contact_new", "Novo contato", "New contact"),
+    ("contact_edit", "Editar contato", "Edit contact"),
+    ("contact_save", "Salvar", "Save"),
+    ("contact_tags_hint", "Separadas por vírgula.", "Comma-separated."),
+    ("opt_in", "Consentimento", "Opt-in"),
+    ("opt_in_unknown", "Não perguntado", "Never asked"),
+    ("opt_in_opted_in", "Aceitou receber", "Opted in"),
+    ("opt_in_opted_out", "Pediu para não receber", "Opted out"),
+    ("score_history", "Histórico da pontuação", "Score history"),
+    ("no_score_history", "A pontuação ainda não mudou.", "The score has not changed yet."),
+    ("done_contact_created", "Contato criado.", "Contact created."),
+    ("done_contact_saved", "Contato salvo.", "Contact saved."),
 ];

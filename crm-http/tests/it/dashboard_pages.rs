@@ -296,3 +296,107 @@ async fn api_keys_are_shown_once_and_revoked_and_users_are_created_with_a_role_n
     assert_eq!(r.status, 403, "an admin cannot make an owner");
     assert!(!b.get(api, "/dashboard/users").await.text().contains("x@example.com"));
 }
+
+#[tokio::test]
+async fn contacts_are_created_and_edited_from_the_form_with_errors_beside_their_fields_and_show_their_score_history() {
+    let h = Harness::memory_with(crm_http::Settings::default(), Vec::new()).await;
+    let api = &h.api;
+    assert_eq!(api.get("/dashboard/contacts/new").send().await.header("location").as_deref(), Some("/dashboard/login"));
+    let (account, _) = account(&h).await;
+    let crm = h.state.crm();
+    crm.create_user(account, "viewer@example.com", "Leitora", Role::Viewer, PASSWORD).await.unwrap();
+    let b = signed_in_as(api, EMAIL).await;
+    let csrf = b.csrf.clone();
+    let new = "/dashboard/contacts/new";
+    assert!(b.get(api, new).await.text().contains(r#"id="contact-form""#));
+
+    // Without the token: nothing is made.
+    assert_eq!(b.post(api, new, &[("name", "Ana"), ("phone", "+5511987650001")]).await.status, 403);
+    // A number that is not E.164: the form again, the reason beside the phone, what was typed kept.
+    let r = b.post(api, new, &[("csrf", &csrf), ("name", "Ana Souza"), ("phone", "12345"), ("tags", "vip")]).await;
+    assert_eq!(r.status, 422);
+    let html = r.text();
+    assert!(
+        html.contains(r#"id="phone-error""#) && html.contains(r#"aria-invalid="true" aria-describedby="phone-error""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"value="Ana Souza""#) && html.contains(r#"value="12345""#) && html.contains(r#"value="vip""#)
+    );
+    assert!(crm.find_contact_by_phone(account, "+5511987650001").await.unwrap().is_none());
+
+    // Created with tags, stage and opt-in.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", "Ana Souza"),
+        ("phone", "+5511987650001"),
+        ("email", "ana@example.com"),
+        ("tags", "vip, sp"),
+        ("stage", "qualified"),
+        ("opt_in", "opted_in"),
+    ];
+    let r = b.post(api, new, &fields).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let ana = crm.find_contact_by_phone(account, "+5511987650001").await.unwrap().expect("created");
+    assert_eq!(r.header("location"), Some(format!("/dashboard/contacts/{}?done=done_contact_created", ana.id)));
+    assert_eq!(ana.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["sp", "vip"]);
+    assert_eq!((ana.lead_stage.as_str(), ana.opt_in.status.as_str()), ("qualified", "opted_in"));
+    // The same phone again: a conflict, shown beside the phone.
+    let r = b.post(api, new, &fields).await;
+    assert_eq!(r.status, 409);
+    assert!(r.text().contains(r#"id="phone-error""#));
+
+    // Edited: a bad e-mail is refused beside its field; then tags changed.
+    let path = format!("/dashboard/contacts/{}", ana.id);
+    let mut edit = fields.to_vec();
+    edit[3] = ("email", "not-an-email");
+    let r = b.post(api, &path, &edit).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains(r#"id="email-error""#), "{}", r.text());
+    edit[3] = ("email", "");
+    edit[4] = ("tags", "cliente");
+    edit[1] = ("name", "Ana S. Souza");
+    let r = b.post(api, &path, &edit).await;
+    assert_eq!(r.header("location"), Some(format!("{path}?done=done_contact_saved")));
+    let ana = crm.get_contact(account, ana.id).await.unwrap();
+    assert_eq!((ana.name.as_str(), ana.email.is_none()), ("Ana S. Souza", true));
+    assert_eq!(ana.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["cliente"]);
+
+    // The score history, newest first, with each reason.
+    crm.change_score(account, ana.id, 15, "respondeu à campanha", "t1", None).await.unwrap();
+    crm.change_score(account, ana.id, -5, "sem resposta em 7 dias", "t2", None).await.unwrap();
+    let html = b.get(api, &format!("{path}?lang=en")).await.text();
+    let (first, second) = (html.find("sem resposta em 7 dias").unwrap(), html.find("respondeu à campanha").unwrap());
+    assert!(first < second, "newest first: {html}");
+    assert!(html.contains("(+15)") && html.contains("(-5)"), "{html}");
+    assert!(html.contains(r#"id="contact-score">10<"#), "{html}");
+
+    // A viewer reads but cannot edit; another account's contact is not found.
+    let viewer = signed_in_as(api, "viewer@example.com").await;
+    let page = viewer.get(api, &path).await.text();
+    assert!(page.contains("Ana S. Souza") && !page.contains(r#"id="contact-form""#));
+    let vcsrf = viewer.csrf.clone();
+    assert_eq!(
+        viewer.post(api, &path, &[("csrf", &vcsrf), ("name", "X"), ("phone", "+5511987650001")]).await.status,
+        403
+    );
+    let (other, other_key) = h.account(Role::Admin).await;
+    let theirs = crate::helpers::create_contact(api, &other_key, "Contato Alheio", 9).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    assert_eq!(b.get(api, &format!("/dashboard/contacts/{theirs}")).await.status, 404);
+    let r = b
+        .post(
+            api,
+            &format!("/dashboard/contacts/{theirs}"),
+            &[("csrf", &csrf), ("name", "X"), ("phone", "+5511987650009")],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let untouched =
+        crm.get_contact(other, crm_core::ContactId::from_uuid(uuid::Uuid::parse_str(theirs).unwrap())).await;
+    assert_eq!(untouched.unwrap().name, "Contato Alheio");
+    // The list links each contact to its page.
+    assert!(
+        b.get(api, "/dashboard/contacts").await.text().contains(&format!(r#"href="/dashboard/contacts/{}""#, ana.id))
+    );
+}
