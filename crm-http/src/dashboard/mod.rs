@@ -18,7 +18,8 @@
 //! `webhooks` (endpoints, deliveries, attempts, replay), `channels`
 //! (state, throttling, the WhatsApp Web QR code live, pairing by code),
 //! `admin` (API keys shown once and revoked, users created with a role),
-//! `contact_form` (create/edit a contact, its score history);
+//! `contact_form` (create/edit a contact, its score history), `automation`
+//! (rules and sequences, enable/disable, runs and enrolments);
 //! what they share (form checks, notices, error pages) is in `pages`.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
@@ -28,6 +29,7 @@
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
 mod admin;
+mod automation;
 mod campaigns;
 mod channels;
 mod contact_form;
@@ -78,6 +80,7 @@ pub fn router() -> Router<AppState> {
         .merge(channels::routes())
         .merge(admin::routes())
         .merge(contact_form::routes())
+        .merge(automation::routes())
         .merge(optional_routes())
 }
 
@@ -89,7 +92,7 @@ fn optional_routes() -> Router<AppState> {
     router
 }
 
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 22] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -108,6 +111,10 @@ const TEMPLATES: [(&str, &str); 18] = [
     ("api_keys.html", include_str!("templates/api_keys.html")),
     ("users.html", include_str!("templates/users.html")),
     ("contact.html", include_str!("templates/contact.html")),
+    ("_switch.html", include_str!("templates/_switch.html")),
+    ("automations.html", include_str!("templates/automations.html")),
+    ("automation.html", include_str!("templates/automation.html")),
+    ("sequence.html", include_str!("templates/sequence.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {

@@ -400,3 +400,76 @@ async fn contacts_are_created_and_edited_from_the_form_with_errors_beside_their_
         b.get(api, "/dashboard/contacts").await.text().contains(&format!(r#"href="/dashboard/contacts/{}""#, ana.id))
     );
 }
+
+#[tokio::test]
+async fn rules_and_sequences_are_listed_switched_on_and_off_and_show_their_runs_and_enrolments() {
+    let h = Harness::memory_with(crm_http::Settings::default(), Vec::new()).await;
+    let api = &h.api;
+    assert_eq!(api.get("/dashboard/automations").send().await.header("location").as_deref(), Some("/dashboard/login"));
+    let (account, key) = account(&h).await;
+    let crm = h.state.crm();
+    let rule = json!({ "name": "Marcar leads", "trigger": { "event": "contact.created" },
+        "actions": [{ "type": "add_tag", "tag": "lead" }] });
+    let rid = id(&api.post("/api/v1/automations").bearer(&key).json(rule).send().await.ok_json(201));
+    let seq = json!({ "name": "Boas-vindas", "steps": [{ "delay_seconds": 3600, "action": { "type": "add_tag", "tag": "d1" } }] });
+    let sid = id(&api.post("/api/v1/sequences").bearer(&key).json(seq).send().await.ok_json(201));
+    let contact = crate::helpers::create_contact(api, &key, "Ana Souza", 1).await;
+    let cid = contact["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/sequences/{sid}/enrolments");
+    api.post(&path).bearer(&key).json(json!({ "contact_ids": [cid] })).send().await.expect(200);
+    // A run of the rule, as the worker would make it.
+    let events = crm.store().list_events(account, None, 1000).await.unwrap();
+    let created = events.iter().find(|e| e.event_type == crm_core::EventType::CONTACT_CREATED).unwrap();
+    crm_core::automation::Engine::new(crm.clone()).handle_event(created).await.unwrap();
+    // Another account's rule.
+    let (_, other_key) = h.account(Role::Admin).await;
+    let theirs = json!({ "name": "Regra Alheia", "trigger": { "event": "contact.created" },
+        "actions": [{ "type": "add_tag", "tag": "x" }] });
+    let tid = id(&api.post("/api/v1/automations").bearer(&other_key).json(theirs).send().await.ok_json(201));
+
+    let b = signed_in_as(api, EMAIL).await;
+    let csrf = b.csrf.clone();
+    let html = b.get(api, "/dashboard/automations").await.text();
+    assert!(html.contains("Marcar leads") && html.contains("Boas-vindas") && !html.contains("Regra Alheia"), "{html}");
+    assert!(html.contains(&format!(r#"data-rule="{rid}" data-state="enabled""#)), "{html}");
+    // The rule's runs: the completed run with its step.
+    let runs = b.get(api, &format!("/dashboard/automations/{rid}?lang=en")).await.text();
+    assert!(runs.contains(r#"data-status="completed""#) && runs.contains("<code>add_tag</code>"), "{runs}");
+    assert!(runs.contains(&format!("/dashboard/contacts/{cid}")), "the run links its contact");
+    // The sequence's enrolment.
+    let enrolments = b.get(api, &format!("/dashboard/sequences/{sid}")).await.text();
+    assert!(enrolments.contains(r#"data-state="active""#) && enrolments.contains(&cid), "{enrolments}");
+
+    // Switched off and on, with the token only, by admins only.
+    let off = format!("/dashboard/automations/{rid}/disable");
+    assert_eq!(b.post(api, &off, &[]).await.status, 403);
+    assert!(
+        crm.get_automation(account, crm_core::AutomationId::from_uuid(uuid::Uuid::parse_str(&rid).unwrap()))
+            .await
+            .unwrap()
+            .enabled
+    );
+    let agent = signed_in_as(api, "agent@example.com").await;
+    let acsrf = agent.csrf.clone();
+    assert!(!agent.get(api, "/dashboard/automations").await.text().contains("data-action="), "agents see no switches");
+    assert_eq!(agent.post(api, &off, &[("csrf", &acsrf)]).await.status, 403);
+    let r = b.post(api, &off, &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location").as_deref(), Some("/dashboard/automations?done=done_rule_disable"));
+    let rule_id = crm_core::AutomationId::from_uuid(uuid::Uuid::parse_str(&rid).unwrap());
+    assert!(!crm.get_automation(account, rule_id).await.unwrap().enabled);
+    let seq_id = crm_core::SequenceId::from_uuid(uuid::Uuid::parse_str(&sid).unwrap());
+    b.post(api, &format!("/dashboard/sequences/{sid}/disable"), &[("csrf", &csrf)]).await.expect(303);
+    let s = crm.get_sequence(account, seq_id).await.unwrap();
+    assert!(!s.enabled && s.steps.len() == 1, "only the switch changed");
+    let html = b.get(api, "/dashboard/automations?done=done_sequence_disable").await.text();
+    assert!(
+        html.contains("Sequência desativada")
+            && html.contains(&format!(r#"data-sequence="{sid}" data-state="disabled""#))
+    );
+    b.post(api, &format!("/dashboard/automations/{rid}/enable"), &[("csrf", &csrf)]).await.expect(303);
+    assert!(crm.get_automation(account, rule_id).await.unwrap().enabled);
+    // Another account's rule: not found, not switched.
+    assert_eq!(b.get(api, &format!("/dashboard/automations/{tid}")).await.status, 404);
+    assert_eq!(b.post(api, &format!("/dashboard/automations/{tid}/disable"), &[("csrf", &csrf)]).await.status, 404);
+    assert_eq!(b.post(api, &format!("/dashboard/automations/{rid}/explode"), &[("csrf", &csrf)]).await.status, 404);
+}
