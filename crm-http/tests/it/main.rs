@@ -21,6 +21,8 @@ mod connections;
 mod contacts;
 mod dashboard;
 mod dashboard_browser;
+#[cfg(feature = "whatsapp-web")]
+mod dashboard_channels_web;
 mod dashboard_inbox;
 mod dashboard_pages;
 #[cfg(feature = "webhooks")]
