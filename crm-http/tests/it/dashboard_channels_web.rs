@@ -4,9 +4,6 @@
 //! stream, a new image URL), the image itself, pairing by phone code from
 //! the form (a bad number shown in the form), and the connected state.
 
-#[path = "../../../crm-whatsapp/tests/support/web_page.rs"]
-mod web_page;
-
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +15,7 @@ use crate::dashboard::EMAIL;
 use crate::dashboard_inbox::next_frame;
 use crate::dashboard_pages::{account, signed_in_as};
 use crate::helpers::{Api, Harness, temp_dir};
+use crate::whatsapp_web::web_page;
 
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
