@@ -90,11 +90,19 @@ impl Fields {
     }
 }
 
-/// The field a refusal names (`phone`, `email`…), to show it beside that field.
-fn error_json(e: &Error) -> Value {
+/// The field a refusal names (`phone`, `email`…), to show it beside that
+/// field: in the page's language for the phone and e-mail, with the
+/// service's reason after it.
+fn error_json(e: &Error, strings: &super::pages::Strings) -> Value {
+    let said = |key: &str, reason: &str| match strings.get(key) {
+        Some(text) => format!("{text} ({reason})"),
+        None => reason.to_owned(),
+    };
     match e {
-        Error::Validation { field, reason } => json!({ "field": field.as_ref(), "text": reason }),
-        Error::Conflict { reason, .. } => json!({ "field": "phone", "text": reason }),
+        Error::Validation { field, reason } => {
+            json!({ "field": field.as_ref(), "text": said(&format!("contact_bad_{field}"), reason) })
+        }
+        Error::Conflict { reason, .. } => json!({ "field": "phone", "text": said("contact_phone_taken", reason) }),
         other => json!({ "field": "", "text": other.to_string() }),
     }
 }
@@ -201,7 +209,7 @@ async fn refused(
 ) -> Response {
     let status =
         if matches!(e, Error::Conflict { .. }) { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let extra = json!({ "form": typed.json(), "form_error": error_json(e) });
+    let extra = json!({ "form": typed.json(), "form_error": error_json(e, &ctx.lang.strings()) });
     render(state, ctx, viewer, status, contact, extra).await
 }
 
@@ -300,7 +308,11 @@ mod tests {
         assert_eq!(f.opt_in().unwrap(), None);
         let bad = Fields { stage: "nope".into(), ..Fields::default() };
         assert!(bad.stage().is_err());
-        let e = error_json(&Error::validation("phone", "not E.164"));
-        assert_eq!((e["field"].as_str(), e["text"].as_str()), (Some("phone"), Some("not E.164")));
+        let strings = super::super::Lang::En.strings();
+        let e = error_json(&Error::validation("phone", "not E.164"), &strings);
+        assert_eq!(e["field"], "phone");
+        assert!(e["text"].as_str().is_some_and(|t| t.starts_with("Not a valid") && t.ends_with("(not E.164)")), "{e}");
+        let e = error_json(&Error::validation("metadata", "too big"), &strings);
+        assert_eq!(e["text"], "too big", "a field without its own words keeps the reason");
     }
 }

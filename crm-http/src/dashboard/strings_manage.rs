@@ -211,6 +211,15 @@ pub(super) const STRINGS: &[(&str, &str, &str)] = &[
     ("opt_in_opted_out", "Pediu para não receber", "Opted out"),
     ("score_history", "Histórico da pontuação", "Score history"),
     ("no_score_history", "A pontuação ainda não mudou.", "The score has not changed yet."),
+    (
+        "contact_bad_phone",
+        "Número inválido: use o formato internacional E.164, como +5511987654321.",
+        "Not a valid number: use the international E.164 form, like +5511987654321.",
+    ),
+    ("contact_bad_email", "E-mail inválido.", "Not a valid e-mail."),
+    ("contact_bad_name", "Nome inválido.", "Not a valid name."),
+    ("contact_bad_tags", "Etiquetas inválidas.", "Not valid tags."),
+    ("contact_phone_taken", "Este número já é de outro contato.", "This number belongs to another contact."),
     ("done_contact_created", "Contato criado.", "Contact created."),
     ("done_contact_saved", "Contato salvo.", "Contact saved."),
     // Automation rules and sequences.

@@ -343,12 +343,14 @@ async fn the_inbox_in_headless_chromium() {
     h.stop().await;
 }
 
-/// Campaigns, webhooks and channels in headless Chromium against a real
-/// server: a running campaign's counters move live (status changes arrive
-/// over the event stream and the page re-reads itself, no reload), the
-/// Pause button stops it; a webhook delivery's page replays it and shows
-/// the second attempt; the channels page shows the channel's throttle-free
-/// state. Screenshots of each page when asked for.
+/// The management pages in headless Chromium against a real server: a
+/// running campaign's counters move live (status changes arrive over the
+/// event stream and the page re-reads itself, no reload), the Pause button
+/// stops it; a webhook delivery's page replays it and shows the second
+/// attempt; the channels page; a contact form refusing a number that is not
+/// E.164 beside its field, then creating the contact; an API key shown once
+/// that works against the API; users and automation. Screenshots of each
+/// page when asked for.
 #[cfg(feature = "webhooks")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaigns_webhooks_and_channels_in_headless_chromium() {
@@ -439,6 +441,44 @@ async fn campaigns_webhooks_and_channels_in_headless_chromium() {
     until(&page, "[...document.querySelectorAll('.channel h2')].some(h => h.textContent.includes('WhatsApp Lento'))")
         .await;
     screenshots(&page, shots.as_deref(), "channels").await;
+
+    // A contact from the form: a number that is not E.164 is refused beside
+    // its field, with what was typed kept; corrected, the contact is made.
+    page.goto(format!("{base}/dashboard/contacts/new")).await.unwrap();
+    until(&page, "!!document.querySelector('#contact-form')").await;
+    fill(&page, "#c-name", "Eva Nova").await;
+    fill(&page, "#c-phone", "9876").await;
+    fill(&page, "#c-tags", "vip, sp").await;
+    submit(&page, "#contact-save", "/dashboard/contacts/new").await;
+    until(&page, "!!document.querySelector('#phone-error')").await;
+    assert_eq!(eval(&page, "document.querySelector('#c-phone').getAttribute('aria-invalid')").await, "true");
+    assert_eq!(eval(&page, "document.querySelector('#c-name').value").await, "Eva Nova");
+    screenshots(&page, shots.as_deref(), "contact-form-error").await;
+    eval(&page, "document.querySelector('#c-phone').value = ''").await;
+    fill(&page, "#c-phone", "+5511987659999").await;
+    eval(&page, "window.__before = true").await;
+    page.find_element("#contact-save").await.unwrap().click().await.unwrap();
+    until(&page, "!window.__before && location.pathname.startsWith('/dashboard/contacts/') && !!document.querySelector('#notice')")
+        .await;
+    assert_eq!(eval(&page, "document.querySelector('h1').textContent").await, "Eva Nova");
+    screenshots(&page, shots.as_deref(), "contact").await;
+
+    // An API key, shown once.
+    page.goto(format!("{base}/dashboard/api-keys")).await.unwrap();
+    until(&page, "!!document.querySelector('#key-form')").await;
+    fill(&page, "#key-name", "ERP").await;
+    submit(&page, "#key-create", "/dashboard/api-keys").await;
+    until(&page, "!!document.querySelector('#token-value')").await;
+    let token = eval(&page, "document.querySelector('#token-value').textContent").await;
+    let token = token.as_str().unwrap().to_owned();
+    api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
+    screenshots(&page, shots.as_deref(), "api-keys").await;
+    page.goto(format!("{base}/dashboard/users")).await.unwrap();
+    until(&page, "!!document.querySelector('#users')").await;
+    screenshots(&page, shots.as_deref(), "users").await;
+    page.goto(format!("{base}/dashboard/automations")).await.unwrap();
+    until(&page, "!!document.querySelector('#no-rules') || !!document.querySelector('#rules')").await;
+    screenshots(&page, shots.as_deref(), "automations").await;
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
