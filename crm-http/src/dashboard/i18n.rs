@@ -53,8 +53,7 @@ impl Lang {
 
     /// Every string of the dashboard in this language, by key.
     pub fn strings(self) -> BTreeMap<&'static str, &'static str> {
-        STRINGS
-            .iter()
+        all()
             .map(|(key, pt, en)| {
                 (
                     *key,
@@ -66,6 +65,11 @@ impl Lang {
             })
             .collect()
     }
+}
+
+/// Every `(key, pt-BR, en)`: the shared table and the management pages'.
+fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    STRINGS.iter().chain(super::strings_manage::STRINGS)
 }
 
 /// `(key, pt-BR, en)`.
@@ -247,7 +251,7 @@ mod tests {
     #[test]
     fn both_languages_have_every_key_and_no_blank() {
         let (pt, en) = (Lang::PtBr.strings(), Lang::En.strings());
-        assert_eq!(pt.len(), STRINGS.len(), "a key is listed twice");
+        assert_eq!(pt.len(), all().count(), "a key is listed twice");
         assert_eq!(pt.keys().collect::<Vec<_>>(), en.keys().collect::<Vec<_>>());
         assert!(pt.values().chain(en.values()).all(|s| !s.trim().is_empty()));
         assert_eq!(pt["logout"], "Sair");

@@ -577,6 +577,10 @@ pub(super) fn sse_of(event: &crm_core::Event) -> Option<(&'static str, Value)> {
         ref t if *t == EventType::MESSAGE_STATUS_UPDATED => "message_status",
         ref t if *t == EventType::MESSAGE_UPDATED => "message_updated",
         ref t if *t == EventType::THREAD_ASSIGNED => "thread",
+        // The management pages re-read themselves on these.
+        ref t if t.as_str().starts_with("campaign.") => "campaign",
+        ref t if t.as_str().starts_with("channel.") => "channel",
+        ref t if t.as_str().starts_with("webhook.") => "webhook",
         _ => return None,
     };
     let data = json!({

@@ -13,9 +13,16 @@
 //!   `crm_lang` cookie), else the cookie, else `Accept-Language`.
 //!
 //! The inbox (conversations, threads, the send box, assignment and live
-//! updates over server-sent events) is [`inbox`]; the billing page
-//! (`/dashboard/billing`: plan, status, next invoice, checkout, portal,
-//! cancel) is the `billing` module.
+//! updates over server-sent events) is [`inbox`]. The management pages
+//! each have a module: `campaigns` (progress, pause/resume/cancel),
+//! `webhooks` (endpoints, deliveries, attempts, replay), `channels`
+//! (state, throttling, the WhatsApp Web QR code live, pairing by code),
+//! `admin` (API keys shown once and revoked, users created with a role),
+//! `contact_form` (create/edit a contact, its score history), `automation`
+//! (rules and sequences, enable/disable, runs and enrolments);
+//! what they share (form checks, notices, error pages) is in `pages`. The
+//! billing page (`/dashboard/billing`: plan, status, next invoice, checkout,
+//! portal, cancel) is the `billing` module.
 //!
 //! Handlers gather data through the [`Crm`] service and compute metrics with
 //! [`crm_core::dashboard`]; no business rule lives here.
@@ -23,11 +30,20 @@
 //! [`Crm`]: crm_core::Crm
 //! [`Crm::verify_login`]: crm_core::Crm::verify_login
 
+mod admin;
+mod automation;
 #[cfg(feature = "stripe")]
 mod billing;
+mod campaigns;
+mod channels;
+mod contact_form;
 mod i18n;
 pub mod inbox;
 mod overview;
+mod pages;
+mod strings_manage;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 pub use i18n::Lang;
 
@@ -64,22 +80,25 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/assets/app.css", get(stylesheet))
         .route("/dashboard/assets/app.js", get(script))
         .merge(inbox::routes())
-        .merge(billing_routes())
+        .merge(campaigns::routes())
+        .merge(channels::routes())
+        .merge(admin::routes())
+        .merge(contact_form::routes())
+        .merge(automation::routes())
+        .merge(optional_routes())
 }
 
-/// The billing page's routes (feature `stripe`).
-#[cfg(feature = "stripe")]
-fn billing_routes() -> Router<AppState> {
-    billing::routes()
+/// The pages of optional features, when built in.
+fn optional_routes() -> Router<AppState> {
+    let router = Router::new();
+    #[cfg(feature = "webhooks")]
+    let router = router.merge(webhooks::routes());
+    #[cfg(feature = "stripe")]
+    let router = router.merge(billing::routes());
+    router
 }
 
-/// No billing page without feature `stripe`.
-#[cfg(not(feature = "stripe"))]
-fn billing_routes() -> Router<AppState> {
-    Router::new()
-}
-
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 23] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -87,6 +106,22 @@ const TEMPLATES: [(&str, &str); 7] = [
     ("contacts.html", include_str!("templates/contacts.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
     ("billing.html", include_str!("templates/billing.html")),
+    ("_notice.html", include_str!("templates/_notice.html")),
+    ("_progress.html", include_str!("templates/_progress.html")),
+    ("_actions.html", include_str!("templates/_actions.html")),
+    ("campaigns.html", include_str!("templates/campaigns.html")),
+    ("campaign.html", include_str!("templates/campaign.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("webhook_deliveries.html", include_str!("templates/webhook_deliveries.html")),
+    ("webhook_delivery.html", include_str!("templates/webhook_delivery.html")),
+    ("channels.html", include_str!("templates/channels.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    ("users.html", include_str!("templates/users.html")),
+    ("contact.html", include_str!("templates/contact.html")),
+    ("_switch.html", include_str!("templates/_switch.html")),
+    ("automations.html", include_str!("templates/automations.html")),
+    ("automation.html", include_str!("templates/automation.html")),
+    ("sequence.html", include_str!("templates/sequence.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {
@@ -199,6 +234,7 @@ impl Ctx {
             "user": user.map(|u| if u.name.trim().is_empty() { u.email.as_str().to_owned() } else { u.name.clone() }),
             "page": page,
             "billing_nav": cfg!(feature = "stripe"),
+            "has_webhooks": cfg!(feature = "webhooks"),
         });
         if let (Some(base), Value::Object(extra)) = (context.as_object_mut(), extra) {
             base.extend(extra);
@@ -480,7 +516,7 @@ async fn contacts_page(State(state): State<AppState>, headers: HeaderMap, Query(
         .filter(|c| min_score.is_none_or(|m| c.lead_score >= m))
         .map(|c| {
             json!({
-                "name": c.name, "phone": c.phone.to_string(), "stage": stage_label(&strings, c.lead_stage),
+                "id": c.id.to_string(), "name": c.name, "phone": c.phone.to_string(), "stage": stage_label(&strings, c.lead_stage),
                 "score": c.lead_score, "tags": c.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             })
         })

@@ -342,3 +342,146 @@ async fn the_inbox_in_headless_chromium() {
     driver.abort();
     h.stop().await;
 }
+
+/// The management pages in headless Chromium against a real server: a
+/// running campaign's counters move live (status changes arrive over the
+/// event stream and the page re-reads itself, no reload), the Pause button
+/// stops it; a webhook delivery's page replays it and shows the second
+/// attempt; the channels page; a contact form refusing a number that is not
+/// E.164 beside its field, then creating the contact; an API key shown once
+/// that works against the API; users and automation. Screenshots of each
+/// page when asked for.
+#[cfg(feature = "webhooks")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_webhooks_and_channels_in_headless_chromium() {
+    let test = "campaigns_webhooks_and_channels_in_headless_chromium";
+    let Some(chromium) = crm_core::testing::service_url("CRM_TEST_CHROMIUM", test) else { return };
+    let shots = std::env::var("CRM_DASHBOARD_SCREENSHOTS").ok().filter(|s| !s.is_empty()).map(PathBuf::from);
+    let h = Harness::sqlite_with(crate::webhooks::allow_loopback).await;
+    let server = h.server.as_ref().unwrap();
+    let (key, base) = (server.admin_key.clone(), server.base.clone());
+    let (email, password) = server.owner_login.clone();
+    let api = &h.api;
+
+    // A channel paced at 1 message a second, so the campaign takes a while.
+    let channel = json!({ "kind": "recording", "name": "WhatsApp Lento", "is_default": true,
+        "pacing": { "per_second": 1, "pair_interval_secs": 0 } });
+    api.post("/api/v1/channels").bearer(&key).json(channel).send().await.expect(201);
+    for n in 0..40 {
+        let body = json!({ "name": format!("Cliente {n}"), "phone": crate::helpers::phone(n), "tags": ["vip"] });
+        api.post("/api/v1/contacts").bearer(&key).json(body).send().await.expect(201);
+    }
+    crate::helpers::create_template(api, &key, "promo", "Oi {{first_name}}, 30% off hoje!").await;
+    let body = json!({ "name": "Black Friday", "template": "promo", "audience": { "type": "tag", "tag": "vip" } });
+    let cid = crate::helpers::id(&api.post("/api/v1/campaigns").bearer(&key).json(body).send().await.ok_json(201));
+
+    // A webhook endpoint on a receiver here, and a delivery to it.
+    let (url, inbox) = crate::webhooks::receiver().await;
+    let endpoint = json!({ "url": url, "description": "ERP", "event_types": ["contact.*"] });
+    api.post("/api/v1/webhooks/endpoints").bearer(&key).json(endpoint).send().await.expect(201);
+    crate::helpers::create_contact(api, &key, "Dora Webhook", 77).await;
+    crate::webhooks::wait_for(&inbox, 1).await;
+
+    let (mut browser, driver, _profile) = launch(&chromium).await;
+    let page = browser.new_page(format!("{base}/dashboard/login?lang=pt-BR")).await.unwrap();
+    until(&page, "!!document.querySelector('#login-form')").await;
+    fill(&page, "#email", &email).await;
+    fill(&page, "#password", &password).await;
+    submit(&page, "#login-submit", "/dashboard").await;
+
+    // The campaign: started from the list, then its page counts live.
+    page.goto(format!("{base}/dashboard/campaigns")).await.unwrap();
+    until(&page, &format!("!!document.querySelector('[data-campaign=\"{cid}\"] button[data-action=start]')")).await;
+    submit(&page, &format!("[data-campaign=\"{cid}\"] button[data-action=start]"), "/dashboard/campaigns").await;
+    until(&page, "!!document.querySelector('#notice') && !!document.querySelector('[data-state=running]')").await;
+    page.goto(format!("{base}/dashboard/campaigns/{cid}")).await.unwrap();
+    until(&page, "document.body.dataset.live === 'on'").await;
+    eval(&page, "window.__samePage = true").await;
+    let sent = "Number(document.querySelector('[data-counter=sent]').textContent)";
+    let first = eval(&page, sent).await.as_u64().unwrap();
+    until(&page, &format!("{sent} >= {} && {sent} < 40", first + 2)).await;
+    assert_eq!(eval(&page, "window.__samePage === true").await, true, "the counters moved without a reload");
+    screenshots(&page, shots.as_deref(), "campaign").await;
+
+    // Pause: the campaign stops and the page says so.
+    submit(&page, "button[data-action=pause]", &format!("/dashboard/campaigns/{cid}")).await;
+    until(
+        &page,
+        "document.querySelector('#campaign').dataset.state === 'paused' && !!document.querySelector('#notice')",
+    )
+    .await;
+    let v = api.get(&format!("/api/v1/campaigns/{cid}")).bearer(&key).send().await.ok_json(200);
+    assert_eq!(v["state"], "paused");
+    assert!(v["counters"]["sent"].as_u64().unwrap() < 40, "paused before the end: {v}");
+    assert_eq!(eval(&page, "!!document.querySelector('button[data-action=resume]')").await, true);
+    page.goto(format!("{base}/dashboard/campaigns")).await.unwrap();
+    until(&page, "!!document.querySelector('.campaign')").await;
+    screenshots(&page, shots.as_deref(), "campaigns").await;
+
+    // Webhooks: the endpoint, its delivery, a replay that makes a second attempt.
+    page.goto(format!("{base}/dashboard/webhooks")).await.unwrap();
+    until(&page, "!!document.querySelector('#endpoints')").await;
+    screenshots(&page, shots.as_deref(), "webhooks").await;
+    page.goto(format!("{base}/dashboard/webhooks/deliveries")).await.unwrap();
+    until(&page, "!!document.querySelector('[data-status=succeeded] a')").await;
+    screenshots(&page, shots.as_deref(), "webhook-deliveries").await;
+    let link = "[data-status=succeeded] a";
+    page.find_element(link).await.unwrap().click().await.unwrap();
+    until(&page, "!!document.querySelector('#replay') && document.querySelectorAll('.attempt').length === 1").await;
+    let path = eval(&page, "location.pathname").await.as_str().unwrap().to_owned();
+    submit(&page, "#replay", &path).await;
+    until(&page, "!!document.querySelector('#notice')").await;
+    crate::webhooks::wait_for(&inbox, 2).await;
+    // The page re-reads itself while the delivery is pending.
+    until(&page, "document.querySelectorAll('.attempt').length === 2").await;
+    screenshots(&page, shots.as_deref(), "webhook-delivery").await;
+
+    // Channels.
+    page.goto(format!("{base}/dashboard/channels")).await.unwrap();
+    until(&page, "[...document.querySelectorAll('.channel h2')].some(h => h.textContent.includes('WhatsApp Lento'))")
+        .await;
+    screenshots(&page, shots.as_deref(), "channels").await;
+
+    // A contact from the form: a number that is not E.164 is refused beside
+    // its field, with what was typed kept; corrected, the contact is made.
+    page.goto(format!("{base}/dashboard/contacts/new")).await.unwrap();
+    until(&page, "!!document.querySelector('#contact-form')").await;
+    fill(&page, "#c-name", "Eva Nova").await;
+    fill(&page, "#c-phone", "9876").await;
+    fill(&page, "#c-tags", "vip, sp").await;
+    submit(&page, "#contact-save", "/dashboard/contacts/new").await;
+    until(&page, "!!document.querySelector('#phone-error')").await;
+    assert_eq!(eval(&page, "document.querySelector('#c-phone').getAttribute('aria-invalid')").await, "true");
+    assert_eq!(eval(&page, "document.querySelector('#c-name').value").await, "Eva Nova");
+    screenshots(&page, shots.as_deref(), "contact-form-error").await;
+    eval(&page, "document.querySelector('#c-phone').value = ''").await;
+    fill(&page, "#c-phone", "+5511987659999").await;
+    eval(&page, "window.__before = true").await;
+    page.find_element("#contact-save").await.unwrap().click().await.unwrap();
+    until(&page, "!window.__before && location.pathname.startsWith('/dashboard/contacts/') && !!document.querySelector('#notice')")
+        .await;
+    assert_eq!(eval(&page, "document.querySelector('h1').textContent").await, "Eva Nova");
+    screenshots(&page, shots.as_deref(), "contact").await;
+
+    // An API key, shown once.
+    page.goto(format!("{base}/dashboard/api-keys")).await.unwrap();
+    until(&page, "!!document.querySelector('#key-form')").await;
+    fill(&page, "#key-name", "ERP").await;
+    submit(&page, "#key-create", "/dashboard/api-keys").await;
+    until(&page, "!!document.querySelector('#token-value')").await;
+    let token = eval(&page, "document.querySelector('#token-value').textContent").await;
+    let token = token.as_str().unwrap().to_owned();
+    api.get("/api/v1/contacts").bearer(&token).send().await.expect(200);
+    screenshots(&page, shots.as_deref(), "api-keys").await;
+    page.goto(format!("{base}/dashboard/users")).await.unwrap();
+    until(&page, "!!document.querySelector('#users')").await;
+    screenshots(&page, shots.as_deref(), "users").await;
+    page.goto(format!("{base}/dashboard/automations")).await.unwrap();
+    until(&page, "!!document.querySelector('#no-rules') || !!document.querySelector('#rules')").await;
+    screenshots(&page, shots.as_deref(), "automations").await;
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    h.stop().await;
+}

@@ -223,7 +223,10 @@ async fn assignment_is_shown_in_the_list_filters_it_and_records_its_event() {
 }
 
 /// The next SSE frame (`event:` name and `data:`), skipping comments.
-async fn next_frame(body: &mut axum::body::BodyDataStream, buffer: &mut String) -> (String, serde_json::Value) {
+pub(crate) async fn next_frame(
+    body: &mut axum::body::BodyDataStream,
+    buffer: &mut String,
+) -> (String, serde_json::Value) {
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();

@@ -21,7 +21,12 @@ mod connections;
 mod contacts;
 mod dashboard;
 mod dashboard_browser;
+#[cfg(feature = "whatsapp-web")]
+mod dashboard_channels_web;
 mod dashboard_inbox;
+mod dashboard_pages;
+#[cfg(feature = "webhooks")]
+mod dashboard_webhooks;
 mod e2e;
 mod errors;
 mod fuzz;

@@ -4,7 +4,7 @@
 //! pairing, `/ready` reporting the session, and shutdown closing Chromium.
 
 #[path = "../../../crm-whatsapp/tests/support/web_page.rs"]
-mod web_page;
+pub(crate) mod web_page;
 
 use std::time::Duration;
 

@@ -101,3 +101,47 @@ document.addEventListener("keydown", (event) => {
   source.addEventListener("resync", () => refresh(["threads", "messages"]));
   window.addEventListener("pagehide", () => source.close());
 })();
+
+// The management pages' live updates: an element with
+// `data-live-refresh="id …"` names the parts of the page to re-read when
+// the account's event stream says something moved (a campaign, one of its
+// messages, a channel). The parts are swapped in place, at most a few
+// times a second, so a campaign's counters and a channel's QR code stay
+// current without a reload. `data-live-poll="ms"` also re-reads them on a
+// timer, for what changes without an event (a webhook's attempts).
+(() => {
+  const marker = document.querySelector("[data-live-refresh]");
+  if (!marker || !window.EventSource || document.getElementById("inbox")) return;
+  const ids = marker.dataset.liveRefresh.split(/\s+/).filter(Boolean);
+  const wanted = (marker.dataset.liveEvents || "campaign message_status message_new channel").split(/\s+/);
+  let timer = null;
+  let busy = false;
+  const swap = async () => {
+    if (busy) { timer = setTimeout(swap, 300); return; }
+    busy = true;
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      for (const id of ids) {
+        const now = document.getElementById(id);
+        const fresh = next.getElementById(id);
+        if (now && fresh && now.innerHTML !== fresh.innerHTML) now.replaceWith(document.adoptNode(fresh));
+      }
+    } catch (_) {
+      // Offline for a moment: the next event tries again.
+    } finally {
+      busy = false;
+    }
+  };
+  const refresh = () => { clearTimeout(timer); timer = setTimeout(swap, 250); };
+  // What moves without an event (a webhook attempt) is re-read on a timer.
+  const poll = Number(marker.dataset.livePoll || 0);
+  if (poll >= 1000) setInterval(() => { if (!document.hidden) refresh(); }, poll);
+  const source = new EventSource("/dashboard/inbox/events");
+  source.addEventListener("ready", () => { document.body.dataset.live = "on"; refresh(); });
+  source.addEventListener("error", () => { document.body.dataset.live = "off"; });
+  for (const name of wanted) source.addEventListener(name, refresh);
+  source.addEventListener("resync", refresh);
+  window.addEventListener("pagehide", () => source.close());
+})();
