@@ -242,7 +242,7 @@ async fn switch_sequence(
     let crm = state.crm();
     let changed = async {
         let s = crm.get_sequence(viewer.account, id).await?;
-        let input = NewSequence { name: s.name, enabled: on, steps: s.steps, window: s.window };
+        let input = NewSequence { name: s.name, enabled: on, steps: s.steps, window: s.window, late: s.late };
         crm.update_sequence(viewer.account, id, input).await
     }
     .await;
