@@ -393,6 +393,17 @@ async fn a_test_event_reaches_one_endpoint_whatever_its_filter() {
     assert_eq!(got[0].header("webhook-id"), d.event_id.to_string());
     h.settle().await;
     assert_eq!(h.hooks.delivery(h.account, d.id).await.expect("d").status, DeliveryStatus::Succeeded);
+    // The test event is not in the log and its job is done: a replay sends
+    // the same event again (same id, type and data), rebuilt from its delivery.
+    h.hooks.replay(h.account, d.id).await.expect("replay");
+    let got = h.receiver.wait_for(2).await;
+    assert!(verifies(&got[1], &secret));
+    assert_eq!(got[1].header("webhook-id"), got[0].header("webhook-id"), "the same webhook-id");
+    assert_eq!(got[1].json()["type"], "webhook.test");
+    assert_eq!(got[1].json()["data"], got[0].json()["data"], "the same data");
+    h.settle().await;
+    let after = h.hooks.delivery(h.account, d.id).await.expect("d");
+    assert_eq!((after.status, after.attempts), (DeliveryStatus::Succeeded, 2), "{after:?}");
     h.stop().await;
 }
 
