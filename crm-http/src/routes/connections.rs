@@ -296,6 +296,7 @@ mod sendgrid {
 
     use crm_connectors::sendgrid::{SIGNATURE_HEADER, SendGridFactory, TIMESTAMP_HEADER};
     use crm_core::domain::connection::ConnectionKind;
+    use crm_core::ports::idempotency::check_idempotency_key;
     use crm_core::{AccountId, Error, Event};
 
     use crate::error::{ApiError, ApiResult, Problem};
@@ -313,15 +314,23 @@ mod sendgrid {
         /// Events recorded in the account's log (`processed` and unknown
         /// kinds are skipped).
         recorded: usize,
+        /// Events skipped because their `sg_event_id` was recorded before
+        /// (SendGrid retries a batch it could not see acknowledged).
+        duplicates: usize,
     }
+
+    /// The idempotency scope SendGrid event ids are claimed in.
+    const SCOPE: &str = "sendgrid.events";
 
     /// SendGrid's signed event webhook for one account: verifies
     /// `X-Twilio-Email-Event-Webhook-Signature` over the timestamp and the
     /// raw body with the account's SendGrid connection's
     /// `event_webhook_public_key` (300 s tolerance), then records each
     /// delivery event (`email.delivered`, `email.bounced`, `email.opened`,
-    /// …) with its contact. 404 when the account has no SendGrid connection
-    /// with a public key; 400 for a refused signature.
+    /// …) with its contact, once per `sg_event_id` (a redelivered event is
+    /// counted in `duplicates`, not recorded again). 404 when the account
+    /// has no SendGrid connection with a public key; 400 for a refused
+    /// signature.
     #[utoipa::path(post, path = "/webhooks/sendgrid/{account_id}", tag = "webhooks", operation_id = "sendgrid_events",
         params(
             ("account_id" = String, Path, format = "uuid", description = "The account the webhook URL was made for"),
@@ -333,6 +342,7 @@ mod sendgrid {
             (status = 200, body = Recorded),
             (status = 400, description = "Missing, malformed, stale or wrong signature, or not SendGrid's events", body = Problem, content_type = "application/problem+json"),
             (status = 404, body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "An event of the batch is being recorded by a concurrent delivery of it; SendGrid retries", body = Problem, content_type = "application/problem+json"),
         ))]
     async fn sendgrid_events(
         State(state): State<AppState>,
@@ -358,15 +368,49 @@ mod sendgrid {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut recorded = 0;
+        let (mut recorded, mut duplicates) = (0, 0);
         for e in events {
             if e.account_id.as_deref().is_some_and(|a| a != account.to_string()) {
                 continue;
             }
+            // SendGrid delivers at least once: an `sg_event_id` seen before
+            // (kept for the idempotency window, one day) is not recorded
+            // twice. An event without a usable id is recorded as it comes.
+            let sg_id = e
+                .data
+                .get("sg_event_id")
+                .and_then(|v| v.as_str())
+                .filter(|id| check_idempotency_key(SCOPE, id).is_ok())
+                .map(str::to_owned);
             let event = Event::new(account, e.event_type, &e.data, now);
-            store.record_connection_event(account, &ConnectionKind::SENDGRID, &event).await?;
+            if let Some(id) = &sg_id
+                && let Some(earlier) = store.claim_idempotency_key(account, SCOPE, id, id, now).await?
+            {
+                if earlier.resource_id.is_none() {
+                    // Another request is recording it right now: if that one
+                    // fails, only a retry of this batch can record it.
+                    return Err(
+                        Error::conflict("SendGrid event", "it is being recorded by another request; retry").into()
+                    );
+                }
+                duplicates += 1;
+                continue;
+            }
+            match store.record_connection_event(account, &ConnectionKind::SENDGRID, &event).await {
+                Ok(()) => {}
+                Err(err) => {
+                    if let Some(id) = &sg_id {
+                        // Not recorded: SendGrid's retry must be able to record it.
+                        store.release_idempotency_key(account, SCOPE, id).await?;
+                    }
+                    return Err(err.into());
+                }
+            }
+            if let Some(id) = &sg_id {
+                store.complete_idempotency_key(account, SCOPE, id, &event.id.to_string()).await?;
+            }
             recorded += 1;
         }
-        Ok(Json(Recorded { recorded }))
+        Ok(Json(Recorded { recorded, duplicates }))
     }
 }

@@ -213,8 +213,14 @@ async fn connections_routes_jobs_ready_and_the_sendgrid_event_webhook() {
             .raw("application/json", body.as_bytes().to_vec())
     };
     let ok = post(&sig, &events).send().await.ok_json(200);
-    assert_eq!(ok["recorded"], 1, "processed is not recorded");
+    assert_eq!((ok["recorded"].as_u64(), ok["duplicates"].as_u64()), (Some(1), Some(0)), "processed is not recorded");
+    // SendGrid redelivers a batch it did not see acknowledged: the bounce
+    // (same sg_event_id) is not recorded twice.
+    let again = post(&sig, &events).send().await.ok_json(200);
+    assert_eq!((again["recorded"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(1)), "{again}");
     let log = h.crm().store().list_events(account, None, 1000).await.unwrap();
+    let bounces = log.iter().filter(|e| e.event_type.as_str() == "email.bounced").count();
+    assert_eq!(bounces, 1, "one bounce in the log after the redelivery");
     let bounce = log.iter().find(|e| e.event_type.as_str() == "email.bounced").expect("the bounce is in the log");
     assert_eq!(bounce.payload["contact_id"], json!(contact.to_string()), "recorded on the contact");
     assert_eq!(bounce.payload["reason"], "550 no such user");
