@@ -8,7 +8,7 @@ use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error,
 
 use super::{PgStore, Tx, append, commit};
 use crate::error::db;
-use crate::rows::accounts::{REVOKE_API_KEY, api_key_row, role_rank, unrevoked};
+use crate::rows::accounts::{REVOKE_API_KEY, UPDATE_ACCOUNT, account_row, api_key_row, role_rank, unrevoked};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -32,6 +32,22 @@ impl AccountStore for PgStore {
 
     async fn get_account(&self, id: AccountId) -> Result<Account> {
         crate::rows::accounts::get_account(self, id).await
+    }
+
+    async fn update_account(&self, account: &Account, event: &Event) -> Result<Account> {
+        check_event_account(account.id, event)?;
+        let mut tx = self.write().await?;
+        let row = sqlx::query(UPDATE_ACCOUNT)
+            .bind(&account.name)
+            .bind(&account.time_zone)
+            .bind(account.id.into_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("updating an account", e))?
+            .ok_or(Error::not_found("account"))?;
+        append(&mut tx, event).await?;
+        commit(tx).await?;
+        account_row(&row)
     }
 
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
@@ -131,10 +147,11 @@ async fn account_exists(tx: &mut Tx, account: AccountId) -> Result<()> {
 }
 
 async fn insert_account(tx: &mut Tx, account: &Account) -> Result<()> {
-    sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+    sqlx::query("INSERT INTO accounts (id, name, created_at, time_zone) VALUES ($1, $2, $3, $4)")
         .bind(account.id.into_uuid())
         .bind(&account.name)
         .bind(account.created_at)
+        .bind(&account.time_zone)
         .execute(&mut **tx)
         .await
         .map_err(|e| db("creating an account", e))?;

@@ -6,8 +6,16 @@ use super::{Columns, Fetch};
 
 /// An `accounts` row.
 pub(crate) fn account_row(r: &impl Columns) -> Result<Account> {
-    Ok(Account { id: AccountId::from_uuid(r.uuid("id")?), name: r.text("name")?, created_at: r.time("created_at")? })
+    Ok(Account {
+        id: AccountId::from_uuid(r.uuid("id")?),
+        name: r.text("name")?,
+        created_at: r.time("created_at")?,
+        time_zone: r.opt_text("time_zone")?,
+    })
 }
+
+/// Sets an account's name (`$1`) and time zone (`$2`); `$3` the account.
+pub(crate) const UPDATE_ACCOUNT: &str = "UPDATE accounts SET name = $1, time_zone = $2 WHERE id = $3 RETURNING *";
 
 /// A `users` row.
 pub(crate) fn user_row(r: &impl Columns) -> Result<User> {
