@@ -55,6 +55,20 @@ async fn step_job(store: &MemoryStore, account: &Account, n: u64) -> Job {
     jobs.into_iter().find(|j| j.payload["step"] == json!(n)).unwrap_or_else(|| panic!("no job for step {n}"))
 }
 
+/// A second contact (+5511912345678) who wrote "Oi", opening their window.
+async fn second_contact(crm: &Crm, account: &Account) -> ContactId {
+    let inbound = InboundMessage {
+        from: "+5511912345678".into(),
+        whatsapp_id: None,
+        profile_name: None,
+        provider_message_id: Some("wamid.2".into()),
+        content: MessageContent::text("Oi"),
+        sent_at: None,
+        reply_to: None,
+    };
+    crm.record_inbound(account.id, inbound).await.unwrap().contact.id
+}
+
 fn sequence(steps: Value, late: LatePolicy, window: Option<SendWindow>) -> NewSequence {
     let mut input: NewSequence = serde_json::from_value(json!({ "name": "Follow-up", "steps": steps })).unwrap();
     input.late = late;
@@ -193,23 +207,7 @@ async fn waiting_for_the_window_is_not_lateness_across_a_dst_change() {
     // is sent, not counted 15 hours late.
     let enrolled_at: DateTime<Utc> = "2026-03-30T16:50:00Z".parse().unwrap();
     clock.set(enrolled_at);
-    let other = crm
-        .record_inbound(
-            account.id,
-            InboundMessage {
-                from: "+5511912345678".into(),
-                whatsapp_id: None,
-                profile_name: None,
-                provider_message_id: Some("wamid.2".into()),
-                content: MessageContent::text("Oi"),
-                sent_at: None,
-                reply_to: None,
-            },
-        )
-        .await
-        .unwrap()
-        .contact
-        .id;
+    let other = second_contact(&crm, &account).await;
     let f = crm.enrol_contacts(account.id, seq.id, &[other], None).await.unwrap()[0].enrolment.clone().unwrap();
     assert_eq!(f.next_run_at, Some(enrolled_at));
     let job = {
@@ -263,23 +261,7 @@ async fn a_window_without_zone_or_offset_follows_the_account_time_zone() {
 
     // A contact enrolled at 08:30 local now is due at the 09:00 local opening.
     clock.set(at + Duration::days(1));
-    let other = crm
-        .record_inbound(
-            account.id,
-            InboundMessage {
-                from: "+5511912345678".into(),
-                whatsapp_id: None,
-                profile_name: None,
-                provider_message_id: Some("wamid.tz".into()),
-                content: MessageContent::text("Oi"),
-                sent_at: None,
-                reply_to: None,
-            },
-        )
-        .await
-        .unwrap()
-        .contact
-        .id;
+    let other = second_contact(&crm, &account).await;
     let e = crm.enrol_contacts(account.id, seq.id, &[other], None).await.unwrap()[0].enrolment.clone().unwrap();
     assert_eq!(e.next_run_at, Some(opening + Duration::days(1)), "due at 09:00 São Paulo = 12:00 UTC");
     assert_eq!(e.state, EnrolmentState::Active);

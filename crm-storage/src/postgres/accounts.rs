@@ -8,7 +8,9 @@ use crm_core::{Account, AccountId, AccountStore, ApiKey, ApiKeyId, Email, Error,
 
 use super::{PgStore, Tx, append, commit};
 use crate::error::db;
-use crate::rows::accounts::{REVOKE_API_KEY, UPDATE_ACCOUNT, account_row, api_key_row, role_rank, unrevoked};
+use crate::rows::accounts::{REVOKE_API_KEY, api_key_row, role_rank, unrevoked};
+
+crate::rows::accounts::update_account_fn!(PgStore);
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -35,19 +37,7 @@ impl AccountStore for PgStore {
     }
 
     async fn update_account(&self, account: &Account, event: &Event) -> Result<Account> {
-        check_event_account(account.id, event)?;
-        let mut tx = self.write().await?;
-        let row = sqlx::query(UPDATE_ACCOUNT)
-            .bind(&account.name)
-            .bind(&account.time_zone)
-            .bind(account.id.into_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db("updating an account", e))?
-            .ok_or(Error::not_found("account"))?;
-        append(&mut tx, event).await?;
-        commit(tx).await?;
-        account_row(&row)
+        update_account(self, account, event).await
     }
 
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
