@@ -142,6 +142,47 @@ async fn each_condition_decides() {
 }
 
 #[tokio::test]
+async fn business_hours_without_a_zone_follow_the_account_time_zone() {
+    // 11:30 UTC on a Monday is 08:30 in São Paulo: before 09:00–18:00 there,
+    // inside it in UTC.
+    let (crm, store, clock, account) = setup().await;
+    clock.set("2026-11-30T11:30:00Z".parse().unwrap());
+    let (contact, event) = lead(&crm, &store, &account).await;
+    let def = rule(json!({"trigger": {"event": "message.received"},
+        "conditions": [{"type": "business_hours", "hours": {"start": "09:00", "end": "18:00"}}],
+        "actions": [{"type": "add_tag", "tag": "open"}]}));
+    let r = crm.create_automation(account.id, "hours", def).await.unwrap();
+    let engine = Engine::new(crm.clone());
+    assert!(engine.dry_run(&r, &event).await.unwrap().matched, "no account zone: UTC, 11:30 is inside");
+
+    let updated = crm.update_account(account.id, &zone(Some("America/Sao_Paulo"))).await.unwrap();
+    assert_eq!(updated.time_zone.as_deref(), Some("America/Sao_Paulo"));
+    let updates = events(&store, &account, &EventType::ACCOUNT_UPDATED).await;
+    assert_eq!(updates.len(), 1, "account.updated recorded");
+    assert_eq!(updates[0].payload["time_zone"], "America/Sao_Paulo");
+    let dry = engine.dry_run(&r, &event).await.unwrap();
+    assert!(!dry.matched, "08:30 in São Paulo is outside: {:?}", dry.conditions);
+    assert!(engine.handle_event(&event).await.unwrap().is_empty(), "the rule does not run");
+    assert!(crm.get_contact(account.id, contact).await.unwrap().tags.is_empty());
+
+    // A rule's own zone or offset still wins over the account's.
+    let pinned = rule(json!({"trigger": {"event": "message.received"},
+        "conditions": [{"type": "business_hours", "hours": {"time_zone": "UTC", "start": "09:00", "end": "18:00"}}],
+        "actions": [{"type": "add_tag", "tag": "open"}]}));
+    let r = crm.create_automation(account.id, "utc", pinned).await.unwrap();
+    assert!(engine.dry_run(&r, &event).await.unwrap().matched, "time_zone UTC pins UTC");
+
+    // Same instant, account zone later cleared: UTC again; bad zones refused.
+    let err = crm.update_account(account.id, &zone(Some("Mars/Olympus"))).await.unwrap_err();
+    assert!(matches!(err, Error::Validation { ref field, .. } if field == "time_zone"), "{err}");
+    crm.update_account(account.id, &zone(None)).await.unwrap();
+    assert_eq!(crm.account_zone(account.id).await.unwrap(), None);
+    let unchanged = crm.update_account(account.id, &zone(None)).await.unwrap();
+    assert_eq!(unchanged.time_zone, None);
+    assert_eq!(events(&store, &account, &EventType::ACCOUNT_UPDATED).await.len(), 2, "no event for no change");
+}
+
+#[tokio::test]
 async fn actions_run_in_order_and_the_run_records_them() {
     let (crm, store, _clock, account) = setup().await;
     crm.create_template(
@@ -577,4 +618,9 @@ async fn connector_actions_schedule_durable_sends() {
     let runs = Engine::new(crm.clone()).handle_event(&event).await.unwrap();
     assert_ne!(runs[0].status, RunStatus::Completed);
     assert!(jobs(&store, &account, "mail.send").await.is_empty());
+}
+
+/// A patch setting (or with `None` clearing) the account's time zone.
+fn zone(name: Option<&str>) -> crm_core::domain::account::AccountPatch {
+    crm_core::domain::account::AccountPatch { name: None, time_zone: Some(name.map(str::to_owned)) }
 }

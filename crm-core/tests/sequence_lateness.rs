@@ -55,6 +55,20 @@ async fn step_job(store: &MemoryStore, account: &Account, n: u64) -> Job {
     jobs.into_iter().find(|j| j.payload["step"] == json!(n)).unwrap_or_else(|| panic!("no job for step {n}"))
 }
 
+/// A second contact (+5511912345678) who wrote "Oi", opening their window.
+async fn second_contact(crm: &Crm, account: &Account) -> ContactId {
+    let inbound = InboundMessage {
+        from: "+5511912345678".into(),
+        whatsapp_id: None,
+        profile_name: None,
+        provider_message_id: Some("wamid.2".into()),
+        content: MessageContent::text("Oi"),
+        sent_at: None,
+        reply_to: None,
+    };
+    crm.record_inbound(account.id, inbound).await.unwrap().contact.id
+}
+
 fn sequence(steps: Value, late: LatePolicy, window: Option<SendWindow>) -> NewSequence {
     let mut input: NewSequence = serde_json::from_value(json!({ "name": "Follow-up", "steps": steps })).unwrap();
     input.late = late;
@@ -193,23 +207,7 @@ async fn waiting_for_the_window_is_not_lateness_across_a_dst_change() {
     // is sent, not counted 15 hours late.
     let enrolled_at: DateTime<Utc> = "2026-03-30T16:50:00Z".parse().unwrap();
     clock.set(enrolled_at);
-    let other = crm
-        .record_inbound(
-            account.id,
-            InboundMessage {
-                from: "+5511912345678".into(),
-                whatsapp_id: None,
-                profile_name: None,
-                provider_message_id: Some("wamid.2".into()),
-                content: MessageContent::text("Oi"),
-                sent_at: None,
-                reply_to: None,
-            },
-        )
-        .await
-        .unwrap()
-        .contact
-        .id;
+    let other = second_contact(&crm, &account).await;
     let f = crm.enrol_contacts(account.id, seq.id, &[other], None).await.unwrap()[0].enrolment.clone().unwrap();
     assert_eq!(f.next_run_at, Some(enrolled_at));
     let job = {
@@ -227,4 +225,49 @@ async fn waiting_for_the_window_is_not_lateness_across_a_dst_change() {
     clock.set(tuesday + Duration::minutes(5));
     assert_eq!(runner.run(&job).await, Outcome::Done);
     assert_eq!(queued_texts(&store, &account).await, vec!["Bom dia".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_window_without_zone_or_offset_follows_the_account_time_zone() {
+    // Monday 11:30 UTC: inside 09:00–18:00 in UTC, 08:30 (before it) in São Paulo.
+    let at: DateTime<Utc> = "2026-11-30T11:30:00Z".parse().unwrap();
+    let (crm, store, clock, account, contact) = setup(at).await;
+    let window = SendWindow {
+        time_zone: None,
+        utc_offset_minutes: 0,
+        days: vec![1, 2, 3, 4, 5],
+        start_minute: 9 * 60,
+        end_minute: 18 * 60,
+    };
+    let steps = json!([{"delay_seconds": 0, "action": {"type": "send_text", "text": "Bom dia"}}]);
+    let seq = crm.create_sequence(account.id, sequence(steps, LatePolicy::default(), Some(window))).await.unwrap();
+    // No account zone: UTC, so the step is due at once.
+    let e = crm.enrol_contacts(account.id, seq.id, &[contact], None).await.unwrap()[0].enrolment.clone().unwrap();
+    assert_eq!(e.next_run_at, Some(at), "no account zone: the window is read in UTC");
+
+    // The account moves to São Paulo before the step runs: the runner reads
+    // the window on the account's clock, so 08:30 local waits for 09:00
+    // local = 12:00 UTC, and the due time moves there.
+    crm.update_account(account.id, &zone(Some("America/Sao_Paulo"))).await.unwrap();
+    let opening: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+    let runner = crm.sequence_runner();
+    let outcome = runner.run(&step_job(&store, &account, 0).await).await;
+    assert_eq!(outcome, Outcome::Defer { after: std::time::Duration::from_secs(30 * 60) });
+    assert!(queued_texts(&store, &account).await.is_empty(), "nothing sent in quiet time");
+    assert_eq!(crm.get_enrolment(account.id, e.id).await.unwrap().next_run_at, Some(opening));
+    clock.set(opening);
+    assert_eq!(runner.run(&step_job(&store, &account, 0).await).await, Outcome::Done);
+    assert_eq!(queued_texts(&store, &account).await, ["Bom dia"]);
+
+    // A contact enrolled at 08:30 local now is due at the 09:00 local opening.
+    clock.set(at + Duration::days(1));
+    let other = second_contact(&crm, &account).await;
+    let e = crm.enrol_contacts(account.id, seq.id, &[other], None).await.unwrap()[0].enrolment.clone().unwrap();
+    assert_eq!(e.next_run_at, Some(opening + Duration::days(1)), "due at 09:00 São Paulo = 12:00 UTC");
+    assert_eq!(e.state, EnrolmentState::Active);
+}
+
+/// A patch setting (or with `None` clearing) the account's time zone.
+fn zone(name: Option<&str>) -> crm_core::domain::account::AccountPatch {
+    crm_core::domain::account::AccountPatch { name: None, time_zone: Some(name.map(str::to_owned)) }
 }

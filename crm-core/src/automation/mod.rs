@@ -314,7 +314,8 @@ impl Engine {
                     ("text", (by_words && by_regex, format!("text of {} characters", text.chars().count())))
                 }
                 Condition::BusinessHours { hours, inside } => {
-                    let open = hours.contains(event.occurred_at);
+                    let zone = self.crm.account_zone(event.account_id).await?;
+                    let open = hours.contains_in(event.occurred_at, zone);
                     (
                         "business_hours",
                         (open == *inside, format!("{} business hours", if open { "inside" } else { "outside" })),

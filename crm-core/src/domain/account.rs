@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
+use chrono_tz::Tz;
+
+use crate::domain::zone::parse_time_zone;
 use crate::{AccountId, Error, Result, UserId};
 
 /// A tenant: every contact, message, template and key belongs to one account.
@@ -16,13 +19,55 @@ pub struct Account {
     pub name: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The account's IANA time zone (`America/Sao_Paulo`), as the tz
+    /// database spells it. Business-hours conditions and sequence send
+    /// windows that name neither a zone nor a UTC offset are read on this
+    /// clock. `None` (the default): UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 impl Account {
-    /// A new account; [`Error::Validation`] on `name` when it is blank or too long.
+    /// A new account (no time zone: UTC); [`Error::Validation`] on `name`
+    /// when it is blank or too long.
     pub fn new(name: &str, now: DateTime<Utc>) -> Result<Self> {
-        Ok(Self { id: AccountId::new(), name: validate_name("name", name, 200)?, created_at: now })
+        Ok(Self { id: AccountId::new(), name: validate_name("name", name, 200)?, created_at: now, time_zone: None })
     }
+
+    /// Sets (or, with `None`, clears) the account's time zone.
+    /// [`Error::Validation`] on `time_zone` when `name` is not an IANA zone.
+    pub fn set_time_zone(&mut self, name: Option<&str>) -> Result<()> {
+        self.time_zone =
+            name.map(|n| parse_time_zone("time_zone", n.trim()).map(|tz| tz.name().to_owned())).transpose()?;
+        Ok(())
+    }
+
+    /// Renames the account; [`Error::Validation`] on `name` as in [`Account::new`].
+    pub fn rename(&mut self, name: &str) -> Result<()> {
+        self.name = validate_name("name", name, 200)?;
+        Ok(())
+    }
+
+    /// The account's zone, `None` when unset (UTC) or when a stored name no
+    /// longer parses (also read as UTC).
+    pub fn zone(&self) -> Option<Tz> {
+        self.time_zone.as_deref().and_then(|n| n.parse().ok())
+    }
+}
+
+/// A change to an account (`PATCH /account`): absent fields stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountPatch {
+    /// New display name, 1–200 characters.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    /// New IANA time zone (`America/Sao_Paulo`); `null` clears it (UTC).
+    #[serde(default, deserialize_with = "crate::domain::channel::double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "America/Sao_Paulo"))]
+    pub time_zone: Option<Option<String>>,
 }
 
 /// Trims `value` and checks it is 1..=`max` characters without control characters.
@@ -211,6 +256,21 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_time_zones_are_iana_names_or_unset() {
+        let mut a = Account::new("Loja", Utc::now()).unwrap();
+        assert_eq!((a.time_zone.as_deref(), a.zone()), (None, None));
+        a.set_time_zone(Some(" America/Sao_Paulo ")).unwrap();
+        assert_eq!(a.time_zone.as_deref(), Some("America/Sao_Paulo"));
+        assert_eq!(a.zone(), Some(chrono_tz::America::Sao_Paulo));
+        let err = a.set_time_zone(Some("Mars/Olympus")).unwrap_err();
+        assert!(matches!(err, Error::Validation { field, .. } if field == "time_zone"));
+        assert_eq!(a.time_zone.as_deref(), Some("America/Sao_Paulo"), "a refused zone changes nothing");
+        a.set_time_zone(None).unwrap();
+        assert_eq!(a.zone(), None);
+        assert!(a.rename("  ").is_err());
+    }
 
     #[test]
     fn emails() {

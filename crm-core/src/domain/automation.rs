@@ -16,6 +16,7 @@
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc};
 
 use crate::domain::zone::Zone;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::account::validate_name;
@@ -79,13 +80,17 @@ impl Trigger {
 
 /// Days and hours in a time zone: an IANA zone (`time_zone`, e.g.
 /// `America/Sao_Paulo`, daylight saving time applied) or, without one, a
-/// fixed offset from UTC (`utc_offset_minutes`, e.g. `-180`).
+/// fixed offset from UTC (`utc_offset_minutes`, e.g. `-180`). With neither
+/// (no zone, offset 0) the hours are read in the account's time zone
+/// ([`Account::time_zone`](crate::Account::time_zone); UTC when it has
+/// none); give `time_zone: "UTC"` to pin UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BusinessHours {
-    /// The IANA time zone (the account's), e.g. `America/Sao_Paulo`. When
-    /// given, `utc_offset_minutes` must be 0 or absent.
+    /// The IANA time zone, e.g. `America/Sao_Paulo`. When given,
+    /// `utc_offset_minutes` must be 0 or absent; without both, the
+    /// account's time zone applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// Minutes east of UTC, −840..=840, used without `time_zone`.
@@ -113,8 +118,9 @@ impl BusinessHours {
         }
     }
 
-    fn zone(&self) -> Result<Zone> {
-        Zone::from_setting("business_hours.time_zone", self.time_zone.as_deref(), self.utc_offset_minutes)
+    fn zone(&self, account: Option<Tz>) -> Result<Zone> {
+        let name = self.time_zone.as_deref();
+        Zone::from_setting_or("business_hours.time_zone", name, self.utc_offset_minutes, account)
     }
 
     fn check(&self) -> Result<()> {
@@ -127,7 +133,7 @@ impl BusinessHours {
                 "give time_zone or utc_offset_minutes, not both",
             ));
         }
-        self.zone()?;
+        self.zone(None)?;
         if self.days.is_empty() || self.days.iter().any(|d| !(1..=7).contains(d)) {
             return Err(Error::validation("business_hours.days", "give ISO weekdays 1 (Monday) to 7 (Sunday)"));
         }
@@ -135,9 +141,16 @@ impl BusinessHours {
     }
 
     /// Whether `at` falls inside these hours, on the local clock of the
-    /// zone at that instant (so 09:00 stays 09:00 across DST changes).
+    /// zone at that instant (so 09:00 stays 09:00 across DST changes); hours
+    /// with neither zone nor offset are read in UTC (see [`Self::contains_in`]).
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let (Ok((start, end)), Ok(zone)) = (self.times(), self.zone()) else { return false };
+        self.contains_in(at, None)
+    }
+
+    /// [`Self::contains`] for an account whose time zone is `account`:
+    /// hours with neither zone nor offset are read on its clock.
+    pub fn contains_in(&self, at: DateTime<Utc>, account: Option<Tz>) -> bool {
+        let (Ok((start, end)), Ok(zone)) = (self.times(), self.zone(account)) else { return false };
         let local = zone.local(at);
         let day = u8::try_from(local.weekday().number_from_monday()).unwrap_or(0);
         let time = local.time().with_nanosecond(0).unwrap_or(NaiveTime::MIN);

@@ -286,7 +286,7 @@ pub struct ChannelPatch {
     pub enabled: Option<bool>,
 }
 
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+pub(crate) fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

@@ -26,6 +26,8 @@ macro_rules! event_types {
 event_types! {
     /// An account was created.
     ACCOUNT_CREATED = "account.created";
+    /// An account's name or time zone changed.
+    ACCOUNT_UPDATED = "account.updated";
     /// A user was created.
     USER_CREATED = "user.created";
     /// An API key was created.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::template::check_template_ref;
 use crate::domain::zone::Zone;
 use crate::{AccountId, ContactId, EnrolmentId, Error, LeadStage, MAX_TEXT_LEN, Result, SequenceId, Tag, Variables};
+use chrono_tz::Tz;
 
 /// Most steps in a sequence.
 pub const MAX_SEQUENCE_STEPS: usize = 50;
@@ -131,15 +132,19 @@ pub struct SequenceStep {
     pub action: StepAction,
 }
 
-/// When steps may run: allowed hours on allowed weekdays in the account's
-/// time zone, an IANA zone (`time_zone`, daylight saving time applied) or,
-/// without one, a fixed offset from UTC. A step due outside them moves to
-/// the next allowed minute.
+/// When steps may run: allowed hours on allowed weekdays in a time zone,
+/// an IANA zone (`time_zone`, daylight saving time applied) or, without
+/// one, a fixed offset from UTC. With neither (no zone, offset 0) the
+/// window is read in the account's time zone
+/// ([`Account::time_zone`](crate::Account::time_zone); UTC when it has
+/// none); give `time_zone: "UTC"` to pin UTC. A step due outside the window
+/// moves to the next allowed minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendWindow {
     /// The IANA time zone, e.g. `America/Sao_Paulo`; when given,
-    /// `utc_offset_minutes` must be 0 or absent.
+    /// `utc_offset_minutes` must be 0 or absent; without both, the
+    /// account's time zone applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// Minutes east of UTC (-720..=840), e.g. -180 for São Paulo; used
@@ -156,8 +161,8 @@ pub struct SendWindow {
 }
 
 impl SendWindow {
-    fn zone(&self) -> Result<Zone> {
-        Zone::from_setting("window.time_zone", self.time_zone.as_deref(), self.utc_offset_minutes)
+    fn zone(&self, account: Option<Tz>) -> Result<Zone> {
+        Zone::from_setting_or("window.time_zone", self.time_zone.as_deref(), self.utc_offset_minutes, account)
     }
 
     fn check(&self) -> Result<()> {
@@ -170,7 +175,7 @@ impl SendWindow {
                 "give time_zone or utc_offset_minutes, not both",
             ));
         }
-        self.zone()?;
+        self.zone(None)?;
         if self.days.iter().any(|d| !(1..=7).contains(d)) {
             return Err(Error::validation("window.days", "weekdays are 1 (Monday) to 7 (Sunday)"));
         }
@@ -199,7 +204,14 @@ impl SendWindow {
     /// assert_eq!(w.next_allowed(t), Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap());
     /// ```
     pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let Ok(zone) = self.zone() else { return t };
+        self.next_allowed_in(t, None)
+    }
+
+    /// [`Self::next_allowed`] for an account whose time zone is `account`:
+    /// a window with neither zone nor offset is read on its clock (UTC
+    /// when `None`).
+    pub fn next_allowed_in(&self, t: DateTime<Utc>, account: Option<Tz>) -> DateTime<Utc> {
+        let Ok(zone) = self.zone(account) else { return t };
         let local = zone.local(t);
         for d in 0..=7 {
             let Some(date) = local.date().checked_add_days(chrono::Days::new(d)) else { break };
@@ -421,13 +433,14 @@ impl Sequence {
     }
 
     /// When step `index` is due if the previous one ran (or the contact
-    /// was enrolled) at `after`: its delay later, moved out of quiet time.
-    /// `None` past the last step.
-    pub fn due_at(&self, index: u32, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// was enrolled) at `after`: its delay later, moved out of quiet time
+    /// (a window without zone or offset read in `account`'s zone, UTC when
+    /// `None`). `None` past the last step.
+    pub fn due_at(&self, index: u32, after: DateTime<Utc>, account: Option<Tz>) -> Option<DateTime<Utc>> {
         let step = self.steps.get(index as usize)?;
         let delay = ChronoDuration::seconds(i64::try_from(step.delay_seconds).unwrap_or(i64::MAX));
         let t = after.checked_add_signed(delay).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        Some(self.window.as_ref().map_or(t, |w| w.next_allowed(t)))
+        Some(self.window.as_ref().map_or(t, |w| w.next_allowed_in(t, account)))
     }
 }
 
@@ -770,8 +783,8 @@ mod tests {
         )
         .unwrap();
         let t = Utc.with_ymd_and_hms(2026, 12, 1, 19, 30, 0).unwrap();
-        assert_eq!(s.due_at(0, t), Some(t + ChronoDuration::hours(1)));
-        assert_eq!(s.due_at(1, t), None);
+        assert_eq!(s.due_at(0, t, None), Some(t + ChronoDuration::hours(1)));
+        assert_eq!(s.due_at(1, t, None), None);
         s.window = Some(SendWindow {
             time_zone: None,
             utc_offset_minutes: 0,
@@ -779,7 +792,7 @@ mod tests {
             start_minute: 480,
             end_minute: 1200,
         });
-        assert_eq!(s.due_at(0, t), Some(Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap()));
+        assert_eq!(s.due_at(0, t, None), Some(Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap()));
     }
 
     #[test]

@@ -51,6 +51,21 @@ impl Zone {
         }
     }
 
+    /// [`Zone::from_setting`], except that a setting with neither a name
+    /// nor an offset (offset 0) follows the account's zone, `account`
+    /// (UTC when the account has none). Pin UTC with the name `UTC`.
+    pub fn from_setting_or(
+        field: &'static str,
+        name: Option<&str>,
+        offset_minutes: i32,
+        account: Option<Tz>,
+    ) -> Result<Zone> {
+        match (name, offset_minutes, account) {
+            (None, 0, Some(tz)) => Ok(Zone::Iana(tz)),
+            _ => Zone::from_setting(field, name, offset_minutes),
+        }
+    }
+
     /// The local wall-clock time at `at`.
     pub fn local(&self, at: DateTime<Utc>) -> NaiveDateTime {
         match self {
@@ -104,5 +119,17 @@ mod tests {
         assert_eq!(sp.instant(naive(2026, 12, 1, 9, 0)), Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap());
         assert!(matches!(Zone::from_setting("tz", Some("america/sao paulo"), 0), Err(Error::Validation { .. })));
         assert!(matches!(Zone::from_setting("tz", None, 15 * 60), Err(Error::Validation { .. })));
+    }
+
+    #[test]
+    fn settings_without_zone_or_offset_follow_the_account() {
+        let sp = Some(chrono_tz::America::Sao_Paulo);
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 11, 30, 0).unwrap();
+        assert_eq!(Zone::from_setting_or("tz", None, 0, sp).unwrap().local(at).hour(), 8);
+        assert_eq!(Zone::from_setting_or("tz", None, 0, None).unwrap().local(at).hour(), 11, "no account zone: UTC");
+        assert_eq!(Zone::from_setting_or("tz", Some("UTC"), 0, sp).unwrap().local(at).hour(), 11, "UTC pinned");
+        assert_eq!(Zone::from_setting_or("tz", None, 60, sp).unwrap().local(at).hour(), 12, "an offset wins");
+        let lisbon = Zone::from_setting_or("tz", Some("Europe/Lisbon"), 0, sp).unwrap();
+        assert_eq!(lisbon.local(at).hour(), 11, "a zone wins");
     }
 }

@@ -37,6 +37,11 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// The account; [`Error::NotFound`] when missing.
     async fn get_account(&self, id: AccountId) -> Result<Account>;
 
+    /// Stores `account`'s name and time zone (its id and creation time
+    /// never change) with `event`, and returns the stored account.
+    /// [`Error::NotFound`] when missing.
+    async fn update_account(&self, account: &Account, event: &Event) -> Result<Account>;
+
     /// Stores a new user. [`Error::Conflict`] when the e-mail is taken in any account.
     async fn create_user(&self, user: &User, event: &Event) -> Result<()>;
 

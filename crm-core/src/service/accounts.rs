@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Crm;
+use crate::domain::account::AccountPatch;
 use crate::{Account, AccountId, ApiKey, ApiKeyId, ApiKeyToken, Error, EventType, Result, Role, User, UserId};
 
 impl Crm {
@@ -13,6 +14,38 @@ impl Crm {
         let event = self.event(account.id, EventType::ACCOUNT_CREATED, &account);
         self.store.create_account(&account, &event).await?;
         Ok(account)
+    }
+
+    /// Changes the account's name and/or time zone (`account.updated`, with
+    /// the account as it now is). [`AccountPatch::time_zone`]: absent leaves
+    /// it, `Some(None)` clears it (UTC), `Some(Some(name))` sets an IANA zone.
+    /// A call that changes nothing writes no event. [`Error::Validation`]
+    /// on `name` or `time_zone`; [`Error::NotFound`] when the account is missing.
+    pub async fn update_account(&self, account: AccountId, patch: &AccountPatch) -> Result<Account> {
+        let stored = self.store.get_account(account).await?;
+        let mut changed = stored.clone();
+        if let Some(name) = &patch.name {
+            changed.rename(name)?;
+        }
+        if let Some(tz) = &patch.time_zone {
+            changed.set_time_zone(tz.as_deref())?;
+        }
+        if changed == stored {
+            return Ok(stored);
+        }
+        let event = self.event(account, EventType::ACCOUNT_UPDATED, &changed);
+        self.store.update_account(&changed, &event).await
+    }
+
+    /// The account's time zone (`None`: UTC), which business-hours
+    /// conditions and send windows without their own zone or offset follow.
+    /// A missing account has none.
+    pub async fn account_zone(&self, account: AccountId) -> Result<Option<chrono_tz::Tz>> {
+        match self.store.get_account(account).await {
+            Ok(a) => Ok(a.zone()),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates `account` (built with [`Account::new`], its id possibly

@@ -186,7 +186,8 @@ impl Crm {
             return Err(Error::conflict("sequence", "it is disabled; enable it to enrol contacts"));
         }
         let now = self.now();
-        let first_due = sequence.due_at(0, now).unwrap_or(now);
+        let zone = self.account_zone(account).await?;
+        let first_due = sequence.due_at(0, now, zone).unwrap_or(now);
         let mut results = Vec::with_capacity(contacts.len());
         let mut batch = Vec::new();
         for &contact_id in contacts {
@@ -359,7 +360,7 @@ impl Crm {
         // run in quiet time: it waits for the window, whose opening becomes
         // its due time.
         if let Some(w) = &sequence.window {
-            let allowed = w.next_allowed(now);
+            let allowed = w.next_allowed_in(now, self.account_zone(account).await?);
             if allowed > now {
                 if enrolment.next_run_at != Some(allowed) {
                     let mut moved = enrolment.clone();
@@ -476,7 +477,8 @@ impl Crm {
         }
         let now = self.now();
         enrolment.updated_at = now;
-        let next = sequence.due_at(enrolment.current_step, ran_at.max(now));
+        let zone = self.account_zone(account).await?;
+        let next = sequence.due_at(enrolment.current_step, ran_at.max(now), zone);
         enrolment.next_run_at = next;
         if next.is_none() {
             enrolment.state = EnrolmentState::Completed;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crm_core::domain::account::AccountPatch;
 use crm_core::{Account, ApiKey, ApiKeyId, Role, SessionId, User, UserId};
 
 use crate::auth::{Credential, Principal};
@@ -18,7 +19,7 @@ use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_account))
+        .routes(routes!(get_account, update_account))
         .routes(routes!(list_users, create_user))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
@@ -154,6 +155,24 @@ fn session_of(principal: &Principal) -> ApiResult<(SessionId, UserId)> {
     responses((status = 200, body = Account), (status = 401, body = Problem)), security(("api_key" = [])))]
 async fn get_account(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Account>> {
     Ok(Json(state.crm().store().get_account(principal.account_id).await?))
+}
+
+/// Change the caller's account (admins only): its name and/or its IANA time
+/// zone (`null` clears it: UTC). Business-hours conditions and sequence send
+/// windows with neither their own `time_zone` nor a UTC offset are read in
+/// this zone. Emits `account.updated` when something changed.
+#[utoipa::path(patch, path = "/account", tag = "admin", request_body = AccountPatch,
+    responses((status = 200, body = Account), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn update_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<AccountPatch>,
+) -> ApiResult<Json<Account>> {
+    principal.require(Role::Admin)?;
+    Ok(Json(state.crm().update_account(principal.account_id, &body).await?))
 }
 
 /// Users of the account (admins only).

@@ -414,6 +414,11 @@ fn catalog() -> Vec<EventTypeInfo> {
     });
     let entries: Vec<(&EventType, &str, serde_json::Value)> = vec![
         (&EventType::ACCOUNT_CREATED, "An account was created.", component("Account")),
+        (
+            &EventType::ACCOUNT_UPDATED,
+            "An account's name or time zone changed (the account as it now is).",
+            component("Account"),
+        ),
         (&EventType::USER_CREATED, "A user was created.", object(&[("id", string()), ("email", string())])),
         (
             &EventType::API_KEY_CREATED,

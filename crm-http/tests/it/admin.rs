@@ -262,3 +262,49 @@ async fn login_tokens_expire_after_the_session_ttl() {
     h.clock.as_ref().unwrap().advance(Duration::from_secs(601));
     h.api.get("/api/v1/contacts").bearer(token).send().await.problem(401, "unauthorized");
 }
+
+/// `PATCH /account` sets and clears the account's time zone (admins only),
+/// refuses unknown zones with 422, and records `account.updated`; SQLite
+/// stores it across requests.
+#[tokio::test]
+async fn admins_set_the_account_time_zone() {
+    let h = Harness::sqlite().await;
+    let (a, admin) = h.account(Role::Admin).await;
+    let agent = h.key(a, Role::Agent).await;
+    let account = h.api.get("/api/v1/account").bearer(&admin).send().await.ok_json(200);
+    assert_eq!(account["time_zone"], serde_json::Value::Null, "unset: UTC");
+
+    h.api.patch("/api/v1/account").json(json!({ "time_zone": "UTC" })).send().await.problem(401, "unauthorized");
+    let body = json!({ "time_zone": "America/Sao_Paulo" });
+    h.api.patch("/api/v1/account").bearer(&agent).json(body.clone()).send().await.problem(403, "forbidden");
+    let p = h
+        .api
+        .patch("/api/v1/account")
+        .bearer(&admin)
+        .json(json!({ "time_zone": "Mars/Olympus" }))
+        .send()
+        .await
+        .problem(422, "validation");
+    assert!(p.to_string().contains("time_zone"), "{p}");
+    h.api.patch("/api/v1/account").bearer(&admin).json(json!({ "zone": "UTC" })).send().await.expect(422);
+    assert_eq!(h.crm().store().get_account(a).await.unwrap().time_zone, None, "refusals change nothing");
+
+    let updated = h.api.patch("/api/v1/account").bearer(&admin).json(body).send().await.ok_json(200);
+    assert_eq!(updated["time_zone"], "America/Sao_Paulo");
+    assert_eq!(updated["id"], a.to_string());
+    let read = h.api.get("/api/v1/account").bearer(&agent).send().await.ok_json(200);
+    assert_eq!(read["time_zone"], "America/Sao_Paulo", "read back");
+    let renamed = h.api.patch("/api/v1/account").bearer(&admin).json(json!({ "name": " Loja Centro " })).send().await;
+    let renamed = renamed.ok_json(200);
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["time_zone"].as_str()),
+        (Some("Loja Centro"), Some("America/Sao_Paulo"))
+    );
+    let cleared = h.api.patch("/api/v1/account").bearer(&admin).json(json!({ "time_zone": null })).send().await;
+    assert_eq!(cleared.ok_json(200)["time_zone"], serde_json::Value::Null);
+
+    let events = h.crm().store().list_events(a, None, 1000).await.unwrap();
+    let updates: Vec<_> = events.iter().filter(|e| e.event_type.as_str() == "account.updated").collect();
+    assert_eq!(updates.len(), 3, "one account.updated per change");
+    assert_eq!(updates[0].payload["time_zone"], "America/Sao_Paulo");
+}

@@ -166,6 +166,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/contacts/{id}/window", "get"),
     ("/api/v1/events", "get"),
     ("/api/v1/account", "get"),
+    ("/api/v1/account", "patch"),
     ("/api/v1/users", "get"),
     ("/api/v1/users", "post"),
     ("/api/v1/api-keys", "get"),

@@ -10,6 +10,8 @@ use super::{PgStore, Tx, append, commit};
 use crate::error::db;
 use crate::rows::accounts::{REVOKE_API_KEY, api_key_row, role_rank, unrevoked};
 
+crate::rows::accounts::update_account_fn!(PgStore);
+
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_account(&self, account: &Account, event: &Event) -> Result<()> {
@@ -32,6 +34,10 @@ impl AccountStore for PgStore {
 
     async fn get_account(&self, id: AccountId) -> Result<Account> {
         crate::rows::accounts::get_account(self, id).await
+    }
+
+    async fn update_account(&self, account: &Account, event: &Event) -> Result<Account> {
+        update_account(self, account, event).await
     }
 
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
@@ -131,10 +137,11 @@ async fn account_exists(tx: &mut Tx, account: AccountId) -> Result<()> {
 }
 
 async fn insert_account(tx: &mut Tx, account: &Account) -> Result<()> {
-    sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+    sqlx::query("INSERT INTO accounts (id, name, created_at, time_zone) VALUES ($1, $2, $3, $4)")
         .bind(account.id.into_uuid())
         .bind(&account.name)
         .bind(account.created_at)
+        .bind(&account.time_zone)
         .execute(&mut **tx)
         .await
         .map_err(|e| db("creating an account", e))?;

@@ -6,8 +6,46 @@ use super::{Columns, Fetch};
 
 /// An `accounts` row.
 pub(crate) fn account_row(r: &impl Columns) -> Result<Account> {
-    Ok(Account { id: AccountId::from_uuid(r.uuid("id")?), name: r.text("name")?, created_at: r.time("created_at")? })
+    Ok(Account {
+        id: AccountId::from_uuid(r.uuid("id")?),
+        name: r.text("name")?,
+        created_at: r.time("created_at")?,
+        time_zone: r.opt_text("time_zone")?,
+    })
 }
+
+/// Sets an account's name (`$1`) and time zone (`$2`); `$3` the account.
+pub(crate) const UPDATE_ACCOUNT: &str = "UPDATE accounts SET name = $1, time_zone = $2 WHERE id = $3 RETURNING *";
+
+/// `update_account(store, account, event)`:
+/// [`AccountStore::update_account`](crm_core::AccountStore::update_account)
+/// for a dialect whose module has `append` and `commit` and whose store has
+/// `write()` (the same shape in both): the update and its event in one
+/// transaction.
+macro_rules! update_account_fn {
+    ($store:ty) => {
+        async fn update_account(
+            store: &$store,
+            account: &::crm_core::Account,
+            event: &::crm_core::Event,
+        ) -> ::crm_core::Result<::crm_core::Account> {
+            ::crm_core::ports::store::check_event_account(account.id, event)?;
+            let mut tx = store.write().await?;
+            let row = ::sqlx::query($crate::rows::accounts::UPDATE_ACCOUNT)
+                .bind(&account.name)
+                .bind(&account.time_zone)
+                .bind(account.id.into_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| $crate::error::db("updating an account", e))?
+                .ok_or(::crm_core::Error::not_found("account"))?;
+            super::append(&mut tx, event).await?;
+            super::commit(tx).await?;
+            $crate::rows::accounts::account_row(&row)
+        }
+    };
+}
+pub(crate) use update_account_fn;
 
 /// A `users` row.
 pub(crate) fn user_row(r: &impl Columns) -> Result<User> {

@@ -43,6 +43,18 @@ impl AccountStore for MemoryStore {
         self.lock().accounts.get(&id).cloned().ok_or(Error::not_found("account"))
     }
 
+    async fn update_account(&self, account: &Account, event: &Event) -> Result<Account> {
+        check_event_account(account.id, event)?;
+        let mut s = self.lock();
+        s.ensure_new(event)?;
+        let stored = s.accounts.get_mut(&account.id).ok_or(Error::not_found("account"))?;
+        stored.name.clone_from(&account.name);
+        stored.time_zone.clone_from(&account.time_zone);
+        let stored = stored.clone();
+        s.append(event);
+        Ok(stored)
+    }
+
     async fn create_user(&self, user: &User, event: &Event) -> Result<()> {
         check_event_account(user.account_id, event)?;
         let mut s = self.lock();

@@ -15,6 +15,41 @@ where
     accounts_and_users(make().await).await;
     api_keys(make().await).await;
     account_with_key_is_one_transaction(make().await).await;
+    account_time_zones(make().await).await;
+}
+
+/// An account's name and time zone change with their event; unset is
+/// `None`; a zone given at creation is stored; tenancy and NotFound hold.
+pub async fn account_time_zones(store: Arc<dyn Store>) {
+    let a = new_account(&store, "Loja A").await;
+    let b = new_account(&store, "Loja B").await;
+    let mut account = store.get_account(a).await.expect("get");
+    assert_eq!(account.time_zone, None, "[accounts] a new account has no time zone (UTC)");
+
+    account.set_time_zone(Some("America/Sao_Paulo")).expect("zone");
+    account.rename("Loja A Matriz").expect("rename");
+    let before = event_count(&store, a).await;
+    let stored = store.update_account(&account, &ev(a, EventType::ACCOUNT_UPDATED)).await.expect("update_account");
+    assert_eq!(stored, account, "[accounts] update returns the stored account");
+    let back = store.get_account(a).await.expect("get");
+    assert_eq!(back.time_zone.as_deref(), Some("America/Sao_Paulo"), "[accounts] time zone read back");
+    assert_eq!(back.name, "Loja A Matriz", "[accounts] name read back");
+    assert_eq!(back.created_at, account.created_at, "[accounts] creation time kept");
+    assert_eq!(event_count(&store, a).await, before + 1, "[accounts] the update records its event");
+    assert_eq!(store.get_account(b).await.expect("b").time_zone, None, "[accounts] other accounts untouched");
+
+    account.set_time_zone(None).expect("clear");
+    store.update_account(&account, &ev(a, EventType::ACCOUNT_UPDATED)).await.expect("clear");
+    assert_eq!(store.get_account(a).await.expect("get").time_zone, None, "[accounts] a cleared zone reads None");
+
+    let mut missing = crate::Account::new("Ghost", now()).expect("account");
+    let err = store.update_account(&missing, &ev(missing.id, EventType::ACCOUNT_UPDATED)).await.expect_err("missing");
+    assert!(is_not_found(&err), "[accounts] updating an unknown account is NotFound, got {err}");
+
+    missing.set_time_zone(Some("Europe/Lisbon")).expect("zone");
+    store.create_account(&missing, &ev(missing.id, EventType::ACCOUNT_CREATED)).await.expect("create");
+    let back = store.get_account(missing.id).await.expect("get");
+    assert_eq!(back.time_zone.as_deref(), Some("Europe/Lisbon"), "[accounts] a zone set at creation is stored");
 }
 
 /// An account and its first key are stored together or not at all.

@@ -54,7 +54,7 @@ pub mod whatsapp_ids;
 // Every behaviour also at its path from before the sections
 // (`testing::store::api_keys`), so suites written against it keep compiling.
 #[doc(no_inline)]
-pub use accounts::{accounts_and_users, api_keys};
+pub use accounts::{account_time_zones, accounts_and_users, api_keys};
 #[doc(no_inline)]
 pub use contacts::{
     concurrent_contact_inserts_same_phone, contact_crud, contact_phone_is_unique_per_account,
