@@ -106,6 +106,12 @@ pub trait AutomationStore: Send + Sync + Debug + 'static {
         page: &PageRequest,
     ) -> Result<Page<AutomationRun>>;
 
+    /// A rule's `limit` (1..=[`PageRequest::MAX_LIMIT`]) most recent runs,
+    /// newest first (what a page of recent activity shows, without reading
+    /// the older ones). [`Error::NotFound`] when the rule is missing;
+    /// [`Error::Validation`] for a limit out of range.
+    async fn latest_runs(&self, account: AccountId, rule: AutomationId, limit: u32) -> Result<Vec<AutomationRun>>;
+
     /// How many runs of `rule` for `contact` started at or after `since`
     /// (what the loop bound counts).
     async fn count_recent_runs(

@@ -116,6 +116,16 @@ impl Crm {
         self.store.get_automation_version(account, id, version).await
     }
 
+    /// A rule's `limit` most recent runs, newest first.
+    pub async fn latest_automation_runs(
+        &self,
+        account: AccountId,
+        id: AutomationId,
+        limit: u32,
+    ) -> Result<Vec<AutomationRun>> {
+        self.store.latest_runs(account, id, limit).await
+    }
+
     /// A page of a rule's runs, oldest first.
     pub async fn automation_runs(
         &self,

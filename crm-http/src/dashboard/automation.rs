@@ -118,17 +118,8 @@ async fn rule_page(
     let crm = state.crm();
     let read = async {
         let rule = crm.get_automation(viewer.account, id).await?;
-        // Runs come oldest first: walk to the last page, keep the newest.
-        let mut runs = Vec::new();
-        let mut page = PageRequest::first(PageRequest::MAX_LIMIT)?;
-        loop {
-            let p = crm.automation_runs(viewer.account, id, &page).await?;
-            runs.extend(p.items);
-            match p.next_cursor {
-                Some(c) => page = PageRequest::new(Some(&c), PageRequest::MAX_LIMIT)?,
-                None => break,
-            }
-        }
+        // The newest runs only: a busy rule has many.
+        let runs = crm.latest_automation_runs(viewer.account, id, ROWS).await?;
         Ok::<_, crm_core::Error>((rule, runs))
     }
     .await;
@@ -139,8 +130,6 @@ async fn rule_page(
     let strings = ctx.lang.strings();
     let rows: Vec<Value> = runs
         .iter()
-        .rev()
-        .take(ROWS as usize)
         .map(|r| {
             json!({
                 "id": r.id.to_string(), "status": r.status.as_str(), "version": r.version,

@@ -180,6 +180,22 @@ pub(crate) async fn list_runs(
     Ok(Page::from_overfetch(items, page.limit, |r| r.id.into_uuid()))
 }
 
+/// [`AutomationStore::latest_runs`](crm_core::AutomationStore::latest_runs).
+pub(crate) async fn latest_runs(
+    db: &impl Fetch,
+    account: AccountId,
+    rule: AutomationId,
+    limit: u32,
+) -> Result<Vec<AutomationRun>> {
+    PageRequest::first(limit)?;
+    get_automation(db, account, rule).await?;
+    let sql = "SELECT * FROM automation_runs WHERE automation_id = $1 ORDER BY id DESC LIMIT $2";
+    let rows = db
+        .fetch_all("listing recent automation runs", sql, vec![rule.into_uuid().into(), i64::from(limit).into()])
+        .await?;
+    rows.iter().map(run_row).collect()
+}
+
 /// [`AutomationStore::get_scoring_model`](crm_core::AutomationStore::get_scoring_model).
 pub(crate) async fn get_scoring_model(db: &impl Fetch, account: AccountId) -> Result<Option<ScoringModel>> {
     let sql = "SELECT model FROM scoring_models WHERE account_id = $1";

@@ -256,6 +256,10 @@ impl AutomationStore for SqliteStore {
         rows::list_runs(self, account, rule, page).await
     }
 
+    async fn latest_runs(&self, account: AccountId, rule: AutomationId, limit: u32) -> Result<Vec<AutomationRun>> {
+        rows::latest_runs(self, account, rule, limit).await
+    }
+
     async fn count_recent_runs(
         &self,
         account: AccountId,

@@ -211,6 +211,14 @@ impl AutomationStore for MemoryStore {
         Ok(page_of(items, page, |r| r.id.into_uuid()))
     }
 
+    async fn latest_runs(&self, account: AccountId, rule: AutomationId, limit: u32) -> Result<Vec<AutomationRun>> {
+        PageRequest::first(limit)?;
+        let s = self.lock();
+        s.rule(account, rule)?;
+        let runs = s.automation.runs.values().rev().filter(|r| r.automation_id == rule);
+        Ok(runs.take(limit as usize).cloned().collect())
+    }
+
     async fn count_recent_runs(
         &self,
         account: AccountId,

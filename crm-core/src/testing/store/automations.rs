@@ -176,6 +176,17 @@ pub async fn automation_runs_are_unique_per_event(store: Arc<dyn Store>) {
     let listed = store.list_runs(a, r.id, &PageRequest::first(10).expect("limit")).await.expect("list");
     assert_eq!(listed.items.len(), 1);
     assert!(is_not_found(&store.list_runs(b, r.id, &PageRequest::first(10).expect("limit")).await.expect_err("t")));
+    let mut newer = Vec::new();
+    for _ in 0..2 {
+        let (run, _) = store.start_run(&AutomationRun::start(&r, EventId::new(), None, now())).await.expect("start");
+        newer.push(run.id);
+    }
+    let latest: Vec<_> = store.latest_runs(a, r.id, 2).await.expect("latest").iter().map(|r| r.id).collect();
+    assert_eq!(latest, vec![newer[1], newer[0]], "[runs] the latest runs, newest first");
+    assert_eq!(store.latest_runs(a, r.id, 10).await.expect("latest").len(), 3, "[runs] every run when fewer");
+    assert!(is_not_found(&store.latest_runs(b, r.id, 2).await.expect_err("tenancy")), "[runs] latest: tenancy");
+    let zero = store.latest_runs(a, r.id, 0).await.expect_err("limit 0");
+    assert!(matches!(zero, crate::Error::Validation { .. }), "[runs] latest: the limit is checked");
     let mut orphan = AutomationRun::start(&r, EventId::new(), None, now());
     orphan.automation_id = crate::AutomationId::new();
     assert!(is_not_found(&store.start_run(&orphan).await.expect_err("no rule")), "[runs] a missing rule is NotFound");
